@@ -1,0 +1,299 @@
+"""The command line: bayescale laws | fit | predict | summary | allocate | demo | datasets ..."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import BayescaleError, BayescaleWarning
+
+LEVELS = (0.5, 0.9)
+
+
+# ---- argument helpers ---------------------------------------------------------------------------
+
+def parse_pairs(items, what: str, convert=str) -> dict:
+    """["a=1", "b=2,c=3"] -> {"a": 1, ...}; clear error on a malformed pair."""
+    out = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise BayescaleError(f"{what} expects NAME=VALUE, got {part!r}")
+            try:
+                out[key.strip()] = convert(value.strip())
+            except ValueError as exc:
+                raise BayescaleError(f"{what} {key.strip()}: cannot read {value.strip()!r} ({exc})") from exc
+    return out
+
+
+def parse_priors(items) -> dict:
+    """--prior alpha=Normal(0.3,0.1): split at the first '=' only, since priors contain commas."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise BayescaleError(f"--prior expects NAME=DIST(args), got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def read_table(source: str) -> pd.DataFrame:
+    """A CSV or Parquet path, or dataset:NAME for a registered dataset."""
+    if source.startswith("dataset:"):
+        from . import datasets
+
+        name = source.split(":", 1)[1]
+        if name == "demo":
+            return datasets.demo_data()
+        if not hasattr(datasets, "load"):
+            raise BayescaleError("dataset loaders are not available in this version")
+        return datasets.load(name)
+    path = Path(source)
+    if not path.exists():
+        raise BayescaleError(f"no such file: {source}; give a CSV or Parquet path, or dataset:NAME")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (ValueError, OSError, ImportError, pd.errors.ParserError) as exc:
+        raise BayescaleError(f"cannot read {source} as a table: {exc}") from exc
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+# ---- commands ---------------------------------------------------------------------------------
+
+def cmd_laws(args) -> int:
+    from .models import REGISTRY, get_law
+
+    rows = [get_law(name).describe() for name in sorted(REGISTRY)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for d in rows:
+        print(f"{d['name']}: {d['formula']}")
+        print(f"  inputs: {', '.join(d['inputs'])}")
+        for k, v in d["params"].items():
+            pool = f", pooled by {v['pool']}" if v["pool"] else ""
+            print(f"  {k:<8} {v['prior']}{pool}  {v['doc']}")
+    print("options: power:params | power:tokens | power:compute")
+    return 0
+
+
+def _fit_from_args(args, df):
+    from .inference import fit
+
+    pool = parse_pairs(args.pool, "--pool") if args.pool else None
+    if pool is not None:
+        pool = {k: (None if v.lower() in ("none", "shared") else v) for k, v in pool.items()}
+    if args.no_pool:
+        pool = "none"
+    return fit(
+        df, law=args.law, pool=pool, priors=parse_priors(args.prior), seed=args.seed,
+        chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
+        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates,
+    )
+
+
+def print_fit(fit, out=sys.stdout) -> None:
+    d = fit.diagnostics
+    print(f"law {fit.law.spec}  ({fit.law.formula})  n_obs={fit.config['n_obs']}  pooled={fit.spec.pooled or 'none'}", file=out)
+    cols = ["mean", "sd", "2.5%", "50%", "97.5%", "r_hat", "ess_bulk"]
+    print(fit.summary()[cols].to_string(float_format=_fmt), file=out)
+    print(f"diagnostics: max r_hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+          f"divergences {d['divergences']}, mean leapfrog steps/draw {d['mean_steps_per_draw']:.1f}", file=out)
+    for note in fit.notes:
+        print(f"note: {note}", file=out)
+
+
+def cmd_fit(args) -> int:
+    df = read_table(args.data)
+    fit = _fit_from_args(args, df)
+    fit.save(args.out)
+    print_fit(fit)
+    print(f"saved {args.out}")
+    return 0
+
+
+def _points(args, fit) -> pd.DataFrame:
+    if args.data:
+        return read_table(args.data)
+    if not args.at:
+        raise BayescaleError("give the points to predict: --at params=7e10,tokens=1.4e12 (repeatable) or --data FILE")
+    rows = []
+    for item in args.at:
+        pairs = parse_pairs([item], "--at")
+        row = {}
+        for k, v in pairs.items():
+            try:
+                row[k] = float(v)
+            except ValueError:
+                row[k] = v
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cmd_predict(args) -> int:
+    from .fit import load
+
+    fit = load(args.fit)
+    points = _points(args, fit)
+    levels = tuple(args.level) if args.level else LEVELS
+    pred = fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
+                       columns=parse_pairs(args.col, "--col"))
+    if args.json:
+        print(json.dumps({"law": fit.law.spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
+                          "predictions": json.loads(pred.to_json(orient="records"))}, indent=2))
+    else:
+        print(f"{args.kind} of {fit.law.response} ({'law curve' if args.kind == 'mean' else 'new observation, with noise'})")
+        print(pred.to_string(index=False, float_format=_fmt))
+        for note in pred.attrs.get("notes", []):
+            print(f"note: {note}")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .fit import load
+
+    print_fit(load(args.fit))
+    return 0
+
+
+def cmd_allocate(args) -> int:
+    from .fit import load
+
+    fit = load(args.fit)
+    budgets = [float(v) for part in args.compute for v in part.split(",") if v.strip()]
+    labels = parse_pairs(args.label, "--label")
+    table = fit.optimal_allocation(budgets, levels=(0.9,), **labels)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+    else:
+        cols = ["compute"] + [f"{q}_{s}" for q in ("params", "tokens", "loss")
+                              for s in ("median", "lower_90", "upper_90")]
+        print(table[cols].to_string(index=False, float_format=_fmt))
+        for note in table.attrs.get("notes", []):
+            print(f"note: {note}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .datasets.demo import demo_target, demo_data
+    from .inference import fit
+
+    df = demo_data()
+    print(f"SYNTHETIC demo data: {len(df)} runs of {df['family'].nunique()} model families, "
+          f"params {df['params'].min():.2g}-{df['params'].max():.2g}, simulated by bayescale "
+          "from known chinchilla parameters")
+    result = fit(df, law="chinchilla", seed=args.seed, progress=_progress(args))
+    print_fit(result)
+    target, truth = demo_target(df)
+    pred = result.predict(target, levels=(0.5, 0.9))
+    biggest = (df["params"] * df["tokens"]).max() * 6
+    print(f"\nprediction 100x beyond the largest demo run (C = {6 * target['params'].iloc[0] * target['tokens'].iloc[0]:.3g} "
+          f"FLOP vs {biggest:.3g}):")
+    for i, row in pred.iterrows():
+        inside = row["lower_90"] <= truth[i] <= row["upper_90"]
+        print(f"  {row['family']:<9} N={row['params']:.3g} D={row['tokens']:.3g}: median {row['median']:.4f}  "
+              f"50% [{row['lower_50']:.4f}, {row['upper_50']:.4f}]  90% [{row['lower_90']:.4f}, {row['upper_90']:.4f}]  "
+              f"true {truth[i]:.4f} ({'inside' if inside else 'OUTSIDE'} the 90% interval)")
+    if args.out:
+        result.save(args.out)
+        print(f"saved {args.out}")
+    return 0
+
+
+# ---- the parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bayescale", description="Bayesian scaling laws with calibrated intervals.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("laws", help="list the laws")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_laws)
+
+    s = sub.add_parser("fit", help="fit a law to a table and save the posterior (netCDF)")
+    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
+    s.add_argument("--law", default="chinchilla")
+    s.add_argument("--pool", action="append", metavar="PARAM=GROUP", help="e.g. alpha=family (repeatable)")
+    s.add_argument("--no-pool", action="store_true", help="share every law parameter")
+    s.add_argument("--prior", action="append", metavar="PARAM=DIST", help="e.g. alpha='Normal(0.3, 0.1)'")
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping, e.g. params=n_params")
+    s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--chains", type=int, default=4)
+    s.add_argument("--warmup", type=int, default=1000)
+    s.add_argument("--draws", type=int, default=1000)
+    s.add_argument("--out", required=True, help="where to write the fit (.nc)")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_fit)
+
+    s = sub.add_parser("predict", help="credible intervals at new points from a saved fit")
+    s.add_argument("fit")
+    s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12")
+    s.add_argument("--data", help="a table of points instead of --at")
+    s.add_argument("--level", action="append", type=float, help="interval level(s), default 0.5 and 0.9")
+    s.add_argument("--kind", choices=("mean", "observation"), default="mean")
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("summary", help="posterior summary and diagnostics of a saved fit")
+    s.add_argument("fit")
+    s.set_defaults(func=cmd_summary)
+
+    s = sub.add_parser("allocate", help="compute-optimal N*, D* at given budgets")
+    s.add_argument("fit")
+    s.add_argument("--compute", action="append", required=True, metavar="C1,C2")
+    s.add_argument("--label", action="append", metavar="family=NAME")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_allocate)
+
+    s = sub.add_parser("demo", help="fit the embedded synthetic demo and extrapolate 100x")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="also save the demo fit")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)
+
+    try:
+        from .datasets.cli import add_parser as add_datasets_parser
+    except ImportError:
+        add_datasets_parser = None
+    if add_datasets_parser is not None:
+        add_datasets_parser(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.simplefilter("default", BayescaleWarning)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"bayescale: warning: {msg}\n"
+    try:
+        return int(args.func(args) or 0)
+    except BayescaleError as exc:
+        print(f"bayescale: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bayescale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Tidy long schema: validate and normalise a DataFrame, build group indices, report exclusions."""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import BayescaleError, BayescaleWarning
+
+SIZE_COLUMNS = ("params", "tokens", "compute")
+GROUP_COLUMNS = ("family", "dataset", "task")
+DEFAULT_GROUP = "all"
+
+
+@dataclass
+class Dataset:
+    """A validated table plus what a law needs from it."""
+
+    frame: pd.DataFrame                      # normalised table, one row per observation
+    inputs: dict[str, np.ndarray]            # raw positive inputs, float64
+    response: np.ndarray                     # the observed response (e.g. loss), float64
+    group_index: dict[str, np.ndarray]       # grouping column -> int index per row
+    coords: dict[str, list[str]]             # grouping column -> labels
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.response)
+
+    def data_hash(self) -> str:
+        return frame_hash(self.frame)
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """A stable sha256 over the values of a normalised table (row order matters)."""
+    h = hashlib.sha256()
+    for col in sorted(frame.columns):
+        h.update(col.encode())
+        values = frame[col].to_numpy()
+        if values.dtype.kind in "fiu":
+            h.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        else:
+            h.update("\x1f".join(map(str, values)).encode())
+    return h.hexdigest()
+
+
+def apply_column_map(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.DataFrame:
+    """Rename user columns to schema names: columns={"params": "n_params"}."""
+    if not isinstance(df, pd.DataFrame):
+        raise BayescaleError(
+            f"expected a pandas DataFrame, got {type(df).__name__}; "
+            "load your table with pandas.read_csv or pandas.read_parquet first"
+        )
+    if not columns:
+        return df.copy()
+    missing = [src for src in columns.values() if src not in df.columns]
+    if missing:
+        raise BayescaleError(
+            f"column mapping refers to {missing}, which the table does not have; "
+            f"available columns: {list(map(str, df.columns))}"
+        )
+    return df.rename(columns={src: dst for dst, src in columns.items()})
+
+
+def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise BayescaleError(
+            f"column '{col}' must be numeric, but row {i} holds {raw.iloc[i]!r} "
+            f"({int(bad.sum())} non-numeric value(s) in all); fix or remove those rows"
+        )
+    arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    nonfinite = ~np.isfinite(arr)
+    if nonfinite.any():
+        i = int(np.flatnonzero(nonfinite)[0])
+        raise BayescaleError(
+            f"column '{col}' has {int(nonfinite.sum())} NaN or infinite value(s), first at row {i} "
+            f"({arr[i]}); drop or fill those rows before fitting"
+        )
+    return arr
+
+
+def _positive(arr: np.ndarray, col: str) -> None:
+    bad = arr <= 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise BayescaleError(
+            f"column '{col}' must be > 0 (sizes and losses are positive), but row {i} is {arr[i]:g} "
+            f"({int(bad.sum())} such row(s)); check units or remove those rows"
+        )
+
+
+def validate(
+    df: pd.DataFrame,
+    inputs: tuple[str, ...],
+    response: str | None = "loss",
+    *,
+    columns: dict[str, str] | None = None,
+    groups: tuple[str, ...] = GROUP_COLUMNS,
+    duplicates: str = "error",
+    positive_response: bool = True,
+    min_points: int = 1,
+    extra_numeric: tuple[str, ...] = (),
+) -> Dataset:
+    """Check a table against the long schema and return a :class:`Dataset`.
+
+    ``duplicates`` is "error" (default), "drop" (drop exact duplicate rows, with a warning) or
+    "keep". Missing group columns are filled with the single label ``"all"``.
+    """
+    if duplicates not in ("error", "drop", "keep"):
+        raise BayescaleError(f"duplicates must be 'error', 'drop' or 'keep', got {duplicates!r}")
+    frame = apply_column_map(df, columns)
+    frame.columns = [str(c) for c in frame.columns]
+    if frame.columns.duplicated().any():
+        dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise BayescaleError(f"column name(s) {dup} appear more than once; rename them")
+    notes: list[str] = []
+
+    if "compute" in inputs and "compute" not in frame.columns:
+        if "params" in frame.columns and "tokens" in frame.columns:
+            frame["compute"] = 6.0 * _numeric_column(frame, "params") * _numeric_column(frame, "tokens")
+            notes.append("compute derived as 6*params*tokens")
+    needed = list(dict.fromkeys([*inputs, *([response] if response else []), *extra_numeric]))
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        hint = ""
+        if "compute" in missing:
+            hint = " (compute can also be derived from params and tokens)"
+        raise BayescaleError(
+            f"missing column(s) {missing}: this law needs {needed}{hint}; the table has "
+            f"{list(frame.columns)}. Map your names with columns={{'params': 'your_name'}} "
+            "(CLI: --col params=your_name)"
+        )
+    if len(frame) == 0:
+        raise BayescaleError("the table has no rows; nothing to fit")
+
+    for col in needed:
+        frame[col] = _numeric_column(frame, col)
+        if col in SIZE_COLUMNS or (col == response and positive_response):
+            _positive(frame[col].to_numpy(), col)
+
+    for g in groups:
+        if g not in frame.columns:
+            frame[g] = DEFAULT_GROUP
+        else:
+            labels = frame[g]
+            if labels.isna().any():
+                i = int(np.flatnonzero(labels.isna().to_numpy())[0])
+                raise BayescaleError(
+                    f"group column '{g}' has {int(labels.isna().sum())} empty label(s), first at row {i}; "
+                    "fill them (e.g. with 'unknown') or drop those rows"
+                )
+            frame[g] = labels.astype(str)
+
+    keep = [*needed, *[g for g in groups]]
+    keep += [c for c in frame.columns if c not in keep]
+    frame = frame[keep]
+    dup_mask = frame.duplicated(keep="first").to_numpy()
+    if dup_mask.any():
+        rows = np.flatnonzero(dup_mask)[:5].tolist()
+        if duplicates == "error":
+            raise BayescaleError(
+                f"{int(dup_mask.sum())} exact duplicate row(s) (e.g. rows {rows}); duplicates would count "
+                "one run twice. Remove them (df.drop_duplicates()) or pass duplicates='drop' "
+                "(CLI: --duplicates drop)"
+            )
+        if duplicates == "drop":
+            msg = f"dropped {int(dup_mask.sum())} exact duplicate row(s): rows {np.flatnonzero(dup_mask).tolist()}"
+            notes.append(msg)
+            warnings.warn(msg, BayescaleWarning, stacklevel=2)
+            frame = frame.loc[~dup_mask]
+    frame = frame.reset_index(drop=True)
+
+    if len(frame) < min_points:
+        raise BayescaleError(
+            f"{len(frame)} row(s) but the law has {min_points} free parameters; "
+            f"give at least {min_points} observations or use a law with fewer parameters"
+        )
+
+    group_index, coords = {}, {}
+    for g in groups:
+        codes, uniques = pd.factorize(frame[g], sort=True)
+        group_index[g] = codes.astype(np.int32)
+        coords[g] = [str(u) for u in uniques]
+
+    return Dataset(
+        frame=frame,
+        inputs={k: frame[k].to_numpy(dtype=np.float64) for k in inputs},
+        response=(frame[response].to_numpy(dtype=np.float64) if response
+                  else np.full(len(frame), np.nan)),
+        group_index=group_index,
+        coords=coords,
+        notes=notes,
+    )
+
+
+def check_group_sizes(data: Dataset, pooled: dict[str, list[str]]) -> None:
+    """Each level of a pooling column needs at least as many points as parameters pooled over it."""
+    for g, names in pooled.items():
+        counts = np.bincount(data.group_index[g], minlength=len(data.coords[g]))
+        small = [(data.coords[g][i], int(c)) for i, c in enumerate(counts) if c < len(names)]
+        if small:
+            raise BayescaleError(
+                f"group(s) {small} of '{g}' have fewer points than the {len(names)} parameter(s) "
+                f"pooled over '{g}' ({names}); pool fewer parameters over '{g}', merge small groups, "
+                "or add runs"
+            )

@@ -1,0 +1,303 @@
+"""Law + data -> NumPyro model -> NUTS -> InferenceData."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer import MCMC, NUTS, log_likelihood
+
+from . import __version__
+from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
+from .errors import BayescaleError, BayescaleWarning
+from .models import Law, get_law
+from .priors import describe, parse
+
+DENSE_MASS_MAX_PARAMS = 60
+
+
+@dataclass
+class ModelSpec:
+    """Everything that defines the NumPyro model, apart from the data arrays."""
+
+    law: Law
+    pooled: dict[str, str]                    # parameter -> grouping column
+    priors: dict[str, dist.Distribution]      # parameter (and "<p>_tau") -> prior
+    coords: dict[str, list[str]]              # grouping column -> labels (pooled ones only)
+    logref: dict[str, float]                  # input -> log reference scale
+    notes: list[str] = field(default_factory=list)
+
+    def key(self) -> tuple:
+        return (
+            self.law.spec,
+            tuple(sorted(self.pooled.items())),
+            tuple(sorted((k, describe(v)) for k, v in self.priors.items())),
+            tuple(sorted((g, len(v)) for g, v in self.coords.items())),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "law": self.law.spec,
+            "pooled": self.pooled,
+            "priors": {k: describe(v) for k, v in self.priors.items()},
+            "coords": self.coords,
+            "logref": self.logref,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelSpec":
+        return cls(
+            law=get_law(d["law"]),
+            pooled=dict(d["pooled"]),
+            priors={k: parse(v) for k, v in d["priors"].items()},
+            coords={k: list(v) for k, v in d["coords"].items()},
+            logref={k: float(v) for k, v in d["logref"].items()},
+        )
+
+
+# ---- building the spec ----------------------------------------------------------------------
+
+def resolve_pool(law: Law, pool, data: Dataset) -> tuple[dict[str, str], list[str]]:
+    """Which parameters vary by which grouping; groupings with one level collapse to shared."""
+    params = law.all_params()
+    defaults = {k: v.pool for k, v in params.items() if v.pool}
+    if pool is None:
+        requested = defaults
+    elif isinstance(pool, str) and pool.lower() == "none":
+        requested = {k: v for k, v in defaults.items() if k in law.noise_params()}
+    elif isinstance(pool, dict):
+        unknown = [k for k in pool if k not in params]
+        if unknown:
+            raise BayescaleError(
+                f"cannot pool {unknown}: law {law.spec!r} has parameters {list(params)}"
+            )
+        requested = {k: v for k, v in defaults.items() if k in law.noise_params()}
+        requested.update(pool)
+        requested = {k: v for k, v in requested.items() if v}
+    else:
+        raise BayescaleError(
+            f"pool must be None (the law's defaults), 'none' or a dict like {{'alpha': 'family'}}, got {pool!r}"
+        )
+    bad = {k: g for k, g in requested.items() if g not in GROUP_COLUMNS}
+    if bad:
+        raise BayescaleError(f"cannot pool {bad}: groupings are {list(GROUP_COLUMNS)}")
+    pooled, notes = {}, []
+    for name, g in requested.items():
+        if len(data.coords[g]) > 1:
+            pooled[name] = g
+        elif pool is not None and name not in law.noise_params():
+            notes.append(f"'{name}' pooled over '{g}', but the data have one {g}; it is shared")
+    return pooled, notes
+
+
+def resolve_priors(law: Law, priors: dict | None, pooled: dict[str, str]) -> dict:
+    params = law.all_params()
+    out = {k: v.prior for k, v in params.items()}
+    for k, g in pooled.items():
+        out[f"{k}_tau"] = dist.HalfNormal(params[k].group_scale)
+    for k, v in (priors or {}).items():
+        if k not in out:
+            raise BayescaleError(
+                f"no parameter {k!r} to set a prior on; law {law.spec!r} with this pooling has {sorted(out)}"
+            )
+        if isinstance(v, str):
+            v = parse(v)
+        if not isinstance(v, dist.Distribution):
+            raise BayescaleError(f"prior for {k!r} must be a numpyro distribution or text, got {v!r}")
+        out[k] = v
+    return out
+
+
+def centred_inputs(law: Law, inputs: dict[str, np.ndarray], logref: dict[str, float]) -> dict:
+    return {k: jnp.asarray(np.log(inputs[k]) - logref[k], dtype=jnp.float32) for k in law.inputs}
+
+
+# ---- the NumPyro model ------------------------------------------------------------------------
+
+def make_model(spec: ModelSpec):
+    law = spec.law
+
+    def model(x, idx, y=None):
+        values = {}
+        for name in law.all_params():
+            prior = spec.priors[name]
+            if isinstance(prior, dist.Delta):
+                pop = numpyro.deterministic(name, prior.v)
+            else:
+                pop = numpyro.sample(name, prior)
+            g = spec.pooled.get(name)
+            if g is None:
+                values[name] = pop
+                continue
+            tau = numpyro.sample(f"{name}_tau", spec.priors[f"{name}_tau"])
+            with numpyro.plate(g, len(spec.coords[g])):
+                z = numpyro.sample(f"{name}_z", dist.Normal(0.0, 1.0))
+            t = biject_to(prior.support)
+            by_group = numpyro.deterministic(f"{name}_by_{g}", t(t.inv(pop) + tau * z))
+            values[name] = by_group[idx[g]]
+        mu = law.mean(x, values)
+        n = next(iter(x.values())).shape[0]
+        with numpyro.plate("obs", n):
+            law.observe(mu, values, y)
+
+    return model
+
+
+_MCMC_CACHE: dict[tuple, MCMC] = {}
+
+
+def _get_mcmc(spec: ModelSpec, chains, warmup, draws, dense, target_accept, progress) -> MCMC:
+    key = (spec.key(), chains, warmup, draws, dense, target_accept, progress)
+    if key not in _MCMC_CACHE:
+        kernel = NUTS(make_model(spec), dense_mass=dense, target_accept_prob=target_accept)
+        _MCMC_CACHE[key] = MCMC(
+            kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+            chain_method="vectorized", progress_bar=progress, jit_model_args=True,
+        )
+    return _MCMC_CACHE[key]
+
+
+def _dims(spec: ModelSpec) -> dict[str, list[str]]:
+    dims = {"y": ["obs"]}
+    for name, g in spec.pooled.items():
+        dims[f"{name}_z"] = [g]
+        dims[f"{name}_by_{g}"] = [g]
+    return dims
+
+
+def versions() -> dict[str, str]:
+    import pandas
+    import xarray
+
+    return {
+        "bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__,
+        "arviz": az.__version__, "numpy": np.__version__, "pandas": pandas.__version__,
+        "xarray": xarray.__version__, "python": platform.python_version(),
+    }
+
+
+def sample_posterior(
+    spec: ModelSpec, data: Dataset, *, seed=0, chains=4, warmup=1000, draws=1000,
+    progress=True, target_accept=0.8, dense_mass=None,
+) -> tuple[az.InferenceData, dict]:
+    """Run NUTS and return labelled InferenceData plus timing / step statistics."""
+    for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
+    model = make_model(spec)
+    x = centred_inputs(spec.law, data.inputs, spec.logref)
+    idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
+    y = jnp.asarray(data.response, dtype=jnp.float32)
+    n_latent = _count_latent(spec)
+    dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
+    mcmc = _get_mcmc(spec, chains, warmup, draws, dense, target_accept, progress)
+    t0 = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(seed), x, idx, y,
+             extra_fields=("num_steps", "diverging", "accept_prob", "potential_energy"))
+    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    elapsed = time.perf_counter() - t0
+    extra = {k: np.asarray(v).reshape(chains, draws) for k, v in mcmc.get_extra_fields().items()}
+
+    flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
+    loglik = np.asarray(log_likelihood(model, flat, x, idx, y)["y"]).reshape(chains, draws, -1)
+    coords = {**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n)}
+    constant = {k: data.inputs[k] for k in spec.law.inputs}
+    for g in GROUP_COLUMNS:
+        constant[g] = np.asarray(data.frame[g].to_numpy(), dtype=str)
+    constant[spec.law.response] = data.response
+    idata = az.from_dict(
+        posterior=samples,
+        sample_stats={
+            "diverging": extra["diverging"].astype(bool), "n_steps": extra["num_steps"],
+            "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
+        },
+        log_likelihood={"y": loglik},
+        observed_data={"y": spec.law.transform_response(data.response)},
+        constant_data=constant,
+        coords=coords,
+        dims={**_dims(spec), **{k: ["obs"] for k in constant}},
+    )
+    stats = {
+        "sampling_seconds": elapsed,
+        "mean_steps_per_draw": float(extra["num_steps"].mean()),
+        "dense_mass": dense,
+        "n_latent": n_latent,
+    }
+    return idata, stats
+
+
+def _count_latent(spec: ModelSpec) -> int:
+    n = 0
+    for name in spec.law.all_params():
+        if not isinstance(spec.priors[name], dist.Delta):
+            n += 1
+        if name in spec.pooled:
+            n += 1 + len(spec.coords[spec.pooled[name]])
+    return n
+
+
+def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error") -> tuple[ModelSpec, Dataset]:
+    """Validate the data and resolve law, pooling, priors and reference scales."""
+    law = get_law(law)
+    data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
+                    min_points=law.n_free)
+    pooled, notes = resolve_pool(law, pool, data)
+    check_group_sizes(data, {g: [k for k, v in pooled.items() if v == g and k in law.params]
+                             for g in set(pooled.values())})
+    spec = ModelSpec(
+        law=law, pooled=pooled, priors=resolve_priors(law, priors, pooled),
+        coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
+        logref={k: float(np.mean(np.log(data.inputs[k]))) for k in law.inputs},
+        notes=data.notes + notes,
+    )
+    return spec, data
+
+
+def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
+        progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None):
+    """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
+
+    ``pool`` None uses the law's default pooling, "none" shares every law parameter, and a dict
+    such as ``{"alpha": "family", "E": "dataset"}`` lists exactly which law parameters vary by
+    which grouping column. ``priors`` overrides any prior, e.g. ``{"alpha": dist.Normal(0.3, 0.1)}``
+    or ``{"alpha": "Normal(0.3, 0.1)"}``.
+    """
+    from .fit import Fit
+
+    if not isinstance(seed, (int, np.integer)):
+        raise BayescaleError(f"seed must be an integer, got {seed!r}")
+    spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates)
+    if target_accept is None:
+        target_accept = 0.95 if any(k in spec.law.params for k in spec.pooled) else 0.8
+    for note in spec.notes:
+        if note not in data.notes:
+            warnings.warn(note, BayescaleWarning, stacklevel=2)
+    t0 = time.perf_counter()
+    idata, stats = sample_posterior(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
+                                    progress=progress, target_accept=target_accept, dense_mass=dense_mass)
+    stats["total_seconds"] = time.perf_counter() - t0
+    config = {
+        **spec.to_json(),
+        "data_hash": data.data_hash(),
+        "n_obs": data.n,
+        "columns": columns or {},
+        "seed": int(seed), "chains": chains, "warmup": warmup, "draws": draws,
+        "target_accept": target_accept,
+        "notes": spec.notes,
+        "versions": versions(),
+        "device": str(jax.devices()[0].platform),
+        "stats": stats,
+    }
+    idata.posterior.attrs["bayescale"] = json.dumps(config)
+    result = Fit(idata)
+    result.warn_diagnostics()
+    return result

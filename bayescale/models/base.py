@@ -1,0 +1,104 @@
+"""What a law is: inputs, parameters with priors and pooling, a mean function and a likelihood."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+
+@dataclass(frozen=True)
+class Param:
+    """A law parameter: its prior, its default grouping (None = shared) and group spread scale.
+
+    Pooled parameters vary by group in the prior's unconstrained space:
+    value[g] = T(T^-1(population) + tau * z[g]), tau ~ HalfNormal(group_scale), z ~ Normal(0, 1).
+    """
+
+    prior: dist.Distribution
+    pool: str | None = None
+    group_scale: float = 0.3
+    doc: str = ""
+
+
+class Law:
+    """Base class. Subclasses set the class attributes and implement :meth:`mean`.
+
+    ``mean(x, p)`` receives the inputs as log(input / reference) (``x["params"]`` is
+    log(N / N0)) and the parameters ``p`` broadcast per row; it returns the law's mean response.
+    """
+
+    name: str = ""
+    formula: str = ""
+    inputs: tuple[str, ...] = ()
+    response: str = "loss"
+    params: dict[str, Param] = {}
+    option: str | None = None  # e.g. the input of a one-variable power law
+    options: tuple[str, ...] = ()
+
+    def __init__(self, option: str | None = None):
+        self.option = option
+
+    # ---- the mean curve -------------------------------------------------------------------
+    def mean(self, x: dict, p: dict):
+        raise NotImplementedError
+
+    def derived(self, p: dict, logref: dict) -> dict:
+        """Quantities in the literature's raw parametrisation (numpy / xarray arithmetic)."""
+        return {}
+
+    @property
+    def spec(self) -> str:
+        return self.name if self.option is None else f"{self.name}:{self.option}"
+
+    # ---- the observation model ----------------------------------------------------------
+    def noise_params(self) -> dict[str, Param]:
+        """Student-t on log response, a noise scale per dataset and shared degrees of freedom."""
+        return {
+            "sigma": Param(dist.HalfNormal(0.1), pool="dataset", group_scale=0.5,
+                           doc="noise scale of log response"),
+            "nu": Param(dist.Gamma(2.0, 0.1), doc="Student-t degrees of freedom"),
+        }
+
+    def observe(self, mu, p: dict, y):
+        numpyro.sample("y", dist.StudentT(p["nu"], jnp.log(mu), p["sigma"]), obs=None if y is None else jnp.log(y))
+
+    def transform_response(self, y: np.ndarray) -> np.ndarray:
+        """The observed site's scale: log response."""
+        return np.log(y)
+
+    def sample_observation(self, rng: np.random.Generator, mu: np.ndarray, p: dict) -> np.ndarray:
+        t = rng.standard_t(np.broadcast_to(p["nu"], mu.shape))
+        return np.exp(np.log(mu) + p["sigma"] * t)
+
+    def simulate(self, design, params=None, *, seed=0, **kwargs):
+        """Simulate at the rows of ``design`` from ``params`` or the prior (see bayescale.simulate)."""
+        from ..simulate import simulate
+
+        return simulate(self, design, params, seed=seed, **kwargs)
+
+    # ---- helpers --------------------------------------------------------------------------
+    def all_params(self) -> dict[str, Param]:
+        return {**self.params, **self.noise_params()}
+
+    @property
+    def n_free(self) -> int:
+        return len(self.params)
+
+    @property
+    def has_allocation(self) -> bool:
+        return {"params", "tokens"} <= set(self.inputs)
+
+    def describe(self) -> dict:
+        from ..priors import describe
+
+        return {
+            "name": self.spec,
+            "formula": self.formula,
+            "inputs": list(self.inputs),
+            "params": {k: {"prior": describe(v.prior), "pool": v.pool, "doc": v.doc}
+                       for k, v in self.all_params().items()},
+        }
+

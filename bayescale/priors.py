@@ -1,0 +1,71 @@
+"""Priors as text: describe a NumPyro distribution and parse one back ("Normal(0.3, 0.1)")."""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import numpyro.distributions as dist
+
+from .errors import BayescaleError
+
+ALLOWED = (
+    "Normal", "LogNormal", "HalfNormal", "HalfCauchy", "StudentT", "Gamma", "Exponential",
+    "Beta", "Uniform", "TruncatedNormal", "Cauchy", "InverseGamma", "Delta",
+)
+
+
+def describe(d: dist.Distribution) -> str:
+    """A parseable text form such as 'LogNormal(loc=0.5, scale=0.5)'."""
+    name = type(d).__name__
+    if name == "TwoSidedTruncatedDistribution" or name.endswith("TruncatedDistribution"):
+        base = d.base_dist
+        low = getattr(d, "low", None)
+        high = getattr(d, "high", None)
+        args = [f"loc={float(base.loc):g}", f"scale={float(base.scale):g}"]
+        if low is not None:
+            args.append(f"low={float(low):g}")
+        if high is not None:
+            args.append(f"high={float(high):g}")
+        return f"TruncatedNormal({', '.join(args)})"
+    args = []
+    for key in d.arg_constraints:
+        value = getattr(d, key, None)
+        if value is None:
+            continue
+        arr = np.asarray(value)
+        if arr.ndim:
+            args.append(f"{key}={arr.tolist()}")
+        else:
+            args.append(f"{key}={float(arr):g}")
+    return f"{name}({', '.join(args)})"
+
+
+def _literal(node: ast.AST, text: str) -> float:
+    try:
+        value = ast.literal_eval(node)
+    except ValueError as exc:
+        raise BayescaleError(f"prior {text!r}: arguments must be numbers") from exc
+    if not isinstance(value, (int, float)):
+        raise BayescaleError(f"prior {text!r}: arguments must be numbers, got {value!r}")
+    return float(value)
+
+
+def parse(text: str) -> dist.Distribution:
+    """Parse 'Normal(0.3, 0.1)' or 'LogNormal(loc=0.5, scale=0.5)' into a distribution."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise BayescaleError(
+            f"cannot read prior {text!r}; write it like Normal(0.3, 0.1) or HalfNormal(scale=0.5)"
+        ) from exc
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)):
+        raise BayescaleError(f"cannot read prior {text!r}; write it like Normal(0.3, 0.1)")
+    name = tree.func.id
+    if name not in ALLOWED:
+        raise BayescaleError(f"unknown prior family {name!r} in {text!r}; choose one of {list(ALLOWED)}")
+    args = [_literal(a, text) for a in tree.args]
+    kwargs = {k.arg: _literal(k.value, text) for k in tree.keywords}
+    try:
+        return getattr(dist, name)(*args, **kwargs, validate_args=True)
+    except (TypeError, ValueError) as exc:
+        raise BayescaleError(f"invalid prior {text!r}: {exc}") from exc
