@@ -298,6 +298,8 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
         "stats": stats,
     }
     idata.posterior.attrs["bayescale"] = json.dumps(config)
+    idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=int(seed),
+                                 bayescale_version=__version__)
     result = Fit(idata)
     result.warn_diagnostics()
     return result

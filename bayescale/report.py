@@ -1,0 +1,171 @@
+"""Plots and an HTML report for a fit and, optionally, its calibration scores."""
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .scores import LEVELS  # noqa: E402
+
+X_LABEL = {"params": "parameters N", "tokens": "training tokens D", "compute": "training compute C (FLOP)"}
+
+
+def _training_table(fit) -> pd.DataFrame:
+    const = fit.idata.constant_data
+    table = pd.DataFrame({k: np.asarray(const[k].values) for k in const.data_vars})
+    if "compute" not in table and {"params", "tokens"} <= set(table):
+        table["compute"] = 6 * table["params"] * table["tokens"]
+    return table
+
+
+def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None = None) -> Path:
+    """Loss against compute (or the law's one input), log axes, 50% and 90% bands per group."""
+    train = _training_table(fit)
+    law = fit.law
+    x_col = law.inputs[0] if len(law.inputs) == 1 else "compute"
+    group = group or next((g for g in ("family", "dataset", "task") if train[g].nunique() > 1), "family")
+    frames = [train.assign(_held=False)]
+    if heldout is not None and len(heldout):
+        h = heldout.copy()
+        if "compute" not in h and {"params", "tokens"} <= set(h):
+            h["compute"] = 6 * h["params"] * h["tokens"]
+        for g in ("family", "dataset", "task"):
+            if g not in h:
+                h[g] = "all"
+        frames.append(h.assign(_held=True))
+    allpts = pd.concat(frames, ignore_index=True)
+    labels = sorted(allpts[group].astype(str).unique())
+    fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 4.2), squeeze=False, sharey=True)
+    for ax, label in zip(axes[0], labels):
+        pts = allpts[allpts[group].astype(str) == label].sort_values(x_col)
+        if len(law.inputs) == 1:
+            grid = np.geomspace(pts[x_col].min() / 1.5, pts[x_col].max() * 3, 120)
+            curve = pd.DataFrame({x_col: grid, group: label})
+            for g in ("family", "dataset", "task"):
+                if g != group:
+                    curve[g] = pts[g].iloc[0]
+            pred = fit.predict(curve, levels=(0.5, 0.9))
+            ax.fill_between(grid, pred["lower_90"], pred["upper_90"], color="C0", alpha=0.18, label="90% interval")
+            ax.fill_between(grid, pred["lower_50"], pred["upper_50"], color="C0", alpha=0.35, label="50% interval")
+            ax.plot(grid, pred["median"], color="C0", lw=1.2, label="posterior median")
+        else:  # two inputs: bands along lines of constant tokens per parameter
+            ratio = pts["tokens"] / pts["params"]
+            distinct = np.unique(np.round(ratio, 6))
+            ratios = distinct if len(distinct) <= 4 else np.quantile(ratio, [0.1, 0.5, 0.9])
+            grid_c = np.geomspace(pts["compute"].min() / 2, pts["compute"].max() * 4, 80)
+            for j, r in enumerate(ratios):
+                n = np.sqrt(grid_c / (6 * r))
+                curve = pd.DataFrame({"params": n, "tokens": r * n, group: label})
+                for g in ("family", "dataset", "task"):
+                    if g != group:
+                        curve[g] = pts[g].iloc[0]
+                pred = fit.predict(curve, levels=(0.5, 0.9))
+                color = f"C{j}"
+                ax.fill_between(grid_c, pred["lower_90"], pred["upper_90"], color=color, alpha=0.15)
+                ax.fill_between(grid_c, pred["lower_50"], pred["upper_50"], color=color, alpha=0.35)
+                ax.plot(grid_c, pred["median"], color=color, lw=1.1, label=f"D/N = {r:.3g}: median, 50%, 90%")
+        tr = pts[~pts["_held"]]
+        ho = pts[pts["_held"]]
+        ax.scatter(tr[x_col], tr[law.response], s=12, color="k", zorder=3, label="training runs")
+        if len(ho):
+            ax.scatter(ho[x_col], ho[law.response], s=40, marker="*", color="C3", zorder=4, label="held-out runs")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(X_LABEL.get(x_col, x_col))
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
+        ax.set_title(f"{group} = {label}")
+        ax.grid(True, which="both", alpha=0.25)
+    axes[0][0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{law.spec}: {law.formula}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(summaries: dict[str, dict], path) -> Path:
+    """Nominal against empirical coverage of central intervals, one line per method."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
+    for i, (name, s) in enumerate(summaries.items()):
+        nominal = [float(k) for k in s["coverage"]]
+        empirical = [s["coverage"][k] for k in s["coverage"]]
+        ax.plot(nominal, empirical, marker="o", color=f"C{i}", label=name)
+    ax.set_xlim(0.4, 1.0)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_xlabel("nominal coverage of central interval")
+    ax.set_ylabel("empirical coverage on held-out runs")
+    ax.set_title("reliability diagram")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
+    """PIT histograms: flat means calibrated, U-shaped overconfident, humped underconfident."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    edges = np.linspace(0, 1, bins + 1)
+    for i, (name, values) in enumerate(pit_values.items()):
+        ax.hist(values, bins=edges, density=True, histtype="step", lw=1.8, color=f"C{i}",
+                label=f"{name} (n={len(values)})")
+    ax.axhline(1.0, color="grey", ls="--", lw=1, label="uniform")
+    ax.set_xlabel("PIT value (predictive CDF at the held-out loss)")
+    ax.set_ylabel("density")
+    ax.set_title("PIT histogram")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_html(out_dir, title: str, images: list[str], tables: dict[str, pd.DataFrame],
+               summary: dict | None = None, notes: list[str] = ()) -> Path:
+    out_dir = Path(out_dir)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "img{max-width:100%;border:1px solid #eee;margin:6px 0}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for note in notes:
+        parts.append(f"<p><em>note:</em> {html.escape(note)}</p>")
+    for name, table in tables.items():
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(table.to_html(float_format=lambda v: f"{v:.4g}", border=0))
+    for img in images:
+        parts.append(f"<div><img src='{html.escape(img)}' alt='{html.escape(img)}'></div>")
+    if summary is not None:
+        parts.append("<h2>summary (JSON)</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>")
+    parts.append("</body></html>")
+    path = out_dir / "report.html"
+    path.write_text("\n".join(parts))
+    return path
+
+
+def fit_report(fit, out_dir) -> Path:
+    """`bayescale report FIT.nc --out DIR`: the fit plot, the summary table and diagnostics."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_fit(fit, out_dir / "fit.png")
+    diag = pd.DataFrame([fit.diagnostics])
+    return write_html(out_dir, f"bayescale fit: {fit.law.spec}", ["fit.png"],
+                      {"posterior summary": fit.summary(), "diagnostics": diag}, notes=fit.notes)
+
+
+__all__ = ["plot_fit", "plot_reliability", "plot_pit", "write_html", "fit_report", "LEVELS"]
