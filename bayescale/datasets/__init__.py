@@ -1,4 +1,71 @@
-"""Datasets: the embedded synthetic demo (and, from step 2, loaders for the public datasets)."""
-from .demo import demo_data
+"""Datasets: the embedded synthetic demo and loaders for the public scaling measurements.
 
-__all__ = ["demo_data"]
+    from bayescale import datasets
+    datasets.list()                       # registered names
+    print(datasets.info("gemstones"))     # the data card
+    df = datasets.load("chinchilla_epoch")
+    mask = datasets.holdout("chinchilla_epoch", df)
+    datasets.reference("step_law")        # the authors' own fits, where published
+
+The files are read at run time from the data home (data_home=, $BAYESCALE_DATA, ../shared/datasets,
+~/.cache/bayescale/datasets); `bayescale datasets fetch NAME` downloads them.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BayescaleError
+from .demo import demo_data
+from .registry import REGISTRY, Card, format_card, get
+
+# one module per source; importing registers its tables
+from . import chinchilla_epoch, gadre, gemstones, step_law, obsscaling, sloth, pythia, learning_curves, monkeys  # noqa: E402,F401
+
+__all__ = ["demo_data", "list", "info", "load", "holdout", "reference", "card_text"]
+
+
+def list(primary_only: bool = False) -> builtins.list[str]:  # noqa: A001  (the issue asks for datasets.list())
+    """Registered dataset names (primary_only: one loss table per source)."""
+    return sorted(n for n, t in REGISTRY.items() if t.primary or not primary_only)
+
+
+def info(name: str) -> Card:
+    """The data card of a dataset (str(card) via card_text(name))."""
+    return get(name).card
+
+
+def card_text(name: str) -> str:
+    return format_card(get(name))
+
+
+def load(name: str, data_home=None, **options) -> pd.DataFrame:
+    """The table in the long schema; fixes are listed in df.attrs['notes'] and warned about."""
+    table = get(name)
+    try:
+        return table.loader(data_home=data_home, **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            valid = [o.split("=")[0] for o, _ in table.card.options] or ["(none)"]
+            raise BayescaleError(f"{name}: {exc}; valid options: {', '.join(valid)}") from exc
+        raise
+
+
+def holdout(name: str, df: pd.DataFrame | None = None, data_home=None) -> np.ndarray:
+    """Boolean mask of the natural large-scale held-out rows of load(name) (or of df)."""
+    table = get(name)
+    if df is None:
+        df = load(name, data_home=data_home)
+    return np.asarray(table.holdout(df), dtype=bool)
+
+
+def reference(name: str, data_home=None):
+    """The source authors' published fits or bootstrap samples, where they exist."""
+    table = get(name)
+    if table.reference is None:
+        have = sorted(n for n, t in REGISTRY.items() if t.reference is not None)
+        raise BayescaleError(f"no published reference fits are registered for '{name}'; "
+                             f"datasets with reference values: {', '.join(have)}")
+    return table.reference(data_home=data_home)
