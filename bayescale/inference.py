@@ -153,11 +153,15 @@ def make_model(spec: ModelSpec):
 
 
 _MCMC_CACHE: dict[tuple, MCMC] = {}
+MCMC_CACHE_SIZE = 32
 
 
-def _get_mcmc(spec: ModelSpec, chains, warmup, draws, dense, target_accept, progress) -> MCMC:
-    key = (spec.key(), chains, warmup, draws, dense, target_accept, progress)
+def _get_mcmc(spec: ModelSpec, n_obs, chains, warmup, draws, dense, target_accept, progress) -> MCMC:
+    # one compiled sampler per model and data shape (NumPyro's MCMC cannot change shapes in place)
+    key = (spec.key(), n_obs, chains, warmup, draws, dense, target_accept, progress)
     if key not in _MCMC_CACHE:
+        if len(_MCMC_CACHE) >= MCMC_CACHE_SIZE:
+            _MCMC_CACHE.pop(next(iter(_MCMC_CACHE)))
         kernel = NUTS(make_model(spec), dense_mass=dense, target_accept_prob=target_accept)
         _MCMC_CACHE[key] = MCMC(
             kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
@@ -199,7 +203,7 @@ def sample_posterior(
     y = jnp.asarray(data.response, dtype=jnp.float32)
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
-    mcmc = _get_mcmc(spec, chains, warmup, draws, dense, target_accept, progress)
+    mcmc = _get_mcmc(spec, data.n, chains, warmup, draws, dense, target_accept, progress)
     t0 = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(seed), x, idx, y,
              extra_fields=("num_steps", "diverging", "accept_prob", "potential_energy"))

@@ -10,12 +10,18 @@ import argparse
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
 import bayescale as bs
 from bayescale import datasets
 from bayescale.inference import _MCMC_CACHE
+
+# run from anywhere: the default data folder sits beside the repository
+_DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
+    os.environ["BAYESCALE_DATA"] = str(_DEFAULT_DATA)
 
 try:
     from results_file import write_section
