@@ -109,7 +109,8 @@ def _fit_from_args(args, df):
     )
 
 
-def print_fit(fit, out=sys.stdout) -> None:
+def print_fit(fit, out=None) -> None:
+    out = out or sys.stdout  # looked up at call time, so redirected stdout is honoured
     d = fit.diagnostics
     print(f"law {fit.law.spec}  ({fit.law.formula})  n_obs={fit.config['n_obs']}  pooled={fit.spec.pooled or 'none'}", file=out)
     cols = ["mean", "sd", "2.5%", "50%", "97.5%", "r_hat", "ess_bulk"]
@@ -120,7 +121,17 @@ def print_fit(fit, out=sys.stdout) -> None:
         print(f"note: {note}", file=out)
 
 
+def _check_out(out: str) -> None:
+    """Refuse an impossible --out before a long fit, not after it."""
+    path = Path(out)
+    if path.is_dir():
+        raise BayescaleError(f"--out {out} is a folder; give a file name such as {path / 'fit.nc'}")
+    if not path.parent.is_dir():
+        raise BayescaleError(f"--out {out}: folder {path.parent} does not exist; create it first")
+
+
 def cmd_fit(args) -> int:
+    _check_out(args.out)
     df = read_table(args.data)
     fit = _fit_from_args(args, df)
     fit.save(args.out)
@@ -177,7 +188,16 @@ def cmd_allocate(args) -> int:
     from .fit import load
 
     fit = load(args.fit)
-    budgets = [float(v) for part in args.compute for v in part.split(",") if v.strip()]
+    budgets = []
+    for v in (v.strip() for part in args.compute for v in part.split(",")):
+        if not v:
+            continue
+        try:
+            budgets.append(float(v))
+        except ValueError:
+            raise BayescaleError(f"--compute expects FLOP budgets like 1e21,1e22, got {v!r}") from None
+    if not budgets:
+        raise BayescaleError("--compute expects at least one FLOP budget, e.g. --compute 1e21,1e22")
     labels = parse_pairs(args.label, "--label")
     table = fit.optimal_allocation(budgets, levels=(0.9,), **labels)
     if args.json:
@@ -219,8 +239,15 @@ def cmd_demo(args) -> int:
 
 # ---- the parser ---------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line on stderr and exit 2, like any user error."""
+
+    def error(self, message):
+        self.exit(2, f"bayescale: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bayescale", description="Bayesian scaling laws with calibrated intervals.")
+    p = _Parser(prog="bayescale", description="Bayesian scaling laws with calibrated intervals.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("laws", help="list the laws")

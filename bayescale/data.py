@@ -56,6 +56,11 @@ def apply_column_map(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.Dat
         )
     if not columns:
         return df.copy()
+    if not isinstance(columns, dict):
+        raise BayescaleError(
+            f"columns must be a dict from schema name to your column name, like "
+            f"{{'params': 'n_params'}}, got {columns!r}"
+        )
     missing = [src for src in columns.values() if src not in df.columns]
     if missing:
         raise BayescaleError(
@@ -67,7 +72,23 @@ def apply_column_map(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.Dat
 
 def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
     raw = df[col]
-    values = pd.to_numeric(raw, errors="coerce")
+    if raw.dtype.kind in "bcmM" or isinstance(raw.dtype, (pd.PeriodDtype, pd.IntervalDtype)):
+        raise BayescaleError(
+            f"column '{col}' must hold real numbers, but it has dtype {raw.dtype}; "
+            "convert it to plain numbers (e.g. df[col].astype(float)) or map another column"
+        )
+    try:
+        values = pd.to_numeric(raw, errors="coerce")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise BayescaleError(
+            f"column '{col}' must hold real numbers that fit in a float64, but pandas cannot read it "
+            f"as numbers ({exc}); fix or remove those rows"
+        ) from exc
+    if values.dtype.kind in "bc":
+        raise BayescaleError(
+            f"column '{col}' must hold real numbers, but it holds {values.dtype} values; "
+            "convert them to plain numbers or remove those rows"
+        )
     bad = values.isna() & raw.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -161,7 +182,10 @@ def validate(
     keep = [*needed, *[g for g in groups]]
     keep += [c for c in frame.columns if c not in keep]
     frame = frame[keep]
-    dup_mask = frame.duplicated(keep="first").to_numpy()
+    try:
+        dup_mask = frame.duplicated(keep="first").to_numpy()
+    except TypeError:  # unhashable cells (lists, dicts) in extra columns: compare their text
+        dup_mask = frame.astype(str).duplicated(keep="first").to_numpy()
     if dup_mask.any():
         rows = np.flatnonzero(dup_mask)[:5].tolist()
         if duplicates == "error":

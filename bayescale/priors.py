@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import ast
+import warnings
 
+import jax
 import numpy as np
 import numpyro.distributions as dist
 
@@ -66,6 +68,17 @@ def parse(text: str) -> dist.Distribution:
     args = [_literal(a, text) for a in tree.args]
     kwargs = {k.arg: _literal(k.value, text) for k in tree.keywords}
     try:
-        return getattr(dist, name)(*args, **kwargs, validate_args=True)
+        d = getattr(dist, name)(*args, **kwargs, validate_args=True)
     except (TypeError, ValueError) as exc:
         raise BayescaleError(f"invalid prior {text!r}: {exc}") from exc
+    # argument checks miss some impossible priors (Uniform(1, 0), an infinite scale): draw once
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = d.sample(jax.random.PRNGKey(0))
+        log_p = d.log_prob(value)
+    if not (np.all(np.isfinite(np.asarray(value))) and np.all(np.isfinite(np.asarray(log_p)))):
+        raise BayescaleError(
+            f"invalid prior {text!r}: it has no finite draws or density; "
+            "use finite scales and low < high"
+        )
+    return d

@@ -1,0 +1,296 @@
+"""The command line, in process: outputs, and exit status 2 with one line on stderr for every user
+error. One small CLI fit of the synthetic demo is shared by the module."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+from bayescale.cli import main
+from bayescale.datasets import demo_data
+from bayescale.models import REGISTRY
+
+TINY = ["--chains", "1", "--warmup", "150", "--draws", "150", "--quiet"]
+INTERVAL_KEYS = ["lower_90", "lower_50", "median", "upper_50", "upper_90"]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+@pytest.fixture(scope="module")
+def csv(workdir):
+    path = workdir / "runs.csv"
+    demo_data().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(workdir, csv):
+    """(path of the saved fit, stdout of `bayescale fit`)"""
+    out = workdir / "fit.nc"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        rc = main(["fit", str(csv), "--law", "chinchilla", "--seed", "1", *TINY, "--out", str(out)])
+    assert rc == 0, stderr.getvalue()
+    return out, stdout.getvalue()
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def user_error(capsys, *argv) -> str:
+    """Run a command that must fail as a user error; return the message."""
+    try:
+        rc = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse usage errors
+        rc = exc.code
+    out, err = capsys.readouterr()
+    assert rc == 2, (argv, out, err)
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("bayescale: error: "), err
+    return lines[0]
+
+
+def write_csv(workdir, name, df) -> str:
+    path = workdir / name
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+# ---- laws ------------------------------------------------------------------------------------------
+
+def test_laws(capsys):
+    rc, out, err = run(capsys, "laws")
+    assert rc == 0 and err == ""
+    for name in REGISTRY:
+        assert f"{name}:" in out or f"{name} " in out
+    assert "L = E + A·(N/N0)^-alpha + B·(D/D0)^-beta" in out
+    assert "power:tokens" in out
+
+
+def test_laws_json(capsys):
+    rc, out, _ = run(capsys, "laws", "--json")
+    assert rc == 0
+    laws = json.loads(out)
+    assert {d["name"] for d in laws} == set(REGISTRY)
+    for d in laws:
+        assert d["formula"] and d["inputs"] and d["params"]
+        assert all("prior" in v for v in d["params"].values())
+
+
+# ---- fit, predict, summary, allocate ------------------------------------------------------------------
+
+def test_fit_prints_a_summary_and_saves(fitted):
+    path, out = fitted
+    assert path.exists()
+    assert "law chinchilla" in out and "n_obs=52" in out
+    for row in ("E", "alpha", "beta", "A", "B", "log_A0[dense]"):
+        assert f"\n{row} " in out, row
+    assert "diagnostics:" in out and f"saved {path}" in out
+
+
+def _predict_json(capsys, path, *extra):
+    rc, out, err = run(capsys, "predict", path, "--at", "params=7e10,tokens=1.4e12,family=dense",
+                       "--at", "params=1e9,tokens=2e10,family=wide", "--json", *extra)
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def test_predict_json(capsys, fitted):
+    res = _predict_json(capsys, fitted[0])
+    assert res["law"] == "chinchilla" and res["kind"] == "mean" and res["notes"] == []
+    preds = res["predictions"]
+    assert len(preds) == 2
+    for row in preds:
+        values = [row[k] for k in INTERVAL_KEYS]
+        assert values == sorted(values), row
+        assert 1.0 < row["median"] < 5.0
+    assert preds[0]["params"] == 7e10 and preds[0]["family"] == "dense"
+    assert preds[0]["median"] < preds[1]["median"]
+
+
+def test_predict_observation_is_wider(capsys, fitted):
+    mean = _predict_json(capsys, fitted[0])["predictions"]
+    obs = _predict_json(capsys, fitted[0], "--kind", "observation")["predictions"]
+    for m, o in zip(mean, obs):
+        assert o["upper_90"] - o["lower_90"] > m["upper_90"] - m["lower_90"]
+        assert o["upper_50"] - o["lower_50"] > m["upper_50"] - m["lower_50"]
+
+
+def test_predict_levels_text_and_data_file(capsys, fitted, workdir):
+    rc, out, _ = run(capsys, "predict", fitted[0], "--at", "params=7e10,tokens=1.4e12", "--level", "0.8")
+    assert rc == 0
+    assert "lower_80" in out and "upper_80" in out and "mean of loss" in out
+    assert "note:" in out  # no family given: the population is used, and said so
+    pts = write_csv(workdir, "points.csv", pd.DataFrame({"n": [7e10], "tokens": [1.4e12], "family": ["dense"]}))
+    rc, out, _ = run(capsys, "predict", fitted[0], "--data", pts, "--col", "params=n", "--json")
+    assert rc == 0 and len(json.loads(out)["predictions"]) == 1
+
+
+def test_summary(capsys, fitted):
+    rc, out, _ = run(capsys, "summary", fitted[0])
+    assert rc == 0
+    for row in ("E", "alpha", "beta", "A", "B", "log_A0[wide]"):
+        assert f"\n{row} " in out, row
+    assert "r_hat" in out and "ess_bulk" in out and "diagnostics:" in out
+
+
+def test_allocate(capsys, fitted):
+    rc, out, _ = run(capsys, "allocate", fitted[0], "--compute", "1e21,1e23")
+    assert rc == 0 and "params_median" in out and "tokens_upper_90" in out
+    rc, out, _ = run(capsys, "allocate", fitted[0], "--compute", "1e21", "--compute", "1e23",
+                     "--label", "family=dense", "--json")
+    assert rc == 0
+    rows = json.loads(out)
+    assert [r["compute"] for r in rows] == [1e21, 1e23]
+    assert rows[0]["params_median"] < rows[1]["params_median"]
+    for r in rows:
+        assert r["params_lower_90"] <= r["params_median"] <= r["params_upper_90"]
+
+
+# ---- user errors: exit 2, one line, no traceback ---------------------------------------------------------
+
+def _bad_tables():
+    good = demo_data()
+    def cell(col, value, row=3):
+        df = good.copy()
+        df[col] = df[col].astype(object)
+        df.loc[row, col] = value
+        return df
+    tiny = good.copy()
+    tiny.loc[0, "family"] = "tiny"  # one run of its own
+    return {
+        "missing": (good.drop(columns="tokens"), [], "missing column"),
+        "non-numeric": (cell("params", "7B"), [], "must be numeric"),
+        "nan": (cell("loss", float("nan")), [], "NaN or infinite"),
+        "inf": (cell("tokens", float("inf")), [], "NaN or infinite"),
+        "zero": (cell("params", 0), [], "must be > 0"),
+        "negative-loss": (cell("loss", -1.0), [], "must be > 0"),
+        "small-group": (tiny, ["--pool", "log_A0=family", "--pool", "alpha=family"], "fewer points"),
+        "few-rows": (good.head(3), [], "free parameters"),
+        "duplicates": (pd.concat([good, good.head(2)]), [], "duplicate row"),
+        "bad-mapping": (good, ["--col", "params=n_params"], "column mapping"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_tables()))
+def test_fit_bad_table(capsys, workdir, case):
+    df, extra, expected = _bad_tables()[case]
+    path = write_csv(workdir, f"bad-{case}.csv", df)
+    msg = user_error(capsys, "fit", path, *extra, *TINY, "--out", workdir / f"{case}.nc")
+    assert expected in msg
+    assert not (workdir / f"{case}.nc").exists()
+
+
+def test_fit_options_that_fix_the_table(capsys, workdir):
+    """--duplicates drop and --col get past validation (stopped by --chains 0 before sampling)."""
+    good = demo_data()
+    dup = write_csv(workdir, "dup.csv", pd.concat([good, good.head(2)]))
+    assert "chains must be" in user_error(capsys, "fit", dup, "--duplicates", "drop", "--chains", "0",
+                                          "--out", workdir / "x.nc")
+    renamed = write_csv(workdir, "renamed.csv", good.rename(columns={"params": "n_params"}))
+    assert "chains must be" in user_error(capsys, "fit", renamed, "--col", "params=n_params",
+                                          "--chains", "0", "--out", workdir / "x.nc")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--law", "chinchila"], "unknown law 'chinchila'; choose one of ['chinchilla', "),
+    (["--law", "power:flops"], "unknown option 'flops'"),
+    (["--pool", "gamma=family"], "cannot pool ['gamma']"),
+    (["--pool", "alpha=team"], "groupings are"),
+    (["--pool", "alpha"], "--pool expects NAME=VALUE"),
+    (["--prior", "alpha=Normal(0.3, -1)"], "invalid prior"),
+    (["--prior", "alpha=Gaussian(0.3, 0.1)"], "unknown prior family 'Gaussian'"),
+    (["--prior", "alpha=Normal(0.3, 0.1"], "cannot read prior"),
+    (["--prior", "alpha=Normal(mu, 0.1)"], "arguments must be numbers"),
+    (["--prior", "alpha=Uniform(1, 0)"], "invalid prior"),
+    (["--prior", "alpha=Normal(0, 1e999)"], "invalid prior"),
+    (["--prior", "gamma=Normal(0, 1)"], "no parameter 'gamma'"),
+    (["--prior", "alpha"], "--prior expects NAME=DIST"),
+    (["--col", "params"], "--col expects NAME=VALUE"),
+    (["--chains", "0"], "chains must be a positive integer"),
+    (["--seed", "x"], "invalid int value"),
+    (["--duplicates", "maybe"], "invalid choice"),
+])
+def test_fit_bad_options(capsys, workdir, csv, args, expected):
+    msg = user_error(capsys, "fit", csv, *args, "--out", workdir / "never.nc")
+    assert expected in msg
+    if "unknown law" in expected:
+        for name in REGISTRY:
+            assert repr(name) in msg
+
+
+def test_fit_out_is_checked_before_fitting(capsys, workdir, csv):
+    assert "is a folder" in user_error(capsys, "fit", csv, "--out", workdir)
+    assert "does not exist" in user_error(capsys, "fit", csv, "--out", workdir / "no" / "fit.nc")
+
+
+def test_missing_and_unreadable_files(capsys, workdir, csv):
+    assert "no such file" in user_error(capsys, "fit", workdir / "nope.csv", "--out", workdir / "x.nc")
+    empty = workdir / "empty.csv"
+    empty.write_text("")
+    assert "cannot read" in user_error(capsys, "fit", empty, "--out", workdir / "x.nc")
+    assert "no fit file" in user_error(capsys, "predict", workdir / "nope.nc", "--at", "params=1e9,tokens=1e10")
+    assert "not a readable netCDF" in user_error(capsys, "summary", csv)
+    assert "not a readable netCDF" in user_error(capsys, "allocate", csv, "--compute", "1e21")
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--at", "params"], "--at expects NAME=VALUE"),
+    (["--at", "params=1e9;tokens=1e10"], "missing column(s) ['tokens']"),
+    (["--at", "params=abc,tokens=1e10"], "must be numeric"),
+    (["--at", "params=1e9"], "missing column"),
+    (["--at", "params=-1e9,tokens=1e10"], "must be > 0"),
+    (["--at", "params=1e9,tokens=1e10", "--level", "1.5"], "between 0 and 1"),
+    (["--at", "params=1e9,tokens=1e10", "--level", "ninety"], "invalid float value"),
+    (["--at", "params=1e9,tokens=1e10", "--kind", "noise"], "invalid choice"),
+    ([], "give the points to predict"),
+])
+def test_predict_bad_points(capsys, fitted, args, expected):
+    assert expected in user_error(capsys, "predict", fitted[0], *args)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--compute", "lots"], "--compute expects FLOP budgets"),
+    (["--compute", ","], "at least one FLOP budget"),
+    (["--compute=-1e21"], "compute budgets must be positive"),
+    (["--compute", "1e21", "--label", "team=x"], "unknown label"),
+    (["--compute", "1e21", "--label", "family"], "--label expects NAME=VALUE"),
+])
+def test_allocate_bad_requests(capsys, fitted, args, expected):
+    assert expected in user_error(capsys, "allocate", fitted[0], *args)
+
+
+def test_usage_errors_are_one_line(capsys):
+    assert "required" in user_error(capsys)
+    assert "--out" in user_error(capsys, "fit", "runs.csv")
+    assert "unrecognized arguments" in user_error(capsys, "laws", "--bogus")
+
+
+# ---- the installed console script --------------------------------------------------------------------------
+
+def test_console_script(workdir):
+    exe = shutil.which("bayescale")
+    if exe is None:
+        pytest.skip("the bayescale console script is not on PATH")
+    done = subprocess.run([exe, "laws"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "chinchilla" in done.stdout
+    done = subprocess.run([exe, "fit", str(workdir / "nope.csv"), "--out", str(workdir / "x.nc")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"bayescale: error: no such file: {workdir / 'nope.csv'}; "
+                                                "give a CSV or Parquet path, or dataset:NAME"]
+    assert done.stdout == ""
+

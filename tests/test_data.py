@@ -1,0 +1,329 @@
+"""Schema validation: each bad input gets one BayescaleError naming the problem and the fix,
+and malformed tables of any shape raise nothing else (hypothesis)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bayescale import BayescaleError, BayescaleWarning
+from bayescale.data import check_group_sizes, validate
+from bayescale.inference import build
+
+NT = ("params", "tokens")
+
+
+def table(n=8, **extra) -> pd.DataFrame:
+    df = pd.DataFrame({
+        "params": np.geomspace(1e7, 1e9, n),
+        "tokens": np.geomspace(1e8, 1e11, n),
+        "loss": np.linspace(4.0, 2.5, n),
+        "family": ["a", "b"] * (n // 2) + ["a"] * (n % 2),
+    })
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+def with_value(col, row, value, n=8) -> pd.DataFrame:
+    df = table(n)
+    cells = df[col].astype(object).tolist()
+    cells[row] = value
+    df[col] = pd.Series(cells, dtype=object)
+    return df
+
+
+# ---- the happy path ----------------------------------------------------------------------------
+
+def test_valid_table_normalises():
+    df = table()
+    data = validate(df, NT)
+    assert data.n == 8
+    np.testing.assert_array_equal(data.inputs["params"], df["params"])
+    np.testing.assert_array_equal(data.response, df["loss"])
+    assert data.inputs["params"].dtype == np.float64
+    assert data.coords["family"] == ["a", "b"]
+    assert data.coords["dataset"] == ["all"] and data.coords["task"] == ["all"]  # missing -> one label
+    np.testing.assert_array_equal(data.group_index["dataset"], 0)
+    assert data.notes == []
+    assert df.columns.tolist() == ["params", "tokens", "loss", "family"]  # input not modified
+    assert len(data.data_hash()) == 64 and data.data_hash() == validate(table(), NT).data_hash()
+
+
+def test_group_labels_become_sorted_string_coords_with_integer_indices():
+    df = table(6)
+    df["family"] = [30, 1, 2, 1, 30, 2]
+    df["dataset"] = ["web", "code", "web", "web", "code", "books"]
+    data = validate(df, NT)
+    assert data.coords["family"] == ["1", "2", "30"]  # strings, sorted
+    assert all(isinstance(v, str) for v in data.coords["family"])
+    np.testing.assert_array_equal(data.group_index["family"], [2, 0, 1, 0, 2, 1])
+    assert data.group_index["family"].dtype.kind == "i"
+    assert data.coords["dataset"] == ["books", "code", "web"]
+    np.testing.assert_array_equal(data.group_index["dataset"], [2, 1, 2, 2, 1, 0])
+    labels = np.asarray(data.coords["family"])[data.group_index["family"]]
+    assert labels.tolist() == data.frame["family"].tolist()
+
+
+def test_compute_defaults_to_6ND():
+    df = table()
+    data = validate(df, ("compute",))
+    np.testing.assert_allclose(data.inputs["compute"], 6 * df["params"] * df["tokens"], rtol=1e-15)
+    assert any("6*params*tokens" in note for note in data.notes)
+    given_c = table(compute=np.full(8, 1e20))
+    data = validate(given_c, ("compute",))
+    np.testing.assert_array_equal(data.inputs["compute"], 1e20)  # a given column is used as is
+    assert data.notes == []
+
+
+def test_column_mapping():
+    df = table().rename(columns={"params": "n_params", "loss": "val_loss"})
+    data = validate(df, NT, columns={"params": "n_params", "loss": "val_loss"})
+    np.testing.assert_array_equal(data.inputs["params"], table()["params"])
+    np.testing.assert_array_equal(data.response, table()["loss"])
+    with pytest.raises(BayescaleError) as err:
+        validate(df, NT, columns={"params": "n_parameters", "loss": "val_loss"})
+    msg = str(err.value)
+    assert "n_parameters" in msg and "n_params" in msg  # names the bad mapping and what exists
+    with pytest.raises(BayescaleError, match="dict"):
+        validate(df, NT, columns=["n_params"])
+
+
+def test_numeric_strings_are_read_as_numbers():
+    df = table().astype({"params": str})
+    np.testing.assert_allclose(validate(df, NT).inputs["params"], table()["params"])
+
+
+# ---- one clear error per bad input ----------------------------------------------------------------
+
+def _error(df, *args, **kwargs) -> str:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BayescaleWarning)  # an error, not a warning plus an error
+        with pytest.raises(BayescaleError) as err:
+            validate(df, *args, **kwargs)
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_missing_column():
+    msg = _error(table().drop(columns="tokens"), NT)
+    assert "missing column" in msg and "'tokens'" in msg
+    assert "columns=" in msg and "--col" in msg  # the fix: map your names
+    msg = _error(table().drop(columns=["tokens"]), ("compute",))
+    assert "'compute'" in msg and "derived from params and tokens" in msg
+    assert "'loss'" in _error(table().drop(columns="loss"), NT)
+
+
+@pytest.mark.parametrize("value", ["7B", "n/a", "", [1, 2], {"a": 1}, b"x"])
+def test_non_numeric_value(value):
+    msg = _error(with_value("params", 3, value), NT)
+    assert "'params' must be numeric" in msg and "row 3" in msg
+    assert "fix or remove" in msg
+
+
+@pytest.mark.parametrize("col", ["params", "tokens", "loss"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, None])
+def test_nan_or_inf(col, value):
+    msg = _error(with_value(col, 5, value), NT)
+    assert f"'{col}'" in msg and "NaN or infinite" in msg and "row 5" in msg
+    assert "drop or fill" in msg
+
+
+@pytest.mark.parametrize("col", ["params", "tokens", "compute", "loss"])
+@pytest.mark.parametrize("value", [0.0, -1.0, -1e9])
+def test_non_positive(col, value):
+    df = table(compute=np.full(8, 1e19))
+    df.loc[2, col] = value
+    msg = _error(df, ("params", "tokens", "compute"))
+    assert f"'{col}' must be > 0" in msg and "row 2" in msg and "check units" in msg
+
+
+@pytest.mark.parametrize("dtype_values", [
+    pd.to_datetime(["2020-01-01"] * 8), pd.to_timedelta(np.arange(1, 9), unit="s"),
+    np.ones(8, dtype=bool), np.ones(8) * (1 + 1j), pd.period_range("2020", periods=8, freq="Y"),
+    np.array([10 ** 400] + [1] * 7, dtype=object)])
+def test_values_that_are_not_real_numbers(dtype_values):
+    df = table()
+    df["params"] = dtype_values
+    msg = _error(df, NT)
+    assert "'params'" in msg and "real numbers" in msg
+
+
+def test_empty_group_label():
+    df = table()
+    df["family"] = df["family"].astype(object)
+    df.loc[4, "family"] = None
+    msg = _error(df, NT)
+    assert "'family'" in msg and "row 4" in msg and "fill them" in msg
+
+
+def test_fewer_rows_than_free_parameters():
+    with pytest.raises(BayescaleError) as err:
+        build(table(4), "chinchilla")
+    msg = str(err.value)
+    assert "4 row(s)" in msg and "5 free parameters" in msg and "at least 5" in msg
+    build(table(4), "power")  # three parameters: fine
+
+
+def test_group_with_fewer_points_than_pooled_parameters():
+    df = table(9)
+    df["family"] = ["a"] * 4 + ["b"] * 4 + ["tiny"]
+    spec, data = build(df, "chinchilla")  # one parameter pooled over family: 1 point is enough
+    assert spec.pooled["log_A0"] == "family"
+    with pytest.raises(BayescaleError) as err:
+        build(df, "chinchilla", pool={"log_A0": "family", "alpha": "family"})
+    msg = str(err.value)
+    assert "('tiny', 1)" in msg and "'family'" in msg and "2 parameter(s)" in msg
+    assert "pool fewer parameters" in msg and "add runs" in msg
+    with pytest.raises(BayescaleError, match="tiny"):
+        check_group_sizes(data, {"family": ["log_A0", "alpha"]})
+    check_group_sizes(data, {"family": ["log_A0"]})
+
+
+def test_duplicate_rows_error_by_default():
+    df = pd.concat([table(), table().iloc[[1, 6]]], ignore_index=True)
+    msg = _error(df, NT)
+    assert "2 exact duplicate row(s)" in msg and "[8, 9]" in msg
+    assert "drop_duplicates" in msg and "duplicates='drop'" in msg and "--duplicates drop" in msg
+
+
+def test_duplicate_rows_dropped_on_request_with_a_warning_and_a_note():
+    df = pd.concat([table(), table().iloc[[1]]], ignore_index=True)
+    with pytest.warns(BayescaleWarning, match="dropped 1 exact duplicate"):
+        data = validate(df, NT, duplicates="drop")
+    assert data.n == 8
+    assert any("dropped 1 exact duplicate" in note and "[8]" in note for note in data.notes)
+    assert validate(df, NT, duplicates="keep").n == 9
+    assert "duplicates must be" in _error(df, NT, duplicates="ignore")
+
+
+def test_rows_that_differ_only_in_a_label_are_not_duplicates():
+    df = pd.concat([table(), table().iloc[[1]].assign(family="c")], ignore_index=True)
+    assert validate(df, NT).n == 9
+
+
+def test_unhashable_cells_in_extra_columns():
+    df = table(extra=[[i] for i in range(8)])
+    assert validate(df, NT).n == 8
+    df = pd.concat([df, df.iloc[[0]]], ignore_index=True)
+    assert "1 exact duplicate" in _error(df, NT)
+
+
+def test_empty_and_non_frame_inputs():
+    assert "no rows" in _error(table().iloc[:0], NT)
+    assert "missing column" in _error(pd.DataFrame(), NT)
+    with pytest.raises(BayescaleError, match="DataFrame"):
+        validate({"params": [1.0]}, NT)
+
+
+def test_repeated_column_names():
+    df = table()
+    df.columns = ["params", "tokens", "loss", "params"]
+    assert "more than once" in _error(df, NT)
+
+
+# ---- hypothesis: only BayescaleError ever escapes --------------------------------------------------
+
+NAMES = ["params", "tokens", "compute", "loss", "family", "dataset", "task", "n_params", "x", 0, None]
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=1e-300, max_value=1e300),
+    st.integers(min_value=-(10 ** 400), max_value=10 ** 400),
+    st.text(max_size=4), st.sampled_from(["1e9", "-3", "nan", "inf", "", " ", "1,000"]),
+    st.none(), st.booleans(), st.complex_numbers(allow_nan=True, allow_infinity=True),
+    st.lists(st.integers(0, 3), max_size=2), st.just(pd.NaT), st.just(pd.NA),
+)
+COLUMN_KIND = st.sampled_from(["cells", "floats", "positive", "object", "category", "string", "int"])
+
+
+@st.composite
+def frames(draw) -> pd.DataFrame:
+    n = draw(st.integers(0, 7))
+    names = draw(st.lists(st.sampled_from(NAMES) | st.text(max_size=3), max_size=7, unique_by=str))
+    cols = {}
+    for name in names:
+        kind = draw(COLUMN_KIND)
+        if kind == "positive":
+            col = draw(st.lists(st.floats(1e-3, 1e12), min_size=n, max_size=n))
+        elif kind == "floats":
+            col = draw(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=n, max_size=n))
+        elif kind == "int":
+            col = np.asarray(draw(st.lists(st.integers(-(2 ** 63), 2 ** 63 - 1), min_size=n, max_size=n)),
+                             dtype=np.int64)
+        else:
+            col = draw(st.lists(CELLS, min_size=n, max_size=n))
+        s = pd.Series(col, dtype=object if kind == "object" else None)
+        try:
+            if kind == "category":
+                s = s.astype(str).astype("category")
+            elif kind == "string":
+                s = s.astype("string")
+        except (TypeError, ValueError):
+            pass
+        cols[name] = s
+    df = pd.DataFrame(cols) if cols else pd.DataFrame(index=range(n))
+    if n and draw(st.booleans()):  # duplicate some rows
+        df = pd.concat([df, df.iloc[: draw(st.integers(1, n))]], ignore_index=True)
+    return df
+
+
+@st.composite
+def corrupted(draw) -> pd.DataFrame:
+    """A valid table with one cell replaced, maybe an extra object column, maybe repeated rows."""
+    n = draw(st.integers(1, 9))
+    df = table(n)
+    col = draw(st.sampled_from(["params", "tokens", "loss", "family", "compute"]))
+    if col == "compute":
+        df["compute"] = 6.0 * df["params"] * df["tokens"]
+    cells = df[col].astype(object).tolist()
+    cells[draw(st.integers(0, n - 1))] = draw(CELLS)
+    df[col] = pd.Series(cells, dtype=object)
+    if draw(st.booleans()):
+        df["extra"] = pd.Series(draw(st.lists(CELLS, min_size=n, max_size=n)), dtype=object)
+    if draw(st.booleans()):
+        df = pd.concat([df, df.iloc[: draw(st.integers(1, n))]], ignore_index=True)
+    return df
+
+
+def _only_bayescale_errors(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return call()
+        except BayescaleError as exc:
+            assert str(exc)
+            return None
+
+
+MAPPINGS = st.none() | st.dictionaries(
+    st.sampled_from(["params", "tokens", "loss", "family"]),
+    st.sampled_from(["n_params", "x", "params", "missing", "0"]), max_size=2)
+SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@SETTINGS
+@given(df=frames() | corrupted(), inputs=st.sampled_from([("params",), NT, ("compute",), ("params", "tokens", "compute")]),
+       columns=MAPPINGS, duplicates=st.sampled_from(["error", "drop", "keep"]))
+def test_validate_raises_only_bayescale_errors(df, inputs, columns, duplicates):
+    data = _only_bayescale_errors(lambda: validate(df, inputs, columns=columns, duplicates=duplicates))
+    if data is not None:  # what passes is clean
+        for k in inputs:
+            assert data.inputs[k].dtype == np.float64
+            assert np.all(np.isfinite(data.inputs[k])) and np.all(data.inputs[k] > 0)
+        assert np.all(np.isfinite(data.response)) and np.all(data.response > 0)
+        for g, idx in data.group_index.items():
+            assert len(idx) == data.n and all(isinstance(v, str) for v in data.coords[g])
+        data.data_hash()
+
+
+@SETTINGS
+@given(df=frames() | corrupted(), law=st.sampled_from(["chinchilla", "kaplan-nd", "power:compute", "kaplan-n"]),
+       pool=st.sampled_from([None, "none", {"alpha": "family"}, {"E": "dataset", "alpha": "family"}]))
+def test_build_raises_only_bayescale_errors(df, law, pool):
+    _only_bayescale_errors(lambda: build(df, law, pool=pool))
