@@ -112,6 +112,8 @@ class Fit:
         rhat = az.rhat(post)
         ess = az.ess(post, method="bulk")
         stats = self.idata.sample_stats
+        if post.sizes["chain"] < 2:  # r_hat needs two chains
+            rhat = rhat.map(lambda v: v * np.nan)
         return {
             "max_rhat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
             "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
@@ -122,7 +124,9 @@ class Fit:
     def warn_diagnostics(self) -> None:
         d = self.diagnostics
         problems = []
-        if d["max_rhat"] > RHAT_MAX:
+        if not np.isfinite(d["max_rhat"]):
+            problems.append("r_hat not computable with one chain")
+        elif d["max_rhat"] > RHAT_MAX:
             problems.append(f"max r_hat {d['max_rhat']:.3f} > {RHAT_MAX}")
         if d["min_ess_bulk"] < ESS_MIN:
             problems.append(f"min bulk ESS {d['min_ess_bulk']:.0f} < {ESS_MIN}")
@@ -195,7 +199,8 @@ class Fit:
                 new = np.asarray(t(np.asarray(t.inv(pop))[:, None] + tau[:, None] * z))
                 table = np.concatenate([table, new], axis=1)
                 known.update({lab: len(self.spec.coords[g]) + i for i, lab in enumerate(unseen)})
-                notes.append(f"{g} {unseen} not in the fit: '{name}' drawn from the population of {g}s")
+                notes.append(f"{g} label(s) {unseen} not in the fit: '{name}' drawn from the population "
+                             f"distribution over {g} labels")
             values[name] = table[:, [known[lab] for lab in labels]]
         return values
 
@@ -310,13 +315,21 @@ class Fit:
     def save(self, path) -> Path:
         """Write the fit as netCDF, atomically (temporary file + rename)."""
         path = Path(path)
-        if path.parent and not path.parent.exists():
-            raise BayescaleError(f"cannot save to {path}: folder {path.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(suffix=".nc.tmp", dir=path.parent or ".")
-        os.close(fd)
+        if path.is_dir():
+            raise BayescaleError(f"cannot save to {path}: it is a folder; give a file name such as fit.nc")
+        folder = path.parent
+        if not folder.is_dir():
+            raise BayescaleError(f"cannot save to {path}: folder {folder} does not exist")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+            os.close(fd)
+        except OSError as exc:
+            raise BayescaleError(f"cannot write in {folder}: {exc}") from exc
         try:
             self.idata.to_netcdf(tmp)
             os.replace(tmp, path)
+        except OSError as exc:
+            raise BayescaleError(f"cannot save to {path}: {exc}") from exc
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)

@@ -48,7 +48,7 @@ class ModelSpec:
         return {
             "law": self.law.spec,
             "pooled": self.pooled,
-            "priors": {k: describe(v) for k, v in self.priors.items()},
+            "priors": {k: describe(v, digits=15) for k, v in self.priors.items()},
             "coords": self.coords,
             "logref": self.logref,
         }
@@ -104,6 +104,8 @@ def resolve_priors(law: Law, priors: dict | None, pooled: dict[str, str]) -> dic
     out = {k: v.prior for k, v in params.items()}
     for k, g in pooled.items():
         out[f"{k}_tau"] = dist.HalfNormal(params[k].group_scale)
+    if priors is not None and not isinstance(priors, dict):
+        raise BayescaleError(f"priors must be a dict like {{'alpha': 'Normal(0.3, 0.1)'}}, got {priors!r}")
     for k, v in (priors or {}).items():
         if k not in out:
             raise BayescaleError(
@@ -113,8 +115,29 @@ def resolve_priors(law: Law, priors: dict | None, pooled: dict[str, str]) -> dic
             v = parse(v)
         if not isinstance(v, dist.Distribution):
             raise BayescaleError(f"prior for {k!r} must be a numpyro distribution or text, got {v!r}")
+        text = describe(v)
+        try:
+            parse(text)  # the prior must be recordable in the saved fit
+        except BayescaleError as exc:
+            raise BayescaleError(f"prior for {k!r}: {exc}") from exc
+        _check_support(k, v, out[k])
         out[k] = v
     return out
+
+
+def _check_support(name: str, prior: dist.Distribution, default: dist.Distribution) -> None:
+    """A user prior must put its mass where the parameter is defined (e.g. E > 0)."""
+    if isinstance(prior, dist.Delta):
+        values = np.asarray(prior.v)
+    else:
+        values = np.asarray(prior.sample(jax.random.PRNGKey(0), (256,)))
+    inside = np.asarray(default.support(values))
+    if not np.all(inside):
+        raise BayescaleError(
+            f"prior {describe(prior)} for {name!r} puts mass outside the parameter's domain "
+            f"({default.support}); the default prior is {describe(default)}. Choose a prior on that domain "
+            "(e.g. LogNormal or HalfNormal for positive parameters)"
+        )
 
 
 def centred_inputs(law: Law, inputs: dict[str, np.ndarray], logref: dict[str, float]) -> dict:

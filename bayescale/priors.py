@@ -16,18 +16,18 @@ ALLOWED = (
 )
 
 
-def describe(d: dist.Distribution) -> str:
-    """A parseable text form such as 'LogNormal(loc=0.5, scale=0.5)'."""
+def describe(d: dist.Distribution, digits: int = 6) -> str:
+    """A parseable text form such as 'LogNormal(loc=0.5, scale=0.5)' (``digits`` significant)."""
     name = type(d).__name__
     if name == "TwoSidedTruncatedDistribution" or name.endswith("TruncatedDistribution"):
         base = d.base_dist
         low = getattr(d, "low", None)
         high = getattr(d, "high", None)
-        args = [f"loc={float(base.loc):g}", f"scale={float(base.scale):g}"]
+        args = [f"loc={float(base.loc):.{digits}g}", f"scale={float(base.scale):.{digits}g}"]
         if low is not None:
-            args.append(f"low={float(low):g}")
+            args.append(f"low={float(low):.{digits}g}")
         if high is not None:
-            args.append(f"high={float(high):g}")
+            args.append(f"high={float(high):.{digits}g}")
         return f"TruncatedNormal({', '.join(args)})"
     args = []
     for key in d.arg_constraints:
@@ -38,7 +38,7 @@ def describe(d: dist.Distribution) -> str:
         if arr.ndim:
             args.append(f"{key}={arr.tolist()}")
         else:
-            args.append(f"{key}={float(arr):g}")
+            args.append(f"{key}={float(arr):.{digits}g}")
     return f"{name}({', '.join(args)})"
 
 

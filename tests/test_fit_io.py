@@ -220,7 +220,7 @@ def test_save_is_atomic(fit, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(fit.idata, "to_netcdf", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(BayescaleError, match="disk full"):
         fit.save(path)
     assert path.read_bytes() == b"previous fit"  # the old file survives a failed save
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.nc"]  # no temporary left behind

@@ -59,7 +59,9 @@ class Law:
         return {
             "sigma": Param(dist.HalfNormal(0.1), pool="dataset", group_scale=0.5,
                            doc="noise scale of log response"),
-            "nu": Param(dist.Gamma(2.0, 0.1), doc="Student-t degrees of freedom"),
+            # nu >= 2: robust to outliers, yet finite variance of log loss, so that predictions
+            # of a new run's loss do not get Cauchy-like tails
+            "nu": Param(dist.TruncatedNormal(10.0, 15.0, low=2.0), doc="Student-t degrees of freedom"),
         }
 
     def observe(self, mu, p: dict, y):
