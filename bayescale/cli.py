@@ -7,7 +7,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .errors import BayescaleError, BayescaleWarning
@@ -237,6 +236,50 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from .calibration import calibrate
+
+    df = read_table(args.data)
+    natural = None
+    if args.holdout == "natural":
+        if not args.data.startswith("dataset:"):
+            raise BayescaleError("--holdout natural needs a registered dataset: DATA = dataset:NAME")
+        from . import datasets
+
+        natural = datasets.holdout(args.data.split(":", 1)[1], df)
+    pool = parse_pairs(args.pool, "--pool") if args.pool else None
+    if pool is not None:
+        pool = {k: (None if v.lower() in ("none", "shared") else v) for k, v in pool.items()}
+    baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
+    result = calibrate(
+        df, args.law, args.holdout, by=args.by, pool=pool, priors=parse_priors(args.prior),
+        seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
+        baselines=baselines, natural=natural, progress=_progress(args),
+        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates,
+    )
+    print(f"law {result.law}, holdout {result.holdout}: {result.n_train} training runs, "
+          f"{result.n_heldout} held out")
+    print(result.table().to_string(float_format=_fmt))
+    for note in result.summary.get("notes", []):
+        print(f"note: {note}")
+    if args.json:
+        result.write_json(args.json)
+        print(f"wrote {args.json}")
+    if args.report:
+        path = result.write_report(args.report)
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .fit import load
+    from .report import fit_report
+
+    path = fit_report(load(args.fit), args.out)
+    print(f"wrote {path}")
+    return 0
+
+
 # ---- the parser ---------------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -297,6 +340,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="also save the demo fit")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("calibrate", help="fit on small runs, score predictions of held-out large runs")
+    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
+    s.add_argument("--law", default="chinchilla")
+    s.add_argument("--holdout", default="top-compute:0.1",
+                   help="top-compute:FRACTION | largest-n:K | natural (dataset:NAME only)")
+    s.add_argument("--by", help="apply the holdout per group, e.g. family")
+    s.add_argument("--pool", action="append", metavar="PARAM=GROUP")
+    s.add_argument("--prior", action="append", metavar="PARAM=DIST")
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
+    s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error")
+    s.add_argument("--baselines", default="bootstrap,no-pool", help="comma list: bootstrap, no-pool ('' for none)")
+    s.add_argument("--n-boot", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--chains", type=int, default=4)
+    s.add_argument("--warmup", type=int, default=1000)
+    s.add_argument("--draws", type=int, default=1000)
+    s.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
+    s.add_argument("--report", metavar="DIR", help="write report.html and plots")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_calibrate)
+
+    s = sub.add_parser("report", help="plots and summary of a saved fit")
+    s.add_argument("fit")
+    s.add_argument("--out", required=True, metavar="DIR")
+    s.set_defaults(func=cmd_report)
 
     try:
         from .datasets.cli import add_parser as add_datasets_parser

@@ -1,6 +1,8 @@
 """Law + data -> NumPyro model -> NUTS -> InferenceData."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import platform
 import time
@@ -102,7 +104,7 @@ def resolve_pool(law: Law, pool, data: Dataset) -> tuple[dict[str, str], list[st
 def resolve_priors(law: Law, priors: dict | None, pooled: dict[str, str]) -> dict:
     params = law.all_params()
     out = {k: v.prior for k, v in params.items()}
-    for k, g in pooled.items():
+    for k in pooled:
         out[f"{k}_tau"] = dist.HalfNormal(params[k].group_scale)
     if priors is not None and not isinstance(priors, dict):
         raise BayescaleError(f"priors must be a dict like {{'alpha': 'Normal(0.3, 0.1)'}}, got {priors!r}")
@@ -179,18 +181,30 @@ _MCMC_CACHE: dict[tuple, MCMC] = {}
 MCMC_CACHE_SIZE = 32
 
 
-def _get_mcmc(spec: ModelSpec, n_obs, chains, warmup, draws, dense, target_accept, progress) -> MCMC:
-    # one compiled sampler per model and data shape (NumPyro's MCMC cannot change shapes in place)
-    key = (spec.key(), n_obs, chains, warmup, draws, dense, target_accept, progress)
+def _get_mcmc(spec: ModelSpec, n_obs, chains, warmup, draws, dense, target_accept) -> MCMC:
+    # One compiled sampler per model and data shape (NumPyro's MCMC cannot change shapes in place).
+    # progress_bar=True always: without it NumPyro's fori_collect re-jits its loop on every run, so
+    # each fit would recompile; the bar is hidden instead when progress is off (see _quiet_tqdm).
+    key = (spec.key(), n_obs, chains, warmup, draws, dense, target_accept)
     if key not in _MCMC_CACHE:
         if len(_MCMC_CACHE) >= MCMC_CACHE_SIZE:
             _MCMC_CACHE.pop(next(iter(_MCMC_CACHE)))
         kernel = NUTS(make_model(spec), dense_mass=dense, target_accept_prob=target_accept)
         _MCMC_CACHE[key] = MCMC(
             kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-            chain_method="vectorized", progress_bar=progress, jit_model_args=True,
+            chain_method="vectorized", progress_bar=True, jit_model_args=True,
         )
     return _MCMC_CACHE[key]
+
+
+@contextlib.contextmanager
+def _quiet_tqdm(quiet: bool):
+    """Send NumPyro's tqdm bar (written to stderr) to a throwaway buffer when progress is off."""
+    if not quiet:
+        yield
+        return
+    with contextlib.redirect_stderr(io.StringIO()):
+        yield
 
 
 def _dims(spec: ModelSpec) -> dict[str, list[str]]:
@@ -226,10 +240,11 @@ def sample_posterior(
     y = jnp.asarray(data.response, dtype=jnp.float32)
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
-    mcmc = _get_mcmc(spec, data.n, chains, warmup, draws, dense, target_accept, progress)
+    mcmc = _get_mcmc(spec, data.n, chains, warmup, draws, dense, target_accept)
     t0 = time.perf_counter()
-    mcmc.run(jax.random.PRNGKey(seed), x, idx, y,
-             extra_fields=("num_steps", "diverging", "accept_prob", "potential_energy"))
+    with _quiet_tqdm(not progress):
+        mcmc.run(jax.random.PRNGKey(seed), x, idx, y,
+                 extra_fields=("num_steps", "diverging", "accept_prob", "potential_energy"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     elapsed = time.perf_counter() - t0
     extra = {k: np.asarray(v).reshape(chains, draws) for k, v in mcmc.get_extra_fields().items()}

@@ -7,7 +7,7 @@ import pandas as pd
 from numpyro.handlers import seed as seed_handler
 from numpyro.handlers import trace
 
-from .data import GROUP_COLUMNS, validate
+from .data import GROUP_COLUMNS
 from .errors import BayescaleError
 
 

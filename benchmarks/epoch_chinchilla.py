@@ -12,7 +12,6 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
 
 import bayescale as bs
 from bayescale import datasets

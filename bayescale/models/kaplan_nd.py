@@ -26,8 +26,11 @@ class KaplanND(Law):
 
     def mean(self, x, p):
         ratio = p["alpha_N"] / p["alpha_D"]
-        inner = p["w"] * jnp.exp(-ratio * x["params"]) + (1 - p["w"]) * jnp.exp(-x["tokens"])
-        return p["L0"] * jnp.exp(p["alpha_D"] * jnp.log(inner))
+        # log of the bracket by logaddexp: exp(-ratio * x) overflows float32 when alpha_D << alpha_N
+        # (plausible under the priors), which made the model's loc infinite and the fit fail
+        log_inner = jnp.logaddexp(jnp.log(p["w"]) - ratio * x["params"],
+                                  jnp.log1p(-p["w"]) - x["tokens"])
+        return p["L0"] * jnp.exp(p["alpha_D"] * log_inner)
 
     def derived(self, p, logref):
         # (N_c/N0)^(aN/aD) = w * L0^(1/aD)  and  D_c/D0 = (1-w) * L0^(1/aD)

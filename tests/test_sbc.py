@@ -1,0 +1,95 @@
+"""Simulation-based calibration (Talts et al. 2018) of the NUTS fits, see bayescale.calibration.
+
+Default suite (chinchilla, the default 5 x 4 (N, D) design, 1 chain x 150 warmup x 200 draws,
+every 2nd draw kept: ranks in 0..100, chi-square uniformity test over 10 bins):
+  * the correct model: parameters and data drawn from the prior, fitted with the same model; rank
+    uniformity must not be rejected for any of the 7 parameters (E, log_A0, alpha, log_B0, beta,
+    sigma, nu) at family-wise level 1 % (Bonferroni: every p > 0.01 / 7);
+  * a deliberately misspecified control: simulations drawn the same way (noise sd from its
+    HalfNormal(0.1) prior, 0.08 on average) fitted with sigma fixed at 0.002, so the posteriors of the
+    law parameters are far too narrow and their ranks pile up at both ends. The same check must
+    FAIL for the law parameters (some p < 0.01 / 5).
+The seeds are fixed, and neither outcome is a coin flip. Offline (this budget, 10 bins), the
+correct model's smallest p-value over the 7 parameters was 0.077 (seed 0, used here), 0.011
+(seed 1), 0.035 (seed 2, 200 simulations) and 0.28 (seed 3), against a threshold of 0.0014; the
+control's smallest law-parameter p-value was 1.6e-8 (seed 0, 30 simulations; 2.6e-12 with seed 1)
+against a threshold of 0.002.
+
+The full sweep over every registered law runs with ``--run-slow``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bayescale.calibration import SBCResult, rank_uniformity, sbc
+from bayescale.models import REGISTRY, get_law
+
+LEVEL = 0.01                     # family-wise level of the uniformity check (Bonferroni over parameters)
+SETTINGS = {"chains": 1, "warmup": 150, "draws": 200, "thin": 2, "bins": 10}
+N_SIMS = 100                     # correct model
+N_SIMS_CONTROL = 30              # the control fails by a wide margin; fewer simulations suffice
+MISSPECIFIED = {"sigma": "Delta(0.002)"}
+
+
+def law_pvalues(result: SBCResult) -> dict[str, float]:
+    law = get_law(result.law)
+    return {k: p for k, p in result.pvalues.items() if k.split("[")[0] in law.params}
+
+
+@pytest.fixture(scope="module")
+def correct():
+    return sbc("chinchilla", n_sims=N_SIMS, seed=0, **SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def control():
+    return sbc("chinchilla", n_sims=N_SIMS_CONTROL, seed=0, fit_priors=MISSPECIFIED, **SETTINGS)
+
+
+def test_rank_uniformity_test_itself():
+    rng = np.random.default_rng(0)
+    _, p_uniform = rank_uniformity(rng.integers(0, 101, size=200), 100, 10)
+    u_shaped = np.concatenate([rng.integers(0, 10, size=60), rng.integers(91, 101, size=60),
+                               rng.integers(0, 101, size=80)])
+    _, p_u = rank_uniformity(u_shaped, 100, 10)
+    assert p_uniform > 0.01 and p_u < 1e-6
+    # unequal bins (L + 1 = 7 rank values in 3 bins) still have exact expected counts
+    stat, _ = rank_uniformity(np.repeat(np.arange(7), 10), 6, 3)
+    assert stat == pytest.approx(0.0)
+
+
+def test_sbc_correct_model_is_calibrated(correct):
+    print(correct, correct.summary(), sep="\n")  # shown with pytest -rP
+    assert set(correct.pvalues) == {"E", "log_A0", "alpha", "log_B0", "beta", "sigma", "nu"}
+    assert correct.n_failed == 0, correct.failures
+    assert all(len(r) == N_SIMS for r in correct.ranks.values())
+    assert correct.passes(LEVEL), correct.summary()
+    # divergences come from extreme prior draws (e.g. sigma ~ 0.001); they are reported, and must stay rare
+    assert correct.n_divergent_fits <= 0.25 * N_SIMS, correct
+
+
+def test_sbc_misspecified_control_fails(control):
+    print(control, control.summary(), sep="\n")
+    p = law_pvalues(control)
+    assert set(p) == {"E", "log_A0", "alpha", "log_B0", "beta"}  # sigma is fixed, so not ranked
+    assert min(p.values()) < LEVEL / len(p), control.summary()
+    assert not control.passes(LEVEL)
+    # U shape: too many ranks in the outer tenths of the range
+    outer = [np.mean((control.ranks[k] < 10) | (control.ranks[k] > 90)) for k in p]
+    assert max(outer) > 0.5, outer
+
+
+def test_sbc_reuses_the_compiled_sampler(correct):
+    # the first fit compiles; the others reuse the cached MCMC object (same law, shapes, settings)
+    first, rest = correct.fit_seconds[0], np.median(correct.fit_seconds[1:])
+    assert rest < 1.5 and rest < 0.25 * first, (first, rest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(set(REGISTRY) | {"power:tokens", "power:compute"}))
+def test_sbc_sweep_every_law(spec):
+    result = sbc(spec, n_sims=200, seed=2, chains=1, warmup=200, draws=300, thin=3, bins=20)
+    print(result, result.summary(), sep="\n")
+    assert result.n_failed <= 0.02 * result.n_sims, result.failures[:5]
+    assert result.passes(LEVEL), result.summary()
