@@ -59,6 +59,13 @@ ENTRIES = [
           note="final checkpoint of each shape (one token budget), L(N); 1B and 2B classes held out"),
     Entry("step-law-best", "step_law", "chinchilla", "natural", load_options={"best_only": True},
           note="best loss over (lr, batch) per (N, D) cell; N = 1.07e9 cells held out"),
+    Entry("learning-curves-lm", "learning_curves_nslpfn", "chinchilla", "natural",
+          load_options={"domain": "LM"},
+          note="5 decoder sizes, loss vs tokens (rescaled loss); the authors' extrapolation split"),
+    Entry("learning-curves-bigbench", "learning_curves_nslpfn", "power:tokens", "natural",
+          load_options={"domain": "BB"}, pool={"E": "task", "log_A0": "task", "alpha": "task"},
+          note="10 BIG-bench (task, shot) curves of one 262M model, error vs examples; the authors' "
+               "extrapolation split; E, A and alpha partially pooled over tasks"),
 ]
 
 
