@@ -99,7 +99,7 @@ class Fit:
         post = self.idata.posterior
         names = [k for k in self.law.all_params() if k in post and not self._is_fixed(k)]
         for k in self.spec.pooled:
-            names += [f"{k}_tau", f"{k}_z"]
+            names += [f"{k}_tau", f"{k}_{'u' if k in self.spec.centred else 'z'}"]
         return names
 
     def _is_fixed(self, name: str) -> bool:

@@ -25,6 +25,7 @@ from .models import Law, get_law
 from .priors import describe, parse
 
 DENSE_MASS_MAX_PARAMS = 60
+CENTRED_MIN_POINTS = 8  # "auto": groups this well observed are sampled centred
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ModelSpec:
     coords: dict[str, list[str]]              # grouping column -> labels (pooled ones only)
     logref: dict[str, float]                  # input -> log reference scale
     notes: list[str] = field(default_factory=list)
+    centred: tuple[str, ...] = ()             # pooled parameters sampled centred (see choose_centring)
 
     def key(self) -> tuple:
         return (
@@ -44,6 +46,7 @@ class ModelSpec:
             tuple(sorted(self.pooled.items())),
             tuple(sorted((k, describe(v)) for k, v in self.priors.items())),
             tuple(sorted((g, len(v)) for g, v in self.coords.items())),
+            tuple(sorted(self.centred)),
         )
 
     def to_json(self) -> dict:
@@ -53,6 +56,7 @@ class ModelSpec:
             "priors": {k: describe(v, digits=15) for k, v in self.priors.items()},
             "coords": self.coords,
             "logref": self.logref,
+            "centred": list(self.centred),
         }
 
     @classmethod
@@ -63,6 +67,7 @@ class ModelSpec:
             priors={k: parse(v) for k, v in d["priors"].items()},
             coords={k: list(v) for k, v in d["coords"].items()},
             logref={k: float(v) for k, v in d["logref"].items()},
+            centred=tuple(d.get("centred", ())),
         )
 
 
@@ -164,10 +169,13 @@ def make_model(spec: ModelSpec):
                 values[name] = pop
                 continue
             tau = numpyro.sample(f"{name}_tau", spec.priors[f"{name}_tau"])
-            with numpyro.plate(g, len(spec.coords[g])):
-                z = numpyro.sample(f"{name}_z", dist.Normal(0.0, 1.0))
             t = biject_to(prior.support)
-            by_group = numpyro.deterministic(f"{name}_by_{g}", t(t.inv(pop) + tau * z))
+            with numpyro.plate(g, len(spec.coords[g])):
+                if name in spec.centred:   # groups with much data: sample their values directly
+                    u = numpyro.sample(f"{name}_u", dist.Normal(t.inv(pop), tau))
+                else:                      # non-centred offsets, for weakly informed groups
+                    u = t.inv(pop) + tau * numpyro.sample(f"{name}_z", dist.Normal(0.0, 1.0))
+            by_group = numpyro.deterministic(f"{name}_by_{g}", t(u))
             values[name] = by_group[idx[g]]
         mu = law.mean(x, values)
         n = next(iter(x.values())).shape[0]
@@ -210,7 +218,7 @@ def _quiet_tqdm(quiet: bool):
 def _dims(spec: ModelSpec) -> dict[str, list[str]]:
     dims = {"y": ["obs"]}
     for name, g in spec.pooled.items():
-        dims[f"{name}_z"] = [g]
+        dims[f"{name}_{'u' if name in spec.centred else 'z'}"] = [g]
         dims[f"{name}_by_{g}"] = [g]
     return dims
 
@@ -287,7 +295,21 @@ def _count_latent(spec: ModelSpec) -> int:
     return n
 
 
-def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error") -> tuple[ModelSpec, Dataset]:
+def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str = "auto") -> tuple[str, ...]:
+    """Centred group values when every group has many points (data dominate, so a non-centred
+    form would make its own funnel); non-centred offsets when some group is thin."""
+    if parametrisation == "centred":
+        return tuple(pooled)
+    if parametrisation == "non-centred":
+        return ()
+    if parametrisation != "auto":
+        raise BayescaleError(f"parametrisation must be 'auto', 'centred' or 'non-centred', got {parametrisation!r}")
+    return tuple(k for k, g in pooled.items()
+                 if np.bincount(data.group_index[g]).min() >= CENTRED_MIN_POINTS)
+
+
+def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
+          parametrisation="auto") -> tuple[ModelSpec, Dataset]:
     """Validate the data and resolve law, pooling, priors and reference scales."""
     law = get_law(law)
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
@@ -300,12 +322,14 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error") 
         coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
         logref={k: float(np.mean(np.log(data.inputs[k]))) for k in law.inputs},
         notes=data.notes + notes,
+        centred=choose_centring(pooled, data, parametrisation),
     )
     return spec, data
 
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
-        progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None):
+        progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
+        parametrisation="auto"):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
     ``pool`` None uses the law's default pooling, "none" shares every law parameter, and a dict
@@ -317,7 +341,8 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
 
     if not isinstance(seed, (int, np.integer)):
         raise BayescaleError(f"seed must be an integer, got {seed!r}")
-    spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates)
+    spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
+                       parametrisation=parametrisation)
     if target_accept is None:
         target_accept = 0.95 if any(k in spec.law.params for k in spec.pooled) else 0.8
     for note in spec.notes:

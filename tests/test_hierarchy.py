@@ -103,3 +103,18 @@ def test_small_family_log_A0_interval_covers_truth(fits):
     s = fits["pooled"].summary(quantiles=(0.05, 0.95)).loc["log_A0[small]"]
     truth = TRUTH["log_A0"]["small"]
     assert s["5%"] < truth < s["95%"], f"log_A0[small] 90% interval {(s['5%'], s['95%'])} misses {truth}"
+
+
+def test_auto_parametrisation_centres_only_well_observed_groups():
+    """Groups with >= 8 points each are sampled centred, a 3-point group forces non-centred."""
+    from bayescale.datasets import demo_data
+    from bayescale.inference import build
+
+    demo = demo_data()
+    spec, _ = build(demo, "chinchilla", pool={"log_A0": "family"})
+    assert spec.centred == ("log_A0",)
+    thin = pd.concat([demo[demo["family"] != "wide"], demo[demo["family"] == "wide"].head(3)])
+    spec, _ = build(thin, "chinchilla", pool={"log_A0": "family"})
+    assert spec.centred == ()
+    spec, _ = build(demo, "chinchilla", pool={"log_A0": "family"}, parametrisation="non-centred")
+    assert spec.centred == ()
