@@ -46,6 +46,8 @@ def largest_n(df: pd.DataFrame, k: int = 1, by: str | None = None) -> np.ndarray
     """All rows of the ``k`` largest distinct model sizes, overall or per group."""
     if k < 1:
         raise BayescaleError(f"largest-n needs K >= 1, got {k}")
+    if "params" not in df:
+        raise BayescaleError(f"largest-n holdout needs a 'params' column; columns are {list(df.columns)}")
 
     def rule(part):
         sizes = np.unique(part["params"].to_numpy(np.float64))
@@ -66,8 +68,13 @@ def parse(spec: str, df: pd.DataFrame, *, by: str | None = None, natural=None) -
             if natural is None:
                 raise BayescaleError("holdout 'natural' needs a registered dataset (DATA = dataset:NAME)")
             mask = np.asarray(natural, dtype=bool)
+            if mask.shape != (len(df),):
+                raise BayescaleError(f"the natural holdout mask has {mask.size} entries for {len(df)} rows; "
+                                     "it must hold one boolean per row of the table")
         else:
             raise BayescaleError(f"unknown holdout {spec!r}; choose one of {list(PROTOCOLS)}")
+    except BayescaleError:  # a ValueError too; already says what is wrong
+        raise
     except ValueError as exc:
         raise BayescaleError(f"cannot read holdout {spec!r}: {exc}; e.g. top-compute:0.2") from exc
     if mask.all() or not mask.any():

@@ -15,6 +15,15 @@ import pandas as pd  # noqa: E402
 
 from .scores import LEVELS  # noqa: E402
 
+# one colour per method in every plot (reliability diagram and PIT histogram)
+METHOD_COLORS = {"bayescale (new observation)": "C0", "bayescale (mean curve)": "C1", "bootstrap": "C2",
+                 "no-pool": "C3"}
+
+
+def _color(name: str, i: int) -> str:
+    return METHOD_COLORS.get(name, f"C{(i + len(METHOD_COLORS)) % 10}")
+
+
 X_LABEL = {"params": "parameters N", "tokens": "training tokens D", "compute": "training compute C (FLOP)"}
 
 
@@ -101,7 +110,7 @@ def plot_reliability(summaries: dict[str, dict], path) -> Path:
     for i, (name, s) in enumerate(summaries.items()):
         nominal = [float(k) for k in s["coverage"]]
         empirical = [s["coverage"][k] for k in s["coverage"]]
-        ax.plot(nominal, empirical, marker="o", color=f"C{i}", label=name)
+        ax.plot(nominal, empirical, marker="o", color=_color(name, i), label=name)
     ax.set_xlim(0.4, 1.0)
     ax.set_ylim(0.0, 1.02)
     ax.set_xlabel("nominal coverage of central interval")
@@ -121,7 +130,7 @@ def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
     fig, ax = plt.subplots(figsize=(5.2, 4.0))
     edges = np.linspace(0, 1, bins + 1)
     for i, (name, values) in enumerate(pit_values.items()):
-        ax.hist(values, bins=edges, density=True, histtype="step", lw=1.8, color=f"C{i}",
+        ax.hist(values, bins=edges, density=True, histtype="step", lw=1.8, color=_color(name, i),
                 label=f"{name} (n={len(values)})")
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="uniform")
     ax.set_xlabel("PIT value (predictive CDF at the held-out loss)")

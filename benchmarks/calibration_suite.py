@@ -63,9 +63,10 @@ ENTRIES = [
           load_options={"domain": "LM"},
           note="5 decoder sizes, loss vs tokens (rescaled loss); the authors' extrapolation split"),
     Entry("learning-curves-bigbench", "learning_curves_nslpfn", "power:tokens", "natural",
-          load_options={"domain": "BB"}, pool={"E": "task", "log_A0": "task", "alpha": "task"},
+          load_options={"domain": "BB"},
+          pool={"E": "task", "log_A0": "task", "alpha": "task", "sigma": "task"},
           note="10 BIG-bench (task, shot) curves of one 262M model, error vs examples; the authors' "
-               "extrapolation split; E, A and alpha partially pooled over tasks"),
+               "extrapolation split; E, A, alpha and the noise scale partially pooled over tasks"),
 ]
 
 
