@@ -379,16 +379,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    warnings.simplefilter("default", BayescaleWarning)
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"bayescale: warning: {msg}\n"
+    old_format = warnings.formatwarning
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # CLI-style warnings only while a command runs
+            warnings.simplefilter("default", BayescaleWarning)
+            warnings.formatwarning = _format_warning
+            return int(args.func(args) or 0)
     except BayescaleError as exc:
         print(f"bayescale: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bayescale: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = old_format
+
+
+def _format_warning(message, category, *args, **kwargs) -> str:
+    if issubclass(category, BayescaleWarning):
+        return f"bayescale: warning: {message}\n"
+    return f"{category.__name__}: {message}\n"
 
 
 if __name__ == "__main__":
