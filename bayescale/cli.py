@@ -93,14 +93,18 @@ def cmd_laws(args) -> int:
     return 0
 
 
+def _pool_from_args(args):
+    """--pool alpha=family --pool E=none -> {"alpha": "family", "E": None}; None when not given."""
+    if not args.pool:
+        return None
+    return {k: (None if v.lower() in ("none", "shared") else v)
+            for k, v in parse_pairs(args.pool, "--pool").items()}
+
+
 def _fit_from_args(args, df):
     from .inference import fit
 
-    pool = parse_pairs(args.pool, "--pool") if args.pool else None
-    if pool is not None:
-        pool = {k: (None if v.lower() in ("none", "shared") else v) for k, v in pool.items()}
-    if args.no_pool:
-        pool = "none"
+    pool = "none" if args.no_pool else _pool_from_args(args)
     return fit(
         df, law=args.law, pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
@@ -247,9 +251,7 @@ def cmd_calibrate(args) -> int:
         from . import datasets
 
         natural = datasets.holdout(args.data.split(":", 1)[1], df)
-    pool = parse_pairs(args.pool, "--pool") if args.pool else None
-    if pool is not None:
-        pool = {k: (None if v.lower() in ("none", "shared") else v) for k, v in pool.items()}
+    pool = _pool_from_args(args)
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     result = calibrate(
         df, args.law, args.holdout, by=args.by, pool=pool, priors=parse_priors(args.prior),
