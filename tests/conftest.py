@@ -14,3 +14,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Free compiled samplers and JAX's caches after each test module.
+
+    A full run compiles hundreds of XLA programs; keeping them all alive until the end let the
+    process grow until an XLA compile crashed (SIGSEGV) late in the session on CI-like runs.
+    """
+    yield
+    import gc
+
+    import jax
+
+    from bayescale.inference import _MCMC_CACHE
+
+    _MCMC_CACHE.clear()
+    jax.clear_caches()
+    gc.collect()
