@@ -19,6 +19,9 @@ The full sweep over every registered law runs with ``--run-slow``.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
+
 import numpy as np
 import pytest
 
@@ -37,14 +40,23 @@ def law_pvalues(result: SBCResult) -> dict[str, float]:
     return {k: p for k, p in result.pvalues.items() if k.split("[")[0] in law.params}
 
 
+def in_fresh_process(**kwargs) -> SBCResult:
+    """Run sbc in a new interpreter. Late in a long pytest session (hundreds of XLA programs
+    compiled in one process) XLA's CPU compiler crashed with SIGSEGV on these fits, while the
+    same fits pass in a fresh process; the result comes back pickled."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(sbc, "chinchilla", **kwargs).result()
+
+
 @pytest.fixture(scope="module")
 def correct():
-    return sbc("chinchilla", n_sims=N_SIMS, seed=0, **SETTINGS)
+    return in_fresh_process(n_sims=N_SIMS, seed=0, **SETTINGS)
 
 
 @pytest.fixture(scope="module")
 def control():
-    return sbc("chinchilla", n_sims=N_SIMS_CONTROL, seed=0, fit_priors=MISSPECIFIED, **SETTINGS)
+    return in_fresh_process(n_sims=N_SIMS_CONTROL, seed=0, fit_priors=MISSPECIFIED, **SETTINGS)
 
 
 def test_rank_uniformity_test_itself():
