@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 
 from .data import validate
 from .errors import BayescaleError
-from .inference import centred_inputs
+from .inference import centred_inputs, reference_scales
 from .models import get_law
 
 
@@ -47,7 +47,8 @@ class BootstrapFit:
         from .fit import _check_levels, interval_columns
 
         levels = _check_levels(levels)
-        data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep")
+        data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep",
+                        linear_inputs=self.law.linear_inputs)
         x = centred_inputs(self.law, data.inputs, self.logref)
         x = {k: np.asarray(v)[None, :] for k, v in x.items()}
         p = {k: v[:, None] for k, v in self.draws.items()}
@@ -76,7 +77,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
                     min_points=law.n_free)
     names = list(law.params)
     transforms = [biject_to(law.params[k].prior.support) for k in names]
-    logref = {k: float(np.mean(np.log(data.inputs[k]))) for k in law.inputs}
+    logref = reference_scales(law, data.inputs)
     x = centred_inputs(law, data.inputs, logref)
     logy = jnp.asarray(np.log(data.response), dtype=jnp.float32)
 

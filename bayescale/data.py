@@ -112,7 +112,7 @@ def _positive(arr: np.ndarray, col: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise BayescaleError(
-            f"column '{col}' must be > 0 (sizes and losses are positive), but row {i} is {arr[i]:g} "
+            f"column '{col}' must be > 0 (sizes, losses and log-scale inputs are positive), but row {i} is {arr[i]:g} "
             f"({int(bad.sum())} such row(s)); check units or remove those rows"
         )
 
@@ -128,6 +128,7 @@ def validate(
     positive_response: bool = True,
     min_points: int = 1,
     extra_numeric: tuple[str, ...] = (),
+    linear_inputs: tuple[str, ...] = (),
 ) -> Dataset:
     """Check a table against the long schema and return a :class:`Dataset`.
 
@@ -163,7 +164,8 @@ def validate(
 
     for col in needed:
         frame[col] = _numeric_column(frame, col)
-        if col in SIZE_COLUMNS or (col == response and positive_response):
+        log_input = col in inputs and col not in linear_inputs
+        if col in SIZE_COLUMNS or log_input or (col == response and positive_response):
             _positive(frame[col].to_numpy(), col)
 
     for g in groups:

@@ -227,15 +227,19 @@ class Fit:
         if kind not in ("mean", "observation"):
             raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
         levels = _check_levels(levels)
+        extras = self.law.extras if kind == "observation" else ()
         data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep",
-                        groups=tuple(g for g in GROUP_COLUMNS))
+                        groups=tuple(g for g in GROUP_COLUMNS), extra_numeric=extras,
+                        linear_inputs=self.law.linear_inputs)
         frame = data.frame
         notes = list(data.notes)
         rng = np.random.default_rng(seed)
         values = self.param_draws(frame, rng, notes)
         draws = self._mean_draws(frame, values)
         if kind == "observation":
-            draws = self.law.sample_observation(rng, draws, values)
+            from .inference import extra_columns
+
+            draws = self.law.sample_observation(rng, draws, values, extra_columns(self.law, frame))
         out = df.reset_index(drop=True).copy()
         if "compute" in self.law.inputs and "compute" not in out:
             out["compute"] = frame["compute"]

@@ -147,8 +147,20 @@ def _check_support(name: str, prior: dist.Distribution, default: dist.Distributi
         )
 
 
+def reference_scales(law: Law, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each input's reference: the mean of log(input), or of the input itself for linear inputs."""
+    return {k: float(np.mean(inputs[k] if k in law.linear_inputs else np.log(inputs[k])))
+            for k in law.inputs}
+
+
 def centred_inputs(law: Law, inputs: dict[str, np.ndarray], logref: dict[str, float]) -> dict:
-    return {k: jnp.asarray(np.log(inputs[k]) - logref[k], dtype=jnp.float32) for k in law.inputs}
+    return {k: jnp.asarray((inputs[k] if k in law.linear_inputs else np.log(inputs[k])) - logref[k],
+                           dtype=jnp.float32) for k in law.inputs}
+
+
+def extra_columns(law: Law, frame) -> dict[str, np.ndarray]:
+    """The per-row columns the law's likelihood needs (``law.extras``), float64."""
+    return {k: frame[k].to_numpy(np.float64) for k in law.extras}
 
 
 # ---- the NumPyro model ------------------------------------------------------------------------
@@ -156,7 +168,7 @@ def centred_inputs(law: Law, inputs: dict[str, np.ndarray], logref: dict[str, fl
 def make_model(spec: ModelSpec):
     law = spec.law
 
-    def model(x, idx, y=None):
+    def model(x, idx, y=None, aux=None):
         values = {}
         for name in law.all_params():
             prior = spec.priors[name]
@@ -180,7 +192,7 @@ def make_model(spec: ModelSpec):
         mu = law.mean(x, values)
         n = next(iter(x.values())).shape[0]
         with numpyro.plate("obs", n):
-            law.observe(mu, values, y)
+            law.observe(mu, values, y, aux or {})
 
     return model
 
@@ -245,22 +257,25 @@ def sample_posterior(
     model = make_model(spec)
     x = centred_inputs(spec.law, data.inputs, spec.logref)
     idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
-    y = jnp.asarray(data.response, dtype=jnp.float32)
+    aux_np = extra_columns(spec.law, data.frame)
+    aux = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in aux_np.items()}
+    y = jnp.asarray(spec.law.site_value(data.response, aux_np), dtype=jnp.float32)
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
     mcmc = _get_mcmc(spec, data.n, chains, warmup, draws, dense, target_accept)
     t0 = time.perf_counter()
     with _quiet_tqdm(not progress):
-        mcmc.run(jax.random.PRNGKey(seed), x, idx, y,
+        mcmc.run(jax.random.PRNGKey(seed), x, idx, y, aux,
                  extra_fields=("num_steps", "diverging", "accept_prob", "potential_energy"))
     samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     elapsed = time.perf_counter() - t0
     extra = {k: np.asarray(v).reshape(chains, draws) for k, v in mcmc.get_extra_fields().items()}
 
     flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
-    loglik = np.asarray(log_likelihood(model, flat, x, idx, y)["y"]).reshape(chains, draws, -1)
+    loglik = np.asarray(log_likelihood(model, flat, x, idx, y, aux)["y"]).reshape(chains, draws, -1)
     coords = {**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n)}
     constant = {k: data.inputs[k] for k in spec.law.inputs}
+    constant.update(aux_np)
     for g in GROUP_COLUMNS:
         constant[g] = np.asarray(data.frame[g].to_numpy(), dtype=str)
     constant[spec.law.response] = data.response
@@ -271,7 +286,7 @@ def sample_posterior(
             "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
         },
         log_likelihood={"y": loglik},
-        observed_data={"y": spec.law.transform_response(data.response)},
+        observed_data={"y": spec.law.site_value(data.response, aux_np)},
         constant_data=constant,
         coords=coords,
         dims={**_dims(spec), **{k: ["obs"] for k in constant}},
@@ -309,18 +324,21 @@ def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str 
 
 
 def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
-          parametrisation="auto") -> tuple[ModelSpec, Dataset]:
+          parametrisation="auto", check_response=True) -> tuple[ModelSpec, Dataset]:
     """Validate the data and resolve law, pooling, priors and reference scales."""
     law = get_law(law)
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
-                    min_points=law.n_free)
+                    min_points=law.n_free, extra_numeric=law.extras, linear_inputs=law.linear_inputs,
+                    positive_response=False)
+    if check_response:
+        law.check_response(data.response, extra_columns(law, data.frame))
     pooled, notes = resolve_pool(law, pool, data)
     check_group_sizes(data, {g: [k for k, v in pooled.items() if v == g and k in law.params]
                              for g in set(pooled.values())})
     spec = ModelSpec(
         law=law, pooled=pooled, priors=resolve_priors(law, priors, pooled),
         coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
-        logref={k: float(np.mean(np.log(data.inputs[k]))) for k in law.inputs},
+        logref=reference_scales(law, data.inputs),
         notes=data.notes + notes,
         centred=choose_centring(pooled, data, parametrisation),
     )

@@ -31,23 +31,25 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
     reference scales taken from the design's geometric mean (as a fit of the same rows would).
     Without ``params`` everything is drawn from the prior of the NumPyro model.
     """
-    from .inference import build, centred_inputs, make_model
+    from .inference import build, centred_inputs, extra_columns, make_model
     from .models import get_law
 
     law = get_law(law)
     design = design.copy()
     design[law.response] = 1.0  # placeholder for validation; replaced below
-    spec, data = build(design, law, pool=pool, priors=priors, duplicates="keep")
+    spec, data = build(design, law, pool=pool, priors=priors, duplicates="keep", check_response=False)
     frame = data.frame
     x = centred_inputs(law, data.inputs, spec.logref)
+    aux_np = extra_columns(law, frame)
     if params is None:
         import jax.numpy as jnp
 
         idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
-        tr = trace(seed_handler(make_model(spec), jax.random.PRNGKey(seed))).get_trace(x, idx, None)
+        tr = trace(seed_handler(make_model(spec), jax.random.PRNGKey(seed))).get_trace(
+            x, idx, None, {k: jnp.asarray(v) for k, v in aux_np.items()})
         truth = {k: np.asarray(v["value"]) for k, v in tr.items()
                  if v["type"] in ("sample", "deterministic") and k != "y"}
-        y = np.exp(np.asarray(tr["y"]["value"], dtype=np.float64))
+        y = law.from_site(np.asarray(tr["y"]["value"], dtype=np.float64), aux_np)
         if not noise:
             raise BayescaleError("noise=False needs explicit params")
     else:
@@ -64,7 +66,7 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
             values[name] = _per_row(value, labels, name, g)[None, :]
         mu = np.asarray(law.mean({k: np.asarray(v)[None, :] for k, v in x.items()}, values), np.float64)[0]
         rng = np.random.default_rng(seed)
-        y = law.sample_observation(rng, mu[None, :], values)[0] if noise else mu
+        y = law.sample_observation(rng, mu[None, :], values, aux_np)[0] if noise else mu
         truth = dict(params)
     out = design.drop(columns=[law.response]).reset_index(drop=True)
     out[law.response] = y

@@ -8,6 +8,8 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
+from ..errors import BayescaleError
+
 
 @dataclass(frozen=True)
 class Param:
@@ -26,13 +28,24 @@ class Param:
 class Law:
     """Base class. Subclasses set the class attributes and implement :meth:`mean`.
 
-    ``mean(x, p)`` receives the inputs as log(input / reference) (``x["params"]`` is
-    log(N / N0)) and the parameters ``p`` broadcast per row; it returns the law's mean response.
+    ``mean(x, p, xp)`` receives the inputs centred on reference scales: log(input / reference)
+    (``x["params"]`` is log(N / N0)), or input - reference for inputs in ``linear_inputs``; the
+    parameters ``p`` broadcast per row; and ``xp``, the array namespace (jax.numpy for NumPyro,
+    pytensor.tensor for PyMC). It returns the law's mean response and may only use
+    ``xp.exp``, ``xp.log``, ``xp.log1p``, ``xp.logaddexp``, ``xp.sqrt`` and ``xp.where``, plus
+    arithmetic, so that the same declaration builds both backends.
+
+    The observation model is Student-t on log response by default; laws with other responses
+    (accuracies, counts) override :meth:`noise_params`, :meth:`observe`, :meth:`site_value`,
+    :meth:`sample_observation` and :meth:`check_response`, and list the per-row columns their
+    likelihood needs (e.g. the number of questions) in ``extras``.
     """
 
     name: str = ""
     formula: str = ""
     inputs: tuple[str, ...] = ()
+    linear_inputs: tuple[str, ...] = ()   # inputs centred as input - mean, not on the log scale
+    extras: tuple[str, ...] = ()          # per-row columns the likelihood needs (not inputs)
     response: str = "loss"
     params: dict[str, Param] = {}
     option: str | None = None  # e.g. the input of a one-variable power law
@@ -42,7 +55,7 @@ class Law:
         self.option = option
 
     # ---- the mean curve -------------------------------------------------------------------
-    def mean(self, x: dict, p: dict):
+    def mean(self, x: dict, p: dict, xp=jnp):
         raise NotImplementedError
 
     def derived(self, p: dict, logref: dict) -> dict:
@@ -64,16 +77,32 @@ class Law:
             "nu": Param(dist.TruncatedNormal(10.0, 15.0, low=2.0), doc="Student-t degrees of freedom"),
         }
 
-    def observe(self, mu, p: dict, y):
-        numpyro.sample("y", dist.StudentT(p["nu"], jnp.log(mu), p["sigma"]), obs=None if y is None else jnp.log(y))
+    def observe(self, mu, p: dict, y, aux: dict):
+        """The likelihood of the observed site "y" (``y`` on the site's scale, see site_value)."""
+        numpyro.sample("y", dist.StudentT(p["nu"], jnp.log(mu), p["sigma"]), obs=y)
 
-    def transform_response(self, y: np.ndarray) -> np.ndarray:
-        """The observed site's scale: log response."""
+    def site_value(self, y: np.ndarray, aux: dict) -> np.ndarray:
+        """The response on the observed site's scale: log response."""
         return np.log(y)
 
-    def sample_observation(self, rng: np.random.Generator, mu: np.ndarray, p: dict) -> np.ndarray:
+    def from_site(self, value: np.ndarray, aux: dict) -> np.ndarray:
+        """The inverse of :meth:`site_value`."""
+        return np.exp(value)
+
+    def sample_observation(self, rng: np.random.Generator, mu: np.ndarray, p: dict, aux: dict) -> np.ndarray:
+        """New observations at the mean ``mu`` (draws x rows), on the response's scale."""
         t = rng.standard_t(np.broadcast_to(p["nu"], mu.shape))
         return np.exp(np.log(mu) + p["sigma"] * t)
+
+    def check_response(self, y: np.ndarray, aux: dict) -> None:
+        """Raise BayescaleError for responses the likelihood cannot take (default: loss > 0)."""
+        bad = ~(y > 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise BayescaleError(
+                f"column '{self.response}' must be > 0 for law {self.spec!r} (Student-t on log "
+                f"{self.response}), but row {i} is {y[i]:g} ({int(bad.sum())} such row(s)); check units "
+                "or remove those rows")
 
     def simulate(self, design, params=None, *, seed=0, **kwargs):
         """Simulate at the rows of ``design`` from ``params`` or the prior (see bayescale.simulate)."""

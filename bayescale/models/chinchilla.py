@@ -24,9 +24,9 @@ class Chinchilla(Law):
         "beta": Param(dist.LogNormal(np.log(0.3), 0.5), doc="data exponent"),
     }
 
-    def mean(self, x, p):
-        return (p["E"] + jnp.exp(p["log_A0"] - p["alpha"] * x["params"])
-                + jnp.exp(p["log_B0"] - p["beta"] * x["tokens"]))
+    def mean(self, x, p, xp=jnp):
+        return (p["E"] + xp.exp(p["log_A0"] - p["alpha"] * x["params"])
+                + xp.exp(p["log_B0"] - p["beta"] * x["tokens"]))
 
     def derived(self, p, logref):
         return {

@@ -24,13 +24,13 @@ class KaplanND(Law):
         "alpha_D": Param(dist.LogNormal(np.log(0.08), 0.75), doc="data exponent"),
     }
 
-    def mean(self, x, p):
+    def mean(self, x, p, xp=jnp):
         ratio = p["alpha_N"] / p["alpha_D"]
         # log of the bracket by logaddexp: exp(-ratio * x) overflows float32 when alpha_D << alpha_N
         # (plausible under the priors), which made the model's loc infinite and the fit fail
-        log_inner = jnp.logaddexp(jnp.log(p["w"]) - ratio * x["params"],
-                                  jnp.log1p(-p["w"]) - x["tokens"])
-        return p["L0"] * jnp.exp(p["alpha_D"] * log_inner)
+        log_inner = xp.logaddexp(xp.log(p["w"]) - ratio * x["params"],
+                                  xp.log1p(-p["w"]) - x["tokens"])
+        return p["L0"] * xp.exp(p["alpha_D"] * log_inner)
 
     def derived(self, p, logref):
         # (N_c/N0)^(aN/aD) = w * L0^(1/aD)  and  D_c/D0 = (1-w) * L0^(1/aD)

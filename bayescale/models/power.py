@@ -29,8 +29,8 @@ class Power(Law):
             "alpha": Param(dist.LogNormal(np.log(0.3), 0.5), doc="exponent"),
         }
 
-    def mean(self, x, p):
-        return p["E"] + jnp.exp(p["log_A0"] - p["alpha"] * x[self.option])
+    def mean(self, x, p, xp=jnp):
+        return p["E"] + xp.exp(p["log_A0"] - p["alpha"] * x[self.option])
 
     def derived(self, p, logref):
         return {"A": np.exp(p["log_A0"] + p["alpha"] * logref[self.option])}
@@ -54,8 +54,8 @@ class _Kaplan(Law):
             "alpha": Param(dist.LogNormal(np.log(0.1), 0.75), doc="exponent"),
         }
 
-    def mean(self, x, p):
-        return jnp.exp(p["log_A0"] - p["alpha"] * x[self.x])
+    def mean(self, x, p, xp=jnp):
+        return xp.exp(p["log_A0"] - p["alpha"] * x[self.x])
 
     def derived(self, p, logref):
         s = SYMBOL[self.x]
