@@ -1,0 +1,310 @@
+"""Model comparison: which functional form the data support, and where two fitted curves cross.
+
+* :func:`compare` ranks fits of different laws on the same observations by PSIS-LOO expected log
+  predictive density (ArviZ ``az.compare`` on each fit's pointwise log-likelihood), with standard
+  errors and Pareto-k warnings, beside held-out calibration scores when given.
+* :func:`prob_better` gives, at chosen points, the posterior probability that fit A's loss curve
+  lies below fit B's (e.g. two datasets or two architectures).
+* :func:`crossover` follows both curves along compute, params or tokens and reports where they
+  cross, with an interval on the crossover scale.
+
+The module itself is callable: ``bayescale.compare(fit_a, fit_b)`` is ``bayescale.compare.compare``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import types
+import warnings
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from .errors import BayescaleError, BayescaleWarning
+
+PARETO_K_BAD = 0.7
+AXES = ("compute", "params", "tokens")
+
+__all__ = ["Comparison", "Crossover", "compare", "crossover", "holdout_scores", "prob_better"]
+
+
+def _as_fit(obj):
+    from .fit import Fit, load
+
+    if isinstance(obj, Fit):
+        return obj
+    if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
+        return load(obj)
+    raise BayescaleError(f"expected a bayescale.Fit or the path of a saved fit, got {type(obj).__name__}")
+
+
+def _names(fits, names) -> list[str]:
+    if names is None:
+        names = [f.law.spec for f in fits]
+        seen: dict[str, int] = {}
+        out = []
+        for n in names:
+            seen[n] = seen.get(n, 0) + 1
+            out.append(n if names.count(n) == 1 else f"{n}#{seen[n]}")
+        return out
+    names = [str(n) for n in names]
+    if len(names) != len(fits) or len(set(names)) != len(names):
+        raise BayescaleError(f"give one distinct name per fit: {len(fits)} fits, names {names}")
+    return names
+
+
+def check_same_data(fits, names) -> list[str]:
+    """LOO compares laws only on the same observations: same rows, same observed values.
+
+    Equal data hashes settle it. Hashes also differ when laws derive different columns from one
+    table (compute, multiplier), so then the observed responses are compared row by row."""
+    notes = []
+    ref = fits[0]
+    for fit, name in zip(fits[1:], names[1:]):
+        if fit.config.get("data_hash") == ref.config.get("data_hash"):
+            continue
+        y0 = np.asarray(ref.idata.observed_data["y"].values, dtype=np.float64)
+        y1 = np.asarray(fit.idata.observed_data["y"].values, dtype=np.float64)
+        if y0.shape != y1.shape or not np.allclose(y0, y1, rtol=1e-6, atol=1e-9):
+            raise BayescaleError(
+                f"fits {names[0]!r} and {name!r} are on different data (data hashes "
+                f"{ref.config.get('data_hash', '?')[:12]} vs {fit.config.get('data_hash', '?')[:12]}; "
+                f"{y0.size} vs {y1.size} observations{'' if y0.shape != y1.shape else ', values differ'}). "
+                "LOO can only rank laws fitted to the same rows: refit them on one table")
+        notes.append(f"{names[0]!r} and {name!r} have different data hashes (the laws derive different "
+                     "columns), but the same observed responses row by row")
+    return notes
+
+
+@dataclass
+class Comparison:
+    """The ranking: ``table`` has one row per fit (best first) and ``loo`` the ArviZ ELPD objects."""
+
+    table: pd.DataFrame
+    loo: dict
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        rows = json.loads(self.table.reset_index().to_json(orient="records"))
+        return {"ranking": rows, "notes": self.notes,
+                "criterion": "PSIS-LOO elpd on the fits' observed site (log loss for Student-t laws)"}
+
+    def write_json(self, path):
+        from pathlib import Path
+
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
+
+    def __repr__(self) -> str:
+        return f"<bayescale.Comparison\n{self.table.to_string()}>"
+
+
+def compare(*fits, names=None, calibration=None) -> Comparison:
+    """Rank fits of different laws to the same data by PSIS-LOO ELPD (higher is better).
+
+    ``fits`` are :class:`bayescale.Fit` objects or saved-fit paths. ``calibration`` optionally maps
+    a fit's name (or position) to a :class:`bayescale.calibration.CalibrationResult` of that law
+    (see :func:`holdout_scores`); its held-out CRPS, 90% coverage, median ARE and log predictive
+    density are added as ``heldout_*`` columns. Pareto k above 0.7 marks observations whose LOO
+    estimate is unreliable: ``n_bad_k`` counts them and a warning is raised.
+    """
+    if len(fits) == 1 and isinstance(fits[0], (list, tuple)):
+        fits = tuple(fits[0])
+    if len(fits) < 2:
+        raise BayescaleError(f"compare needs at least two fits, got {len(fits)}")
+    fits = [_as_fit(f) for f in fits]
+    names = _names(fits, names)
+    notes = check_same_data(fits, names)
+    for fit, name in zip(fits, names):
+        if "log_likelihood" not in fit.idata.groups():
+            raise BayescaleError(f"fit {name!r} has no log_likelihood group; refit it with bayescale.fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ArviZ's own k warning; reported below per fit instead
+        loo = {n: az.loo(f.idata, pointwise=True) for n, f in zip(names, fits)}
+        table = az.compare({n: f.idata for n, f in zip(names, fits)}, ic="loo")
+    table = table.rename(columns={"se": "elpd_se", "dse": "elpd_diff_se", "warning": "loo_warning"})
+    table.insert(0, "law", [fits[names.index(n)].law.spec for n in table.index])
+    table["max_pareto_k"] = [float(np.max(loo[n].pareto_k.values)) for n in table.index]
+    table["n_bad_k"] = [int(np.sum(loo[n].pareto_k.values > PARETO_K_BAD)) for n in table.index]
+    table["n_obs"] = [fits[names.index(n)].config["n_obs"] for n in table.index]
+    table = table.drop(columns=[c for c in ("scale",) if c in table])
+    for n in table.index:
+        bad = int(table.loc[n, "n_bad_k"])
+        if bad:
+            msg = (f"{n}: {bad} observation(s) with Pareto k > {PARETO_K_BAD}; their LOO terms are "
+                   "unreliable (influential points): check them or compare by held-out scores")
+            notes.append(msg)
+            warnings.warn(msg, BayescaleWarning, stacklevel=2)
+    if calibration:
+        items = calibration.items() if isinstance(calibration, dict) else enumerate(calibration)
+        for key, result in items:
+            name = names[key] if isinstance(key, int) else str(key)
+            if name not in table.index:
+                raise BayescaleError(f"calibration given for {name!r}, which is not among the fits {names}")
+            s = result.summary
+            table.loc[name, "heldout_n"] = s["n_heldout"]
+            table.loc[name, "heldout_crps"] = s["crps"]
+            table.loc[name, "heldout_cov_90"] = s["coverage"]["0.9"]
+            table.loc[name, "heldout_median_are"] = s["median_are"]
+            table.loc[name, "heldout_elpd"] = s["elpd"]
+    table.index.name = "name"
+    return Comparison(table=table, loo=loo, notes=notes)
+
+
+def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=None, natural=None,
+                   seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep") -> dict:
+    """Held-out calibration of each fit's law (same pooling and priors) on one split of ``df``.
+
+    Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``."""
+    from .calibration import calibrate
+
+    fits = [_as_fit(f) for f in fits]
+    names = _names(fits, names)
+    out = {}
+    for fit, name in zip(fits, names):
+        pool = {k: v for k, v in fit.spec.pooled.items() if k in fit.law.params} or "none"
+        priors = {k: v for k, v in fit.spec.priors.items() if k in fit.law.all_params()}
+        out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, pool=pool, priors=priors,
+                              seed=seed, chains=chains, warmup=warmup, draws=draws, baselines=(),
+                              duplicates=duplicates)
+    return out
+
+
+# ---- one curve against another -------------------------------------------------------------------
+
+def _paired_draws(fit_a, fit_b, points: pd.DataFrame, labels_a, labels_b) -> tuple[np.ndarray, np.ndarray]:
+    """Mean-curve draws (samples x points) of both fits, truncated to a common number of draws."""
+    out = []
+    for fit, labels in ((fit_a, labels_a), (fit_b, labels_b)):
+        frame = points.assign(**(labels or {}))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayescaleWarning)
+            _, draws = fit.predict(frame, kind="mean", return_draws=True)
+        out.append(np.asarray(draws.values, dtype=np.float64))
+    n = min(len(out[0]), len(out[1]))
+    return out[0][:n], out[1][:n]
+
+
+def prob_better(fit_a, fit_b, points: pd.DataFrame, *, labels_a=None, labels_b=None,
+                levels=(0.9,)) -> pd.DataFrame:
+    """P(loss of A < loss of B) at each row of ``points`` (mean curves, independent posteriors),
+    with the median and intervals of the difference A - B."""
+    from .fit import _check_levels, interval_columns
+
+    fit_a, fit_b = _as_fit(fit_a), _as_fit(fit_b)
+    a, b = _paired_draws(fit_a, fit_b, points, labels_a, labels_b)
+    out = points.reset_index(drop=True).copy()
+    out["p_a_better"] = np.mean(a < b, axis=0)
+    for col, v in interval_columns(a - b, _check_levels(levels), prefix="diff_").items():
+        out[col] = v
+    return out
+
+
+def _path(along: str, scale: np.ndarray, tokens_per_param, params, tokens) -> pd.DataFrame:
+    if along == "compute":
+        n = np.sqrt(scale / (6.0 * tokens_per_param))
+        d = tokens_per_param * n
+    elif along == "params":
+        n = scale
+        d = np.full_like(scale, tokens) if tokens is not None else tokens_per_param * scale
+    else:
+        if params is None:
+            raise BayescaleError("crossover along tokens needs the model size: params=N")
+        n, d = np.full_like(scale, float(params)), scale
+    return pd.DataFrame({"params": n, "tokens": d, "compute": 6.0 * n * d})
+
+
+def _data_range(fits, along) -> tuple[float, float]:
+    lo, hi = np.inf, 0.0
+    for fit in fits:
+        cd = fit.idata.constant_data
+        if along in cd:
+            v = np.asarray(cd[along].values, dtype=np.float64)
+        elif along == "compute" and "params" in cd and "tokens" in cd:
+            v = 6.0 * np.asarray(cd["params"].values) * np.asarray(cd["tokens"].values)
+        else:
+            raise BayescaleError(f"fit of {fit.law.spec!r} has no '{along}' data to take a range from; "
+                                 "pass range=(low, high)")
+        lo, hi = min(lo, v.min()), max(hi, v.max())
+    return lo, hi * 100.0
+
+
+@dataclass
+class Crossover:
+    """Where fit A's loss curve crosses fit B's along one axis.
+
+    ``table``: per grid point, P(A below B) and the difference A - B; ``summary``: the share of
+    draws whose curves cross inside the range (``p_cross``), the first crossing's median and
+    interval over those draws, and P(A below B) at both ends of the range."""
+
+    along: str
+    table: pd.DataFrame
+    summary: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def crossover(fit_a, fit_b, along: str = "compute", *, range=None, grid: int = 200,
+              tokens_per_param: float = 20.0, params=None, tokens=None, level: float = 0.9,
+              labels_a=None, labels_b=None) -> Crossover:
+    """Follow both fits' mean curves along ``along`` (compute, params or tokens) over ``range``
+    (default: both fits' data range up to 100x beyond) and find where they cross.
+
+    Along compute, runs use ``tokens_per_param`` (D = r·N, C = 6ND); along params, ``tokens``
+    fixed or D = r·N; along tokens, a fixed model size ``params``. Each pair of posterior draws
+    gives a crossing (the first sign change of A - B, interpolated on the log scale) or none.
+    """
+    from .fit import _check_levels, interval_columns
+
+    if along not in AXES:
+        raise BayescaleError(f"along must be one of {list(AXES)}, got {along!r}")
+    (level,) = _check_levels(level)
+    fit_a, fit_b = _as_fit(fit_a), _as_fit(fit_b)
+    lo, hi = _data_range([fit_a, fit_b], along) if range is None else map(float, range)
+    if not (0 < lo < hi and np.isfinite(hi)):
+        raise BayescaleError(f"range must be two increasing positive numbers, got {(lo, hi)}")
+    scale = np.geomspace(lo, hi, int(grid))
+    points = _path(along, scale, tokens_per_param, params, tokens)
+    a, b = _paired_draws(fit_a, fit_b, points, labels_a, labels_b)
+    diff = a - b
+    table = points.copy()
+    table["p_a_better"] = np.mean(diff < 0, axis=0)
+    for col, v in interval_columns(diff, (level,), prefix="diff_").items():
+        table[col] = v
+    # first sign change per draw, interpolated linearly in log(scale)
+    sign = np.sign(diff)
+    change = sign[:, :-1] * sign[:, 1:] < 0
+    crosses = change.any(axis=1)
+    first = np.argmax(change, axis=1)
+    rows = np.arange(len(diff))
+    d0, d1 = diff[rows, first], diff[rows, first + 1]
+    logs = np.log(scale)
+    frac = np.where(d1 != d0, d0 / np.where(d1 != d0, d0 - d1, 1.0), 0.5)
+    at = np.exp(logs[first] + frac * (logs[first + 1] - logs[first]))[crosses]
+    summary = {"along": along, "range": [float(lo), float(hi)], "n_draws": int(len(diff)),
+               "p_cross": float(crosses.mean()),
+               "p_a_better_start": float(table["p_a_better"].iloc[0]),
+               "p_a_better_end": float(table["p_a_better"].iloc[-1]), "level": level}
+    notes = []
+    if at.size:
+        q = np.quantile(at, [(1 - level) / 2, 0.5, (1 + level) / 2])
+        summary.update(crossover_median=float(q[1]), crossover_lower=float(q[0]), crossover_upper=float(q[2]))
+    else:
+        notes.append(f"no posterior draw has the curves crossing between {lo:.3g} and {hi:.3g} {along}")
+    if 0 < crosses.mean() < 0.5:
+        notes.append(f"only {crosses.mean():.0%} of draws cross in the range: the crossover interval is "
+                     "conditional on a crossing")
+    return Crossover(along=along, table=table, summary=summary, notes=notes)
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``bayescale.compare(...)`` call :func:`compare` while ``bayescale.compare.crossover``
+    stays reachable."""
+
+    def __call__(self, *fits, **kwargs):
+        return compare(*fits, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,145 @@
+"""bayescale.compare: PSIS-LOO ranking of laws, the same-data check, held-out columns, the CLI,
+and the probability / crossover of two fitted curves.
+
+The LOO check must be able to fail: data simulated from farseer with a strongly N-dependent data
+exponent (kappa = 0.15: beta goes from 0.18 to 0.50 over three decades of N) are fitted with
+farseer and with chinchilla (2 chains x 300 + 300, fixed seed); chinchilla, which has one data
+exponent, must lose by more than 4 standard errors of the ELPD difference.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import brentq
+
+import bayescale
+from bayescale import BayescaleError, get_law
+from bayescale.calibration import CalibrationResult
+from bayescale.cli import main
+from bayescale.compare import crossover, prob_better
+from test_laws_issue6 import FARSEER_TRUTH, NOISE, constructed_fit, grid
+
+BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
+
+
+@pytest.fixture(scope="module")
+def farseer_data():
+    df, _ = get_law("farseer").simulate(grid(1e7, 1e10, 1e9, 1e12, 8, 8), {**FARSEER_TRUTH, **NOISE}, seed=2)
+    return df
+
+
+@pytest.fixture(scope="module")
+def fits(farseer_data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        return {law: bayescale.fit(farseer_data, law, seed=0, progress=False, **BUDGET)
+                for law in ("farseer", "chinchilla")}
+
+
+def test_loo_prefers_the_true_law(fits):
+    result = bayescale.compare(fits["chinchilla"], fits["farseer"])
+    t = result.table
+    print(t.to_string())
+    assert list(t.index) == ["farseer", "chinchilla"]  # best first
+    assert {"elpd_loo", "elpd_se", "elpd_diff", "elpd_diff_se", "p_loo", "n_bad_k", "max_pareto_k"} <= set(t)
+    assert t.loc["chinchilla", "elpd_diff"] > 4 * t.loc["chinchilla", "elpd_diff_se"]
+    assert (t["n_obs"] == 64).all()
+    assert json.loads(json.dumps(result.to_dict()))["ranking"][0]["name"] == "farseer"
+
+
+def test_farseer_recovers_its_parameters(fits):
+    """The recovery rule of tests/test_recovery.py on the farseer fit: z < 3.5, few divergences."""
+    fit = fits["farseer"]
+    s = fit.summary()
+    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in FARSEER_TRUTH.items()}
+    assert max(z.values()) < 3.5, (z, fit.diagnostics)
+    assert fit.diagnostics["divergences"] <= 6, fit.diagnostics
+
+
+def test_fits_on_different_data_are_refused(fits):
+    other = copy.deepcopy(fits["chinchilla"])
+    other.config["data_hash"] = "0" * 64
+    result = bayescale.compare(fits["farseer"], other, names=["a", "b"])
+    assert any("same observed responses" in n for n in result.notes)  # hashes differ, rows equal
+    other.idata.observed_data["y"] = other.idata.observed_data["y"] + 0.01
+    with pytest.raises(BayescaleError, match="different data"):
+        bayescale.compare(fits["farseer"], other)
+    with pytest.raises(BayescaleError, match="at least two fits"):
+        bayescale.compare(fits["farseer"])
+    with pytest.raises(BayescaleError, match="one distinct name per fit"):
+        bayescale.compare(fits["farseer"], fits["chinchilla"], names=["x", "x"])
+
+
+def test_heldout_scores_join_the_table(fits):
+    def result(crps):
+        summary = {"n_heldout": 5, "crps": crps, "coverage": {"0.9": 0.8}, "median_are": 0.01, "elpd": 3.0}
+        return CalibrationResult(law="x", holdout="top-compute:0.1", n_train=59, n_heldout=5, summary=summary,
+                                 points=pd.DataFrame(), pit={}, fit=None, heldout=pd.DataFrame())
+
+    t = bayescale.compare(fits["farseer"], fits["chinchilla"],
+                          calibration={"farseer": result(0.01), "chinchilla": result(0.05)}).table
+    assert t.loc["farseer", "heldout_crps"] == 0.01 and t.loc["chinchilla", "heldout_crps"] == 0.05
+    with pytest.raises(BayescaleError, match="not among the fits"):
+        bayescale.compare(fits["farseer"], fits["chinchilla"], calibration={"kaplan": result(0.1)})
+
+
+def test_cli_compare(fits, tmp_path, capsys):
+    paths = []
+    for law, fit in fits.items():
+        paths.append(str(fit.save(tmp_path / f"{law}.nc")))
+    out = tmp_path / "cmp.json"
+    assert main(["compare", *paths, "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "farseer" in text and "elpd_loo" in text
+    ranking = json.loads(out.read_text())["ranking"]
+    assert [r["name"] for r in ranking] == ["farseer", "chinchilla"]
+    assert main(["compare", paths[0]]) == 2
+    assert "at least two fits" in capsys.readouterr().err
+    assert main(["compare", *paths, "--holdout", "top-compute:0.1"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+# ---- one curve against another (constructed posteriors, no sampling) ------------------------------
+
+def _power_fit(E, log_A0, alpha):
+    design = pd.DataFrame({"compute": np.geomspace(1e17, 1e21, 10)})
+    n = len(E)
+    return constructed_fit("power:compute", {"E": E, "log_A0": np.full(n, log_A0), "alpha": np.full(n, alpha)},
+                           design)
+
+
+def test_crossover_matches_the_analytic_crossing():
+    """A = 1.8 + e^(-0.5 - 0.1 x), B = 1.5 + e^(0.3 - 0.3 x) (x = log C/C0): A is lower at small
+    compute, B beyond the single crossing; with A's E spread over draws, the crossing gets an interval."""
+    rng = np.random.default_rng(0)
+    e_a = 1.8 + rng.uniform(-0.02, 0.02, 400)
+    fit_a, fit_b = _power_fit(e_a, -0.5, 0.1), _power_fit(np.full(400, 1.5), 0.3, 0.3)
+    c0 = np.exp(fit_a.spec.logref["compute"])
+
+    def crossing(e):
+        x = brentq(lambda x: e + np.exp(-0.5 - 0.1 * x) - 1.5 - np.exp(0.3 - 0.3 * x), -5, 30)
+        return c0 * np.exp(x)
+
+    truth = np.array([crossing(e) for e in e_a])
+    res = crossover(fit_a, fit_b, along="compute", range=(1e16, 1e30), grid=400)
+    s = res.summary
+    assert s["p_cross"] == 1.0 and s["p_a_better_start"] == 1.0 and s["p_a_better_end"] == 0.0
+    assert s["crossover_median"] == pytest.approx(np.median(truth), rel=0.03)
+    assert s["crossover_lower"] == pytest.approx(np.quantile(truth, 0.05), rel=0.03)
+    assert s["crossover_upper"] == pytest.approx(np.quantile(truth, 0.95), rel=0.03)
+    assert s["crossover_lower"] < s["crossover_median"] < s["crossover_upper"]
+    # P(A better) at one compute before and one after every draw's crossing
+    p = prob_better(fit_a, fit_b, pd.DataFrame({"compute": [truth.min() / 10, truth.max() * 10]}))
+    assert list(p["p_a_better"]) == [1.0, 0.0]
+    # curves that never cross in the range
+    none = crossover(fit_a, fit_b, along="compute", range=(1e16, truth.min() / 2))
+    assert none.summary["p_cross"] == 0.0 and "crossover_median" not in none.summary and none.notes
+    with pytest.raises(BayescaleError, match="needs the model size"):
+        crossover(fit_a, fit_b, along="tokens", range=(1e9, 1e12))
+    with pytest.raises(BayescaleError, match="along must be"):
+        crossover(fit_a, fit_b, along="flops")
