@@ -1,0 +1,172 @@
+"""Batched fits (bayescale.batch.fit_many) against sequential default NUTS fits, plus SBC of the
+batched sampler.
+
+Run:  python benchmarks/batch_perf.py [--batch 64] [--sequential 8] [--n-sims 100]
+Writes the 'Batched fits' section of benchmarks/RESULTS.md. Takes ~10-15 minutes on 2 cores.
+
+Cases: chinchilla on a 16 x 15 (N, D) grid (240 runs, the size of the Chinchilla/Epoch table) and
+the one-input power law on 240 sizes of N; 64 datasets each, simulated with law.simulate from fixed
+parameters and different noise seeds. Sequential: ``bayescale.fit`` with its defaults (NUTS, 4
+chains x 1000 warmup + 1000 draws); after one untimed fit (compilation), ``--sequential`` fits are
+timed and the rate is taken as the rate of 64. Batched: ``fit_many`` with its defaults (fixed-length
+HMC, 4 chains x 400 + 500, target acceptance 0.9), run once untimed to compile, then timed on the 64 datasets with other
+seeds. ESS is the smallest bulk ESS over a fit's latent parameters.
+
+SBC: ``calibration.sbc(..., sampler="hmc")`` on the law's default design (1 chain x 150 + 200,
+every 2nd draw, 10 bins), judged at family-wise 1 %; the control is the same sampler with
+trajectories 40x too short and a
+target acceptance of 0.999 (so tiny steps: a near random walk), which must fail.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+
+import jax
+import numpy as np
+import pandas as pd
+
+from bayescale import fit
+from bayescale.batch import fit_many
+from bayescale.calibration import sbc
+from bayescale.models import get_law
+
+try:
+    from results_file import write_section
+except ImportError:  # run as a module
+    from benchmarks.results_file import write_section
+
+CASES = {
+    "chinchilla": {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28,
+                   "sigma": 0.02, "nu": 10.0},
+    "power": {"E": 1.8, "log_A0": -0.8, "alpha": 0.32, "sigma": 0.02, "nu": 10.0},
+}
+
+
+def design(law: str) -> pd.DataFrame:
+    if law == "power":
+        return pd.DataFrame({"params": np.geomspace(1e7, 1e10, 240)})
+    n, d = np.meshgrid(np.geomspace(1e7, 1e10, 16), np.geomspace(1e9, 1e12, 15), indexing="ij")
+    return pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
+
+
+def tables(law: str, count: int, seed: int) -> list[pd.DataFrame]:
+    model = get_law(law)
+    return [model.simulate(design(law), CASES[law], seed=seed + i)[0] for i in range(count)]
+
+
+def quality(fits) -> dict:
+    d = [f.diagnostics for f in fits]
+    ess = np.array([x["min_ess_bulk"] for x in d])
+    rhat = np.array([x["max_rhat"] for x in d])
+    return {"ess_median": float(np.median(ess)), "ess_min": float(ess.min()),
+            "rhat_median": float(np.median(rhat)), "rhat_max": float(rhat.max()),
+            "divergent_fits": int(sum(x["divergences"] > 0 for x in d))}
+
+
+def run_case(law: str, batch: int, sequential: int) -> dict:
+    data = tables(law, batch, seed=0)
+    t0 = time.perf_counter()
+    fit(data[0], law, seed=0, progress=False)
+    nuts_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    nuts = [fit(df, law, seed=i, progress=False) for i, df in enumerate(data[:sequential])]
+    nuts_each = (time.perf_counter() - t0) / sequential
+    t0 = time.perf_counter()
+    fit_many(data, law, seed=10_000)
+    hmc_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    hmc = fit_many(data, law, seed=0)
+    hmc_total = time.perf_counter() - t0
+    true_alpha = CASES[law]["alpha"]
+    covered = np.mean([float(f.idata.posterior["alpha"].quantile(0.05)) < true_alpha
+                       < float(f.idata.posterior["alpha"].quantile(0.95)) for f in hmc])
+    return {"law": law, "batch": batch, "sequential": sequential, "nuts_first_s": nuts_first,
+            "nuts_each_s": nuts_each, "hmc_first_s": hmc_first, "hmc_total_s": hmc_total,
+            "nuts": quality(nuts), "hmc": quality(hmc), "alpha_90_coverage": float(covered),
+            "hmc_steps": float(np.mean([f.config["stats"]["mean_steps_per_draw"] for f in hmc])),
+            "nuts_steps": float(np.mean([f.config["stats"]["mean_steps_per_draw"] for f in nuts]))}
+
+
+def run_sbc(law: str, n_sims: int) -> tuple:
+    kw = dict(n_sims=n_sims, seed=0, chains=1, warmup=150, draws=200, thin=2, bins=10, sampler="hmc")
+    t0 = time.perf_counter()
+    correct = sbc(law, **kw)
+    seconds = time.perf_counter() - t0
+    control = sbc(law, **kw, target_accept=0.999, batch_options={"trajectory": 0.04})
+    return correct, control, seconds
+
+
+def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
+    lines = [
+        "## Batched fits",
+        "",
+        f"`benchmarks/batch_perf.py --batch {args.batch} --sequential {args.sequential} --n-sims "
+        f"{args.n_sims}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+        f"{platform.processor() or platform.machine()}, {jax.device_count()} JAX CPU device(s), "
+        f"jax {jax.__version__}. The machine's 2 cores were shared with other jobs (1-minute load "
+        f"average {os.getloadavg()[0]:.1f} at the end), so absolute times are inflated; both samplers "
+        "ran under similar load.",
+        "",
+        "Sequential: `bayescale.fit` defaults (NUTS, 4 chains x 1000 + 1000), "
+        f"{args.sequential} timed fits after one compile fit, scaled to {args.batch}. Batched: "
+        "`fit_many` defaults (fixed-length HMC with Laplace warm start, 4 chains x 400 + 500, target "
+        "acceptance 0.9), one "
+        "compile run, then one timed run. Data: 240 rows per dataset, simulated from fixed parameters.",
+        "",
+        "| law | NUTS s/fit | batched s/fit | speed-up (fits/s) | NUTS first fit s (compile + 1 fit) "
+        "| batched first run s (compile + batch) "
+        "| ESS/fit NUTS (median, min) | ESS/fit batched (median, min) | max r_hat NUTS / batched "
+        "| divergent fits NUTS / batched | 90 % coverage of alpha (batched) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cases:
+        n, h = c["nuts"], c["hmc"]
+        per = c["hmc_total_s"] / c["batch"]
+        lines.append(
+            f"| {c['law']} | {c['nuts_each_s']:.2f} | {per:.3f} | **{c['nuts_each_s'] / per:.1f}x** | "
+            f"{c['nuts_first_s']:.0f} | {c['hmc_first_s']:.0f} | {n['ess_median']:.0f}, {n['ess_min']:.0f} | "
+            f"{h['ess_median']:.0f}, {h['ess_min']:.0f} | {n['rhat_max']:.3f} / {h['rhat_max']:.3f} | "
+            f"{n['divergent_fits']}/{c['sequential']} / {h['divergent_fits']}/{c['batch']} | "
+            f"{c['alpha_90_coverage']:.2f} |")
+    lines += ["", "Mean leapfrog steps per draw: " + ", ".join(
+        f"{c['law']}: NUTS {c['nuts_steps']:.1f}, batched {c['hmc_steps']:.1f}" for c in cases), ""]
+    lines += ["SBC of the batched sampler (`sbc(..., sampler=\"hmc\")`, default design, 1 chain x 150 + "
+              "200, thin 2, 10 bins; pass = every p > 0.01 / number of parameters):", "",
+              "| law | sims | min p (correct) | passes | min p (control: T 0.04, accept 0.999) | control passes "
+              "| divergent fits | seconds (correct run, incl. compile) |", "|---|---|---|---|---|---|---|---|"]
+    for law, (correct, control, seconds) in sbcs:
+        lines.append(f"| {law} | {correct.n_ok}/{correct.n_sims} | {correct.min_pvalue:.3g} | "
+                     f"{correct.passes(0.01)} | {control.min_pvalue:.2g} | {control.passes(0.01)} | "
+                     f"{correct.n_divergent_fits} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--sequential", type=int, default=8)
+    p.add_argument("--n-sims", type=int, default=100)
+    p.add_argument("--laws", default="chinchilla,power")
+    args = p.parse_args(argv)
+    warnings.simplefilter("ignore")
+    laws = args.laws.split(",")
+    cases, sbcs = [], []
+    for law in laws:
+        cases.append(run_case(law, args.batch, args.sequential))
+        print(cases[-1], flush=True)
+    for law in laws:
+        sbcs.append((law, run_sbc(law, args.n_sims)))
+        print(law, sbcs[-1][0], sbcs[-1][1], flush=True)
+    text = markdown(cases, sbcs, args)
+    write_section("Batched fits", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Batched fits (bayescale.batch.fit_many): the Fit API, recovery, SBC of the batched sampler,
+and a batch sharded over two (forced host) JAX devices.
+
+SBC (slow suite, --run-slow; also run by benchmarks/batch_perf.py): chinchilla on the default 5 x 4 (N, D) design, 100 simulations fitted in one
+batch (1 chain x 150 warmup + 200 draws, every 2nd draw kept, 10 bins). The correct sampler must not
+be rejected at family-wise 1 % for any of the 7 parameters; the control, the same sampler with
+trajectories 40x too short (T = 0.04 instead of pi/2) and a target acceptance of 0.999 (tiny
+steps), so the chains barely move from their Laplace start in 350 iterations, must be rejected
+(too-narrow posteriors, U-shaped ranks). With these settings (benchmarks/batch_perf.py runs the
+same) the correct sampler's smallest p-value was 0.0255 against a threshold of 0.0014, the
+control's 3.4e-43.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.batch import fit_many
+from bayescale.errors import BayescaleError
+from bayescale.models import get_law
+
+TRUTH = {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28, "sigma": 0.02, "nu": 10.0}
+SETTINGS = {"chains": 2, "warmup": 300, "draws": 200}
+LEVEL = 0.01
+
+
+def chinchilla_tables(sizes, seed=0):
+    """Tables simulated from TRUTH with different numbers of rows (so the batch is padded)."""
+    law = get_law("chinchilla")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, n in enumerate(sizes):
+        design = pd.DataFrame({"params": np.exp(rng.uniform(np.log(1e7), np.log(1e10), n)),
+                               "tokens": np.exp(rng.uniform(np.log(1e9), np.log(1e12), n))})
+        out.append(law.simulate(design, TRUTH, seed=seed + i)[0])
+    return out
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return chinchilla_tables([20, 24, 30])
+
+
+@pytest.fixture(scope="module")
+def fits(tables):
+    return fit_many(tables, "chinchilla", seed=[5, 6, 7], **SETTINGS)
+
+
+def test_fit_many_gives_normal_fits(fits, tables, tmp_path):
+    from bayescale.fit import load
+
+    assert len(fits) == 3
+    for f, df in zip(fits, tables):
+        assert f.config["n_obs"] == len(df)
+        assert f.idata.log_likelihood["y"].sizes["obs"] == len(df)  # padded rows are cut off
+        assert f.posterior.posterior.sizes["chain"] == 2 and f.posterior.posterior.sizes["draw"] == 200
+        assert f.config["stats"]["batch_size"] == 3
+        d = f.diagnostics
+        # sparse random designs give curved posteriors (NUTS at this budget: min ESS ~55 too)
+        assert d["max_rhat"] < 1.1 and d["min_ess_bulk"] > 20, d
+    assert [f.config["seed"] for f in fits] == [5, 6, 7]
+    new = pd.DataFrame({"params": [1e11], "tokens": [2e12]})
+    pred = fits[0].predict(new, levels=(0.9,))
+    assert np.isfinite(pred.filter(like="upper").to_numpy()).all()
+    assert "E" in fits[0].summary().index
+    fits[1].save(tmp_path / "f.nc")
+    back = load(tmp_path / "f.nc")
+    np.testing.assert_allclose(back.idata.posterior["alpha"].values, fits[1].idata.posterior["alpha"].values)
+
+
+def test_fit_many_recovers_the_truth_and_rejects_a_wrong_law(fits, tables):
+    # every true law parameter inside the 99 % interval of every fit
+    for f in fits:
+        s = f.summary(quantiles=(0.005, 0.995))
+        for k in ("E", "log_A0", "alpha", "log_B0", "beta"):
+            assert s.loc[k, "0.5%"] < TRUTH[k] < s.loc[k, "99.5%"], (k, s.loc[k])
+    # a wrong law: both exponents forced to 0.05 (nearly flat terms). The curvature in N and D cannot
+    # be fitted, so the noise scale absorbs the misfit and excludes its true value
+    wrong = fit_many(tables, "chinchilla", seed=[5, 6, 7],
+                     priors={"alpha": "Delta(0.05)", "beta": "Delta(0.05)"}, **SETTINGS)
+    lower = [float(f.idata.posterior["sigma"].quantile(0.005)) for f in wrong]
+    assert all(v > 1.5 * TRUTH["sigma"] for v in lower), lower
+
+
+def test_fit_many_is_reproducible_per_seed(tables, fits):
+    again = fit_many(tables, "chinchilla", seed=[5, 6, 7], **SETTINGS)
+    np.testing.assert_array_equal(again[2].idata.posterior["beta"].values,
+                                  fits[2].idata.posterior["beta"].values)
+    other = fit_many(tables, "chinchilla", seed=[8, 9, 10], **SETTINGS)
+    assert not np.array_equal(other[2].idata.posterior["beta"].values, fits[2].idata.posterior["beta"].values)
+
+
+def test_fit_many_errors(tables):
+    with pytest.raises(BayescaleError, match="sampler"):
+        fit_many(tables, sampler="gibbs")
+    with pytest.raises(BayescaleError, match="at least one dataset"):
+        fit_many([])
+    with pytest.raises(BayescaleError, match="one per dataset"):
+        fit_many(tables, seed=[1, 2])
+    with pytest.raises(BayescaleError, match="dataset 1 of 3"):
+        fit_many([tables[0], tables[1].drop(columns=["tokens"]), tables[2]])
+
+
+# ---- SBC of the batched sampler ----------------------------------------------------------------
+
+SBC_SETTINGS = {"n_sims": 100, "seed": 0, "chains": 1, "warmup": 150, "draws": 200, "thin": 2,
+                "bins": 10, "sampler": "hmc"}
+
+
+def _sbc_pair():
+    from bayescale.calibration import sbc
+
+    return (sbc("chinchilla", **SBC_SETTINGS),
+            sbc("chinchilla", **SBC_SETTINGS, target_accept=0.999, batch_options={"trajectory": 0.04}))
+
+
+@pytest.fixture(scope="module")
+def sbc_pair():
+    # a fresh interpreter, as in test_sbc.py (XLA's CPU compiler crashed late in long sessions)
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(_sbc_pair).result()
+
+
+@pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
+def test_sbc_batched_sampler_is_calibrated(sbc_pair):
+    correct, _ = sbc_pair
+    print(correct, correct.summary(), sep="\n")
+    assert correct.settings["sampler"] == "hmc"
+    assert correct.n_failed == 0, correct.failures
+    assert set(correct.pvalues) == {"E", "log_A0", "alpha", "log_B0", "beta", "sigma", "nu"}
+    assert correct.passes(LEVEL), correct.summary()
+    assert correct.n_divergent_fits <= 0.25 * correct.n_sims
+
+
+@pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
+def test_sbc_batched_sampler_with_too_short_trajectories_fails(sbc_pair):
+    _, control = sbc_pair
+    print(control, control.summary(), sep="\n")
+    assert not control.passes(LEVEL), control.summary()
+
+
+# ---- sharding over devices -----------------------------------------------------------------------
+
+SHARDED = textwrap.dedent("""
+    import json, sys
+    import jax
+    import numpy as np
+    from bayescale.batch import fit_many
+    from bayescale.models import get_law
+    law = get_law("power")
+    tables = [law.simulate(__import__("pandas").DataFrame({"params": np.geomspace(1e7, 1e10, 12)}),
+                           {"E": 2.0, "log_A0": -0.5, "alpha": 0.3, "sigma": 0.02, "nu": 10.0},
+                           seed=i)[0] for i in range(3)]
+    fits = fit_many(tables, "power", seed=0, chains=2, warmup=150, draws=150)
+    print(json.dumps({"n_devices": jax.device_count(),
+                      "used": [f.config["stats"]["devices"] for f in fits],
+                      "alpha": [float(f.idata.posterior["alpha"].median()) for f in fits],
+                      "rhat": [f.diagnostics["max_rhat"] for f in fits]}))
+""")
+
+
+@pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
+def test_batch_sharded_over_two_devices():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["n_devices"] == 2
+    assert out["used"] == [2, 2, 2]  # 3 datasets padded to 4, two per device
+    assert all(abs(a - 0.3) < 0.1 for a in out["alpha"]), out
+    assert all(r < 1.1 for r in out["rhat"]), out
