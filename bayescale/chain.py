@@ -1,0 +1,115 @@
+"""Chaining a loss fit into a downstream fit: accuracy at new (N, D) with the loss's uncertainty.
+
+``chain(loss_fit, downstream_fit).predict(df)`` draws the loss at each row from the loss fit
+(its mean curve or a new run's loss), pairs those draws one to one with the downstream fit's
+parameter draws (loss draws in random order, so that chains are not aligned), and evaluates the
+downstream law at each drawn loss. The result is the accuracy (or rate) with both posteriors'
+uncertainty. :func:`rate_draws` gives the same draws for a downstream fit alone.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .data import GROUP_COLUMNS, validate
+from .errors import BayescaleError, BayescaleWarning
+from .fit import Fit, _check_levels, interval_columns, load
+
+KINDS = ("mean", "observation")
+
+
+def _as_fit(f) -> Fit:
+    return f if isinstance(f, Fit) else load(f)
+
+
+def rate_draws(fit: Fit, df: pd.DataFrame, kind: str = "mean", *, seed: int = 0,
+               inputs: dict | None = None, notes: list | None = None) -> np.ndarray:
+    """Draws (samples x rows) of a downstream law's rate at the rows of ``df``.
+
+    For laws with a chance floor the draws are the accuracy itself (chance from column
+    ``chance``), not the law's normalised curve. ``inputs`` overrides input columns with draws
+    (samples x rows), e.g. the loss drawn from a loss fit; ``kind="observation"`` adds a new run's
+    scatter and the finite number of questions (column ``trials``; 0 = the run's rate itself).
+    """
+    if kind not in KINDS:
+        raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
+    law = fit.law
+    inputs = dict(inputs or {})
+    extras = tuple(law.extras) if kind == "observation" else tuple(e for e in law.extras if e != "trials")
+    data = validate(df, tuple(k for k in law.inputs if k not in inputs), response=None,
+                    duplicates="keep", groups=GROUP_COLUMNS, extra_numeric=extras,
+                    linear_inputs=law.linear_inputs)
+    frame = data.frame
+    notes = data.notes if notes is None else notes
+    rng = np.random.default_rng(seed)
+    values = fit.param_draws(frame, rng, notes)
+    n = fit._n_samples()
+    if inputs:
+        n = min(n, *[len(v) for v in inputs.values()])
+    values = {k: v[:n] for k, v in values.items()}
+    x = {}
+    for k in law.inputs:
+        raw = inputs[k][:n] if k in inputs else frame[k].to_numpy(np.float64)[None, :]
+        x[k] = (raw if k in law.linear_inputs else np.log(raw)) - fit.spec.logref[k]
+    mu = np.broadcast_to(np.asarray(law.mean(x, values), dtype=np.float64), (n, len(frame)))
+    aux = {k: frame[k].to_numpy(np.float64) for k in extras}
+    if kind == "observation":
+        return np.asarray(law.sample_observation(rng, mu, values, aux), dtype=np.float64)
+    to_rate = getattr(law, "to_rate", None)
+    return np.asarray(to_rate(mu, aux, xp=np), dtype=np.float64) if to_rate else mu
+
+
+class Chain:
+    """A loss fit feeding the ``loss`` input of a downstream fit (e.g. ``loss-to-error``)."""
+
+    def __init__(self, loss_fit, downstream_fit):
+        self.loss_fit, self.downstream_fit = _as_fit(loss_fit), _as_fit(downstream_fit)
+        law = self.downstream_fit.law
+        if "loss" not in law.inputs:
+            raise BayescaleError(
+                f"the downstream law {law.spec!r} has inputs {list(law.inputs)}; chaining needs a law "
+                "of the loss, e.g. 'loss-to-error' or 'accuracy-sigmoid:loss'")
+        if self.loss_fit.law.response != "loss":
+            raise BayescaleError(f"the first fit must predict loss, but law {self.loss_fit.law.spec!r} "
+                                 f"predicts '{self.loss_fit.law.response}'")
+
+    def draws(self, df: pd.DataFrame, kind: str = "mean", loss_kind: str = "mean", *, seed: int = 0):
+        """(loss draws, downstream draws), both samples x rows, paired draw by draw."""
+        if loss_kind not in KINDS:
+            raise BayescaleError(f"loss_kind must be 'mean' or 'observation', got {loss_kind!r}")
+        df = df.drop(columns=["loss"], errors="ignore")
+        _, loss = self.loss_fit.predict(df, levels=(0.5,), kind=loss_kind, seed=seed, return_draws=True)
+        loss = loss.values[np.random.default_rng([seed, 7]).permutation(loss.shape[0])]
+        notes: list[str] = []
+        rate = rate_draws(self.downstream_fit, df, kind, seed=seed + 1, inputs={"loss": loss}, notes=notes)
+        for note in notes:
+            warnings.warn(note, BayescaleWarning, stacklevel=3)
+        return loss[: len(rate)], rate
+
+    def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", loss_kind: str = "mean",
+                *, seed: int = 0, return_draws: bool = False):
+        """``df`` plus the downstream response's mean, median and intervals (and ``loss_*`` columns).
+
+        ``kind`` is the downstream curve ("mean") or a new run's measured rate ("observation",
+        needs ``trials``); ``loss_kind`` whether the loss is the loss fit's curve or a new run's loss.
+        """
+        levels = _check_levels(levels)
+        loss, rate = self.draws(df, kind, loss_kind, seed=seed)
+        out = df.reset_index(drop=True).copy()
+        for col, v in interval_columns(loss, levels, prefix="loss_").items():
+            out[col] = v
+        for col, v in interval_columns(rate, levels).items():
+            out[col] = v
+        out.attrs.update(kind=kind, loss_kind=loss_kind, n_draws=len(rate))
+        if return_draws:
+            return out, xr.DataArray(rate, dims=("sample", "row"), name=self.downstream_fit.law.response,
+                                     attrs={"kind": kind, "loss_kind": loss_kind})
+        return out
+
+
+def chain(loss_fit, downstream_fit) -> Chain:
+    """Chain a loss fit (Fit or saved path) into a downstream fit of the loss; see :class:`Chain`."""
+    return Chain(loss_fit, downstream_fit)

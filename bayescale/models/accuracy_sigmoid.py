@@ -1,0 +1,74 @@
+"""Multiple-choice accuracy as a sigmoid with a chance floor, in log-compute or in loss.
+
+acc = chance + (1 - chance - lapse)·sigma((x - x0)/s), written with a = -x0/s and b = 1/s
+about the reference scale. The chance level is data (column
+``chance`` = 1 / number of choices), so the law's ``mean`` is the accuracy above chance,
+normalised: q = (acc - chance)/(1 - chance) = (1 - lapse')·sigma(.), and the likelihood maps q back
+to accuracy per row (``to_rate``). Use :func:`bayescale.chain.rate_draws` (or ``kind="observation"``
+predictions) for accuracies themselves.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+
+from ..errors import BayescaleError
+from .base import Param
+from .loss_to_error import RateLaw, clip_rate
+from .registry import register
+
+
+@register
+class AccuracySigmoid(RateLaw):
+    """q = (1 - lapse)·sigma(a + b·u) with u = log(C/C0) (``:compute``) or -(L - L0) (``:loss``)."""
+
+    name = "accuracy-sigmoid"
+    options = ("compute", "loss")
+    extras = ("trials", "chance")
+
+    def __init__(self, option=None):
+        self.option = option or "compute"
+        self.inputs = (self.option,)
+        self.linear_inputs = ("loss",) if self.option == "loss" else ()
+        x = "log(C/C0)" if self.option == "compute" else "-(L - L0)"
+        self.formula = f"acc = chance + (1 - chance)·(1 - lapse)·sigma(a + b·{x})"
+        self.params = {
+            "a": Param(dist.Normal(-1.0, 2.0), pool="task", group_scale=1.5,
+                       doc="logit of the rise at the reference (C0 or L0)"),
+            "log_b": Param(dist.Normal(-0.5 if self.option == "compute" else 1.5, 1.0), pool="task",
+                           group_scale=0.5, doc=f"log slope of the logit per unit of {x}"),
+            "lapse": Param(dist.Beta(1.0, 9.0), doc="share of the above-chance range never reached"),
+        }
+
+    def mean(self, x, p, xp=jnp):
+        # slope-intercept form: for tasks still near chance the logit's (a, b) ridge is linear,
+        # which NUTS handles far better than the midpoint/width form (x - x0)/s
+        u = x["compute"] if self.option == "compute" else -x["loss"]
+        z = p["a"] + xp.exp(p["log_b"]) * u
+        # (1 - lapse)·sigmoid(z) = exp(log(1 - lapse) - log(1 + e^-z)), stable for large |z|
+        return clip_rate(xp.exp(xp.log1p(-p["lapse"]) - xp.logaddexp(0.0, -z)), xp)
+
+    def to_rate(self, mu, aux, xp=jnp):
+        return aux["chance"] + (1 - aux["chance"]) * mu
+
+    def check_response(self, y, aux):
+        c = np.asarray(aux["chance"], dtype=np.float64)
+        bad = (c < 0) | (c >= 1)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise BayescaleError(
+                f"law {self.spec!r}: column 'chance' must lie in [0, 1) (1 / number of choices; 0 for "
+                f"free-form answers), but row {i} has {c[i]:g}; fix or drop those rows")
+        super().check_response(y, aux)
+
+    def derived(self, p, logref):
+        """Midpoint of the rise (sigma = 1/2) and its width (1/b) in the input's units."""
+        mid = -p["a"] * np.exp(-p["log_b"])
+        if self.option == "compute":
+            return {"log_C_mid": logref["compute"] + mid, "width": np.exp(-p["log_b"])}
+        return {"L_mid": logref["loss"] - mid, "width": np.exp(-p["log_b"])}
+
+    @property
+    def spec(self):
+        return self.name if self.option == "compute" else f"{self.name}:{self.option}"

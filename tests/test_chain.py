@@ -1,0 +1,100 @@
+"""Chaining a loss fit into a downstream fit (bayescale.chain) and its CLI (predict --chain).
+
+Synthetic runs: losses from Chinchilla's law (Hoffmann et al.'s exponents, 3 % noise), accuracies
+from Gadre's loss-to-error law at those losses (1000 questions per run). The chain must
+* cover the true accuracy at new, larger (N, D) with its 90 % interval (mean curve);
+* carry the loss's uncertainty: its intervals are wider than the downstream fit's own intervals
+  at the loss fit's median loss; a chain that used a point loss would fail this;
+* pair draws one to one and refuse a downstream law that is not a law of the loss.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale
+from bayescale import BayescaleError, get_law
+from bayescale.chain import rate_draws
+from bayescale.cli import main
+
+BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
+LOSS_TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.03, "nu": 30.0}
+ERR_TRUTH = {"eps": 0.72, "log_k0": -2.3, "gamma": 1.2, "phi": 3000.0}
+
+
+def _fit(df, law):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        return bayescale.fit(df, law, seed=0, progress=False, **BUDGET)
+
+
+@pytest.fixture(scope="module")
+def fits():
+    # the (N, D) grid and budget of tests/test_recovery.py, so that a session reuses that compiled sampler
+    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 6), np.geomspace(1e9, 1e11, 5), indexing="ij")
+    design = pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
+    runs, _ = get_law("chinchilla").simulate(design, LOSS_TRUTH, seed=0)
+    runs["trials"] = 1000.0
+    # the error law's parameters are centred at the training runs' mean loss
+    acc, _ = get_law("loss-to-error").simulate(runs[["loss", "trials"]], ERR_TRUTH, seed=1)
+    runs["p_correct"] = acc["p_correct"]
+    ref = float(runs["loss"].mean())
+    return _fit(runs[["params", "tokens", "loss"]], "chinchilla"), _fit(runs[["loss", "p_correct", "trials"]],
+                                                                        "loss-to-error"), ref
+
+
+NEW = pd.DataFrame({"params": [3e9, 1e10], "tokens": [3e11, 1e12]})
+
+
+def true_accuracy(ref):
+    law = get_law("chinchilla")
+    logref = {"params": np.log(1e8), "tokens": np.log(1e10)}  # the grid's geometric means
+    x = {k: np.log(NEW[k].to_numpy()) - logref[k] for k in ("params", "tokens")}
+    loss = np.asarray(law.mean(x, LOSS_TRUTH), dtype=np.float64)
+    p = ERR_TRUTH
+    return 1 - p["eps"] + np.exp(p["log_k0"] - p["gamma"] * (loss - ref)), loss
+
+
+def test_chain_covers_truth_and_carries_loss_uncertainty(fits):
+    loss_fit, err_fit, ref = fits
+    pred, draws = bayescale.chain(loss_fit, err_fit).predict(NEW, levels=(0.5, 0.9), return_draws=True)
+    truth, true_loss = true_accuracy(ref)
+    assert draws.shape == (min(loss_fit._n_samples(), err_fit._n_samples()), len(NEW))
+    assert np.all((pred["lower_90"] <= truth) & (truth <= pred["upper_90"])), (pred, truth)
+    assert np.all((pred["loss_lower_90"] <= true_loss) & (true_loss <= pred["loss_upper_90"])), pred
+    # the downstream fit alone, at the loss fit's median loss: narrower than the chain
+    at_median = rate_draws(err_fit, NEW.assign(loss=pred["loss_median"]), "mean")
+    width_point = np.subtract(*np.quantile(at_median, [0.95, 0.05], axis=0))
+    width_chain = (pred["upper_90"] - pred["lower_90"]).to_numpy()
+    assert np.all(width_chain > 1.2 * width_point), (width_chain, width_point)  # a point loss gives ~1.0
+    # observation intervals (a new run, 1000 questions) contain the mean-curve intervals
+    obs = bayescale.chain(loss_fit, err_fit).predict(NEW.assign(trials=1000.0), kind="observation",
+                                                     loss_kind="observation")
+    assert np.all(obs["upper_90"] >= pred["upper_90"]) and np.all(obs["lower_90"] <= pred["lower_90"])
+
+
+def test_chain_rejects_wrong_pairs(fits):
+    loss_fit, err_fit, _ = fits
+    with pytest.raises(BayescaleError, match="chaining needs a law of the loss"):
+        bayescale.chain(loss_fit, loss_fit)
+    with pytest.raises(BayescaleError, match="must predict loss"):
+        bayescale.chain(err_fit, err_fit)
+    with pytest.raises(BayescaleError, match="missing column.*trials"):
+        bayescale.chain(loss_fit, err_fit).predict(NEW, kind="observation")
+
+
+def test_cli_predict_chain(fits, tmp_path, capsys):
+    loss_fit, err_fit, ref = fits
+    a, b = loss_fit.save(tmp_path / "loss.nc"), err_fit.save(tmp_path / "err.nc")
+    NEW.to_csv(tmp_path / "new.csv", index=False)
+    assert main(["predict", "--chain", str(a), str(b), "--data", str(tmp_path / "new.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["law"] == "loss-to-error" and out["loss_law"] == "chinchilla"
+    direct = bayescale.chain(loss_fit, err_fit).predict(NEW)
+    got = pd.DataFrame(out["predictions"])
+    np.testing.assert_allclose(got["median"], direct["median"], rtol=1e-6)
+    assert {"loss_median", "lower_90", "upper_90"} <= set(got)
