@@ -7,6 +7,7 @@ the law's centred scale, so the same law code serves NUTS and the baseline.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,23 @@ from .models import get_law
 def _huber(r, delta):
     a = jnp.abs(r)
     return jnp.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
+
+
+@functools.lru_cache(maxsize=32)
+def _objective(spec: str, delta: float):
+    """Jitted (value_and_grad, batched value) of the Huber objective of law ``spec``, compiled once
+    per law and data size (the data are arguments, so refits and bootstrap resamples reuse them)."""
+    law = get_law(spec)
+    transforms = [biject_to(v.prior.support) for v in law.params.values()]
+
+    def objective(u, w, x, logy):
+        p = {k: t(u[i]) for i, (k, t) in enumerate(zip(law.params, transforms))}
+        r = jnp.log(law.mean(x, p)) - logy
+        value = jnp.sum(w * _huber(r, delta)) / delta
+        return jnp.where(jnp.isfinite(value), value, 1e30)
+
+    return (jax.jit(jax.value_and_grad(objective)),
+            jax.jit(jax.vmap(objective, in_axes=(0, None, None, None))))
 
 
 @dataclass
@@ -84,17 +102,11 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     def unpack(u):
         return {k: t(u[i]) for i, (k, t) in enumerate(zip(names, transforms))}
 
-    def objective(u, w):
-        r = jnp.log(law.mean(x, unpack(u))) - logy
-        value = jnp.sum(w * _huber(r, delta)) / delta
-        return jnp.where(jnp.isfinite(value), value, 1e30)
-
-    value_and_grad = jax.jit(jax.value_and_grad(objective))
-    batch_value = jax.jit(jax.vmap(objective, in_axes=(0, None)))
+    value_and_grad, batch_value = _objective(law.spec, float(delta))
 
     def solve(u0, w):
         def f(u):
-            v, g = value_and_grad(jnp.asarray(u, jnp.float32), w)
+            v, g = value_and_grad(jnp.asarray(u, jnp.float32), w, x, logy)
             return float(v), np.asarray(g, dtype=np.float64)
         res = minimize(f, np.asarray(u0, np.float64), jac=True, method="L-BFGS-B",
                        options={"maxiter": 500})
@@ -111,7 +123,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
         starts.append(np.asarray(biject_to(prior.support).inv(jnp.asarray(qs))))
     start_grid = np.array(list(itertools.product(*starts)), dtype=np.float32)
     ones = jnp.ones_like(logy)
-    init_values = np.asarray(batch_value(jnp.asarray(start_grid), ones))
+    init_values = np.asarray(batch_value(jnp.asarray(start_grid), ones, x, logy))
     best_starts = start_grid[np.argsort(init_values)[:n_starts]]
     solutions = [solve(u0, ones) for u0 in best_starts]
     u_hat, _ = min(solutions, key=lambda s: s[1])

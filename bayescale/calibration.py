@@ -38,9 +38,11 @@ def default_design(law) -> pd.DataFrame:
     """A small grid over the law's inputs (one family, one dataset).
 
     One input: 10 log-spaced sizes over three decades (N 1e7-1e10, D 1e9-1e12, C 1e17-1e21).
-    N and D: a 5 x 4 grid (N 1e7-1e9, D 1e9-1e11), 20 runs.
+    N and D: a 5 x 4 grid (N 1e7-1e9, D 1e9-1e11), 20 runs; C and M: the same grid as 6ND and D/N.
     """
     law = get_law(law)
+    if hasattr(law, "sbc_design"):  # laws with inputs other than sizes bring their own small grid
+        return law.sbc_design()
     ranges = {"params": (1e7, 1e10), "tokens": (1e9, 1e12), "compute": (1e17, 1e21)}
     inputs = tuple(law.inputs)
     if len(inputs) == 1:
@@ -49,6 +51,9 @@ def default_design(law) -> pd.DataFrame:
     if set(inputs) == {"params", "tokens"}:
         n, d = np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 4), indexing="ij")
         return pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
+    if set(inputs) == {"compute", "multiplier"}:  # the same (N, D) grid, as C = 6ND and M = D/N
+        n, d = np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e11, 4), indexing="ij")
+        return pd.DataFrame({"compute": 6.0 * (n * d).ravel(), "multiplier": (d / n).ravel()})
     raise BayescaleError(f"no default SBC design for law {law.spec!r} with inputs {list(inputs)}; "
                          "pass design=")
 
@@ -147,7 +152,8 @@ def _scalar_items(name: str, value, spec) -> list[tuple[str, float, tuple]]:
 def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int = 0, chains: int = 1,
         warmup: int = 200, draws: int = 400, thin: int = 4, pool=None, priors=None, fit_priors=None,
         params=None, bins: int | None = None, target_accept: float | None = None,
-        dense_mass=None) -> SBCResult:
+        dense_mass=None, sampler: str = "nuts", scheduler: str | None = None,
+        batch_options: dict | None = None) -> SBCResult:
     """Simulation-based calibration of ``law`` (see the module docstring).
 
     Each simulation draws every parameter and the data from the prior of the NumPyro model
@@ -164,8 +170,13 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     data are unusable (non-finite or non-positive responses) or whose fit fails or returns
     non-finite draws are counted in ``failures`` with the reason; they contribute no rank.
     ``bins`` defaults to ``min(20, n_ok // 5)`` (>= 5 expected per bin), at least 2.
+
+    ``sampler="hmc"`` fits all simulations in one compiled batch with
+    :func:`bayescale.batch.fit_many` (fixed-length HMC; ``scheduler``, a Dask address, spreads the
+    batch over a cluster) instead of one NUTS fit after another; ``batch_options`` are passed on to
+    it (e.g. ``{"trajectory": 1.0}``).
     """
-    from .inference import build, sample_posterior
+    from .inference import build
 
     law = get_law(law)
     if not isinstance(n_sims, (int, np.integer)) or n_sims < 1:
@@ -200,6 +211,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     truths: dict[str, list[float]] = {}
     failures: list[tuple[int, str]] = []
     divergences, seconds, ok_index = [], [], []
+    simulated = []
     for i in range(n_sims):
         try:
             df, truth = law.simulate(design, None, seed=int(sim_seeds[i]), pool=pool, priors=priors)
@@ -214,16 +226,16 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         missing = [p for p in params if p not in truth]
         if missing:
             raise BayescaleError(f"cannot rank {missing}: the simulating model has {sorted(truth)}")
-        t0 = time.perf_counter()
-        try:
-            spec, data = build(df, law, pool=pool, priors=fit_priors, duplicates="keep")
-            idata, _ = sample_posterior(spec, data, seed=int(fit_seeds[i]), chains=chains,
-                                        warmup=warmup, draws=draws, progress=False,
-                                        target_accept=target_accept, dense_mass=dense_mass)
-        except (BayescaleError, ValueError, FloatingPointError, RuntimeError) as exc:
-            failures.append((i, f"fit failed: {type(exc).__name__}: {exc}"))
+        simulated.append((i, df, truth))
+    fitted = _sbc_fits(law, simulated, fit_seeds, sampler=sampler, scheduler=scheduler, pool=pool,
+                       priors=fit_priors, chains=chains, warmup=warmup, draws=draws,
+                       target_accept=target_accept, dense_mass=dense_mass, failures=failures,
+                       options=batch_options or {})
+    for i, _, truth in simulated:
+        if i not in fitted:
             continue
-        seconds.append(time.perf_counter() - t0)
+        idata, spec, secs = fitted[i]
+        seconds.append(secs)
         post = idata.posterior
         items, bad = [], []
         for name in params:
@@ -262,10 +274,48 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         truths={k: np.asarray(v) for k, v in truths.items()},
         n_divergent_fits=int(np.sum(divergences > 0)), divergences=divergences,
         failures=failures, fit_seconds=np.asarray(seconds), sim_index=np.asarray(ok_index, dtype=np.int64),
-        settings={"seed": seed, "chains": chains, "warmup": warmup, "draws": draws, "thin": thin,
+        settings={"seed": seed, "sampler": sampler, "chains": chains, "warmup": warmup, "draws": draws,
+                  "thin": thin,
                   "pool": pool, "priors": priors, "fit_priors": fit_priors, "params": params,
-                  "target_accept": target_accept, "design_rows": len(design)},
+                  "target_accept": target_accept, "design_rows": len(design),
+                  "batch_options": batch_options},
     )
+
+
+def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, chains, warmup, draws,
+              target_accept, dense_mass, failures, options) -> dict:
+    """Fit every simulation: {index: (InferenceData, ModelSpec, seconds)}; failures are appended."""
+    from .inference import build, sample_posterior
+
+    fitted = {}
+    if sampler == "nuts" and scheduler is None:
+        for i, df, _ in simulated:
+            t0 = time.perf_counter()
+            try:
+                spec, data = build(df, law, pool=pool, priors=priors, duplicates="keep")
+                idata, _ = sample_posterior(spec, data, seed=int(fit_seeds[i]), chains=chains,
+                                            warmup=warmup, draws=draws, progress=False,
+                                            target_accept=target_accept, dense_mass=dense_mass)
+            except (BayescaleError, ValueError, FloatingPointError, RuntimeError) as exc:
+                failures.append((i, f"fit failed: {type(exc).__name__}: {exc}"))
+                continue
+            fitted[i] = (idata, spec, time.perf_counter() - t0)
+        return fitted
+    from .batch import fit_many
+
+    if not simulated:
+        return fitted
+    try:
+        fits = fit_many([df for _, df, _ in simulated], law, pool=pool, priors=priors,
+                        seed=[int(fit_seeds[i]) for i, _, _ in simulated], sampler=sampler,
+                        chains=chains, warmup=warmup, draws=draws, target_accept=target_accept,
+                        dense_mass=dense_mass, duplicates="keep", scheduler=scheduler, **options)
+    except (BayescaleError, ValueError, FloatingPointError, RuntimeError) as exc:
+        failures.extend((i, f"batched fit failed: {type(exc).__name__}: {exc}") for i, _, _ in simulated)
+        return fitted
+    for (i, _, _), f in zip(simulated, fits):
+        fitted[i] = (f.idata, f.spec, f.config["stats"]["sampling_seconds"])
+    return fitted
 
 
 # ---- held-out calibration -------------------------------------------------------------------

@@ -164,6 +164,10 @@ def _points(args, fit) -> pd.DataFrame:
 def cmd_predict(args) -> int:
     from .fit import load
 
+    if args.chain:
+        return _predict_chain(args)
+    if not args.fit:
+        raise BayescaleError("give a saved fit (bayescale predict FIT.nc ...) or --chain LOSS_FIT.nc DOWNSTREAM_FIT.nc")
     fit = load(args.fit)
     points = _points(args, fit)
     levels = tuple(args.level) if args.level else LEVELS
@@ -177,6 +181,28 @@ def cmd_predict(args) -> int:
         print(pred.to_string(index=False, float_format=_fmt))
         for note in pred.attrs.get("notes", []):
             print(f"note: {note}")
+    return 0
+
+
+def _predict_chain(args) -> int:
+    from .chain import chain
+    from .data import apply_column_map
+
+    if args.fit:
+        raise BayescaleError("give either a fit or --chain LOSS_FIT.nc DOWNSTREAM_FIT.nc, not both")
+    ch = chain(*args.chain)
+    points = apply_column_map(_points(args, None), parse_pairs(args.col, "--col"))
+    levels = tuple(args.level) if args.level else LEVELS
+    pred = ch.predict(points, levels=levels, kind=args.kind, loss_kind=args.loss_kind, seed=args.seed)
+    law = ch.downstream_fit.law
+    if args.json:
+        print(json.dumps({"loss_law": ch.loss_fit.law.spec, "law": law.spec, "kind": args.kind,
+                          "loss_kind": args.loss_kind,
+                          "predictions": json.loads(pred.to_json(orient="records"))}, indent=2))
+    else:
+        print(f"{args.kind} of {law.response} from {law.spec}, at the loss of {ch.loss_fit.law.spec} "
+              f"({args.loss_kind}), draw by draw")
+        print(pred.to_string(index=False, float_format=_fmt))
     return 0
 
 
@@ -273,12 +299,67 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_sbc(args) -> int:
+    from .calibration import sbc
+
+    result = sbc(args.law, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
+                 draws=args.draws, thin=args.thin, bins=args.bins, pool=_pool_from_args(args),
+                 priors=parse_priors(args.prior), sampler=args.sampler, scheduler=args.scheduler)
+    print(result)
+    print(result.summary().to_string(float_format=_fmt))
+    print(f"rank uniformity {'not rejected' if result.passes(0.01) else 'REJECTED'} at family-wise 1 %")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "law": result.law, "n_sims": result.n_sims, "n_failed": result.n_failed,
+            "pvalues": result.pvalues, "passes": result.passes(0.01), "settings": {
+                k: v for k, v in result.settings.items() if k in ("seed", "sampler", "chains", "warmup",
+                                                                   "draws", "thin")}}, indent=2))
+        print(f"wrote {args.json}")
+    return 0 if result.passes(0.01) else 1
+
+
 def cmd_report(args) -> int:
     from .fit import load
     from .report import fit_report
 
     path = fit_report(load(args.fit), args.out)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from . import compare as comparison
+    from .fit import load
+
+    fits = [load(path) for path in args.fits]
+    scores = None
+    if args.holdout:
+        if not args.data:
+            raise BayescaleError("--holdout needs the table the fits were made on: --data FILE or dataset:NAME")
+        df = read_table(args.data)
+        natural = None
+        if args.holdout == "natural":
+            if not args.data.startswith("dataset:"):
+                raise BayescaleError("--holdout natural needs a registered dataset: --data dataset:NAME")
+            from . import datasets
+
+            natural = datasets.holdout(args.data.split(":", 1)[1], df)
+        scores = comparison.holdout_scores(fits, df, args.holdout, names=args.name, natural=natural,
+                                           seed=args.seed, chains=args.chains, warmup=args.warmup,
+                                           draws=args.draws)
+    with warnings.catch_warnings():  # its warnings are printed below as notes
+        warnings.simplefilter("ignore", BayescaleWarning)
+        result = comparison.compare(*fits, names=args.name, calibration=scores)
+    cols = [c for c in ("law", "rank", "elpd_loo", "elpd_se", "elpd_diff", "elpd_diff_se", "p_loo",
+                        "weight", "n_bad_k", "heldout_crps", "heldout_cov_90", "heldout_median_are",
+                        "heldout_elpd") if c in result.table]
+    print("PSIS-LOO ELPD on the observed site (log loss), best first:")
+    print(result.table[cols].to_string(float_format=_fmt))
+    for note in result.notes:
+        print(f"note: {note}")
+    if args.json:
+        result.write_json(args.json)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -316,7 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_fit)
 
     s = sub.add_parser("predict", help="credible intervals at new points from a saved fit")
-    s.add_argument("fit")
+    s.add_argument("fit", nargs="?")
+    s.add_argument("--chain", nargs=2, metavar=("LOSS_FIT", "DOWNSTREAM_FIT"),
+                   help="accuracy at new (N, D): loss from the first fit fed into the second (a law of loss)")
+    s.add_argument("--loss-kind", choices=("mean", "observation"), default="mean",
+                   help="with --chain: the loss fit's curve or a new run's loss")
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12")
     s.add_argument("--data", help="a table of points instead of --at")
     s.add_argument("--level", action="append", type=float, help="interval level(s), default 0.5 and 0.9")
@@ -364,10 +449,40 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_calibrate)
 
+    s = sub.add_parser("sbc", help="simulation-based calibration of a law (exit status 1 if it fails)")
+    s.add_argument("law")
+    s.add_argument("--n-sims", type=int, default=100)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--chains", type=int, default=1)
+    s.add_argument("--warmup", type=int, default=200)
+    s.add_argument("--draws", type=int, default=400)
+    s.add_argument("--thin", type=int, default=4)
+    s.add_argument("--bins", type=int)
+    s.add_argument("--pool", action="append", metavar="PARAM=GROUP")
+    s.add_argument("--prior", action="append", metavar="PARAM=DIST")
+    s.add_argument("--sampler", choices=("nuts", "hmc"), default="nuts",
+                   help="nuts: one fit after another; hmc: all simulations in one compiled batch")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask distributed scheduler (e.g. tcp://host:8786): fit the batch on its workers")
+    s.add_argument("--json", metavar="OUT.json", help="write p-values and settings as JSON")
+    s.set_defaults(func=cmd_sbc)
+
     s = sub.add_parser("report", help="plots and summary of a saved fit")
     s.add_argument("fit")
     s.add_argument("--out", required=True, metavar="DIR")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("compare", help="rank saved fits of different laws on the same data (PSIS-LOO)")
+    s.add_argument("fits", nargs="+", metavar="FIT.nc")
+    s.add_argument("--name", action="append", help="a name per fit, in order (default: the law)")
+    s.add_argument("--holdout", help="also score held-out runs per law: top-compute:F | largest-n:K | natural")
+    s.add_argument("--data", help="the table the fits were made on (needed with --holdout)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--chains", type=int, default=4)
+    s.add_argument("--warmup", type=int, default=1000)
+    s.add_argument("--draws", type=int, default=1000)
+    s.add_argument("--json", metavar="OUT.json", help="write the ranking as JSON")
+    s.set_defaults(func=cmd_compare)
 
     try:
         from .datasets.cli import add_parser as add_datasets_parser

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import BayescaleError, BayescaleWarning
 
-SIZE_COLUMNS = ("params", "tokens", "compute")
+SIZE_COLUMNS = ("params", "tokens", "compute", "multiplier")  # multiplier: tokens per parameter, D/N
 GROUP_COLUMNS = ("family", "dataset", "task")
 DEFAULT_GROUP = "all"
 
@@ -148,12 +148,17 @@ def validate(
         if "params" in frame.columns and "tokens" in frame.columns:
             frame["compute"] = 6.0 * _numeric_column(frame, "params") * _numeric_column(frame, "tokens")
             notes.append("compute derived as 6*params*tokens")
+    # over-training laws take the token multiplier M = D/N (Gadre et al. 2024); derive it likewise
+    if "multiplier" in inputs and "multiplier" not in frame.columns:
+        if "params" in frame.columns and "tokens" in frame.columns:
+            frame["multiplier"] = _numeric_column(frame, "tokens") / _numeric_column(frame, "params")
+            notes.append("multiplier derived as tokens/params (M = D/N)")
     needed = list(dict.fromkeys([*inputs, *([response] if response else []), *extra_numeric]))
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         hint = ""
-        if "compute" in missing:
-            hint = " (compute can also be derived from params and tokens)"
+        if "compute" in missing or "multiplier" in missing:
+            hint = " (compute and multiplier can also be derived from params and tokens)"
         raise BayescaleError(
             f"missing column(s) {missing}: this law needs {needed}{hint}; the table has "
             f"{list(frame.columns)}. Map your names with columns={{'params': 'your_name'}} "

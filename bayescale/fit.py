@@ -340,6 +340,107 @@ class Fit:
         return path
 
 
+    # ---- derived quantities: asymptote and tokens for a target loss -------------------------------
+    def _label_values(self, labels: dict) -> tuple[dict, list[str]]:
+        """Parameter draws (samples x 1) for group labels, or the population's typical values."""
+        bad = [k for k in labels if k not in GROUP_COLUMNS]
+        if bad:
+            raise BayescaleError(f"unknown label(s) {bad}; use {list(GROUP_COLUMNS)}")
+        notes: list[str] = []
+        frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
+        values = self.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
+        if not labels and self.spec.pooled:
+            notes.append("no group labels given: the population's typical parameter values were used")
+        return values, notes
+
+    def _mean_at_nd(self, log_n, log_d, values) -> np.ndarray:
+        """The law's mean at log N, log D (broadcast against the draws), from whichever of params,
+        tokens, compute = 6ND and multiplier = D/N the law takes."""
+        raw = {"params": log_n, "tokens": log_d, "compute": np.log(6.0) + log_n + log_d,
+               "multiplier": log_d - log_n}
+        x = {k: np.asarray(raw[k] - self.spec.logref[k], dtype=np.float64) for k in self.law.inputs}
+        return np.asarray(self.law.mean(x, values, xp=np), dtype=np.float64)  # numpy: many small calls
+
+    def min_loss(self, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
+        """The lowest loss the law can reach (its asymptote E as the inputs grow), with intervals."""
+        if "E" not in self.law.params:
+            raise BayescaleError(
+                f"law {self.law.spec!r} has no irreducible-loss term E: its loss falls towards 0 as "
+                "the inputs grow, so there is no minimum loss to report; fit a law with E, e.g. "
+                "'chinchilla', 'farseer' or 'power'")
+        levels = _check_levels(levels)
+        values, notes = self._label_values(labels)
+        e = np.asarray(values["E"], dtype=np.float64)[:, :1]
+        out = pd.DataFrame({k: v for k, v in interval_columns(e, levels, prefix="loss_").items()})
+        if self.law.name == "bnsl":
+            final = values["alpha"] + sum(values[k] for k in values if k.startswith("delta_"))
+            share = float(np.mean(final <= 0))
+            if share > 0:
+                notes.append(f"{share:.1%} of draws have a last segment whose loss rises with the input: "
+                             "there E is a lower bound that the curve does not approach")
+        out.attrs["notes"] = notes
+        return out
+
+    def tokens_for_loss(self, target, params, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
+        """Training tokens D a model of ``params`` parameters needs to reach loss ``target``.
+
+        Per posterior draw, solves L(N, D) = target in D (the law's loss falls with D at fixed N);
+        draws whose loss at N never gets down to the target count as unreachable (D = inf) and
+        ``p_reachable`` gives their complement. Raises when the target lies below the median
+        asymptote L(N, D -> inf)."""
+        usable = {"params", "tokens", "compute", "multiplier"}
+        if not set(self.law.inputs) <= usable or not set(self.law.inputs) & {"tokens", "compute", "multiplier"}:
+            raise BayescaleError(
+                f"law {self.law.spec!r} has inputs {list(self.law.inputs)}; tokens for a target loss need "
+                "a law whose loss depends on tokens (through tokens, compute or multiplier), e.g. "
+                "'chinchilla', 'farseer' or 'overtrain'")
+        levels = _check_levels(levels)
+        targets = np.atleast_1d(np.asarray(target, dtype=np.float64))
+        sizes = np.atleast_1d(np.asarray(params, dtype=np.float64))
+        if not (np.all(np.isfinite(targets)) and np.all(targets > 0)):
+            raise BayescaleError(f"target loss must be positive and finite, got {target!r}")
+        if not (np.all(np.isfinite(sizes)) and np.all(sizes > 0)):
+            raise BayescaleError(f"params must be positive parameter counts, got {params!r}")
+        values, notes = self._label_values(labels)
+        ref = self.spec.logref  # a rough centre for the search in log D: D0, or from C0 (and M0)
+        if "tokens" in ref:
+            ref_d = ref["tokens"]
+        elif "multiplier" in ref:
+            ref_d = 0.5 * (ref["compute"] - np.log(6.0) + ref["multiplier"])
+        else:
+            ref_d = ref["compute"] - np.log(6.0) - ref.get("params", 0.5 * (ref["compute"] - np.log(6.0)))
+        rows = []
+        for n in sizes:
+            log_n = np.log(n)
+            floor = self._mean_at_nd(log_n, ref_d + 200.0, values).reshape(-1)  # D -> inf
+            for t in targets:
+                if t <= np.median(floor):
+                    lo, hi = np.quantile(floor, [0.05, 0.95])
+                    raise BayescaleError(
+                        f"target loss {t:g} is below what a {n:.3g}-parameter model reaches with unlimited "
+                        f"tokens under this fit (median {np.median(floor):.4g}, 90% [{lo:.4g}, {hi:.4g}]); "
+                        "choose a higher target or a larger model")
+                lo_d = np.full(floor.shape, ref_d - 30.0)
+                hi_d = np.full(floor.shape, ref_d + 200.0)
+                reachable = floor < t
+                for _ in range(80):  # bisection in log D; loss falls with D
+                    mid = 0.5 * (lo_d + hi_d)
+                    above = self._mean_at_nd(log_n, mid[:, None], values).reshape(-1) > t
+                    lo_d, hi_d = np.where(above, mid, lo_d), np.where(above, hi_d, mid)
+                log_d = np.where(reachable, 0.5 * (lo_d + hi_d), np.inf)
+                d = np.exp(log_d)
+                row = {"params": n, "target_loss": t, "p_reachable": float(reachable.mean())}
+                for name, arr in (("tokens", d), ("compute", 6.0 * n * d), ("tokens_per_param", d / n)):
+                    for col, v in interval_columns(arr[:, None], levels, prefix=f"{name}_").items():
+                        row[col] = float(v[0])
+                rows.append(row)
+        out = pd.DataFrame(rows)
+        if (out["p_reachable"] < 1).any():
+            notes.append("some draws never reach the target at that size (tokens = inf in those draws); "
+                         "the upper interval ends and the mean may be infinite")
+        out.attrs["notes"] = notes
+        return out
+
 def load(path) -> Fit:
     """Read a fit written by :meth:`Fit.save`."""
     path = Path(path)

@@ -37,7 +37,7 @@ OUT = Path(__file__).with_name("out")
 class Entry:
     name: str
     dataset: str
-    law: str
+    law: str | tuple[str, ...]         # one law, or candidates chosen by PSIS-LOO on the training runs
     holdout: str                       # a protocol, or "natural"
     prepare: object = None             # df -> df (e.g. final checkpoints only)
     load_options: dict = field(default_factory=dict)
@@ -51,13 +51,13 @@ def final_checkpoints(df: pd.DataFrame) -> pd.DataFrame:
 
 
 ENTRIES = [
-    Entry("chinchilla-epoch", "chinchilla_epoch", "chinchilla", "top-compute:0.1",
+    Entry("chinchilla-epoch", "chinchilla_epoch", ("chinchilla", "farseer"), "top-compute:0.1",
           note="Epoch's 240 points, top 10% by compute held out"),
-    Entry("gadre-overtraining", "gadre_overtraining", "chinchilla", "natural",
+    Entry("gadre-overtraining", "gadre_overtraining", ("chinchilla", "overtrain"), "natural",
           note="fit the <= 411M runs on 3 corpora, predict the 1.4B and 6.9B runs; E and B pooled by corpus"),
     Entry("gemstones-final", "gemstones", "power", "natural", prepare=final_checkpoints,
           note="final checkpoint of each shape (one token budget), L(N); 1B and 2B classes held out"),
-    Entry("step-law-best", "step_law", "chinchilla", "natural", load_options={"best_only": True},
+    Entry("step-law-best", "step_law", ("chinchilla", "farseer"), "natural", load_options={"best_only": True},
           note="best loss over (lr, batch) per (N, D) cell; N = 1.07e9 cells held out"),
     Entry("learning-curves-lm", "learning_curves_nslpfn", "chinchilla", "natural",
           load_options={"domain": "LM"},
@@ -82,19 +82,46 @@ def run_entry(entry: Entry, seed: int, quick: bool) -> dict:
         natural = datasets.holdout(entry.dataset, df)
     budget = dict(chains=2, warmup=500, draws=500, n_boot=200) if quick else \
         dict(chains=4, warmup=1000, draws=1000, n_boot=1000)
-    t0 = time.perf_counter()
-    result = calibrate(df, entry.law, entry.holdout, natural=natural, pool=entry.pool, seed=seed,
-                       duplicates="keep", **budget)
-    result.summary["runtime_seconds"] = time.perf_counter() - t0
+    laws = (entry.law,) if isinstance(entry.law, str) else entry.law
+    results, runtimes = {}, {}
+    for law in laws:
+        t0 = time.perf_counter()
+        results[law] = calibrate(df, law, entry.holdout, natural=natural, pool=entry.pool, seed=seed,
+                                 duplicates="keep", **budget)
+        runtimes[law] = time.perf_counter() - t0
+        results[law].summary["runtime_seconds"] = runtimes[law]
+    chosen, selection = choose_law(results)
+    result = results[chosen]
+    result.summary["selection"] = selection
+    result.summary["others"] = {law: r.summary for law, r in results.items() if law != chosen}
     folder = OUT / entry.name
     result.write_report(folder)
     result.write_json(folder / "summary.json")
     return result.summary
 
 
-def row(name: str, entry: Entry, s: dict, method: str) -> str:
+def choose_law(results: dict) -> tuple[str, str]:
+    """The candidate with the highest PSIS-LOO ELPD on the training runs alone (the held-out runs
+    play no part), among fits that converged (max r_hat <= 1.05)."""
+    from bayescale import compare
+
+    laws = list(results)
+    if len(laws) == 1:
+        return laws[0], "single law"
+    ok = [law for law in laws if results[law].fit.diagnostics["max_rhat"] <= 1.05]
+    if len(ok) < 2:
+        chosen = (ok or laws)[0]
+        return chosen, f"only {chosen} converged (max r_hat <= 1.05)"
+    table = compare(*[results[law].fit for law in ok], names=ok).table
+    best = str(table.index[0])
+    others = ", ".join(f"{n} {table.loc[n, 'elpd_diff']:.1f} ± {table.loc[n, 'elpd_diff_se']:.1f} lower"
+                       for n in table.index[1:])
+    return best, f"training-run PSIS-LOO: {best} best ({others})"
+
+
+def row(name: str, law: str, s: dict, method: str) -> str:
     cov = s["coverage"]
-    return (f"| {name} | {entry.law} | {method} | {s.get('n_train', '')} | {s.get('n_heldout', s.get('n_scored', ''))} "
+    return (f"| {name} | {law} | {method} | {s.get('n_train', '')} | {s.get('n_heldout', s.get('n_scored', ''))} "
             f"| {cov['0.5']:.2f} | {cov['0.8']:.2f} | {cov['0.9']:.2f} | {cov['0.95']:.2f} "
             f"| {s['median_are']:.4f} | {s['crps']:.4f} | {s.get('runtime_seconds', float('nan')):.0f} |")
 
@@ -106,7 +133,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="entry names to run")
     args = ap.parse_args()
     warnings.simplefilter("ignore", BayescaleWarning)
-    lines = []
+    lines, selections = [], []
     wins = total = 0
     t_all = time.perf_counter()
     for entry in ENTRIES:
@@ -114,13 +141,18 @@ def main() -> None:
             continue
         print(f"== {entry.name}", flush=True)
         s = run_entry(entry, args.seed, args.quick)
-        lines.append(row(entry.name, entry, s, "bayescale (new observation)"))
-        lines.append(row(entry.name, entry, {**s["mean_curve"], "n_train": s["n_train"], "n_heldout": s["n_heldout"]},
+        law = s["law"]
+        lines.append(row(entry.name, law, s, "bayescale (new observation)"))
+        lines.append(row(entry.name, law, {**s["mean_curve"], "n_train": s["n_train"], "n_heldout": s["n_heldout"]},
                          "bayescale (mean curve)"))
         for b, bs in s["baselines"].items():
             if "coverage" in bs:
-                lines.append(row(entry.name, entry, {**bs, "n_train": s["n_train"],
-                                                     "n_heldout": bs.get("n_scored", s["n_heldout"])}, b))
+                lines.append(row(entry.name, law, {**bs, "n_train": s["n_train"],
+                                                   "n_heldout": bs.get("n_scored", s["n_heldout"])}, b))
+        for other, os_ in s["others"].items():
+            lines.append(row(entry.name, other, os_, "not chosen: bayescale (new observation)"))
+        if s["others"]:
+            selections.append(f"- {entry.name}: {s['selection']}")
         boot = s["baselines"].get("bootstrap", {})
         if "crps" in boot:
             total += 1
@@ -133,11 +165,16 @@ Seed {args.seed}. Coverage = share of held-out runs inside the central interval;
 absolute relative error (ARE) on the loss scale; lower is better. "new observation" includes the
 fitted noise (what a held-out run measures); "mean curve" is the law's curve alone; "bootstrap" is
 Huber (delta 1e-3) + L-BFGS from a grid + bootstrap refits (Epoch's method), parameter intervals;
-"no-pool" is a separate bayescale fit per group where the data have groups.
+"no-pool" is a separate bayescale fit per group where the data have groups. Where an entry lists
+several laws, each is fitted to the training runs and the one with the highest PSIS-LOO ELPD on those
+runs is chosen (held-out runs play no part); the others are shown as "not chosen".
 
 | entry | law | method | n_train | n_heldout | cov 50 | cov 80 | cov 90 | cov 95 | median ARE | CRPS | runtime s |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(lines)}
+
+Law selection (training runs only):
+{chr(10).join(selections) or "- none"}
 
 bayescale's CRPS is lower than the bootstrap's on {wins} of {total} entries. Whole suite: {elapsed:.0f} s.
 """

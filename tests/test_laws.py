@@ -228,7 +228,36 @@ def test_registry_lists_the_issue_laws():
     assert set(bayescale.list_laws()) == set(REGISTRY)
 
 
+def _is_size_loss_law(spec) -> bool:
+    law = get_law(spec)
+    return law.response == "loss" and set(law.inputs) <= set(SIZE_COLUMNS) and not law.extras
+
+
+# loss laws of sizes (N, D, C, D/N); downstream, schedule and hyperparameter laws have their own files
+SIZE_LOSS_SPECS = [s for s in ALL_SPECS if _is_size_loss_law(s)]
+
+
 @pytest.mark.parametrize("spec", ALL_SPECS)
+def test_every_law_is_declared_completely(spec):
+    law = get_law(spec)
+    assert isinstance(law, Law) and law.name in REGISTRY
+    assert isinstance(law.formula, str) and "=" in law.formula
+    assert law.inputs and law.params and law.n_free == len(law.params)
+    assert set(law.linear_inputs) <= set(law.inputs)
+    assert get_law(law.spec).spec == law.spec
+    for name, param in law.all_params().items():
+        assert isinstance(param.prior, dist.Distribution), name
+        assert param.pool in (None, *GROUP_COLUMNS), name
+        text = describe(param.prior)
+        assert describe(parse(text)) == text, name
+    json.dumps(law.describe())
+
+
+def test_size_loss_laws_are_recognised():
+    assert {"chinchilla", "farseer", "kaplan-nd", "power:params", "power:tokens"} <= set(SIZE_LOSS_SPECS)
+
+
+@pytest.mark.parametrize("spec", SIZE_LOSS_SPECS)
 def test_law_contract(spec):
     law = get_law(spec)
     assert isinstance(law, Law)

@@ -110,6 +110,13 @@ class Law:
 
         return simulate(self, design, params, seed=seed, **kwargs)
 
+    def to_pymc(self, df, pool=None, priors=None, **kwargs):
+        """The equivalent ``pm.Model`` on ``df`` (needs ``pip install bayescale[pymc]``); see
+        :func:`bayescale.pymc_interop.to_pymc`."""
+        from ..pymc_interop import to_pymc
+
+        return to_pymc(df, self, pool=pool, priors=priors, **kwargs)
+
     # ---- helpers --------------------------------------------------------------------------
     def all_params(self) -> dict[str, Param]:
         return {**self.params, **self.noise_params()}

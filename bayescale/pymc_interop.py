@@ -1,0 +1,120 @@
+"""The PyMC twin of a bayescale model, built from the same law declaration.
+
+``to_pymc(df, law, pool=..., priors=...)`` (or ``law.to_pymc(df, ...)``) returns a ``pm.Model``
+with the same variables, names, coords and dims as the NumPyro model of
+:func:`bayescale.inference.make_model`: the same priors, pooled parameters as a population value,
+``{name}_tau`` and centred ``{name}_u`` or non-centred ``{name}_z`` group values in the unconstrained
+space of the prior's support, a deterministic ``{name}_by_{group}``, and Student-t on log response.
+"""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+from numpyro.distributions import constraints
+
+from .errors import BayescaleError
+from .models import Law, get_law
+from .priors import describe
+
+
+def _import_pymc():
+    try:
+        import pymc as pm
+        import pytensor.tensor as pt
+    except ImportError as exc:
+        raise BayescaleError(
+            "to_pymc needs PyMC, which is not installed; install it with `pip install bayescale[pymc]`"
+        ) from exc
+    return pm, pt
+
+
+def _prior_args(prior) -> tuple[str, dict[str, float]]:
+    """('Normal', {'loc': 0.0, 'scale': 1.0}) from a NumPyro prior, via its recorded text form."""
+    call = ast.parse(describe(prior, digits=17), mode="eval").body
+    return call.func.id, {k.arg: float(ast.literal_eval(k.value)) for k in call.keywords}
+
+
+def pymc_prior(pm, name: str, prior, dims=None):
+    """The PyMC random variable for a NumPyro prior (Delta = a fixed value, as a Deterministic)."""
+    family, a = _prior_args(prior)
+    if family == "Delta":
+        return pm.Deterministic(name, pm.math.constant(a["v"]), dims=dims)
+    makers = {
+        "Normal": lambda: pm.Normal(name, mu=a["loc"], sigma=a["scale"], dims=dims),
+        "LogNormal": lambda: pm.LogNormal(name, mu=a["loc"], sigma=a["scale"], dims=dims),
+        "HalfNormal": lambda: pm.HalfNormal(name, sigma=a["scale"], dims=dims),
+        "HalfCauchy": lambda: pm.HalfCauchy(name, beta=a["scale"], dims=dims),
+        "Cauchy": lambda: pm.Cauchy(name, alpha=a["loc"], beta=a["scale"], dims=dims),
+        "StudentT": lambda: pm.StudentT(name, nu=a["df"], mu=a["loc"], sigma=a["scale"], dims=dims),
+        "Gamma": lambda: pm.Gamma(name, alpha=a["concentration"], beta=a["rate"], dims=dims),
+        "InverseGamma": lambda: pm.InverseGamma(name, alpha=a["concentration"], beta=a["rate"], dims=dims),
+        "Exponential": lambda: pm.Exponential(name, lam=a["rate"], dims=dims),
+        "Beta": lambda: pm.Beta(name, alpha=a["concentration1"], beta=a["concentration0"], dims=dims),
+        "Uniform": lambda: pm.Uniform(name, lower=a["low"], upper=a["high"], dims=dims),
+        "TruncatedNormal": lambda: pm.TruncatedNormal(
+            name, mu=a["loc"], sigma=a["scale"], lower=a.get("low"), upper=a.get("high"), dims=dims),
+    }
+    if family not in makers:
+        raise BayescaleError(f"prior {describe(prior)} of {name!r} has no PyMC translation; "
+                             f"supported families: {sorted(makers) + ['Delta']}")
+    return makers[family]()
+
+
+def support_transform(pt, support):
+    """(forward, inverse) of NumPyro's ``biject_to(support)`` written in pytensor."""
+    if isinstance(support, constraints._Real):
+        return (lambda u: u), (lambda v: v)
+    if isinstance(support, constraints._Interval):
+        lo, hi = float(support.lower_bound), float(support.upper_bound)
+        return (lambda u: lo + (hi - lo) * pt.sigmoid(u),
+                lambda v: pt.log(v - lo) - pt.log(hi - v))
+    if isinstance(support, constraints._GreaterThan):
+        lo = float(support.lower_bound)
+        return (lambda u: lo + pt.exp(u)), (lambda v: pt.log(v - lo))
+    if isinstance(support, constraints._LessThan):
+        hi = float(support.upper_bound)
+        return (lambda u: hi - pt.exp(u)), (lambda v: pt.log(hi - v))
+    raise BayescaleError(f"no PyMC transform for support {support}; supported: real, positive, "
+                         "greater than, less than and interval supports")
+
+
+def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, columns=None,
+            duplicates: str = "error", parametrisation: str = "auto"):
+    """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors)``."""
+    from .inference import build, centred_inputs, extra_columns
+
+    pm, pt = _import_pymc()
+    law = get_law(law)
+    if type(law).observe is not Law.observe or type(law).site_value is not Law.site_value:
+        raise BayescaleError(
+            f"law {law.spec!r} has its own likelihood; to_pymc translates the default Student-t on "
+            "log response only")
+    spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
+                       parametrisation=parametrisation)
+    x_np = {k: np.asarray(v, np.float64) for k, v in centred_inputs(law, data.inputs, spec.logref).items()}
+    y_np = law.site_value(data.response, extra_columns(law, data.frame))
+    coords = {**{g: list(v) for g, v in spec.coords.items()}, "obs": np.arange(data.n)}
+    with pm.Model(coords=coords) as model:
+        x = {k: pm.Data(f"x_{k}", v, dims="obs") for k, v in x_np.items()}
+        idx = {g: pm.Data(f"{g}_index", data.group_index[g].astype(np.int64), dims="obs")
+               for g in spec.coords}
+        values = {}
+        for name in law.all_params():
+            prior = spec.priors[name]
+            pop = pymc_prior(pm, name, prior)
+            g = spec.pooled.get(name)
+            if g is None:
+                values[name] = pop
+                continue
+            tau = pymc_prior(pm, f"{name}_tau", spec.priors[f"{name}_tau"])
+            forward, inverse = support_transform(pt, prior.support)
+            if name in spec.centred:
+                u = pm.Normal(f"{name}_u", mu=inverse(pop), sigma=tau, dims=g)
+            else:
+                u = inverse(pop) + tau * pm.Normal(f"{name}_z", mu=0.0, sigma=1.0, dims=g)
+            by_group = pm.Deterministic(f"{name}_by_{g}", forward(u), dims=g)
+            values[name] = by_group[idx[g]]
+        mu = law.mean(x, values, xp=pt)
+        pm.StudentT("y", nu=values["nu"], mu=pt.log(mu), sigma=values["sigma"], observed=y_np, dims="obs")
+    return model

@@ -1,0 +1,97 @@
+"""Compile once, reuse: same-shape fits do not re-trace, point counts are bucketed with a mask that
+keeps padded rows out of the likelihood, and the persistent compilation cache follows its env."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from numpyro.infer.util import log_density
+
+import bayescale as bs
+from bayescale.inference import (MASK, _pad, bucket_size, build, cache_dir_from_env, centred_inputs,
+                                 make_model, trace_count)
+from bayescale.models import get_law
+
+TRUTH = dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.03, nu=10.0)
+SETTINGS = dict(law="power", chains=1, warmup=150, draws=150, progress=False)
+
+
+def table(n: int, seed: int) -> pd.DataFrame:
+    df, _ = get_law("power").simulate(pd.DataFrame({"params": np.geomspace(1e7, 1e10, n)}), TRUTH, seed=seed)
+    return df
+
+
+def test_bucket_size():
+    sizes = np.arange(1, 5000)
+    buckets = np.array([bucket_size(n) for n in sizes])
+    assert np.all(buckets >= sizes) and np.all(buckets <= np.ceil(sizes * 1.125))
+    assert np.all(np.diff(buckets) >= 0)
+    assert bucket_size(230) == bucket_size(240) == 240
+    assert len(set(buckets[(sizes >= 200) & (sizes <= 300)])) <= 8  # few programs over a range
+    assert [bucket_size(n) for n in range(1, 17)] == list(range(1, 17))  # small data: no padding
+
+
+def test_second_fit_of_same_shape_does_not_retrace():
+    before = trace_count("power")
+    first = bs.fit(table(20, 0), seed=0, **SETTINGS)
+    compiled = trace_count("power") - before
+    assert compiled > 0
+    # new data values and seed, same shape: the compiled sampler and log-likelihood are reused
+    again = trace_count("power")
+    second = bs.fit(table(20, 1), seed=1, **SETTINGS)
+    assert trace_count("power") == again
+    assert not np.allclose(second.posterior.posterior["E"], first.posterior.posterior["E"])
+    # 19 points fall in the same bucket (20): still no re-trace, and the padded row is not returned
+    assert bucket_size(19) == 20
+    third = bs.fit(table(19, 2), seed=2, **SETTINGS)
+    assert trace_count("power") == again
+    assert third.posterior.log_likelihood["y"].shape == (1, 150, 19)
+    assert third.posterior.observed_data["y"].shape == (19,)
+    # control: a new shape (26 points, its own bucket) must trace again
+    bs.fit(table(26, 3), seed=3, **SETTINGS)
+    assert trace_count("power") > again
+
+
+def test_padded_rows_do_not_change_the_density():
+    law = get_law("power")
+    spec, data = build(table(19, 4), law)
+    model = make_model(spec)
+    x = centred_inputs(law, data.inputs, spec.logref)
+    y = np.log(data.response)
+    point = {k: jnp.asarray(v) for k, v in TRUTH.items()}
+    plain = float(log_density(model, (x, {}, jnp.asarray(y, jnp.float32), None), {}, point)[0])
+    size = 24
+    xp = {k: jnp.asarray(_pad(v, size)) for k, v in x.items()}
+    yp = jnp.asarray(_pad(y, size), jnp.float32)
+    mask = jnp.asarray(np.arange(size) < data.n, jnp.float32)
+    masked = float(log_density(model, (xp, {}, yp, {MASK: mask}), {}, point)[0])
+    np.testing.assert_allclose(masked, plain, rtol=1e-6, atol=1e-4)
+    # control: without the mask the 5 copies of the last row count, and the density changes
+    unmasked = float(log_density(model, (xp, {}, yp, {MASK: jnp.ones(size)}), {}, point)[0])
+    assert abs(unmasked - plain) > 1.0
+
+
+def test_compilation_cache_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("BAYESCALE_JAX_CACHE", "0")
+    assert cache_dir_from_env() is None
+    monkeypatch.setenv("BAYESCALE_JAX_CACHE", str(tmp_path))
+    assert cache_dir_from_env() == str(tmp_path)
+    monkeypatch.delenv("BAYESCALE_JAX_CACHE")
+    assert cache_dir_from_env() == os.path.expanduser(os.path.join("~", ".cache", "bayescale", "jax"))
+    # importing bayescale turns the cache on at $BAYESCALE_JAX_CACHE, and "0" leaves it off
+    code = "import bayescale, jax; print(jax.config.jax_compilation_cache_dir)"
+    for value, expected in ((str(tmp_path / "jax"), str(tmp_path / "jax")), ("0", "None")):
+        env = {**os.environ, "BAYESCALE_JAX_CACHE": value, "JAX_PLATFORMS": "cpu"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip().splitlines()[-1] == expected
+    assert jax.config.jax_compilation_cache_dir  # on in this process (default or the user's)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
