@@ -27,7 +27,8 @@ from .errors import BayescaleError, BayescaleWarning
 PARETO_K_BAD = 0.7
 AXES = ("compute", "params", "tokens")
 
-__all__ = ["Comparison", "Crossover", "compare", "crossover", "holdout_scores", "prob_better"]
+__all__ = ["Comparison", "Crossover", "compare", "crossover", "holdout_scores", "prob_better",
+           "stacked_predict"]
 
 
 def _as_fit(obj):
@@ -152,6 +153,46 @@ def compare(*fits, names=None, calibration=None) -> Comparison:
             table.loc[name, "heldout_elpd"] = s["elpd"]
     table.index.name = "name"
     return Comparison(table=table, loo=loo, notes=notes)
+
+
+def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: str = "observation",
+                    levels=(0.5, 0.9), seed: int = 0, return_draws: bool = False):
+    """Predictions from a mixture of several laws' posteriors (Bayesian model averaging by stacking).
+
+    ``weights`` default to the PSIS-LOO stacking weights of :func:`compare` (Yao et al. 2018), so the
+    laws are weighed on the data they were fitted to. Each predictive draw comes from one law, picked
+    with its weight. Returns the interval table (``attrs["weights"]``), and the draws if asked.
+    """
+    from .fit import _check_levels, interval_columns
+
+    fits = [_as_fit(f) for f in (fits[0] if len(fits) == 1 and isinstance(fits[0], (list, tuple)) else fits)]
+    names = _names(fits, names)
+    if weights is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayescaleWarning)
+            table = compare(*fits, names=names).table
+        weights = {n: float(table.loc[n, "weight"]) for n in names}
+    if isinstance(weights, dict):
+        missing = [n for n in names if n not in weights]
+        if missing:
+            raise BayescaleError(f"stacking weights missing for {missing}; give one per fit: {names}")
+        weights = [weights[n] for n in names]
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(fits),) or np.any(w < 0) or not w.sum() > 0:
+        raise BayescaleError(f"weights must be {len(fits)} non-negative numbers with a positive sum, got {weights}")
+    w = w / w.sum()
+    rng = np.random.default_rng(seed)
+    per_fit = [f.predict(df, kind=kind, seed=seed + i, return_draws=True)[1].values for i, f in enumerate(fits)]
+    n = min(len(d) for d in per_fit)
+    counts = rng.multinomial(n, w)
+    draws = np.concatenate([d[rng.choice(len(d), size=c, replace=False)] for d, c in zip(per_fit, counts)])
+    draws = draws[rng.permutation(n)]
+    out = df.reset_index(drop=True).copy()
+    for col, v in interval_columns(draws, _check_levels(levels)).items():
+        out[col] = v
+    out.attrs["weights"] = dict(zip(names, w.tolist()))
+    out.attrs["kind"] = kind
+    return (out, draws) if return_draws else out
 
 
 def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=None, natural=None,
