@@ -206,7 +206,7 @@ def test_fit_options_that_fix_the_table(capsys, workdir):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--law", "chinchila"], "unknown law 'chinchila'; choose one of ['chinchilla', "),
+    (["--law", "chinchila"], "unknown law 'chinchila'; choose one of ['accuracy-sigmoid', 'bnsl', 'chinchilla', "),
     (["--law", "power:flops"], "unknown option 'flops'"),
     (["--pool", "gamma=family"], "cannot pool ['gamma']"),
     (["--pool", "alpha=team"], "groupings are"),
