@@ -445,6 +445,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                 continue
             g = groups[0]
             pdraws = np.full((obs_draws.shape[0], len(test)), np.nan)
+            # each group on its own: no between-group spreads, so their priors do not apply
+            unpooled_priors = {k: v for k, v in (priors or {}).items() if not k.endswith("_tau")}
             for label_g in sorted(test[g].astype(str).unique()):
                 tr = train[train[g].astype(str) == label_g]
                 rows = np.flatnonzero(test[g].astype(str).to_numpy() == label_g)
@@ -452,7 +454,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                     notes.append(f"no-pool: {g} {label_g!r} has {len(tr)} training runs, too few for its "
                                  f"own fit; its {len(rows)} held-out runs are not scored for no-pool")
                     continue
-                sep = fit_law(tr, law, pool="none", priors=priors, seed=seed, chains=chains,
+                sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
                               warmup=warmup, draws=draws, progress=False, duplicates=duplicates)
                 _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
                 pdraws[:, rows] = d.values[: pdraws.shape[0]]

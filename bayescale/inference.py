@@ -340,24 +340,10 @@ def sample_posterior(
 
     flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
     loglik = np.asarray(mcmc.bayescale_loglik(flat, x, idx, y, aux))[:, :data.n].reshape(chains, draws, -1)
-    coords = {**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n)}
-    constant = {k: data.inputs[k] for k in spec.law.inputs}
-    constant.update(aux_np)
-    for g in GROUP_COLUMNS:
-        constant[g] = np.asarray(data.frame[g].to_numpy(), dtype=str)
-    constant[spec.law.response] = data.response
-    idata = az.from_dict(
-        posterior=samples,
-        sample_stats={
-            "diverging": extra["diverging"].astype(bool), "n_steps": extra["num_steps"],
-            "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
-        },
-        log_likelihood={"y": loglik},
-        observed_data={"y": spec.law.site_value(data.response, aux_np)},
-        constant_data=constant,
-        coords=coords,
-        dims={**_dims(spec), **{k: ["obs"] for k in constant}},
-    )
+    idata = inference_data(spec, data, samples, {
+        "diverging": extra["diverging"].astype(bool), "n_steps": extra["num_steps"],
+        "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
+    }, loglik)
     stats = {
         "sampling_seconds": elapsed,
         "mean_steps_per_draw": float(extra["num_steps"].mean()),
@@ -437,18 +423,8 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     idata, stats = sample_posterior(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
                                     progress=progress, target_accept=target_accept, dense_mass=dense_mass)
     stats["total_seconds"] = time.perf_counter() - t0
-    config = {
-        **spec.to_json(),
-        "data_hash": data.data_hash(),
-        "n_obs": data.n,
-        "columns": columns or {},
-        "seed": int(seed), "chains": chains, "warmup": warmup, "draws": draws,
-        "target_accept": target_accept,
-        "notes": spec.notes,
-        "versions": versions(),
-        "device": str(jax.devices()[0].platform),
-        "stats": stats,
-    }
+    config = fit_config(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
+                        target_accept=target_accept, stats=stats, columns=columns)
     idata.posterior.attrs["bayescale"] = json.dumps(config)
     idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=int(seed),
                                  bayescale_version=__version__)

@@ -20,6 +20,9 @@ METHOD_COLORS = {"bayescale (new observation)": "C0", "bayescale (mean curve)": 
                  "no-pool": "C3"}
 
 
+MAX_GROUP_PLOTS = 8
+
+
 def _color(name: str, i: int) -> str:
     return METHOD_COLORS.get(name, f"C{(i + len(METHOD_COLORS)) % 10}")
 
@@ -171,9 +174,20 @@ def fit_report(fit, out_dir) -> Path:
     """`bayescale report FIT.nc --out DIR`: the fit plot, the summary table and diagnostics."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_fit(fit, out_dir / "fit.png")
+    if fit.law.response == "p_correct":  # accuracy laws: one plot per task, with the chance level
+        from .report_downstream import plot_accuracy
+
+        table = _training_table(fit)
+        images = []
+        for i, task in enumerate(sorted(set(table["task"]))[:MAX_GROUP_PLOTS]):
+            name = f"accuracy_{i}.png"
+            plot_accuracy(fit, table, out_dir / name, labels={"task": task})
+            images.append(name)
+    else:
+        plot_fit(fit, out_dir / "fit.png")
+        images = ["fit.png"]
     diag = pd.DataFrame([fit.diagnostics])
-    return write_html(out_dir, f"bayescale fit: {fit.law.spec}", ["fit.png"],
+    return write_html(out_dir, f"bayescale fit: {fit.law.spec}", images,
                       {"posterior summary": fit.summary(), "diagnostics": diag}, notes=fit.notes)
 
 

@@ -202,3 +202,19 @@ def test_cli_report_of_a_saved_fit(result, tmp_path, capsys):
     html = (out / "report.html").read_text()
     assert (out / "fit.png").read_bytes()[:8] == PNG_MAGIC and "src='fit.png'" in html
     assert "posterior summary" in html and "log_A0" in html
+
+
+def test_report_of_an_accuracy_fit_plots_each_task_with_chance(tmp_path):
+    from bayescale.models import get_law
+    from bayescale.report import fit_report
+
+    compute = np.geomspace(1e18, 1e22, 8)
+    design = pd.concat([pd.DataFrame({"compute": compute, "task": t, "trials": 500, "chance": 0.25})
+                        for t in ("a", "b")]).reset_index(drop=True)
+    sim, _ = get_law("accuracy-sigmoid").simulate(design, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bayescale.fit(sim, "accuracy-sigmoid", chains=1, warmup=200, draws=200, progress=False)
+    page = fit_report(fit, tmp_path).read_text()
+    assert {p.name for p in tmp_path.glob("*.png")} == {"accuracy_0.png", "accuracy_1.png"}
+    assert "accuracy_0.png" in page and "fit.png" not in page
