@@ -183,10 +183,14 @@ def render(done: list[tuple[Entry, dict]], elapsed: float, seed: int, quick: boo
             lines.append(row(entry.name, "+".join(head["weights"]), head,
                              f"**bayescale, LOO stacking** ({weights}), new observation"))
             selections.append(f"- {entry.name}: {s['selection']}; stacking weights {weights}")
+        elif s.get("others"):
+            selections.append(f"- {entry.name}: {s['selection']}")
         per_law = {law: s, **s.get("others", {})}
         for name, ls in per_law.items():
-            tag = "" if head is None else ("LOO-best law: " if name == law else "other law: ")
-            method = "bayescale (new observation)" if head is not None else "**bayescale (new observation)**"
+            headline = head is None and name == law
+            tag = "" if head is None and not s.get("others") else (
+                "chosen law: " if name == law else "other law: ")
+            method = "**bayescale (new observation)**" if headline else "bayescale (new observation)"
             lines.append(row(entry.name, name, ls, tag + method))
             lines.append(row(entry.name, name, {**ls["mean_curve"], "n_train": ls["n_train"],
                                                 "n_heldout": ls["n_heldout"]}, tag + "bayescale (mean curve)"))

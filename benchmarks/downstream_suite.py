@@ -260,8 +260,51 @@ def monkeys_until_case(budget, quick):
     return rows, note, None
 
 
+GEMSTONES_TASKS = {"arc_challenge": ("arc:challenge", 4), "arc_easy": ("arc:easy", 4),
+                   "coqa": ("commonsense_qa", 5), "openbookqa": ("openbookqa", 4), "piqa": ("piqa", 2),
+                   "siqa": ("siqa", 3), "winogrande": ("winogrande", 2)}
+
+
+def choice_mass_case(budget, quick):
+    """choice-mass on Gemstones per-question correct masses (final checkpoint), N <= 5.4e8; predict the
+    held-out 1B/2B models' mean correct mass per task and, via the Dirichlet, their accuracy."""
+    from bayescale.models.choice_mass import choice_accuracy
+
+    df = datasets.load("gemstones_task_losses")
+    small = df.params <= 5.4e8
+    sub = df[small]
+    if quick:  # the same 40 questions of each task for every model
+        rng = np.random.default_rng(0)
+        keep = {t: rng.choice(g.question.unique(), 40, replace=False) for t, g in df.groupby("task")}
+        sub = sub[np.array([q in keep[t] for t, q in zip(sub.task, sub.question)])]
+    train = sub[["compute", "p_choice_correct", "task", "question", "shape"]].reset_index(drop=True)
+    f = fit(train, "choice-mass", budget, pool={"a": "task", "log_b": "task", "phi": "task"})
+    held = df[~small].groupby(["shape", "task"], as_index=False).agg(
+        compute=("compute", "first"), mass=("p_choice_correct", "mean"), n=("p_choice_correct", "size"))
+    m = rate_draws(f, held, "mean")
+    phi = np.asarray(f.posterior.posterior["phi_by_task"].sel(task=held.task.to_numpy()).values, float)
+    phi = phi.reshape(-1, len(held))[: len(m)]
+    # a task's mean over its n questions scatters around m by the Beta's sd / sqrt(n)
+    sd = np.sqrt(m * (1 - m) / (phi + 1) / held.n.to_numpy())
+    mass_draws = m + sd * np.random.default_rng(1).standard_normal(m.shape)
+    down = datasets.load("gemstones_downstream")
+    down = down[down.step == down.step.max()]
+    held["choices"] = [GEMSTONES_TASKS[t][1] for t in held.task]
+    acc_truth = held.merge(down.assign(task=down.task.map({v[0]: k for k, v in GEMSTONES_TASKS.items()})),
+                           on=["shape", "task"], how="left").p_correct.to_numpy()
+    _, acc = choice_accuracy(f, held, return_draws=True)
+    rows = {"bayescale mean correct mass per (model, task)": score(mass_draws, held.mass),
+            "bayescale accuracy from the mass model (kappa = 1)": score(acc, acc_truth)}
+    note = (f"{len(train)} training rows (per-question masses of {train.task.nunique()} tasks x "
+            f"{train['shape'].nunique()} models <= 5.4e8), pool a, log_b, phi by task; held out "
+            f"{held['shape'].nunique()} models x {held.task.nunique()} tasks; mean measured accuracy "
+            f"{np.mean(acc_truth):.3f}, mean predicted {acc.mean():.3f}; diagnostics {f.diagnostics}")
+    return rows, note, None
+
+
 CASES = {"pythia": pythia_case, "gadre": gadre_case, "leaderboard": leaderboard_case,
-         "monkeys pass@k": monkeys_k_case, "monkeys pass-until": monkeys_until_case}
+         "monkeys pass@k": monkeys_k_case, "monkeys pass-until": monkeys_until_case,
+         "choice-mass": choice_mass_case}
 
 
 def table(rows: dict) -> str:

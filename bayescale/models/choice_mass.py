@@ -2,7 +2,7 @@
 
 Each row is one question answered by one run: ``p_choice_correct`` is the mass the model puts on
 the correct choice. Its mean over questions is a sigmoid in log compute, and questions scatter
-around it by a Beta with concentration phi (per task):
+around it by a Beta with concentration phi:
 
     p_c ~ Beta(m·phi, (1 - m)·phi),   m = sigma(a + b·log(C/C0)).
 
@@ -50,7 +50,8 @@ class ChoiceMass(Law):
         return clip_rate(xp.exp(-xp.logaddexp(0.0, -z)), xp)
 
     def noise_params(self):
-        return {"phi": Param(dist.LogNormal(np.log(10.0), 1.5), pool="task", group_scale=0.5,
+        # shared by default: pooled by task (pool={"phi": "task"}) its non-centred funnel slows NUTS
+        return {"phi": Param(dist.LogNormal(np.log(10.0), 1.5), group_scale=0.5,
                              doc="concentration of questions' correct masses around the mean m")}
 
     def observe(self, mu, p, y, aux):
@@ -60,18 +61,19 @@ class ChoiceMass(Law):
         return np.clip(y, RATE_MIN, RATE_MAX)
 
     def from_site(self, value, aux):
-        return value
+        return np.clip(value, RATE_MIN, RATE_MAX)  # float32 draws can round to 0 or 1
 
     def sample_observation(self, rng, mu, p, aux):
         phi = np.broadcast_to(p["phi"], mu.shape)
         return np.clip(rng.beta(mu * phi, (1 - mu) * phi), RATE_MIN, RATE_MAX)
 
     def check_response(self, y, aux):
-        bad = ~((y > 0) & (y < 1))
+        # masses of exactly 0 or 1 (rounding) are clipped into the Beta's support by site_value
+        bad = ~((y >= 0) & (y <= 1))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise BayescaleError(
-                f"law {self.spec!r}: column '{self.response}' (mass on the correct choice) must lie in (0, 1), "
+                f"law {self.spec!r}: column '{self.response}' (mass on the correct choice) must lie in [0, 1], "
                 f"but row {i} is {y[i]:g} ({int(bad.sum())} such row(s)); fix or drop those rows")
 
     def derived(self, p, logref):
@@ -81,7 +83,7 @@ class ChoiceMass(Law):
     def sbc_design(self):
         """8 runs over five decades of compute, 25 questions each."""
         c = np.geomspace(1e18, 1e23, 8)
-        return pd.DataFrame({"compute": np.repeat(c, 25)})
+        return pd.DataFrame({"compute": np.repeat(c, 25), "question": np.tile(np.arange(25), 8)})
 
 
 def win_probability(t, choices: int, kappa: float, seed: int = 0):
