@@ -88,7 +88,7 @@ RECOVERY_ELSEWHERE = {
     "loss-to-error": "test_downstream_laws.py", "accuracy-sigmoid": "test_downstream_laws.py",
     "pass-until": "test_downstream_laws.py", "pass-at-k": "test_downstream_laws.py",
     "lr-annealing": "test_lr_annealing.py", "hyperparams": "test_hyperparams.py",
-    "critical-batch": "test_critical_batch.py",
+    "critical-batch": "test_critical_batch.py", "choice-mass": "test_choice_mass.py",
 }
 
 
