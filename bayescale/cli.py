@@ -266,17 +266,22 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def _natural_holdout(holdout: str, data: str, df, usage: str):
+    """The registered dataset's own holdout mask when ``holdout`` is "natural", else None."""
+    if holdout != "natural":
+        return None
+    if not data.startswith("dataset:"):
+        raise BayescaleError(f"--holdout natural needs a registered dataset: {usage}")
+    from . import datasets
+
+    return datasets.holdout(data.split(":", 1)[1], df)
+
+
 def cmd_calibrate(args) -> int:
     from .calibration import calibrate
 
     df = read_table(args.data)
-    natural = None
-    if args.holdout == "natural":
-        if not args.data.startswith("dataset:"):
-            raise BayescaleError("--holdout natural needs a registered dataset: DATA = dataset:NAME")
-        from . import datasets
-
-        natural = datasets.holdout(args.data.split(":", 1)[1], df)
+    natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
     pool = _pool_from_args(args)
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     result = calibrate(
@@ -337,13 +342,7 @@ def cmd_compare(args) -> int:
         if not args.data:
             raise BayescaleError("--holdout needs the table the fits were made on: --data FILE or dataset:NAME")
         df = read_table(args.data)
-        natural = None
-        if args.holdout == "natural":
-            if not args.data.startswith("dataset:"):
-                raise BayescaleError("--holdout natural needs a registered dataset: --data dataset:NAME")
-            from . import datasets
-
-            natural = datasets.holdout(args.data.split(":", 1)[1], df)
+        natural = _natural_holdout(args.holdout, args.data, df, "--data dataset:NAME")
         scores = comparison.holdout_scores(fits, df, args.holdout, names=args.name, natural=natural,
                                            seed=args.seed, chains=args.chains, warmup=args.warmup,
                                            draws=args.draws)
