@@ -78,6 +78,18 @@ def sigmoid_curve(logc, x0, s, lapse, chance):
     return chance + (1 - chance - lapse) * expit((logc - x0) / s)
 
 
+def sigmoid_against_least_squares(train, test, budget, likelihood: str):
+    """accuracy-sigmoid fit on ``train``, scored on ``test`` beside the least-squares sigmoid bootstrap."""
+    f = fit(train, "accuracy-sigmoid", budget)
+    obs = rate_draws(f, test, "observation")
+    base = ls_sigmoid_bootstrap(train, test)
+    ok = ~np.isnan(base).any(axis=0)
+    rows = {f"bayescale (new run, {likelihood})": score(obs, test.p_correct),
+            "bayescale (mean curve)": score(rate_draws(f, test, "mean"), test.p_correct),
+            "least-squares sigmoid + bootstrap": score(base[:, ok], test.p_correct[ok])}
+    return f, obs, rows
+
+
 def ls_sigmoid_bootstrap(train, test, seed=0) -> np.ndarray:
     """Per-task least-squares sigmoid in log compute, chance fixed; pairs bootstrap draws."""
     rng = np.random.default_rng(seed)
@@ -121,13 +133,7 @@ def pythia_case(budget, quick):
     df = df[["params", "tokens", "compute", "p_correct", "correct", "trials", "chance", "task", "model"]]
     df = df.reset_index(drop=True)
     train, test = df[df.params <= 3e9].reset_index(drop=True), df[df.params > 3e9].reset_index(drop=True)
-    f = fit(train, "accuracy-sigmoid", budget)
-    obs = rate_draws(f, test, "observation")
-    base = ls_sigmoid_bootstrap(train, test)
-    ok = ~np.isnan(base).any(axis=0)
-    rows = {"bayescale (new run, Beta-Binomial)": score(obs, test.p_correct),
-            "bayescale (mean curve)": score(rate_draws(f, test, "mean"), test.p_correct),
-            "least-squares sigmoid + bootstrap": score(base[:, ok], test.p_correct[ok])}
+    f, obs, rows = sigmoid_against_least_squares(train, test, budget, "Beta-Binomial")
     note = (f"{train.task.nunique()} tasks ({len(mmlu)} MMLU subjects), {len(train)} training rows, "
             f"{len(test)} held out (6.9B, 12B); diagnostics {f.diagnostics}")
     return rows, note, (f, train, test)
@@ -181,13 +187,8 @@ def leaderboard_case(budget, quick):
     nfam = df.groupby("family").model.transform("nunique")
     held = (df.compute == top) & (nfam >= 3)
     train, test = df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
-    f = fit(train[["compute", "p_correct", "trials", "chance", "task", "model"]], "accuracy-sigmoid", budget)
-    obs = rate_draws(f, test, "observation")
-    base = ls_sigmoid_bootstrap(train, test)
-    ok = ~np.isnan(base).any(axis=0)
-    rows = {"bayescale (new run, Beta)": score(obs, test.p_correct),
-            "bayescale (mean curve)": score(rate_draws(f, test, "mean"), test.p_correct),
-            "least-squares sigmoid + bootstrap": score(base[:, ok], test.p_correct[ok])}
+    f, obs, rows = sigmoid_against_least_squares(
+        train[["compute", "p_correct", "trials", "chance", "task", "model"]], test, budget, "Beta")
     gp = test.task == "leaderboard_gpqa"
     rows["bayescale (new run), GPQA only"] = score(obs[:, gp.to_numpy()], test.p_correct[gp])
     note = (f"tasks {sorted(CHANCE_LEADERBOARD)}; {len(train)} training rows, {len(test)} held out (largest-compute "
