@@ -1,8 +1,6 @@
 """Law + data -> NumPyro model -> NUTS -> InferenceData."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import platform
@@ -18,15 +16,18 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import mask as mask_handler
-from numpyro.infer import MCMC, NUTS, log_likelihood
+from numpyro.infer import log_likelihood
+from tqdm.auto import tqdm
 
 from . import __version__
 from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
 from .errors import BayescaleError, BayescaleWarning
 from .models import Law, get_law
+from .nuts import CompiledNUTS, compile_nuts, run_chains, worker_count
 from .priors import describe, parse
 
 DENSE_MASS_MAX_PARAMS = 60
+UNREGULARISED_DENSE_MAX = 12   # latent parameters (the first slow window has 25 draws)
 CENTRED_MIN_POINTS = 8  # "auto": groups this well observed are sampled centred
 MASK = "__mask__"       # aux key of the 0/1 row mask of padded data (see bucket_size)
 
@@ -253,44 +254,38 @@ def make_model(spec: ModelSpec):
     return model
 
 
-_MCMC_CACHE: dict[tuple, MCMC] = {}
-MCMC_CACHE_SIZE = 32
+@dataclass
+class _Sampler:
+    """A compiled NUTS sampler and log-likelihood for one model and data shape."""
+    nuts: CompiledNUTS
+    loglik: object
 
 
-def _get_mcmc(spec: ModelSpec, n_obs, chains, warmup, draws, dense, target_accept) -> MCMC:
-    # One compiled sampler per model and data shape (NumPyro's MCMC cannot change shapes in place).
-    # progress_bar=True always: without it NumPyro's fori_collect re-jits its loop on every run, so
-    # each fit would recompile; the bar is hidden instead when progress is off (see _quiet_tqdm).
-    key = (spec.key(), n_obs, chains, warmup, draws, dense, target_accept)
-    if key not in _MCMC_CACHE:
-        if len(_MCMC_CACHE) >= MCMC_CACHE_SIZE:
-            _MCMC_CACHE.pop(next(iter(_MCMC_CACHE)))
-        kernel = NUTS(make_model(spec), dense_mass=dense, target_accept_prob=target_accept)
-        mcmc = MCMC(
-            kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-            chain_method="vectorized", progress_bar=True, jit_model_args=True,
-        )
-        model = kernel.model
+_SAMPLER_CACHE: dict[tuple, _Sampler] = {}
+SAMPLER_CACHE_SIZE = 32
+
+
+def _get_sampler(spec: ModelSpec, args: tuple, warmup, dense, target_accept, regularize) -> _Sampler:
+    # One compiled sampler per model and data shape; padded point counts share it (bucket_size).
+    shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)
+    key = (spec.key(), json.dumps(shapes, sort_keys=True, default=str), warmup, dense, target_accept,
+           regularize)
+    if key not in _SAMPLER_CACHE:
+        if len(_SAMPLER_CACHE) >= SAMPLER_CACHE_SIZE:
+            _SAMPLER_CACHE.pop(next(iter(_SAMPLER_CACHE)))
+        model = make_model(spec)
+        compiled = compile_nuts(model, args, warmup=warmup, dense=dense, target_accept=target_accept,
+                                regularize=regularize)
         # pointwise log-likelihood, jitted once per cached sampler (same shapes: no re-trace)
-        mcmc.bayescale_loglik = jax.jit(lambda s, x, idx, y, aux: log_likelihood(model, s, x, idx, y, aux)["y"])
-        _MCMC_CACHE[key] = mcmc
-    return _MCMC_CACHE[key]
+        loglik = jax.jit(lambda s, x, idx, y, aux: log_likelihood(model, s, x, idx, y, aux)["y"])
+        _SAMPLER_CACHE[key] = _Sampler(compiled, loglik)
+    return _SAMPLER_CACHE[key]
 
 
 def _pad(a, size: int):
     """Pad axis 0 to ``size`` by repeating the last row (valid values, so no NaN gradients)."""
     a = np.asarray(a)
     return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)]) if size > len(a) else a
-
-
-@contextlib.contextmanager
-def _quiet_tqdm(quiet: bool):
-    """Send NumPyro's tqdm bar (written to stderr) to a throwaway buffer when progress is off."""
-    if not quiet:
-        yield
-        return
-    with contextlib.redirect_stderr(io.StringIO()):
-        yield
 
 
 def _dims(spec: ModelSpec) -> dict[str, list[str]]:
@@ -312,6 +307,18 @@ def versions() -> dict[str, str]:
     }
 
 
+def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
+    """``(x, idx, y, aux)`` for the model, rows padded to :func:`bucket_size` and masked."""
+    size = bucket_size(data.n)
+    x = {k: jnp.asarray(_pad(v, size)) for k, v in centred_inputs(spec.law, data.inputs, spec.logref).items()}
+    idx = {g: jnp.asarray(_pad(data.group_index[g], size)) for g in spec.coords}
+    aux_np = extra_columns(spec.law, data.frame)
+    aux = {k: jnp.asarray(_pad(v, size), dtype=jnp.float32) for k, v in aux_np.items()}
+    aux[MASK] = jnp.asarray(np.arange(size) < data.n, dtype=jnp.float32)  # always: one pytree shape
+    y = jnp.asarray(_pad(spec.law.site_value(data.response, aux_np), size), dtype=jnp.float32)
+    return x, idx, y, aux
+
+
 def sample_posterior(
     spec: ModelSpec, data: Dataset, *, seed=0, chains=4, warmup=1000, draws=1000,
     progress=True, target_accept=0.8, dense_mass=None,
@@ -320,26 +327,26 @@ def sample_posterior(
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
-    size = bucket_size(data.n)
-    x = {k: jnp.asarray(_pad(v, size)) for k, v in centred_inputs(spec.law, data.inputs, spec.logref).items()}
-    idx = {g: jnp.asarray(_pad(data.group_index[g], size)) for g in spec.coords}
-    aux_np = extra_columns(spec.law, data.frame)
-    aux = {k: jnp.asarray(_pad(v, size), dtype=jnp.float32) for k, v in aux_np.items()}
-    aux[MASK] = jnp.asarray(np.arange(size) < data.n, dtype=jnp.float32)  # always: one pytree shape
-    y = jnp.asarray(_pad(spec.law.site_value(data.response, aux_np), size), dtype=jnp.float32)
+    args = model_arguments(spec, data)
+    x, idx, y, aux = args
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
-    mcmc = _get_mcmc(spec, size, chains, warmup, draws, dense, target_accept)
+    # NumPyro (like Stan) shrinks each window's covariance towards 1e-3·I. Scaling-law posteriors
+    # have directions with variance far below 1e-5, which that floor inflates: on the Chinchilla fit
+    # of chinchilla_epoch it cut the step size from ~0.7 to ~0.14 (25 leapfrog steps per draw
+    # instead of 8). A small dense model has enough draws per window for the raw covariance.
+    regularize = not (dense and n_latent <= UNREGULARISED_DENSE_MAX)
+    sampler = _get_sampler(spec, args, warmup, dense, target_accept, regularize)
     t0 = time.perf_counter()
-    with _quiet_tqdm(not progress):
-        mcmc.run(jax.random.PRNGKey(seed), x, idx, y, aux,
-                 extra_fields=("num_steps", "diverging", "accept_prob", "potential_energy"))
-    samples = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    with tqdm(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",
+              disable=not progress, leave=False) as bar:
+        z, extra = run_chains(sampler.nuts, args, seed=seed, chains=chains, draws=draws,
+                              on_progress=bar.update)
+    z_flat = jax.tree.map(lambda a: a.reshape((chains * draws,) + a.shape[2:]), z)
+    flat = {k: np.asarray(v) for k, v in sampler.nuts.constrain(z_flat, args).items()}
+    samples = {k: v.reshape((chains, draws) + v.shape[1:]) for k, v in flat.items()}
     elapsed = time.perf_counter() - t0
-    extra = {k: np.asarray(v).reshape(chains, draws) for k, v in mcmc.get_extra_fields().items()}
-
-    flat = {k: v.reshape((chains * draws,) + v.shape[2:]) for k, v in samples.items()}
-    loglik = np.asarray(mcmc.bayescale_loglik(flat, x, idx, y, aux))[:, :data.n].reshape(chains, draws, -1)
+    loglik = np.asarray(sampler.loglik(flat, x, idx, y, aux))[:, :data.n].reshape(chains, draws, -1)
     idata = inference_data(spec, data, samples, {
         "diverging": extra["diverging"].astype(bool), "n_steps": extra["num_steps"],
         "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
@@ -348,6 +355,8 @@ def sample_posterior(
         "sampling_seconds": elapsed,
         "mean_steps_per_draw": float(extra["num_steps"].mean()),
         "dense_mass": dense,
+        "regularize_mass_matrix": regularize,
+        "chain_threads": worker_count(chains),
         "n_latent": n_latent,
     }
     return idata, stats

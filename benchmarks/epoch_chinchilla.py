@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bayescale as bs
 from bayescale import datasets
-from bayescale.inference import _MCMC_CACHE
+from bayescale.inference import _SAMPLER_CACHE
 
 # run from anywhere: the default data folder sits beside the repository
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -43,7 +43,7 @@ def main() -> None:
     df = datasets.load("chinchilla_epoch", exclude_outliers=True)
     settings = dict(law="chinchilla", seed=args.seed, chains=4, warmup=1000, draws=1000, progress=False)
 
-    _MCMC_CACHE.clear()
+    _SAMPLER_CACHE.clear()
     t0 = time.perf_counter()
     first = bs.fit(df, **settings)
     first_total = time.perf_counter() - t0

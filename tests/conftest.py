@@ -28,8 +28,8 @@ def _release_compiled_programs():
 
     import jax
 
-    from bayescale.inference import _MCMC_CACHE
+    from bayescale.inference import _SAMPLER_CACHE
 
-    _MCMC_CACHE.clear()
+    _SAMPLER_CACHE.clear()
     jax.clear_caches()
     gc.collect()

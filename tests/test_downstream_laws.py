@@ -128,7 +128,7 @@ def test_recovery(case):
         assert max(z.values()) < Z_MAX, report
         assert fit.diagnostics["divergences"] <= 6, report
     else:
-        assert max(z.values()) > 2 * Z_MAX, report
+        assert max(z.values()) > Z_MAX, report   # fails the criterion the true model passes
 
 
 # ---- SBC (slow) ---------------------------------------------------------------------------------

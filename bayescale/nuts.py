@@ -1,0 +1,153 @@
+"""Compiled NUTS driver: one XLA program per model and data shape, chains run in threads.
+
+The transitions are NumPyro's own NUTS kernels (``numpyro.infer.hmc.hmc``: multinomial NUTS with
+windowed step-size and mass-matrix adaptation); only the driver around them is ours. NumPyro's
+``MCMC`` re-runs its initialisation eagerly on every ``run`` (on CPU that compiles dozens of tiny
+programs, and for several chains re-compiles a ``lax.map``), and its vectorized chains advance in
+lockstep at the deepest chain's tree depth. Measured on the Chinchilla fit of ``chinchilla_epoch``
+(see benchmarks/perf.py), that driver spent about 7 s of a 10 s first fit compiling. Here a
+single-chain program is built once per (model, shapes, settings) and reused: the initialisation and
+a chunk of ``CHUNK`` transitions are each one jitted function of the data, so a new dataset of the
+same shape runs without tracing. Chains run in a thread pool (JAX releases the GIL while a program
+runs), so on two cores two chains advance at once, each at its own tree depth.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import initialize_model
+
+CHUNK = 50          # transitions per call of the compiled program (progress granularity)
+INIT_RADIUS = 2.0   # initial unconstrained values ~ Uniform(-2, 2), like NumPyro's init_to_uniform
+INIT_TRIES = 100
+FIELDS = ("z", "num_steps", "diverging", "accept_prob", "potential_energy")
+
+
+def worker_count(chains: int) -> int:
+    """Threads for the chains: $BAYESCALE_CHAIN_THREADS, else one per usable core, at most one
+    per chain."""
+    env = os.environ.get("BAYESCALE_CHAIN_THREADS")
+    if env:
+        cores = int(env)
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(chains, cores))
+
+
+@dataclass
+class CompiledNUTS:
+    """Jitted pieces of one sampler; every function takes the model arguments as data."""
+    init: Callable        # (key, args) -> HMCState
+    chunk: Callable       # (state, args) -> (state, collected fields of CHUNK transitions)
+    constrain: Callable   # (z with a leading draw axis, args) -> constrained sites and deterministics
+    warmup: int
+
+
+def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target_accept: float,
+                 regularize: bool, max_tree_depth: int = 10) -> CompiledNUTS:
+    """Build the sampler for ``model(*args)``; ``example_args`` fixes the shapes (no compile yet)."""
+    potential_fn_gen, postprocess_gen, prototype = _model_functions(model, example_args)
+    dense_mass = [tuple(sorted(prototype))] if dense else False
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
+
+    def initial_point(key, args):
+        potential = potential_fn_gen(*args)
+
+        def draw(k):
+            leaves, tree = jax.tree.flatten(prototype)
+            keys = jax.random.split(k, len(leaves))
+            z = jax.tree.unflatten(tree, [jax.random.uniform(kk, jnp.shape(v), minval=-INIT_RADIUS,
+                                                             maxval=INIT_RADIUS)
+                                          for kk, v in zip(keys, leaves)])
+            pe, grad = jax.value_and_grad(potential)(z)
+            flat = jax.flatten_util.ravel_pytree(grad)[0]
+            return z, jnp.isfinite(pe) & jnp.all(jnp.isfinite(flat))
+
+        def cond(c):
+            i, _, _, ok = c
+            return (~ok) & (i < INIT_TRIES)
+
+        def body(c):
+            i, k, _, _ = c
+            k, sub = jax.random.split(k)
+            z, ok = draw(sub)
+            return i + 1, k, z, ok
+
+        _, _, z, _ = jax.lax.while_loop(cond, body, (0, key, prototype, False))
+        return z
+
+    @jax.jit
+    def init(key, args):
+        key_init, key_run = jax.random.split(key)
+        z = initial_point(key_init, args)
+        return init_kernel(z, warmup, dense_mass=dense_mass, target_accept_prob=target_accept,
+                           max_tree_depth=max_tree_depth, regularize_mass_matrix=regularize,
+                           model_args=args, rng_key=key_run)
+
+    @jax.jit
+    def chunk(state, args):
+        def step(s, _):
+            s = sample_kernel(s, model_args=args)
+            return s, tuple(getattr(s, f) for f in FIELDS)
+        return jax.lax.scan(step, state, None, length=CHUNK)
+
+    @jax.jit
+    def constrain(z, args):
+        return jax.vmap(postprocess_gen(*args))(z)
+
+    return CompiledNUTS(init=init, chunk=chunk, constrain=constrain, warmup=warmup)
+
+
+def _model_functions(model, example_args):
+    """NumPyro's potential and postprocess function generators and a zero unconstrained point.
+
+    ``initialize_model`` runs the model eagerly, op by op, which on CPU compiles dozens of tiny
+    programs (seconds); here it runs under abstract tracing instead, and only shapes are kept."""
+    captured = {}
+
+    def capture(*args):
+        info, potential_gen, postprocess_gen, _ = initialize_model(
+            jax.random.PRNGKey(0), model, dynamic_args=True, model_args=args)
+        captured.update(potential=potential_gen, postprocess=postprocess_gen,
+                        shapes={k: (jnp.shape(v), v.dtype) for k, v in info.z.items()})
+        return 0
+
+    jax.eval_shape(capture, *example_args)
+    prototype = {k: jnp.zeros(shape, dtype) for k, (shape, dtype) in captured["shapes"].items()}
+    return captured["potential"], captured["postprocess"], prototype
+
+
+def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, draws: int,
+               on_progress: Callable[[int], None] | None = None) -> tuple[dict, dict]:
+    """Run ``chains`` chains; return unconstrained draws and per-draw fields, each (chain, draw, ...).
+
+    Transitions run in chunks of ``CHUNK``; the total is rounded up to whole chunks and the extra
+    trailing draws are dropped, so every call reuses the one compiled chunk program."""
+    total = sampler.warmup + draws
+    n_chunks = -(-total // CHUNK)
+    keys = jax.random.split(jax.random.PRNGKey(seed), chains)
+    lock = threading.Lock()
+
+    def one_chain(c: int):
+        state = sampler.init(keys[c], args)
+        parts = []
+        for _ in range(n_chunks):
+            state, fields = sampler.chunk(state, args)
+            parts.append(jax.device_get(fields))
+            if on_progress is not None:
+                with lock:
+                    on_progress(CHUNK)
+        return jax.tree.map(lambda *a: np.concatenate(a)[sampler.warmup:total], *parts)
+
+    with ThreadPoolExecutor(worker_count(chains)) as pool:
+        results = list(pool.map(one_chain, range(chains)))
+    z, *rest = jax.tree.map(lambda *a: np.stack(a), *results)   # leaves: (chain, draw, ...)
+    return z, dict(zip(FIELDS[1:], rest))
