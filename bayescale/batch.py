@@ -35,6 +35,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import constrain_fn, initialize_model, log_likelihood, potential_energy
 from numpyro.primitives import Messenger
+from tqdm.auto import tqdm
 
 from . import __version__
 from .errors import BayescaleError
@@ -290,7 +291,7 @@ def _batch_sharding(n_devices):
 def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, sampler="hmc", chains=4,
              warmup=400, draws=500, target_accept=0.9, trajectory=math.pi / 2, dense_mass=None,
              devices=None, scheduler=None, chunk=64, parametrisation="auto", columns=None,
-             duplicates="error", progress=False):
+             duplicates="error", progress=False, on_done=None):
     """Fit ``law`` to each table in ``datasets``; returns a list of :class:`bayescale.Fit`.
 
     ``sampler="hmc"`` (default) runs every dataset with the same law and model shape in one
@@ -298,6 +299,10 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     turn. ``seed`` is one integer (dataset i gets seed + i) or one seed per dataset. ``devices``
     shards the batch over that many JAX devices (default: all); ``scheduler`` is a Dask distributed
     scheduler address: the batch is cut into chunks of ``chunk`` datasets, each fitted on a worker.
+
+    ``progress=True`` shows a bar of finished fits on stderr, advanced as each NUTS fit, each
+    compiled batch or each Dask chunk finishes; ``on_done(n)``, when given, is called instead with
+    the number of fits just finished (how :func:`bayescale.calibration.sbc` drives its own bar).
     """
     from .inference import DENSE_MASS_MAX_PARAMS, build, fit
 
@@ -313,13 +318,22 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     options = dict(pool=pool, priors=priors, sampler=sampler, chains=chains, warmup=warmup, draws=draws,
                    target_accept=target_accept, trajectory=trajectory, dense_mass=dense_mass,
                    parametrisation=parametrisation, columns=columns, duplicates=duplicates)
+    if on_done is None:  # the caller wants no callback: run again with this bar's update as one
+        law_name = law if isinstance(law, str) else law.spec
+        with tqdm(total=len(datasets), desc=f"fitting {law_name}", unit="fit", disable=not progress) as bar:
+            return fit_many(datasets, law, seed=seeds, devices=devices, scheduler=scheduler, chunk=chunk,
+                            on_done=bar.update, **options)
     if scheduler is not None:
-        return _fit_on_dask(datasets, law, seeds, scheduler, chunk, options)
+        return _fit_on_dask(datasets, law, seeds, scheduler, chunk, options, on_done)
     if sampler == "nuts":
-        return [fit(df, law, pool=pool, priors=priors, seed=s, chains=chains, warmup=warmup, draws=draws,
-                    progress=progress, columns=columns, duplicates=duplicates,
-                    target_accept=target_accept, dense_mass=dense_mass, parametrisation=parametrisation)
-                for df, s in zip(datasets, seeds)]
+        fits = []
+        for df, s in zip(datasets, seeds):
+            fits.append(fit(df, law, pool=pool, priors=priors, seed=s, chains=chains, warmup=warmup,
+                            draws=draws, progress=False, columns=columns, duplicates=duplicates,
+                            target_accept=target_accept, dense_mass=dense_mass,
+                            parametrisation=parametrisation))
+            on_done(1)
+        return fits
 
     built = []
     for i, df in enumerate(datasets):
@@ -340,6 +354,7 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
                              draws, target_accept, trajectory, dense, devices)
         for i, fitted in zip(members, results):
             fits[i] = fitted
+        on_done(len(members))
     return fits
 
 
@@ -441,9 +456,9 @@ def _from_bytes(blob: bytes):
         return load(path)
 
 
-def _fit_on_dask(datasets, law, seeds, scheduler, chunk, options):
+def _fit_on_dask(datasets, law, seeds, scheduler, chunk, options, on_done):
     try:
-        from distributed import Client
+        from distributed import Client, as_completed
     except ImportError as exc:
         raise BayescaleError("scheduler= needs Dask distributed: pip install 'bayescale[dask]'") from exc
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
@@ -453,5 +468,8 @@ def _fit_on_dask(datasets, law, seeds, scheduler, chunk, options):
         futures = [client.submit(_fit_chunk, datasets[i:i + chunk], law_spec, seeds[i:i + chunk], options,
                                  pure=False)
                    for i in range(0, len(datasets), chunk)]
+        sizes = {f.key: len(datasets[i:i + chunk]) for f, i in zip(futures, range(0, len(datasets), chunk))}
+        for done in as_completed(futures):  # progress as chunks finish; results stay in batch order
+            on_done(sizes[done.key])
         blobs = [b for part in client.gather(futures) for b in part]
     return [_from_bytes(b) for b in blobs]

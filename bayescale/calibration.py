@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+from tqdm.auto import tqdm
 
 from . import holdout as holdout_protocols
 from .errors import BayescaleError
@@ -153,7 +154,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         warmup: int = 200, draws: int = 400, thin: int = 4, pool=None, priors=None, fit_priors=None,
         params=None, bins: int | None = None, target_accept: float | None = None,
         dense_mass=None, sampler: str = "nuts", scheduler: str | None = None,
-        batch_options: dict | None = None) -> SBCResult:
+        batch_options: dict | None = None, progress: bool = False) -> SBCResult:
     """Simulation-based calibration of ``law`` (see the module docstring).
 
     Each simulation draws every parameter and the data from the prior of the NumPyro model
@@ -175,6 +176,9 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     :func:`bayescale.batch.fit_many` (fixed-length HMC; ``scheduler``, a Dask address, spreads the
     batch over a cluster) instead of one NUTS fit after another; ``batch_options`` are passed on to
     it (e.g. ``{"trajectory": 1.0}``).
+
+    ``progress=True`` shows a bar of finished simulations on stderr: one step per NUTS fit, or
+    per compiled batch (``sampler="hmc"``) or Dask chunk as each finishes.
     """
     from .inference import build
 
@@ -227,10 +231,12 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         if missing:
             raise BayescaleError(f"cannot rank {missing}: the simulating model has {sorted(truth)}")
         simulated.append((i, df, truth))
-    fitted = _sbc_fits(law, simulated, fit_seeds, sampler=sampler, scheduler=scheduler, pool=pool,
-                       priors=fit_priors, chains=chains, warmup=warmup, draws=draws,
-                       target_accept=target_accept, dense_mass=dense_mass, failures=failures,
-                       options=batch_options or {})
+    with tqdm(total=n_sims, initial=n_sims - len(simulated), desc=f"SBC {law.spec}", unit="sim",
+              disable=not progress) as bar:
+        fitted = _sbc_fits(law, simulated, fit_seeds, sampler=sampler, scheduler=scheduler, pool=pool,
+                           priors=fit_priors, chains=chains, warmup=warmup, draws=draws,
+                           target_accept=target_accept, dense_mass=dense_mass, failures=failures,
+                           options=batch_options or {}, on_done=bar.update)
     for i, _, truth in simulated:
         if i not in fitted:
             continue
@@ -283,8 +289,9 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
 
 
 def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, chains, warmup, draws,
-              target_accept, dense_mass, failures, options) -> dict:
-    """Fit every simulation: {index: (InferenceData, ModelSpec, seconds)}; failures are appended."""
+              target_accept, dense_mass, failures, options, on_done) -> dict:
+    """Fit every simulation: {index: (InferenceData, ModelSpec, seconds)}; failures are appended.
+    ``on_done(n)`` is called as fits finish (n of them), failed ones included."""
     from .inference import build, sample_posterior
 
     fitted = {}
@@ -298,8 +305,9 @@ def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, ch
                                             target_accept=target_accept, dense_mass=dense_mass)
             except (BayescaleError, ValueError, FloatingPointError, RuntimeError) as exc:
                 failures.append((i, f"fit failed: {type(exc).__name__}: {exc}"))
-                continue
-            fitted[i] = (idata, spec, time.perf_counter() - t0)
+            else:
+                fitted[i] = (idata, spec, time.perf_counter() - t0)
+            on_done(1)
         return fitted
     from .batch import fit_many
 
@@ -309,7 +317,8 @@ def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, ch
         fits = fit_many([df for _, df, _ in simulated], law, pool=pool, priors=priors,
                         seed=[int(fit_seeds[i]) for i, _, _ in simulated], sampler=sampler,
                         chains=chains, warmup=warmup, draws=draws, target_accept=target_accept,
-                        dense_mass=dense_mass, duplicates="keep", scheduler=scheduler, **options)
+                        dense_mass=dense_mass, duplicates="keep", scheduler=scheduler,
+                        on_done=on_done, **options)
     except (BayescaleError, ValueError, FloatingPointError, RuntimeError) as exc:
         failures.extend((i, f"batched fit failed: {type(exc).__name__}: {exc}") for i, _, _ in simulated)
         return fitted
@@ -387,6 +396,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     quantity a held-out run measures; ``summary["mean_curve"]`` scores the law's mean curve.
     Baselines on the same split: 'bootstrap' (Huber + L-BFGS grid + bootstrap, Epoch's method)
     and 'no-pool' (separate bayescale fits per group of the pooled grouping).
+    ``progress=True`` shows each fit's sampling bar on stderr and, with baselines, a bar of fits.
     """
     from .baselines import huber_bootstrap
     from .data import apply_column_map
@@ -409,67 +419,78 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     truth = pd.to_numeric(test[response]).to_numpy(np.float64)
     notes: list[str] = []
 
-    main = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
-                   draws=draws, progress=progress, duplicates=duplicates)
-    t_fit = time.perf_counter() - t_start
-    _, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
-    _, mean_draws = main.predict(test, kind="mean", return_draws=True)
-    obs_points, obs_summary = _scored(obs_draws.values, truth, levels)
-    _, mean_summary = _scored(mean_draws.values, truth, levels)
-    points = test.copy()
-    points[f"{METHOD}_median"] = np.median(obs_draws.values, axis=0)
-    for k in ("pit", "crps", "are"):
-        points[f"{METHOD}_{k}"] = obs_points[k]
-    pit_values = {f"{METHOD} (new observation)": obs_points["pit"]}
+    # one step per fit: the main fit, the bootstrap baseline, each no-pool group fit
+    with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
+              disable=not progress or not baselines) as bar:
+        main = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
+                       draws=draws, progress=progress, duplicates=duplicates)
+        bar.update(1)
+        t_fit = time.perf_counter() - t_start
+        _, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
+        _, mean_draws = main.predict(test, kind="mean", return_draws=True)
+        obs_points, obs_summary = _scored(obs_draws.values, truth, levels)
+        _, mean_summary = _scored(mean_draws.values, truth, levels)
+        points = test.copy()
+        points[f"{METHOD}_median"] = np.median(obs_draws.values, axis=0)
+        for k in ("pit", "crps", "are"):
+            points[f"{METHOD}_{k}"] = obs_points[k]
+        pit_values = {f"{METHOD} (new observation)": obs_points["pit"]}
 
-    summary = {"law": law.spec, "holdout": label, "n_train": int(len(train)), "n_heldout": int(len(test)),
-               "kind": "observation (new run's loss, noise included)", **obs_summary,
-               "mean_curve": {"kind": "mean (the law's curve)", **mean_summary},
-               "baselines": {}, "seed": int(seed), "pooled": main.spec.pooled,
-               "diagnostics": main.diagnostics}
+        summary = {"law": law.spec, "holdout": label, "n_train": int(len(train)), "n_heldout": int(len(test)),
+                   "kind": "observation (new run's loss, noise included)", **obs_summary,
+                   "mean_curve": {"kind": "mean (the law's curve)", **mean_summary},
+                   "baselines": {}, "seed": int(seed), "pooled": main.spec.pooled,
+                   "diagnostics": main.diagnostics}
 
-    for name in baselines:
-        t0 = time.perf_counter()
-        if name == "bootstrap":
-            boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates)
-            _, bdraws = boot.predict(test, kind="mean", return_draws=True)
-            bpoints, bsummary = _scored(bdraws, truth, levels)
-            bsummary["kind"] = f"Huber (delta 1e-3) + L-BFGS grid + {n_boot} bootstrap refits, parameter intervals"
-            pit_values[name] = bpoints["pit"]
-            points[f"{name}_median"] = np.median(bdraws, axis=0)
-        elif name == "no-pool":
-            groups = sorted({g for k, g in main.spec.pooled.items() if k in law.params})
-            if not groups:
-                summary["baselines"][name] = {"skipped": "no law parameter is pooled on these data, "
-                                              "so the no-pool fit is the bayescale fit itself"}
-                continue
-            g = groups[0]
-            pdraws = np.full((obs_draws.shape[0], len(test)), np.nan)
-            # each group on its own: no between-group spreads, so their priors do not apply
-            unpooled_priors = {k: v for k, v in (priors or {}).items() if not k.endswith("_tau")}
-            for label_g in sorted(test[g].astype(str).unique()):
-                tr = train[train[g].astype(str) == label_g]
-                rows = np.flatnonzero(test[g].astype(str).to_numpy() == label_g)
-                if len(tr) < law.n_free + 1:
-                    notes.append(f"no-pool: {g} {label_g!r} has {len(tr)} training runs, too few for its "
-                                 f"own fit; its {len(rows)} held-out runs are not scored for no-pool")
+        for name in baselines:
+            t0 = time.perf_counter()
+            bar.set_postfix_str(name)
+            if name == "bootstrap":
+                boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates)
+                bar.update(1)
+                _, bdraws = boot.predict(test, kind="mean", return_draws=True)
+                bpoints, bsummary = _scored(bdraws, truth, levels)
+                bsummary["kind"] = f"Huber (delta 1e-3) + L-BFGS grid + {n_boot} bootstrap refits, parameter intervals"
+                pit_values[name] = bpoints["pit"]
+                points[f"{name}_median"] = np.median(bdraws, axis=0)
+            elif name == "no-pool":
+                groups = sorted({g for k, g in main.spec.pooled.items() if k in law.params})
+                if not groups:
+                    summary["baselines"][name] = {"skipped": "no law parameter is pooled on these data, "
+                                                  "so the no-pool fit is the bayescale fit itself"}
+                    bar.update(1)
                     continue
-                sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
-                              warmup=warmup, draws=draws, progress=False, duplicates=duplicates)
-                _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
-                pdraws[:, rows] = d.values[: pdraws.shape[0]]
-            ok = ~np.isnan(pdraws).any(axis=0)
-            if not ok.any():
-                summary["baselines"][name] = {"skipped": "no group had enough training runs"}
-                continue
-            bpoints, bsummary = _scored(pdraws[:, ok], truth[ok], levels)
-            bsummary["kind"] = f"separate bayescale fit per {g}, new observation"
-            bsummary["n_scored"] = int(ok.sum())
-            pit_values[name] = bpoints["pit"]
-        else:
-            raise BayescaleError(f"unknown baseline {name!r}; choose from ['bootstrap', 'no-pool']")
-        bsummary["runtime_seconds"] = time.perf_counter() - t0
-        summary["baselines"][name] = bsummary
+                g = groups[0]
+                pdraws = np.full((obs_draws.shape[0], len(test)), np.nan)
+                # each group on its own: no between-group spreads, so their priors do not apply
+                unpooled_priors = {k: v for k, v in (priors or {}).items() if not k.endswith("_tau")}
+                labels_g = sorted(test[g].astype(str).unique())
+                bar.total += len(labels_g) - 1  # one fit per group instead of one step
+                for label_g in labels_g:
+                    tr = train[train[g].astype(str) == label_g]
+                    rows = np.flatnonzero(test[g].astype(str).to_numpy() == label_g)
+                    if len(tr) < law.n_free + 1:
+                        notes.append(f"no-pool: {g} {label_g!r} has {len(tr)} training runs, too few for its "
+                                     f"own fit; its {len(rows)} held-out runs are not scored for no-pool")
+                        bar.update(1)
+                        continue
+                    sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
+                                  warmup=warmup, draws=draws, progress=progress, duplicates=duplicates)
+                    _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
+                    pdraws[:, rows] = d.values[: pdraws.shape[0]]
+                    bar.update(1)
+                ok = ~np.isnan(pdraws).any(axis=0)
+                if not ok.any():
+                    summary["baselines"][name] = {"skipped": "no group had enough training runs"}
+                    continue
+                bpoints, bsummary = _scored(pdraws[:, ok], truth[ok], levels)
+                bsummary["kind"] = f"separate bayescale fit per {g}, new observation"
+                bsummary["n_scored"] = int(ok.sum())
+                pit_values[name] = bpoints["pit"]
+            else:
+                raise BayescaleError(f"unknown baseline {name!r}; choose from ['bootstrap', 'no-pool']")
+            bsummary["runtime_seconds"] = time.perf_counter() - t0
+            summary["baselines"][name] = bsummary
     summary["runtime_seconds"] = time.perf_counter() - t_start
     summary["fit_seconds"] = t_fit
     summary["notes"] = notes + main.notes

@@ -67,6 +67,7 @@ def read_table(source: str) -> pd.DataFrame:
 
 
 def _progress(args) -> bool:
+    """Progress bars on stderr for long commands, unless --quiet or stderr is not a terminal."""
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
@@ -309,7 +310,8 @@ def cmd_sbc(args) -> int:
 
     result = sbc(args.law, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
                  draws=args.draws, thin=args.thin, bins=args.bins, pool=_pool_from_args(args),
-                 priors=parse_priors(args.prior), sampler=args.sampler, scheduler=args.scheduler)
+                 priors=parse_priors(args.prior), sampler=args.sampler, scheduler=args.scheduler,
+                 progress=_progress(args))
     print(result)
     print(result.summary().to_string(float_format=_fmt))
     print(f"rank uniformity {'not rejected' if result.passes(0.01) else 'REJECTED'} at family-wise 1 %")
@@ -345,7 +347,7 @@ def cmd_compare(args) -> int:
         natural = _natural_holdout(args.holdout, args.data, df, "--data dataset:NAME")
         scores = comparison.holdout_scores(fits, df, args.holdout, names=args.name, natural=natural,
                                            seed=args.seed, chains=args.chains, warmup=args.warmup,
-                                           draws=args.draws)
+                                           draws=args.draws, progress=_progress(args))
     with warnings.catch_warnings():  # its warnings are printed below as notes
         warnings.simplefilter("ignore", BayescaleWarning)
         result = comparison.compare(*fits, names=args.name, calibration=scores)
@@ -464,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask distributed scheduler (e.g. tcp://host:8786): fit the batch on its workers")
     s.add_argument("--json", metavar="OUT.json", help="write p-values and settings as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sbc)
 
     s = sub.add_parser("report", help="plots and summary of a saved fit")
@@ -481,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup", type=int, default=1000)
     s.add_argument("--draws", type=int, default=1000)
     s.add_argument("--json", metavar="OUT.json", help="write the ranking as JSON")
+    s.add_argument("--quiet", action="store_true", help="no progress bars (with --holdout)")
     s.set_defaults(func=cmd_compare)
 
     try:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .errors import BayescaleError, BayescaleWarning
 
@@ -196,21 +197,25 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
 
 
 def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=None, natural=None,
-                   seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep") -> dict:
+                   seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep", progress=False) -> dict:
     """Held-out calibration of each fit's law (same pooling and priors) on one split of ``df``.
 
-    Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``."""
+    Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``. ``progress=True``
+    shows a bar of refits on the training split (one per law) on stderr, above each fit's own bar."""
     from .calibration import calibrate
 
     fits = [_as_fit(f) for f in fits]
     names = _names(fits, names)
     out = {}
-    for fit, name in zip(fits, names):
-        pool = {k: v for k, v in fit.spec.pooled.items() if k in fit.law.params} or "none"
-        priors = {k: v for k, v in fit.spec.priors.items() if k in fit.law.all_params()}
-        out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, pool=pool, priors=priors,
-                              seed=seed, chains=chains, warmup=warmup, draws=draws, baselines=(),
-                              duplicates=duplicates)
+    with tqdm(total=len(fits), desc="held-out refits", unit="fit", disable=not progress) as bar:
+        for fit, name in zip(fits, names):
+            bar.set_postfix_str(name)
+            pool = {k: v for k, v in fit.spec.pooled.items() if k in fit.law.params} or "none"
+            priors = {k: v for k, v in fit.spec.priors.items() if k in fit.law.all_params()}
+            out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, pool=pool, priors=priors,
+                                  seed=seed, chains=chains, warmup=warmup, draws=draws, baselines=(),
+                                  duplicates=duplicates, progress=progress)
+            bar.update(1)
     return out
 
 
