@@ -27,7 +27,6 @@ from .nuts import CompiledNUTS, compile_nuts, run_chains, worker_count
 from .priors import describe, parse
 
 DENSE_MASS_MAX_PARAMS = 60
-UNREGULARISED_DENSE_MAX = 12   # latent parameters (the first slow window has 25 draws)
 CENTRED_MIN_POINTS = 8  # "auto": groups this well observed are sampled centred
 MASK = "__mask__"       # aux key of the 0/1 row mask of padded data (see bucket_size)
 
@@ -265,17 +264,15 @@ _SAMPLER_CACHE: dict[tuple, _Sampler] = {}
 SAMPLER_CACHE_SIZE = 32
 
 
-def _get_sampler(spec: ModelSpec, args: tuple, warmup, dense, target_accept, regularize) -> _Sampler:
+def _get_sampler(spec: ModelSpec, args: tuple, warmup, dense, target_accept) -> _Sampler:
     # One compiled sampler per model and data shape; padded point counts share it (bucket_size).
     shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)
-    key = (spec.key(), json.dumps(shapes, sort_keys=True, default=str), warmup, dense, target_accept,
-           regularize)
+    key = (spec.key(), json.dumps(shapes, sort_keys=True, default=str), warmup, dense, target_accept)
     if key not in _SAMPLER_CACHE:
         if len(_SAMPLER_CACHE) >= SAMPLER_CACHE_SIZE:
             _SAMPLER_CACHE.pop(next(iter(_SAMPLER_CACHE)))
         model = make_model(spec)
-        compiled = compile_nuts(model, args, warmup=warmup, dense=dense, target_accept=target_accept,
-                                regularize=regularize)
+        compiled = compile_nuts(model, args, warmup=warmup, dense=dense, target_accept=target_accept)
         # pointwise log-likelihood, jitted once per cached sampler (same shapes: no re-trace)
         loglik = jax.jit(lambda s, x, idx, y, aux: log_likelihood(model, s, x, idx, y, aux)["y"])
         _SAMPLER_CACHE[key] = _Sampler(compiled, loglik)
@@ -331,12 +328,7 @@ def sample_posterior(
     x, idx, y, aux = args
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
-    # NumPyro (like Stan) shrinks each window's covariance towards 1e-3·I. Scaling-law posteriors
-    # have directions with variance far below 1e-5, which that floor inflates: on the Chinchilla fit
-    # of chinchilla_epoch it cut the step size from ~0.7 to ~0.14 (25 leapfrog steps per draw
-    # instead of 8). A small dense model has enough draws per window for the raw covariance.
-    regularize = not (dense and n_latent <= UNREGULARISED_DENSE_MAX)
-    sampler = _get_sampler(spec, args, warmup, dense, target_accept, regularize)
+    sampler = _get_sampler(spec, args, warmup, dense, target_accept)
     t0 = time.perf_counter()
     with tqdm(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",
               disable=not progress, leave=False) as bar:
@@ -355,7 +347,7 @@ def sample_posterior(
         "sampling_seconds": elapsed,
         "mean_steps_per_draw": float(extra["num_steps"].mean()),
         "dense_mass": dense,
-        "regularize_mass_matrix": regularize,
+        "covariance_shrinkage": "relative",
         "chain_threads": worker_count(chains),
         "n_latent": n_latent,
     }

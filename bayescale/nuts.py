@@ -13,6 +13,7 @@ runs), so on two cores two chains advance at once, each at its own tree depth.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro.infer import hmc_util
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model
 
@@ -45,15 +47,17 @@ def worker_count(chains: int) -> int:
 @dataclass
 class CompiledNUTS:
     """Jitted pieces of one sampler; every function takes the model arguments as data."""
-    init: Callable        # (key, args) -> HMCState
-    chunk: Callable       # (state, args) -> (state, collected fields of CHUNK transitions)
+    init: Callable        # (key, args) -> HMCState; compiled
+    chunk: Callable       # (state, args) -> (state, collected fields of CHUNK transitions); compiled
     constrain: Callable   # (z with a leading draw axis, args) -> constrained sites and deterministics
     warmup: int
 
 
 def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target_accept: float,
-                 regularize: bool, max_tree_depth: int = 10) -> CompiledNUTS:
-    """Build the sampler for ``model(*args)``; ``example_args`` fixes the shapes (no compile yet)."""
+                 relative_shrinkage: bool = True, max_tree_depth: int = 10) -> CompiledNUTS:
+    """Build and compile the sampler for ``model(*args)`` at the shapes of ``example_args``.
+
+    ``relative_shrinkage=False`` keeps NumPyro's (Stan's) absolute covariance regularisation."""
     potential_fn_gen, postprocess_gen, prototype = _model_functions(model, example_args)
     dense_mass = [tuple(sorted(prototype))] if dense else False
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
@@ -84,15 +88,13 @@ def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target
         _, _, z, _ = jax.lax.while_loop(cond, body, (0, key, prototype, False))
         return z
 
-    @jax.jit
     def init(key, args):
         key_init, key_run = jax.random.split(key)
         z = initial_point(key_init, args)
         return init_kernel(z, warmup, dense_mass=dense_mass, target_accept_prob=target_accept,
-                           max_tree_depth=max_tree_depth, regularize_mass_matrix=regularize,
+                           max_tree_depth=max_tree_depth, regularize_mass_matrix=True,
                            model_args=args, rng_key=key_run)
 
-    @jax.jit
     def chunk(state, args):
         def step(s, _):
             s = sample_kernel(s, model_args=args)
@@ -103,7 +105,70 @@ def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target
     def constrain(z, args):
         return jax.vmap(postprocess_gen(*args))(z)
 
-    return CompiledNUTS(init=init, chunk=chunk, constrain=constrain, warmup=warmup)
+    # Compiled ahead of time, once, here: the kernels' adaptation functions are fixed while init is
+    # traced (that is when the shrinkage choice takes effect), and threads never trace concurrently.
+    with _COMPILE_LOCK, _covariance_shrinkage(relative_shrinkage):
+        lowered = jax.jit(init).lower(jax.random.PRNGKey(0), example_args)
+        init_compiled = lowered.compile()
+        chunk_compiled = jax.jit(chunk).lower(lowered.out_info, example_args).compile()
+    return CompiledNUTS(init=init_compiled, chunk=chunk_compiled, constrain=constrain, warmup=warmup)
+
+
+_COMPILE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _covariance_shrinkage(relative: bool):
+    """While active, NumPyro's warmup adapter regularises covariances relative to their own scale.
+
+    NumPyro, like Stan, shrinks each window's covariance estimate C (from n draws) to
+    n/(n+5)·C + 5/(n+5)·1e-3·I. Scaling-law posteriors have directions with variance far below
+    1e-5, which that absolute floor inflates, so NUTS needs far shorter steps (on the Chinchilla fit
+    of chinchilla_epoch: 25 leapfrog steps per draw instead of 8). The relative form
+    n/(n+5)·C + 5/(n+5)·1e-3·diag(C) is invariant to rescaling a parameter. A dense window with
+    fewer than two draws per parameter (its C singular or nearly so) keeps only the variances."""
+    if not relative:
+        yield
+        return
+    original = hmc_util.welford_covariance
+    hmc_util.welford_covariance = _relative_welford_covariance
+    try:
+        yield
+    finally:
+        hmc_util.welford_covariance = original
+
+
+def _relative_welford_covariance(diagonal=True):
+    init_fn, update_fn, _ = _NUMPYRO_WELFORD(diagonal=diagonal)
+
+    def final_fn(state, regularize=False):
+        if isinstance(state, dict):
+            blocks = {names: final_fn(block, regularize) for names, block in state.items()}
+            return tuple({names: b[i] for names, b in blocks.items()} for i in range(3))
+        _, m2, n = state
+        cov = m2 / (n - 1)
+        var = cov if cov.ndim == 1 else jnp.diagonal(cov)
+        var = jnp.where(var > 0, var, 1.0)       # a coordinate that never moved: Stan's floor
+        weight = n / (n + 5)
+        floor = (1 - weight) * 1e-3 * var
+        if cov.ndim == 2:
+            # fewer than two draws per parameter: estimate the variances only
+            full = n > 2 * cov.shape[0]
+            cov = jnp.where(full, weight * cov, jnp.diag(weight * var)) + jnp.diag(floor)
+        else:
+            cov = weight * cov + floor
+        if cov.ndim == 1:
+            tril_inv = jnp.sqrt(cov)
+            return cov, jnp.reciprocal(tril_inv), tril_inv
+        # the square root of the precision, as NumPyro's final_fn returns it
+        tril_inv = jnp.swapaxes(jnp.linalg.cholesky(cov[::-1, ::-1])[::-1, ::-1], -2, -1)
+        cov_inv_sqrt = jax.scipy.linalg.solve_triangular(tril_inv, jnp.identity(cov.shape[-1]), lower=True)
+        return cov, cov_inv_sqrt, tril_inv
+
+    return init_fn, update_fn, final_fn
+
+
+_NUMPYRO_WELFORD = hmc_util.welford_covariance
 
 
 def _model_functions(model, example_args):
