@@ -438,7 +438,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
 
         summary = {"law": law.spec, "holdout": label, "n_train": int(len(train)), "n_heldout": int(len(test)),
                    "kind": "observation (new run's loss, noise included)", **obs_summary,
-                   "mean_curve": {"kind": "mean (the law's curve)", **mean_summary},
+                   "mean_curve": {"kind": "mean (the law's expected value, no run noise)", **mean_summary},
                    "baselines": {}, "seed": int(seed), "pooled": main.spec.pooled,
                    "diagnostics": main.diagnostics}
 

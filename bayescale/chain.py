@@ -16,7 +16,7 @@ import xarray as xr
 
 from .data import GROUP_COLUMNS, validate
 from .errors import BayescaleError, BayescaleWarning
-from .fit import Fit, _check_levels, interval_columns, load
+from .fit import Fit, _check_levels, expected_response, interval_columns, load, mean_extras
 
 KINDS = ("mean", "observation")
 
@@ -29,16 +29,17 @@ def rate_draws(fit: Fit, df: pd.DataFrame, kind: str = "mean", *, seed: int = 0,
                inputs: dict | None = None, notes: list | None = None) -> np.ndarray:
     """Draws (samples x rows) of a downstream law's rate at the rows of ``df``.
 
-    For laws with a chance floor the draws are the accuracy itself (chance from column
-    ``chance``), not the law's normalised curve. ``inputs`` overrides input columns with draws
-    (samples x rows), e.g. the loss drawn from a loss fit; ``kind="observation"`` adds a new run's
-    scatter and the finite number of questions (column ``trials``; 0 = the run's rate itself).
+    As ``Fit.predict``: ``kind="mean"`` is the expected rate, for laws with a chance floor the
+    accuracy itself (chance from column ``chance``), not the law's normalised curve. ``inputs``
+    overrides input columns with draws (samples x rows), e.g. the loss drawn from a loss fit;
+    ``kind="observation"`` adds a new run's scatter and the finite number of questions (column
+    ``trials``; 0 = the run's rate itself).
     """
     if kind not in KINDS:
         raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
     law = fit.law
     inputs = dict(inputs or {})
-    extras = tuple(law.extras) if kind == "observation" else tuple(e for e in law.extras if e != "trials")
+    extras = tuple(law.extras) if kind == "observation" else mean_extras(law)
     data = validate(df, tuple(k for k in law.inputs if k not in inputs), response=None,
                     duplicates="keep", groups=GROUP_COLUMNS, extra_numeric=extras,
                     linear_inputs=law.linear_inputs)
@@ -58,8 +59,7 @@ def rate_draws(fit: Fit, df: pd.DataFrame, kind: str = "mean", *, seed: int = 0,
     aux = {k: frame[k].to_numpy(np.float64) for k in extras}
     if kind == "observation":
         return np.asarray(law.sample_observation(rng, mu, values, aux), dtype=np.float64)
-    to_rate = getattr(law, "to_rate", None)
-    return np.asarray(to_rate(mu, aux, xp=np), dtype=np.float64) if to_rate else mu
+    return expected_response(law, mu, aux)
 
 
 class Chain:

@@ -178,7 +178,9 @@ def cmd_predict(args) -> int:
         print(json.dumps({"law": fit.law.spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
                           "predictions": json.loads(pred.to_json(orient="records"))}, indent=2))
     else:
-        print(f"{args.kind} of {fit.law.response} ({'law curve' if args.kind == 'mean' else 'new observation, with noise'})")
+        what = {"mean": "expected value on the law's curve", "curve": "the law's normalised curve",
+                "observation": "new observation, with noise"}[args.kind]
+        print(f"{args.kind} of {fit.law.response} ({what})")
         print(pred.to_string(index=False, float_format=_fmt))
         for note in pred.attrs.get("notes", []):
             print(f"note: {note}")
@@ -406,7 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12")
     s.add_argument("--data", help="a table of points instead of --at")
     s.add_argument("--level", action="append", type=float, help="interval level(s), default 0.5 and 0.9")
-    s.add_argument("--kind", choices=("mean", "observation"), default="mean")
+    s.add_argument("--kind", choices=("mean", "observation", "curve"), default="mean",
+                   help="mean: expected value (an accuracy for accuracy-sigmoid); observation: a new "
+                        "run, noise included; curve: the law's own curve (for accuracy-sigmoid the "
+                        "share above chance)")
     s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")

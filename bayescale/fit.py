@@ -33,6 +33,31 @@ def _check_levels(levels) -> tuple[float, ...]:
     return levels
 
 
+def mean_extras(law) -> tuple[str, ...]:
+    """Per-row columns the law needs to turn its curve into the expected response (``to_rate``)."""
+    return tuple(getattr(law, "rate_extras", ()))
+
+
+def expected_response(law, mu: np.ndarray, aux: dict) -> np.ndarray:
+    """The expected response from the law's curve ``mu``: ``law.to_rate`` where the law has one
+    (e.g. accuracy = chance + (1 - chance)·curve), else the curve itself."""
+    to_rate = getattr(law, "to_rate", None)
+    return np.asarray(to_rate(mu, aux, xp=np) if to_rate else mu, dtype=np.float64)
+
+
+def require_mean_extras(law, df: pd.DataFrame, columns: dict | None = None) -> None:
+    """A clear error when the table lacks the columns ``kind="mean"`` needs (see :func:`mean_extras`)."""
+    from .data import apply_column_map
+
+    missing = [c for c in mean_extras(law) if c not in apply_column_map(df, columns).columns]
+    if missing:
+        hint = " ('chance' = 1 / number of choices, 0 for free-form answers)" if "chance" in missing else ""
+        raise BayescaleError(
+            f"law {law.spec!r} ({law.formula}): the expected {law.response} (kind='mean') needs the per-row "
+            f"column(s) {missing}, which the prediction table lacks (it has {list(df.columns)}); add them"
+            f"{hint}, or use kind='curve' for the law's curve without them")
+
+
 def interval_columns(draws: np.ndarray, levels, prefix: str = "") -> dict[str, np.ndarray]:
     """mean, median and central intervals over axis 0 of ``draws``."""
     out = {f"{prefix}mean": draws.mean(axis=0), f"{prefix}median": np.median(draws, axis=0)}
@@ -221,13 +246,18 @@ class Fit:
                 columns: dict | None = None, return_draws: bool = False):
         """Credible intervals at new points: ``df``'s columns plus mean, median, lower_50, upper_50, ...
 
-        ``kind="mean"`` is the law's curve; ``kind="observation"`` adds the observation noise.
+        ``kind="mean"`` is the expected response: the law's curve, or for laws with a chance floor
+        (``accuracy-sigmoid``) the expected accuracy chance + (1 - chance)·curve, which needs column
+        ``chance``; ``kind="curve"`` is the law's curve itself (for those laws the normalised share
+        above chance); ``kind="observation"`` adds the observation noise to the expected response.
         With ``return_draws=True`` also returns the draws as an xarray DataArray (sample, row).
         """
-        if kind not in ("mean", "observation"):
-            raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
+        if kind not in ("mean", "curve", "observation"):
+            raise BayescaleError(f"kind must be 'mean', 'curve' or 'observation', got {kind!r}")
         levels = _check_levels(levels)
-        extras = self.law.extras if kind == "observation" else ()
+        if kind == "mean":
+            require_mean_extras(self.law, df, columns)
+        extras = {"observation": self.law.extras, "mean": mean_extras(self.law)}.get(kind, ())
         data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep",
                         groups=tuple(g for g in GROUP_COLUMNS), extra_numeric=extras,
                         linear_inputs=self.law.linear_inputs)
@@ -240,6 +270,8 @@ class Fit:
             from .inference import extra_columns
 
             draws = self.law.sample_observation(rng, draws, values, extra_columns(self.law, frame))
+        elif kind == "mean":
+            draws = expected_response(self.law, draws, {k: frame[k].to_numpy(np.float64) for k in extras})
         out = df.reset_index(drop=True).copy()
         if "compute" in self.law.inputs and "compute" not in out:
             out["compute"] = frame["compute"]
@@ -251,7 +283,7 @@ class Fit:
             if note not in data.notes:
                 warnings.warn(note, BayescaleWarning, stacklevel=2)
         if return_draws:
-            da = xr.DataArray(draws, dims=("sample", "row"), name=self.law.response,
+            da = xr.DataArray(draws, dims=("sample", "row"), name="curve" if kind == "curve" else self.law.response,
                               attrs={"kind": kind, "law": self.law.spec})
             return out, da
         return out

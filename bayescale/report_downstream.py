@@ -45,7 +45,7 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     rows = pd.DataFrame({xcol: grid, **{k: str(v) for k, v in labels.items()}})
     if "chance" in law.extras:
         rows["chance"] = float(train["chance"].iloc[0])
-    draws = rate_draws(fit, rows, "mean")
+    draws = rate_draws(fit, rows, "mean")  # the expected accuracy (chance floor applied once, there)
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for level, alpha in ((0.9, 0.18), (0.5, 0.35)):
         q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)

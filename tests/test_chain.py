@@ -23,7 +23,8 @@ from bayescale.cli import main
 
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 LOSS_TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.03, "nu": 30.0}
-ERR_TRUTH = {"eps": 0.72, "log_k0": -2.3, "gamma": 1.2, "phi": 3000.0}
+EPS, LOG_K0 = 0.72, -2.3  # loss-to-error in the published form (log_k0 = log k at the mean loss)
+ERR_TRUTH = {**get_law("loss-to-error").from_published(EPS, LOG_K0), "gamma": 1.2, "phi": 3000.0}
 
 
 def _fit(df, law):
@@ -55,8 +56,7 @@ def true_accuracy(ref):
     logref = {"params": np.log(1e8), "tokens": np.log(1e10)}  # the grid's geometric means
     x = {k: np.log(NEW[k].to_numpy()) - logref[k] for k in ("params", "tokens")}
     loss = np.asarray(law.mean(x, LOSS_TRUTH), dtype=np.float64)
-    p = ERR_TRUTH
-    return 1 - p["eps"] + np.exp(p["log_k0"] - p["gamma"] * (loss - ref)), loss
+    return 1 - EPS + np.exp(LOG_K0 - ERR_TRUTH["gamma"] * (loss - ref)), loss
 
 
 def test_chain_covers_truth_and_carries_loss_uncertainty(fits):

@@ -40,11 +40,23 @@ def test_rate_likelihood_matches_scipy():
 
 def test_means_match_the_published_forms():
     law = get_law("loss-to-error")
-    p = {"eps": 0.7, "log_k0": -2.0, "gamma": 1.3}
+    p = {**law.from_published(0.7, -2.0), "gamma": 1.3}
     ref = 3.2
-    k = law.derived(p, {"loss": ref})["k"]
+    d = law.derived(p, {"loss": ref})
+    assert d["eps"] == pytest.approx(0.7) and d["log_k0"] == pytest.approx(-2.0)
     err = 1 - np.asarray(law.mean({"loss": L - ref}, p))
-    np.testing.assert_allclose(err, 0.7 - k * np.exp(-1.3 * L), rtol=1e-4)
+    np.testing.assert_allclose(err, 0.7 - d["k"] * np.exp(-1.3 * L), rtol=1e-4)
+    # where the published curve passes accuracy 1 (low loss) the error is floored smoothly:
+    # accuracy stays below 1 and never rises with loss, and is the published one where Err >= 0.02
+    p = {**law.from_published(0.5, -1.0), "gamma": 4.0}
+    d = law.derived(p, {"loss": ref})
+    published = 0.5 - d["k"] * np.exp(-4.0 * L)
+    acc = np.asarray(law.mean({"loss": L - ref}, p), dtype=np.float64)
+    assert published.min() < -1 and np.all(acc < 1) and np.all(np.diff(acc) <= 0)
+    ok = published >= 0.02
+    np.testing.assert_allclose(1 - acc[ok], published[ok], rtol=1e-3)
+    with pytest.raises(BayescaleError, match="0 < exp\\(log_k0\\) < eps < 1"):
+        law.from_published(0.3, -1.0)
 
     sig = get_law("accuracy-sigmoid")
     c = np.geomspace(1e18, 1e23, 7)
@@ -92,12 +104,13 @@ def compute_design(chance: float) -> pd.DataFrame:
     return pd.DataFrame({"compute": np.geomspace(1e18, 1e23, 12), "trials": 500.0, "chance": chance})
 
 
+LTE = get_law("loss-to-error")
 # (id, law, design, truth (law + noise parameters), fit table transform, must_pass)
 CASES = [
     ("loss-to-error", "loss-to-error", pd.DataFrame({"loss": L, "trials": 1000.0}),
-     {"eps": 0.7, "log_k0": -2.5, "gamma": 2.0, "phi": 500.0}, None, True),
+     {**LTE.from_published(0.7, -2.5), "gamma": 2.0, "phi": 500.0}, None, True),
     ("loss-to-error:rates", "loss-to-error", pd.DataFrame({"loss": L, "trials": 0.0}),
-     {"eps": 0.6, "log_k0": -2.0, "gamma": 1.5, "phi": 2000.0}, None, True),
+     {**LTE.from_published(0.6, -2.0), "gamma": 1.5, "phi": 2000.0}, None, True),
     ("accuracy-sigmoid", "accuracy-sigmoid", compute_design(0.25),
      {"a": -0.5, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}, None, True),
     ("accuracy-sigmoid:loss", "accuracy-sigmoid:loss", pd.DataFrame({"loss": L, "trials": 500.0, "chance": 0.25}),
@@ -129,6 +142,35 @@ def test_recovery(case):
         assert fit.diagnostics["divergences"] <= 6, report
     else:
         assert max(z.values()) > Z_MAX, report   # fails the criterion the true model passes
+
+
+def test_predicted_mean_is_the_expected_accuracy():
+    # a 4-choice task still near chance: the law's curve q = (acc - chance)/(1 - chance) is ~0 there,
+    # the accuracy ~0.25. kind="mean" must be the accuracy (it was q), kind="curve" q itself.
+    design = compute_design(0.25)
+    truth = {"a": -4.0, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}
+    law = get_law("accuracy-sigmoid")
+    df, _ = law.simulate(design, truth, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        fit = bayescale.fit(df, law, seed=2, progress=False, **BUDGET)
+    new = design[["compute", "chance"]].iloc[:4]
+    x = {"compute": np.log(new["compute"].to_numpy()) - fit.spec.logref["compute"]}
+    true_acc = law.to_rate(np.asarray(law.mean(x, truth), dtype=np.float64), {"chance": 0.25}, xp=np)
+    pred, acc = fit.predict(new, kind="mean", return_draws=True)
+    assert np.all(acc.values >= 0.25), pred
+    np.testing.assert_allclose(pred["median"], true_acc, atol=0.02)
+    _, curve = fit.predict(new, kind="curve", return_draws=True)
+    np.testing.assert_allclose(acc.values, 0.25 + 0.75 * curve.values, rtol=1e-6)
+    # the chance floor is applied once: rate_draws agrees, and new runs scatter around the accuracy
+    from bayescale.chain import rate_draws
+
+    np.testing.assert_allclose(rate_draws(fit, new, "mean"), acc.values, rtol=1e-6)
+    obs = fit.predict(new.assign(trials=500.0), kind="observation", seed=1)
+    np.testing.assert_allclose(obs["mean"], pred["mean"], atol=0.01)
+    with pytest.raises(BayescaleError, match="needs the per-row column.*'chance'.*kind='curve'"):
+        fit.predict(new.drop(columns="chance"))
+    assert len(fit.predict(new.drop(columns="chance"), kind="curve")) == 4
 
 
 # ---- SBC (slow) ---------------------------------------------------------------------------------

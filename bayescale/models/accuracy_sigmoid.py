@@ -1,11 +1,11 @@
 """Multiple-choice accuracy as a sigmoid with a chance floor, in log-compute or in loss.
 
 acc = chance + (1 - chance - lapse)·sigma((x - x0)/s), written with a = -x0/s and b = 1/s
-about the reference scale. The chance level is data (column
-``chance`` = 1 / number of choices), so the law's ``mean`` is the accuracy above chance,
-normalised: q = (acc - chance)/(1 - chance) = (1 - lapse')·sigma(.), and the likelihood maps q back
-to accuracy per row (``to_rate``). Use :func:`bayescale.chain.rate_draws` (or ``kind="observation"``
-predictions) for accuracies themselves.
+about the reference scale. The chance level is data (column ``chance`` = 1 / number of choices),
+so the law's curve (``mean``) is the accuracy above chance, normalised:
+q = (acc - chance)/(1 - chance) = (1 - lapse')·sigma(.), which ``to_rate`` maps back to accuracy
+per row. ``Fit.predict(df, kind="mean")`` and :func:`bayescale.chain.rate_draws` give the expected
+accuracy (they need column ``chance``); ``kind="curve"`` gives q itself.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class AccuracySigmoid(RateLaw):
     name = "accuracy-sigmoid"
     options = ("compute", "loss")
     extras = ("trials", "chance")
+    rate_extras = ("chance",)
 
     def __init__(self, option=None):
         self.option = option or "compute"
