@@ -66,7 +66,7 @@ def main() -> None:
 
 Data: `chinchilla_epoch`, {len(df)} points (245 less Epoch's 5 highest-loss points), D = C/(6N).
 Law `chinchilla`, default priors, Student-t likelihood on log loss; 4 chains x 1000 warmup + 1000 draws,
-vectorised chains, dense mass matrix. Seed {args.seed}. Machine: {os.cpu_count()} CPU cores, {platform.machine()},
+chains in one thread per core (bayescale.nuts), dense mass matrix. Seed {args.seed}. Machine: {os.cpu_count()} CPU cores, {platform.machine()},
 JAX {fit.config['versions']['jax']}, NumPyro {fit.config['versions']['numpyro']}; other jobs may share the cores.
 
 | parameter | bayescale median | bayescale 95% interval | Epoch estimate | Epoch 95% bootstrap CI | Hoffmann et al. |

@@ -112,16 +112,12 @@ SBC_PRIORS = {"a": "Normal(-1.5, 1.0)", "log_b": "Normal(-1.5, 0.5)", "phi": "Lo
 
 @pytest.mark.slow
 def test_sbc_choice_mass_and_control():
-    from test_downstream_laws import SBC_SETTINGS, in_fresh_process
+    from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
+    from test_downstream_laws import SBC_SETTINGS
 
-    result = in_fresh_process("choice-mass", n_sims=100, seed=0, priors=SBC_PRIORS, **SBC_SETTINGS)
-    print(result, result.summary(), sep="\n")
-    assert result.n_failed <= 0.05 * result.n_sims, result.failures[:5]
-    assert result.passes(0.01), result.summary()
+    result = sbc_in_fresh_process("choice-mass", n_sims=100, seed=0, priors=SBC_PRIORS, **SBC_SETTINGS)
+    assert_calibrated(result, max_failed_share=0.05)
     # control: phi fixed far too high (questions taken as nearly identical) must fail
-    control = in_fresh_process("choice-mass", n_sims=40, seed=0, priors=SBC_PRIORS,
-                               fit_priors={**SBC_PRIORS, "phi": "Delta(1000.0)"},
-                               **SBC_SETTINGS)
-    print(control, control.summary(), sep="\n")
-    law_p = {k: p for k, p in control.pvalues.items() if k in get_law("choice-mass").params}
-    assert min(law_p.values()) < 0.01 / len(law_p), control.summary()
+    assert_control_fails(sbc_in_fresh_process("choice-mass", n_sims=40, seed=0, priors=SBC_PRIORS,
+                                              fit_priors={**SBC_PRIORS, "phi": "Delta(1000.0)"},
+                                              **SBC_SETTINGS))

@@ -15,6 +15,7 @@ import pytest
 
 import bayescale
 from bayescale.calibration import sbc
+from sbc_helpers import assert_calibrated, assert_control_fails
 from bayescale.datasets.paths import find_home
 from bayescale.models import get_law
 from bayescale.models.critical_batch import step_law_critical_batch
@@ -57,12 +58,10 @@ def test_recovery_and_wrong_exponent_control():
 
 @pytest.mark.slow
 def test_small_sbc_passes_and_its_control_fails():
-    ok = sbc("critical-batch", n_sims=40, seed=0, chains=1, warmup=150, draws=200, thin=2, bins=8)
-    assert ok.n_failed == 0 and ok.passes(0.01), ok.summary()
-    bad = sbc("critical-batch", n_sims=40, seed=0, chains=1, warmup=150, draws=200, thin=2, bins=8,
-              fit_priors={"sigma": "Delta(0.002)"})
-    law_p = [p for k, p in bad.pvalues.items() if k in get_law("critical-batch").params]
-    assert min(law_p) < 0.01 / len(law_p), bad.summary()
+    assert_calibrated(sbc("critical-batch", n_sims=40, seed=0, chains=1, warmup=150, draws=200, thin=2,
+                          bins=8), max_failed_share=0)
+    assert_control_fails(sbc("critical-batch", n_sims=40, seed=0, chains=1, warmup=150, draws=200, thin=2,
+                             bins=8, fit_priors={"sigma": "Delta(0.002)"}))
 
 
 @pytest.mark.slow

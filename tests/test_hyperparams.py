@@ -18,6 +18,7 @@ import pytest
 
 import bayescale
 from bayescale.calibration import sbc
+from sbc_helpers import assert_calibrated, assert_control_fails
 from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError
 from bayescale.models import get_law
@@ -84,14 +85,9 @@ def test_optimal_hyperparams_rejects_other_laws():
 
 @pytest.mark.slow
 def test_sbc_hyperparams():
-    result = sbc("hyperparams", n_sims=200, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=20)
-    print(result, result.summary(), sep="\n")
-    assert result.n_failed <= 4, result.failures[:5]
-    assert result.passes(0.01), result.summary()
-    control = sbc("hyperparams", n_sims=40, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=8,
-                  fit_priors={"sigma": "Delta(0.0005)"})
-    law_p = [p for k, p in control.pvalues.items() if k in get_law("hyperparams").params]
-    assert min(law_p) < 0.01 / len(law_p), control.summary()
+    assert_calibrated(sbc("hyperparams", n_sims=200, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=20))
+    assert_control_fails(sbc("hyperparams", n_sims=40, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=8,
+                             fit_priors={"sigma": "Delta(0.0005)"}))
 
 
 HOME = find_home()

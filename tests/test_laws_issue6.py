@@ -8,9 +8,7 @@ break, 0.5 after): it must fail the same z bound on the parameters it shares wit
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import warnings
 
 import arviz as az
@@ -20,9 +18,10 @@ import pytest
 
 import bayescale
 from bayescale import BayescaleError, Fit, get_law
-from bayescale.calibration import default_design, sbc
+from bayescale.calibration import default_design
 from bayescale.data import validate
 from bayescale.inference import build
+from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
 Z_MAX = 3.5
 MAX_DIVERGENCES = 6
@@ -258,14 +257,6 @@ def test_recovery(case):
 
 # ---- SBC (slow) -------------------------------------------------------------------------------------
 
-def sbc_in_fresh_process(law, **kwargs):
-    """As tests/test_sbc.py: run sbc in a new interpreter (late in a long session XLA's compiler
-    crashed on these fits), the result comes back pickled."""
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(sbc, law, **kwargs).result()
-
-
 SBC_SETTINGS = {"chains": 1, "warmup": 200, "draws": 300, "thin": 3, "bins": 10}
 # Measured with seed 0 (100 simulations, default 5 x 4 design): smallest p-value farseer 0.0100 (nu;
 # Bonferroni threshold 0.01 / 9 = 0.0011), overtrain 0.050 (eta; threshold 0.0017), bnsl 0.42 (E),
@@ -276,16 +267,11 @@ SBC_SETTINGS = {"chains": 1, "warmup": 200, "draws": 300, "thin": 3, "bins": 10}
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["farseer", "overtrain", "bnsl", "bnsl:2"])
 def test_sbc_issue6_laws(spec):
-    result = sbc_in_fresh_process(spec, n_sims=100, seed=0, **SBC_SETTINGS)
-    print(result, result.summary(), sep="\n")
-    assert result.n_failed <= 0.02 * result.n_sims, result.failures[:5]
-    assert result.passes(0.01), result.summary()
+    assert_calibrated(sbc_in_fresh_process(spec, n_sims=100, seed=0, **SBC_SETTINGS))
 
 
 @pytest.mark.slow
 def test_sbc_issue6_misspecified_control_fails():
     """The same check with the noise fixed far too small must reject uniformity (U-shaped ranks)."""
-    result = sbc_in_fresh_process("overtrain", n_sims=30, seed=0, fit_priors={"sigma": "Delta(0.002)"},
-                                  **SBC_SETTINGS)
-    print(result, result.summary(), sep="\n")
-    assert not result.passes(0.01)
+    assert_control_fails(sbc_in_fresh_process("overtrain", n_sims=30, seed=0,
+                                              fit_priors={"sigma": "Delta(0.002)"}, **SBC_SETTINGS))

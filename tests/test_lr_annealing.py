@@ -19,6 +19,7 @@ import pytest
 import bayescale
 from bayescale import schedules
 from bayescale.calibration import sbc
+from sbc_helpers import assert_calibrated, assert_control_fails
 from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError
 from bayescale.models import get_law
@@ -108,14 +109,9 @@ def test_recovery_and_no_annealing_control():
 
 @pytest.mark.slow
 def test_sbc_lr_annealing():
-    result = sbc("lr-annealing", n_sims=200, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=20)
-    print(result, result.summary(), sep="\n")
-    assert result.n_failed <= 4, result.failures[:5]
-    assert result.passes(0.01), result.summary()
-    control = sbc("lr-annealing", n_sims=40, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=8,
-                  fit_priors={"sigma": "Delta(0.0005)"})
-    law_p = [p for k, p in control.pvalues.items() if k in get_law("lr-annealing").params]
-    assert min(law_p) < 0.01 / len(law_p), control.summary()
+    assert_calibrated(sbc("lr-annealing", n_sims=200, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=20))
+    assert_control_fails(sbc("lr-annealing", n_sims=40, seed=0, chains=1, warmup=200, draws=300, thin=3, bins=8,
+                             fit_priors={"sigma": "Delta(0.0005)"}))
 
 
 HOME = find_home()

@@ -9,8 +9,6 @@
 """
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
 import warnings
 
 import jax
@@ -23,6 +21,7 @@ from scipy import stats
 import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.models.pass_until import AttemptsObservation, rate_ab
+from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
 Z_MAX = 3.5
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
@@ -171,25 +170,9 @@ def test_tiny_pass_rates_are_recovered_from_attempts():
 SBC_SETTINGS = {"chains": 1, "warmup": 200, "draws": 300, "thin": 3, "bins": 10}
 
 
-def _sbc(spec, **kwargs):
-    from bayescale.calibration import sbc
-
-    return sbc(spec, **kwargs)
-
-
-def in_fresh_process(spec, **kwargs):
-    """SBC in a new interpreter, as tests/test_sbc.py (XLA crashed late in long sessions)."""
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(_sbc, spec, **kwargs).result()
-
-
 @pytest.mark.slow
 def test_sbc_attempts():
-    result = in_fresh_process(LAW, n_sims=100, seed=0, **SBC_SETTINGS)
-    print(result, result.summary(), sep="\n")
-    assert result.n_failed <= 0.05 * result.n_sims, result.failures[:5]
-    assert result.passes(0.01), result.summary()
+    assert_calibrated(sbc_in_fresh_process(LAW, n_sims=100, seed=0, **SBC_SETTINGS), max_failed_share=0.05)
 
 
 @pytest.mark.slow
@@ -197,7 +180,5 @@ def test_sbc_control_with_wrong_problem_scatter_fails():
     # simulated with phi from its prior (median 200), fitted with phi fixed at 5: far more scatter
     # between problems than there is. (phi fixed at 1e5, no scatter, was not detected in 40
     # simulations: one wait per problem says little about the scatter.)
-    result = in_fresh_process(LAW, n_sims=40, seed=0, fit_priors={"phi": "Delta(5.0)"}, **SBC_SETTINGS)
-    print(result, result.summary(), sep="\n")
-    law_p = {k: p for k, p in result.pvalues.items() if k in get_law(LAW).params}
-    assert min(law_p.values()) < 0.01 / len(law_p), result.summary()
+    assert_control_fails(sbc_in_fresh_process(LAW, n_sims=40, seed=0, fit_priors={"phi": "Delta(5.0)"},
+                                              **SBC_SETTINGS))

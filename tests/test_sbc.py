@@ -19,34 +19,21 @@ The full sweep over every registered law runs with ``--run-slow``.
 """
 from __future__ import annotations
 
-import concurrent.futures
-import multiprocessing
-
 import numpy as np
 import pytest
 
 from bayescale.calibration import SBCResult, rank_uniformity, sbc
-from bayescale.models import REGISTRY, get_law
+from bayescale.models import REGISTRY
+from sbc_helpers import LEVEL, law_pvalues, sbc_in_fresh_process
 
-LEVEL = 0.01                     # family-wise level of the uniformity check (Bonferroni over parameters)
 SETTINGS = {"chains": 1, "warmup": 150, "draws": 200, "thin": 2, "bins": 10}
 N_SIMS = 100                     # correct model
 N_SIMS_CONTROL = 30              # the control fails by a wide margin; fewer simulations suffice
 MISSPECIFIED = {"sigma": "Delta(0.002)"}
 
 
-def law_pvalues(result: SBCResult) -> dict[str, float]:
-    law = get_law(result.law)
-    return {k: p for k, p in result.pvalues.items() if k.split("[")[0] in law.params}
-
-
 def in_fresh_process(**kwargs) -> SBCResult:
-    """Run sbc in a new interpreter. Late in a long pytest session (hundreds of XLA programs
-    compiled in one process) XLA's CPU compiler crashed with SIGSEGV on these fits, while the
-    same fits pass in a fresh process; the result comes back pickled."""
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(sbc, "chinchilla", **kwargs).result()
+    return sbc_in_fresh_process("chinchilla", **kwargs)
 
 
 @pytest.fixture(scope="module")
