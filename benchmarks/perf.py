@@ -1,6 +1,6 @@
 """Performance side by side: bayescale vs PyMC's NUTS on the same model vs Huber + bootstrap.
 
-Run:  python benchmarks/perf.py [--boot 1000] [--skip-pymc2]
+Run:  python benchmarks/perf.py [--boot 1000] [--skip-pymc2] [--batch 64] [--sequential 8]
 Writes the 'Performance' section of benchmarks/RESULTS.md. Each method runs in its own
 subprocess (so peak memory, from getrusage maxrss, is per method, and compile caches in memory do
 not carry over). Data: `chinchilla_epoch` (240 points), law `chinchilla`, default priors,
@@ -119,7 +119,15 @@ def worker_huber(args) -> dict:
     return {"total_seconds": total, "cpu": _cpu() - c0, "n_boot": args.boot, **fit.stats, "maxrss_mb": _maxrss_mb()}
 
 
-WORKERS = {"bayescale": worker_bayescale, "pymc": worker_pymc, "huber": worker_huber}
+def worker_batch(args) -> dict:
+    """64 batched fits against sequential default NUTS fits (benchmarks/batch_perf.py's case)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import batch_perf   # first: it gives JAX one CPU device per core before JAX starts
+
+    return batch_perf.run_case("chinchilla", args.batch, args.sequential)
+
+
+WORKERS = {"bayescale": worker_bayescale, "pymc": worker_pymc, "huber": worker_huber, "batch": worker_batch}
 
 
 def run(method: str, env: dict | None = None, **opts) -> dict:
@@ -143,6 +151,9 @@ def main() -> None:
     ap.add_argument("--init", default="auto")
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--skip-pymc2", action="store_true", help="skip the cores=2 PyMC runs")
+    ap.add_argument("--batch", type=int, default=64, help="datasets in the batched-fits comparison")
+    ap.add_argument("--sequential", type=int, default=8,
+                    help="sequential NUTS fits timed (after one compile fit) for the batched comparison")
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
@@ -165,6 +176,7 @@ def main() -> None:
         pymc["default, cores=2"] = run("pymc", cores=2, init="auto")
         pymc["jitter+adapt_full, cores=2"] = run("pymc", cores=2, init="jitter+adapt_full")
     huber = run("huber", boot=args.boot)
+    batch = run("batch", batch=args.batch, sequential=args.sequential)
     load1 = os.getloadavg()
 
     def per_s(ess, seconds):
@@ -249,6 +261,12 @@ absolute times are inflated and noisy; compare the ratios.
   bootstrap {huber['bootstrap_seconds']:.1f} s), {boot_rate:.1f} bootstrap draws/s, peak RSS
   {huber['maxrss_mb']:.0f} MB. bayescale's first fit gave {ours:.0f} effective draws/s counting compile,
   {ours / boot_rate:.1f}x the bootstrap's draws/s (treating each resample as one independent draw).
+- **Batched fits (issue 7: >= 10x):** {args.batch} chinchilla fits (240 simulated rows each) with
+  `fit_many` (fixed-length HMC, 4 chains x 400 + 500, batch sharded over one JAX CPU device per
+  core) took {batch['hmc_total_s'] / args.batch:.3f} s per fit against {batch['nuts_each_s']:.2f} s per sequential default
+  NUTS fit ({args.sequential} timed after a compile fit): **{batch['nuts_each_s'] * args.batch / batch['hmc_total_s']:.1f}x** the fits per second
+  ({"target met" if batch['nuts_each_s'] * args.batch / batch['hmc_total_s'] >= 10 else "target NOT met"}). Min bulk ESS per fit, median: NUTS {batch['nuts']['ess_median']:.0f}, batched
+  {batch['hmc']['ess_median']:.0f}; the batched sampler's SBC is in "Batched fits".
 - bayescale first fit (cold): {cold['divergences']} divergences, max r_hat {cold['max_rhat']:.4f}.
   PyMC divergences: {', '.join(f"{k}: {r['divergences']}" for k, r in pymc.items())}.
 """
