@@ -170,13 +170,19 @@ def gadre_case(budget, quick):
     epred = perr[0] - perr[1] * np.exp(-perr[2] * lpred)
     _, loss_obs = loss_fit.predict(q, kind="observation", return_draws=True)
     at_true_loss = rate_draws(down_fit, test, "observation")
+    # the same chain with Gadre et al.'s own loss law (compute and over-training multiplier)
+    overtrain_fit = fit(train[["compute", "multiplier", "loss", "dataset", "family"]], "overtrain", budget)
+    _, obs_overtrain = bayescale.chain(overtrain_fit, down_fit).predict(
+        q, kind="observation", loss_kind="observation", return_draws=True)
     rows = {"bayescale chain (new run)": score(1 - obs.values, err),
             "bayescale chain (mean curves)": score(1 - mean.values, err),
             "Gadre point fits (chained)": point_score(epred, err),
+            "bayescale chain, overtrain loss law (new run)": score(1 - obs_overtrain.values, err),
             "part: loss fit alone, new run's loss (scored on loss)": score(loss_obs.values, test.loss),
             "part: loss-to-error at the measured loss, new run": score(1 - at_true_loss, err)}
     note = (f"{len(train)} training runs (<= 411M), {len(test)} held out (1.4B, 6.9B); response: average "
-            f"top-1 error over 46 tasks; loss fit {loss_fit.diagnostics}; error fit {down_fit.diagnostics}")
+            f"top-1 error over 46 tasks; loss fit {loss_fit.diagnostics}; overtrain loss fit "
+            f"{overtrain_fit.diagnostics}; error fit {down_fit.diagnostics}")
     return rows, note, None
 
 

@@ -79,9 +79,22 @@ def test_sbc_misspecified_control_fails(control):
     assert max(outer) > 0.5, outer
 
 
+# Laws whose default priors put much prior mass on degenerate data (pass rates of exactly 0 out of
+# 1000, which sbc cannot fit and drops: 115-130 of 200 simulations; correct-choice masses that
+# round to 0 in float32). Their SBC runs with narrowed priors and a two-decade design in the named
+# test, which also checks a misspecified control.
+SBC_ELSEWHERE = {
+    "pass-until": "tests/test_downstream_laws.py::test_sbc_downstream_law",
+    "pass-at-k": "tests/test_downstream_laws.py::test_sbc_downstream_law",
+    "choice-mass": "tests/test_choice_mass.py::test_sbc_choice_mass_and_control",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", sorted(set(REGISTRY) | {"power:tokens", "power:compute"}))
 def test_sbc_sweep_every_law(spec):
+    if spec in SBC_ELSEWHERE:
+        pytest.skip(f"default priors give degenerate simulated data; SBC in {SBC_ELSEWHERE[spec]}")
     result = sbc(spec, n_sims=200, seed=2, chains=1, warmup=200, draws=300, thin=3, bins=20)
     print(result, result.summary(), sep="\n")
     assert result.n_failed <= 0.02 * result.n_sims, result.failures[:5]
