@@ -27,6 +27,8 @@ from numpyro.infer import hmc_util
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import initialize_model
 
+from .errors import BayescaleError
+
 CHUNK = 50          # transitions per call of the compiled program (progress granularity)
 INIT_RADIUS = 2.0   # initial unconstrained values ~ Uniform(-2, 2), like NumPyro's init_to_uniform
 INIT_TRIES = 100
@@ -38,6 +40,9 @@ def worker_count(chains: int) -> int:
     per chain."""
     env = os.environ.get("BAYESCALE_CHAIN_THREADS")
     if env:
+        if not env.isdigit() or int(env) < 1:
+            raise BayescaleError(f"BAYESCALE_CHAIN_THREADS must be a positive integer, got {env!r}; "
+                                 "unset it to use one thread per core")
         cores = int(env)
     else:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -203,6 +208,11 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
 
     def one_chain(c: int):
         state = sampler.init(keys[c], args)
+        if not np.isfinite(float(state.potential_energy)):
+            raise BayescaleError(
+                f"chain {c}: no starting point with a finite log density in {INIT_TRIES} draws from "
+                f"Uniform(-{INIT_RADIUS:g}, {INIT_RADIUS:g}) on the unconstrained scale; check that the "
+                "priors allow the data (e.g. a response outside the law's range) or tighten the priors")
         parts = []
         for _ in range(n_chunks):
             state, fields = sampler.chunk(state, args)

@@ -85,3 +85,9 @@ def test_dense_adaptation_survives_windows_with_fewer_draws_than_parameters():
     assert np.isfinite(fit.posterior.posterior["alpha"].values).all()
     assert fit.diagnostics["divergences"] < 20, fit.diagnostics
     assert fit.diagnostics["max_rhat"] < 1.1, fit.diagnostics
+
+
+def test_bad_thread_setting_is_a_clear_error(data, monkeypatch):
+    monkeypatch.setenv("BAYESCALE_CHAIN_THREADS", "two")
+    with pytest.raises(bayescale.BayescaleError, match="BAYESCALE_CHAIN_THREADS must be a positive integer"):
+        bayescale.fit(data, seed=5, **SETTINGS)
