@@ -214,12 +214,12 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
                 f"Uniform(-{INIT_RADIUS:g}, {INIT_RADIUS:g}) on the unconstrained scale; check that the "
                 "priors allow the data (e.g. a response outside the law's range) or tighten the priors")
         parts = []
-        for _ in range(n_chunks):
+        for i in range(n_chunks):
             state, fields = sampler.chunk(state, args)
             parts.append(jax.device_get(fields))
             if on_progress is not None:
                 with lock:
-                    on_progress(CHUNK)
+                    on_progress(min(CHUNK, total - i * CHUNK))   # the last chunk's extras do not count
         return jax.tree.map(lambda *a: np.concatenate(a)[sampler.warmup:total], *parts)
 
     with ThreadPoolExecutor(worker_count(chains)) as pool:
