@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.infer import hmc_util
 from numpyro.infer.hmc import hmc
-from numpyro.infer.util import initialize_model
+from numpyro.infer.util import ParamInfo, initialize_model
 
 from .errors import BayescaleError
 
@@ -68,6 +68,8 @@ def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
 
     def initial_point(key, args):
+        """Uniform(-2, 2) unconstrained draws until the density and its gradient are finite;
+        returned with both, so the kernel does not evaluate them again."""
         potential = potential_fn_gen(*args)
 
         def draw(k):
@@ -78,7 +80,7 @@ def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target
                                           for kk, v in zip(keys, leaves)])
             pe, grad = jax.value_and_grad(potential)(z)
             flat = jax.flatten_util.ravel_pytree(grad)[0]
-            return z, jnp.isfinite(pe) & jnp.all(jnp.isfinite(flat))
+            return ParamInfo(z, pe, grad), jnp.isfinite(pe) & jnp.all(jnp.isfinite(flat))
 
         def cond(c):
             i, _, _, ok = c
@@ -87,18 +89,18 @@ def compile_nuts(model, example_args: tuple, *, warmup: int, dense: bool, target
         def body(c):
             i, k, _, _ = c
             k, sub = jax.random.split(k)
-            z, ok = draw(sub)
-            return i + 1, k, z, ok
+            info, ok = draw(sub)
+            return i + 1, k, info, ok
 
-        _, _, z, _ = jax.lax.while_loop(cond, body, (0, key, prototype, False))
-        return z
+        start = ParamInfo(prototype, jnp.zeros((), jnp.result_type(float)), prototype)
+        _, _, info, _ = jax.lax.while_loop(cond, body, (0, key, start, False))
+        return info
 
     def init(key, args):
         key_init, key_run = jax.random.split(key)
-        z = initial_point(key_init, args)
-        return init_kernel(z, warmup, dense_mass=dense_mass, target_accept_prob=target_accept,
-                           max_tree_depth=max_tree_depth, regularize_mass_matrix=True,
-                           model_args=args, rng_key=key_run)
+        return init_kernel(initial_point(key_init, args), warmup, dense_mass=dense_mass,
+                           target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                           regularize_mass_matrix=True, model_args=args, rng_key=key_run)
 
     def chunk(state, args):
         def step(s, _):
