@@ -1,0 +1,54 @@
+"""Every predictive entry point gives the pinned numbers from the same saved posterior draws.
+
+tests/golden/ holds small fits saved by an earlier version and the predictions that version made
+from them (tests/golden/make_golden.py wrote both). Loading those files and predicting again must
+give the same numbers up to float rounding: the refactor of the predictive path changed nothing
+else. It also checks that fits saved by that version still load.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+sys.path.insert(0, str(GOLDEN))
+from make_golden import predictions  # noqa: E402
+
+# the bootstrap baseline refits with L-BFGS, whose stopping point moves with the objective's rounding
+TOLERANCE = {"bootstrap": 2e-3}
+
+
+@pytest.fixture(scope="module")
+def computed():
+    expected = json.loads((GOLDEN / "predictions.json").read_text())
+    fits = {}
+    for name in ("chinchilla", "loss-to-error", "accuracy-sigmoid", "choice-mass", "hyperparams",
+                 "pass-until:attempts"):
+        stem = name.replace(":", "_")
+        fits[name] = (bs.load(GOLDEN / f"{stem}.nc"), pd.read_csv(GOLDEN / f"{stem}.csv"))
+    return expected, predictions(fits)
+
+
+def test_every_entry_point_is_pinned(computed):
+    expected, got = computed
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        rtol = TOLERANCE.get(name.split("/")[0], 1e-5)
+        np.testing.assert_allclose(np.asarray(got[name], dtype=float), np.asarray(expected[name], dtype=float),
+                                   rtol=rtol, atol=1e-9, err_msg=name)
+
+
+def test_a_changed_draw_fails_the_check(computed):
+    """Control: the comparison notices a shift of 1e-4 in one pinned number."""
+    expected, _ = computed
+    name = "chinchilla/mean"
+    shifted = np.asarray(expected[name], dtype=float) * (1 + 1e-4)
+    with pytest.raises(AssertionError):
+        np.testing.assert_allclose(shifted, np.asarray(expected[name], dtype=float), rtol=1e-5, atol=1e-9)
