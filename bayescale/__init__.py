@@ -14,10 +14,10 @@ if hasattr(_az, "Numba"):
 
 from .errors import BayescaleError, BayescaleWarning  # noqa: E402
 from .models import Law, Param, get_law, list_laws  # noqa: E402
-from .fit import Fit, load  # noqa: E402  (before `fit`: the submodule name would shadow it)
+from .results import Fit, load  # noqa: E402
 from .inference import fit  # noqa: E402
-from .chain import chain  # noqa: E402  (bayescale.chain(loss_fit, downstream_fit).predict(df))
-from . import compare  # noqa: E402  (a callable module: bayescale.compare(fit_a, fit_b, ...))
+from .chaining import chain  # noqa: E402
+from .comparison import compare  # noqa: E402
 
 __all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "chain", "compare", "fit", "get_law",
            "list_laws", "load", "__version__"]

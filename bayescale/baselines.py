@@ -62,7 +62,7 @@ class BootstrapFit:
 
     def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
                 columns=None, return_draws: bool = False):
-        from .fit import _check_levels, interval_columns
+        from .results import _check_levels, interval_columns
 
         levels = _check_levels(levels)
         data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep",

@@ -374,7 +374,7 @@ def _seeds(seed, n):
 
 
 def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, dense, devices):
-    from .fit import Fit
+    from .results import Fit
     from .inference import fit_config, inference_data
 
     spec0 = built[0][0]
@@ -447,7 +447,7 @@ def _from_bytes(blob: bytes):
     import os
     import tempfile
 
-    from .fit import load
+    from .results import load
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "fit.nc")

@@ -163,7 +163,7 @@ def _points(args, fit) -> pd.DataFrame:
 
 
 def cmd_predict(args) -> int:
-    from .fit import load
+    from .results import load
 
     if args.chain:
         return _predict_chain(args)
@@ -188,7 +188,7 @@ def cmd_predict(args) -> int:
 
 
 def _predict_chain(args) -> int:
-    from .chain import chain
+    from .chaining import chain
     from .data import apply_column_map
 
     if args.fit:
@@ -210,14 +210,14 @@ def _predict_chain(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .fit import load
+    from .results import load
 
     print_fit(load(args.fit))
     return 0
 
 
 def cmd_allocate(args) -> int:
-    from .fit import load
+    from .results import load
 
     fit = load(args.fit)
     budgets = []
@@ -328,7 +328,7 @@ def cmd_sbc(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .fit import load
+    from .results import load
     from .report import fit_report
 
     path = fit_report(load(args.fit), args.out)
@@ -337,8 +337,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import compare as comparison
-    from .fit import load
+    from . import comparison
+    from .results import load
 
     fits = [load(path) for path in args.fits]
     scores = None

@@ -409,7 +409,7 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     which grouping column. ``priors`` overrides any prior, e.g. ``{"alpha": dist.Normal(0.3, 0.1)}``
     or ``{"alpha": "Normal(0.3, 0.1)"}``.
     """
-    from .fit import Fit
+    from .results import Fit
 
     if not isinstance(seed, (int, np.integer)):
         raise BayescaleError(f"seed must be an integer, got {seed!r}")

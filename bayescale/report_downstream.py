@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .chain import rate_draws
+from .chaining import rate_draws
 from .errors import BayescaleError
 
 

@@ -119,7 +119,7 @@ def converged(results: dict) -> list[str]:
 def stacked_scores(results: dict, seed: int) -> dict:
     """Held-out scores of the PSIS-LOO stacking mixture of the converged candidate laws (weights
     from the training runs only)."""
-    from bayescale.compare import stacked_predict
+    from bayescale.comparison import stacked_predict
     from bayescale.scores import aggregate, score_points
 
     laws = converged(results)

@@ -20,7 +20,7 @@ import pandas as pd
 
 import bayescale
 from bayescale import datasets
-from bayescale.compare import holdout_scores
+from bayescale.comparison import holdout_scores
 from bayescale.errors import BayescaleWarning
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -40,7 +40,7 @@ from scipy.special import expit, gammaln
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bayescale  # noqa: E402
 import bayescale.datasets as datasets  # noqa: E402
-from bayescale.chain import rate_draws  # noqa: E402
+from bayescale.chaining import rate_draws  # noqa: E402
 from bayescale.scores import LEVELS, score_points  # noqa: E402
 from results_file import write_section  # noqa: E402
 

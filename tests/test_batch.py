@@ -56,7 +56,7 @@ def fits(tables):
 
 
 def test_fit_many_gives_normal_fits(fits, tables, tmp_path):
-    from bayescale.fit import load
+    from bayescale.results import load
 
     assert len(fits) == 3
     for f, df in zip(fits, tables):

@@ -18,7 +18,7 @@ import pytest
 
 import bayescale
 from bayescale import BayescaleError, get_law
-from bayescale.chain import rate_draws
+from bayescale.chaining import rate_draws
 from bayescale.cli import main
 
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}

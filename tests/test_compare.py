@@ -21,7 +21,7 @@ import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.calibration import CalibrationResult
 from bayescale.cli import main
-from bayescale.compare import crossover, prob_better
+from bayescale.comparison import crossover, prob_better
 from test_laws_issue6 import FARSEER_TRUTH, NOISE, constructed_fit, grid
 
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}

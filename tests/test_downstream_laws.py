@@ -162,7 +162,7 @@ def test_predicted_mean_is_the_expected_accuracy():
     _, curve = fit.predict(new, kind="curve", return_draws=True)
     np.testing.assert_allclose(acc.values, 0.25 + 0.75 * curve.values, rtol=1e-6)
     # the chance floor is applied once: rate_draws agrees, and new runs scatter around the accuracy
-    from bayescale.chain import rate_draws
+    from bayescale.chaining import rate_draws
 
     np.testing.assert_allclose(rate_draws(fit, new, "mean"), acc.values, rtol=1e-6)
     obs = fit.predict(new.assign(trials=500.0), kind="observation", seed=1)

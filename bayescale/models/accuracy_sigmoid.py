@@ -4,7 +4,7 @@ acc = chance + (1 - chance - lapse)·sigma((x - x0)/s), written with a = -x0/s a
 about the reference scale. The chance level is data (column ``chance`` = 1 / number of choices),
 so the law's curve (``mean``) is the accuracy above chance, normalised:
 q = (acc - chance)/(1 - chance) = (1 - lapse')·sigma(.), which ``to_rate`` maps back to accuracy
-per row. ``Fit.predict(df, kind="mean")`` and :func:`bayescale.chain.rate_draws` give the expected
+per row. ``Fit.predict(df, kind="mean")`` and :func:`bayescale.chaining.rate_draws` give the expected
 accuracy (they need column ``chance``); ``kind="curve"`` gives q itself.
 """
 from __future__ import annotations

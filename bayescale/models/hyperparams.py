@@ -78,7 +78,7 @@ def hyperparams_design(params, tokens, n_lr: int = 5, n_bs: int = 4, spread: flo
 
 
 def _levels_columns(draws: np.ndarray, levels, prefix: str) -> dict:
-    from ..fit import interval_columns
+    from ..results import interval_columns
 
     return interval_columns(draws, levels, prefix=prefix)
 

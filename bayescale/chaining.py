@@ -16,7 +16,7 @@ import xarray as xr
 
 from .data import GROUP_COLUMNS, validate
 from .errors import BayescaleError, BayescaleWarning
-from .fit import Fit, _check_levels, expected_response, interval_columns, load, mean_extras
+from .results import Fit, _check_levels, expected_response, interval_columns, load, mean_extras
 
 KINDS = ("mean", "observation")
 

@@ -8,13 +8,11 @@
 * :func:`crossover` follows both curves along compute, params or tokens and reports where they
   cross, with an interval on the crossover scale.
 
-The module itself is callable: ``bayescale.compare(fit_a, fit_b)`` is ``bayescale.compare.compare``.
+``bayescale.compare(fit_a, fit_b)`` is :func:`compare`; the other functions live here.
 """
 from __future__ import annotations
 
 import json
-import sys
-import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -33,7 +31,7 @@ __all__ = ["Comparison", "Crossover", "compare", "crossover", "holdout_scores", 
 
 
 def _as_fit(obj):
-    from .fit import Fit, load
+    from .results import Fit, load
 
     if isinstance(obj, Fit):
         return obj
@@ -164,7 +162,7 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
     laws are weighed on the data they were fitted to. Each predictive draw comes from one law, picked
     with its weight. Returns the interval table (``attrs["weights"]``), and the draws if asked.
     """
-    from .fit import _check_levels, interval_columns
+    from .results import _check_levels, interval_columns
 
     fits = [_as_fit(f) for f in (fits[0] if len(fits) == 1 and isinstance(fits[0], (list, tuple)) else fits)]
     names = _names(fits, names)
@@ -238,7 +236,7 @@ def prob_better(fit_a, fit_b, points: pd.DataFrame, *, labels_a=None, labels_b=N
                 levels=(0.9,)) -> pd.DataFrame:
     """P(loss of A < loss of B) at each row of ``points`` (mean curves, independent posteriors),
     with the median and intervals of the difference A - B."""
-    from .fit import _check_levels, interval_columns
+    from .results import _check_levels, interval_columns
 
     fit_a, fit_b = _as_fit(fit_a), _as_fit(fit_b)
     a, b = _paired_draws(fit_a, fit_b, points, labels_a, labels_b)
@@ -302,7 +300,7 @@ def crossover(fit_a, fit_b, along: str = "compute", *, range=None, grid: int = 2
     fixed or D = r·N; along tokens, a fixed model size ``params``. Each pair of posterior draws
     gives a crossing (the first sign change of A - B, interpolated on the log scale) or none.
     """
-    from .fit import _check_levels, interval_columns
+    from .results import _check_levels, interval_columns
 
     if along not in AXES:
         raise BayescaleError(f"along must be one of {list(AXES)}, got {along!r}")
@@ -343,14 +341,3 @@ def crossover(fit_a, fit_b, along: str = "compute", *, range=None, grid: int = 2
         notes.append(f"only {crosses.mean():.0%} of draws cross in the range: the crossover interval is "
                      "conditional on a crossing")
     return Crossover(along=along, table=table, summary=summary, notes=notes)
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``bayescale.compare(...)`` call :func:`compare` while ``bayescale.compare.crossover``
-    stays reachable."""
-
-    def __call__(self, *fits, **kwargs):
-        return compare(*fits, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
