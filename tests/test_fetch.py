@@ -11,8 +11,8 @@ import pytest
 
 from bayescale import datasets
 from bayescale.cli import main
-from bayescale.datasets._sha256 import SHA256
-from bayescale.datasets.fetch import fetch, file_url, sha256_of, source_for, verify
+from bayescale.datasets.fetch import (fetch, file_url, manifest, manifest_folders, sha256_of, source_for,
+                                      verify)
 from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError
 
@@ -33,7 +33,7 @@ def served(tmp_path):
     """A copy of NAME laid out as <owner>/<repo>/<commit>/<original path>, served on 127.0.0.1."""
     root = tmp_path / "served"
     source = source_for(NAME)
-    for rel in SHA256[NAME]:
+    for rel in manifest(NAME):
         repo, commit, original = source.origin(rel)
         dest = root / repo / commit / original
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -58,11 +58,11 @@ def test_urls_point_at_the_pinned_commit():
 
 
 def test_manifest_matches_the_local_files():
-    for folder in SHA256:
+    for folder in manifest_folders():
         if (HOME / folder).is_dir():
             assert verify(folder) == [], f"{folder}: files differ from the registered sha256"
             present = {str(p.relative_to(HOME / folder)) for p in (HOME / folder).rglob("*") if p.is_file()}
-            assert present - {"PROVENANCE.md"} == set(SHA256[folder])
+            assert present - {"PROVENANCE.md"} == set(manifest(folder))
 
 
 def test_fetch_over_loopback_then_load(served, tmp_path, capsys):
@@ -70,7 +70,7 @@ def test_fetch_over_loopback_then_load(served, tmp_path, capsys):
     home = tmp_path / "home"
     rc = main(["datasets", "fetch", NAME, "--data-home", str(home), "--base-url", url, "--quiet"])
     assert rc == 0, capsys.readouterr().err
-    for rel, digest in SHA256[NAME].items():
+    for rel, digest in manifest(NAME).items():
         assert sha256_of(home / NAME / rel) == digest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

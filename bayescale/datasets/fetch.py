@@ -1,19 +1,51 @@
-"""Download a source's original files at the pinned commit and verify their sha256."""
+"""Download a source's original files at the pinned commit and verify their sha256.
+
+The expected hashes live in `manifests/<source folder>.sha256`, one file per source in `sha256sum`
+format (`<hex>  <path relative to the source folder>`), computed from the byte-identical copies
+described in each PROVENANCE.md: `sha256sum -c` run inside a source folder checks it. Hashes only:
+no data values live in this repository."""
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from ..errors import BayescaleError
-from ._sha256 import SHA256
 from .paths import default_fetch_home
 from .registry import REGISTRY, Source
 
 BASE_URL = "https://raw.githubusercontent.com"   # serves <owner>/<repo>/<commit>/<path>
+MANIFEST_SUFFIX = ".sha256"
+_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
+
+
+def _manifest_dir():
+    return importlib.resources.files(__package__).joinpath("manifests")
+
+
+def manifest_folders() -> list[str]:
+    """The source folders that have a sha256 manifest, sorted."""
+    return sorted(entry.name[:-len(MANIFEST_SUFFIX)] for entry in _manifest_dir().iterdir()
+                  if entry.name.endswith(MANIFEST_SUFFIX))
+
+
+def manifest(folder: str) -> dict[str, str]:
+    """Relative path -> sha256 for one source folder, in the manifest's order ({} if it has none)."""
+    resource = _manifest_dir().joinpath(folder + MANIFEST_SUFFIX)
+    if not resource.is_file():
+        return {}
+    files: dict[str, str] = {}
+    for lineno, line in enumerate(resource.read_text(encoding="utf-8").splitlines(), 1):
+        match = _LINE.fullmatch(line)
+        if match is None or match.group(2) in files:
+            raise BayescaleError(f"malformed sha256 manifest for '{folder}', line {lineno}: {line!r}")
+        files[match.group(2)] = match.group(1)
+    return files
 
 
 def source_for(name: str) -> Source:
@@ -63,7 +95,7 @@ def fetch(name: str, data_home=None, base_url: str = BASE_URL, timeout: float = 
     Files already present with the right hash are kept. Returns the source folder.
     """
     source = source_for(name)
-    files = SHA256.get(source.folder)
+    files = manifest(source.folder)
     if not files:
         raise BayescaleError(f"no file list (sha256 manifest) registered for source '{source.folder}'")
     root = default_fetch_home(data_home) / source.folder
@@ -85,5 +117,5 @@ def verify(name: str, data_home=None) -> list[str]:
 
     source = source_for(name)
     root = source_dir(source.folder, data_home)
-    return [rel for rel, expected in SHA256.get(source.folder, {}).items()
+    return [rel for rel, expected in manifest(source.folder).items()
             if not (root / rel).exists() or sha256_of(root / rel) != expected]
