@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bayescale  # noqa: E402
 import bayescale.datasets as datasets  # noqa: E402
 from bayescale.chaining import rate_draws  # noqa: E402
+from bayescale.report import plot_accuracy  # noqa: E402
 from bayescale.scores import LEVELS, score_points  # noqa: E402
 from results_file import write_section  # noqa: E402
 
@@ -409,7 +410,7 @@ def main(argv=None) -> int:
         print(parts[-1], flush=True)
         if name == "pythia" and extra is not None:
             f, train, test = extra
-            plot = bayescale.report_downstream.plot_accuracy(
+            plot = plot_accuracy(
                 f, train, OUT / "downstream_pythia_arc_easy.png", heldout=test, labels={"task": "arc_easy"},
                 title="Pythia 0-shot ARC-Easy: fit <= 2.8B, held out 6.9B and 12B")
             parts.append(f"Plot: `benchmarks/out/{plot.name}`.")
@@ -419,6 +420,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import bayescale.report_downstream  # noqa: F401
-
     raise SystemExit(main())

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
-from .chaining import rate_draws
-from .errors import BayescaleError
+from ..chaining import rate_draws
+from ..errors import BayescaleError
 
 
 def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None = None,
@@ -18,11 +19,6 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     ``labels`` picks the group (e.g. ``{"task": "arc_easy"}``) in ``data`` and ``heldout``;
     ``chance`` (default: the rows' ``chance`` column, if any) is drawn as a dashed line.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     law = fit.law
     (xcol,) = law.inputs
     labels = labels or {}
@@ -46,7 +42,8 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     if "chance" in law.extras:
         rows["chance"] = float(train["chance"].iloc[0])
     draws = rate_draws(fit, rows, "mean")  # the expected accuracy (chance floor applied once, there)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
     for level, alpha in ((0.9, 0.18), (0.5, 0.35)):
         q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
         ax.fill_between(grid, q[0], q[1], color="C0", alpha=alpha, lw=0, label=f"{level:.0%} interval")
@@ -72,5 +69,4 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

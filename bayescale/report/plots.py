@@ -1,19 +1,16 @@
-"""Plots and an HTML report for a fit and, optionally, its calibration scores."""
+"""Plots of a loss fit and of calibration scores (fit bands, reliability diagram, PIT histogram).
+
+Figures are `matplotlib.figure.Figure` objects saved with `fig.savefig`: pyplot is never imported,
+so the host's matplotlib backend and figure manager are left alone.
+"""
 from __future__ import annotations
 
-import html
-import json
 from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .scores import LEVELS  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 # one colour per method in every plot (reliability diagram and PIT histogram)
 METHOD_COLORS = {"bayescale (new observation)": "C0", "bayescale (mean curve)": "C1", "bootstrap": "C2",
@@ -55,7 +52,8 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         frames.append(h.assign(_held=True))
     allpts = pd.concat(frames, ignore_index=True)
     labels = sorted(allpts[group].astype(str).unique())
-    fig, axes = plt.subplots(1, len(labels), figsize=(5.2 * len(labels), 4.2), squeeze=False, sharey=True)
+    fig = Figure(figsize=(5.2 * len(labels), 4.2))
+    axes = fig.subplots(1, len(labels), squeeze=False, sharey=True)
     for ax, label in zip(axes[0], labels):
         pts = allpts[allpts[group].astype(str) == label].sort_values(x_col)
         if len(law.inputs) == 1:
@@ -102,13 +100,13 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_reliability(summaries: dict[str, dict], path) -> Path:
     """Nominal against empirical coverage of central intervals, one line per method."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    fig = Figure(figsize=(4.6, 4.4))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="perfect calibration")
     for i, (name, s) in enumerate(summaries.items()):
         nominal = [float(k) for k in s["coverage"]]
@@ -124,13 +122,13 @@ def plot_reliability(summaries: dict[str, dict], path) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
     """PIT histograms: flat means calibrated, U-shaped overconfident, humped underconfident."""
-    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    fig = Figure(figsize=(5.2, 4.0))
+    ax = fig.subplots()
     edges = np.linspace(0, 1, bins + 1)
     for i, (name, values) in enumerate(pit_values.items()):
         ax.hist(values, bins=edges, density=True, histtype="step", lw=1.8, color=_color(name, i),
@@ -143,52 +141,4 @@ def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
-
-
-def write_html(out_dir, title: str, images: list[str], tables: dict[str, pd.DataFrame],
-               summary: dict | None = None, notes: list[str] = ()) -> Path:
-    out_dir = Path(out_dir)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "img{max-width:100%;border:1px solid #eee;margin:6px 0}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    for note in notes:
-        parts.append(f"<p><em>note:</em> {html.escape(note)}</p>")
-    for name, table in tables.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(table.to_html(float_format=lambda v: f"{v:.4g}", border=0))
-    for img in images:
-        parts.append(f"<div><img src='{html.escape(img)}' alt='{html.escape(img)}'></div>")
-    if summary is not None:
-        parts.append("<h2>summary (JSON)</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    path = out_dir / "report.html"
-    path.write_text("\n".join(parts))
-    return path
-
-
-def fit_report(fit, out_dir) -> Path:
-    """`bayescale report FIT.nc --out DIR`: the fit plot, the summary table and diagnostics."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if fit.law.response == "p_correct":  # accuracy laws: one plot per task, with the chance level
-        from .report_downstream import plot_accuracy
-
-        table = _training_table(fit)
-        images = []
-        for i, task in enumerate(sorted(set(table["task"]))[:MAX_GROUP_PLOTS]):
-            name = f"accuracy_{i}.png"
-            plot_accuracy(fit, table, out_dir / name, labels={"task": task})
-            images.append(name)
-    else:
-        plot_fit(fit, out_dir / "fit.png")
-        images = ["fit.png"]
-    diag = pd.DataFrame([fit.diagnostics])
-    return write_html(out_dir, f"bayescale fit: {fit.law.spec}", images,
-                      {"posterior summary": fit.summary(), "diagnostics": diag}, notes=fit.notes)
-
-
-__all__ = ["plot_fit", "plot_reliability", "plot_pit", "write_html", "fit_report", "LEVELS"]
