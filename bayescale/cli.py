@@ -281,7 +281,7 @@ def _natural_holdout(holdout: str, data: str, df, usage: str):
 
 
 def cmd_calibrate(args) -> int:
-    from .calibration import calibrate
+    from .heldout import calibrate
 
     df = read_table(args.data)
     natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
@@ -308,7 +308,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_sbc(args) -> int:
-    from .calibration import sbc
+    from .sbc import sbc
 
     result = sbc(args.law, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
                  draws=args.draws, thin=args.thin, bins=args.bins, pool=_pool_from_args(args),

@@ -106,7 +106,7 @@ def compare(*fits, names=None, calibration=None) -> Comparison:
     """Rank fits of different laws to the same data by PSIS-LOO ELPD (higher is better).
 
     ``fits`` are :class:`bayescale.Fit` objects or saved-fit paths. ``calibration`` optionally maps
-    a fit's name (or position) to a :class:`bayescale.calibration.CalibrationResult` of that law
+    a fit's name (or position) to a :class:`bayescale.heldout.CalibrationResult` of that law
     (see :func:`holdout_scores`); its held-out CRPS, 90% coverage, median ARE and log predictive
     density are added as ``heldout_*`` columns. Pareto k above 0.7 marks observations whose LOO
     estimate is unreliable: ``n_bad_k`` counts them and a warning is raised.
@@ -200,7 +200,7 @@ def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=N
 
     Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``. ``progress=True``
     shows a bar of refits on the training split (one per law) on stderr, above each fit's own bar."""
-    from .calibration import calibrate
+    from .heldout import calibrate
 
     fits = [_as_fit(f) for f in fits]
     names = _names(fits, names)

@@ -13,7 +13,7 @@ HMC, 4 chains x 400 + 500, target acceptance 0.9), run once untimed to compile, 
 seeds. Both use every core: NUTS runs its chains in one thread per core, and the script makes one
 JAX CPU device per core (XLA_FLAGS) so that fit_many shards its batch over them. ESS is the smallest bulk ESS over a fit's latent parameters.
 
-SBC: ``calibration.sbc(..., sampler="hmc")`` on the law's default design (1 chain x 150 + 200,
+SBC: ``bayescale.sbc.sbc(..., sampler="hmc")`` on the law's default design (1 chain x 150 + 200,
 every 2nd draw, 10 bins), judged at family-wise 1 %; the control is the same sampler with
 trajectories 40x too short and a
 target acceptance of 0.999 (so tiny steps: a near random walk), which must fail.
@@ -37,7 +37,7 @@ import pandas as pd
 
 from bayescale import fit
 from bayescale.batch import fit_many
-from bayescale.calibration import sbc
+from bayescale.sbc import sbc
 from bayescale.models import get_law
 
 try:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from bayescale import datasets
-from bayescale.calibration import LEVELS, calibrate
 from bayescale.errors import BayescaleWarning
+from bayescale.heldout import calibrate
+from bayescale.scores import LEVELS
 
 # run from anywhere: the default data folder sits beside the repository
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"

@@ -3,7 +3,7 @@
 Run:  python benchmarks/compare_forms.py [--quick] [--only NAME ...] [--seed 0]
 Fits chinchilla, farseer and kaplan-nd (and overtrain against chinchilla on Gadre et al.'s
 over-training grid) to each table, ranks them with bayescale.compare (PSIS-LOO ELPD on log loss),
-then holds out the largest runs (bayescale.calibration.calibrate, same law and pooling) and scores
+then holds out the largest runs (bayescale.heldout.calibrate, same law and pooling) and scores
 the predictions. Writes the 'compare-forms' section ("Model comparison") of benchmarks/RESULTS.md.
 Needs the datasets folder (BAYESCALE_DATA or ../shared/datasets).
 """
@@ -117,7 +117,7 @@ Seed {args.seed}, {budget['chains']} chains x {budget['warmup']} warmup + {budge
 Each law is fitted to the whole table and ranked by PSIS-LOO ELPD on log loss (`bayescale.compare`,
 higher is better; the difference is to the best law, with its standard error; bad k = observations
 with Pareto k > 0.7). Then the same law and pooling are refitted without the held-out runs and score
-them as new observations (`bayescale.calibration.calibrate`): CRPS and median absolute relative
+them as new observations (`bayescale.heldout.calibrate`): CRPS and median absolute relative
 error (ARE) on the loss scale (lower is better), 90% interval coverage and summed log predictive
 density (higher is better).
 

@@ -4,8 +4,8 @@ Run:  python benchmarks/sbc_sweep.py [--n-sims 200] [--seed 2] [--laws power,chi
 Writes the 'sbc-sweep' section of benchmarks/RESULTS.md (rewritten after every law, so a partial
 run still leaves its finished rows). Takes ~10 minutes on 2 cores.
 
-For each law option, ``bayescale.calibration.sbc`` draws parameters and data from the prior on the
-law's default design (``calibration.default_design``), refits with NUTS and ranks each true value
+For each law option, ``bayescale.sbc.sbc`` draws parameters and data from the prior on the
+law's default design (``bayescale.sbc.default_design``), refits with NUTS and ranks each true value
 among the kept posterior draws; ranks must be uniform. The check is a chi-square test per
 parameter, judged at family-wise level 1 % (Bonferroni: every p > 0.01 / number of parameters).
 The control fits chinchilla with the noise scale fixed at sigma = 0.002 (the simulations draw it
@@ -29,7 +29,7 @@ _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "dataset
 if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
     os.environ["BAYESCALE_DATA"] = str(_DEFAULT_DATA)
 
-from bayescale.calibration import sbc  # noqa: E402
+from bayescale.sbc import sbc  # noqa: E402
 from bayescale.models import get_law  # noqa: E402
 
 try:
@@ -95,7 +95,7 @@ def markdown(rows: list[dict], args, complete: bool) -> str:
     return f"""## Simulation-based calibration of every law (`benchmarks/sbc_sweep.py`)
 {status}
 Talts et al. (2018) SBC: parameters and data drawn from each law's prior on its default design
-(`bayescale.calibration.default_design`: 10 log-spaced sizes for one-input laws, a 5 x 4 (N, D) grid
+(`bayescale.sbc.default_design`: 10 log-spaced sizes for one-input laws, a 5 x 4 (N, D) grid
 for two-input laws), refitted with NUTS ({s['chains']} chain x {s['warmup']} warmup + {s['draws']} draws, thinned by
 {s['thin']}: ranks in 0..{s['draws'] // s['thin']}), {args.n_sims} simulations per law, seed {args.seed}. Uniformity: chi-square test per parameter
 over {s['bins']} bins; a law passes when every p-value exceeds {LEVEL} / (number of parameters). The control fits

@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 
-from bayescale.calibration import SBCResult, sbc
+from bayescale.sbc import SBCResult, sbc
 from bayescale.models import get_law
 
 LEVEL = 0.01   # family-wise level of the rank-uniformity check (Bonferroni over parameters)

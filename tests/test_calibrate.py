@@ -1,4 +1,4 @@
-"""End-to-end held-out calibration (bayescale.calibration.calibrate) and the CLI commands
+"""End-to-end held-out calibration (bayescale.heldout.calibrate) and the CLI commands
 `bayescale calibrate` and `bayescale report`, on synthetic data with known parameters.
 
 Data: chinchilla, 2 families x (6 N x 5 D) = 60 runs, family-specific log_A0, 2 % Student-t noise
@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import bayescale
-from bayescale.calibration import CalibrationResult, calibrate
+from bayescale.heldout import CalibrationResult, calibrate
 from bayescale.cli import main
 from bayescale.errors import BayescaleError, BayescaleWarning
 

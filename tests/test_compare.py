@@ -19,7 +19,7 @@ from scipy.optimize import brentq
 
 import bayescale
 from bayescale import BayescaleError, get_law
-from bayescale.calibration import CalibrationResult
+from bayescale.heldout import CalibrationResult
 from bayescale.cli import main
 from bayescale.comparison import crossover, prob_better
 from test_laws_issue6 import FARSEER_TRUTH, NOISE, constructed_fit, grid

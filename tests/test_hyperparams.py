@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import bayescale
-from bayescale.calibration import sbc
+from bayescale.sbc import sbc
 from sbc_helpers import assert_calibrated, assert_control_fails
 from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError

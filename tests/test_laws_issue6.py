@@ -18,7 +18,7 @@ import pytest
 
 import bayescale
 from bayescale import BayescaleError, Fit, get_law
-from bayescale.calibration import default_design
+from bayescale.sbc import default_design
 from bayescale.data import validate
 from bayescale.inference import build
 from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process

@@ -18,7 +18,7 @@ import pytest
 
 import bayescale
 from bayescale import schedules
-from bayescale.calibration import sbc
+from bayescale.sbc import sbc
 from sbc_helpers import assert_calibrated, assert_control_fails
 from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bayescale.batch import fit_many
-from bayescale.calibration import default_design, sbc
+from bayescale.sbc import default_design, sbc
 from bayescale.cli import main
 from bayescale.inference import fit
 from bayescale.models import get_law

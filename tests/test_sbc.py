@@ -1,4 +1,4 @@
-"""Simulation-based calibration (Talts et al. 2018) of the NUTS fits, see bayescale.calibration.
+"""Simulation-based calibration (Talts et al. 2018) of the NUTS fits, see bayescale.sbc.
 
 Default suite (chinchilla, the default 5 x 4 (N, D) design, 1 chain x 150 warmup x 200 draws,
 every 2nd draw kept: ranks in 0..100, chi-square uniformity test over 10 bins):
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayescale.calibration import SBCResult, rank_uniformity, sbc
+from bayescale.sbc import SBCResult, rank_uniformity, sbc
 from bayescale.models import REGISTRY
 from sbc_helpers import LEVEL, law_pvalues, sbc_in_fresh_process
 

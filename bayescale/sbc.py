@@ -1,9 +1,4 @@
-"""Calibration: held-out scoring against baselines, and simulation-based calibration (SBC).
-
-Held-out calibration (:func:`calibrate`): fit on the runs a holdout protocol leaves, predict the
-held-out large runs, and score coverage, PIT, CRPS, interval score, ARE and log predictive density
-beside the classical baselines on the same split.
-
+"""Simulation-based calibration (SBC) of a law's fits.
 
 SBC (Talts, Betancourt, Simpson, Vehtari & Gelman 2018, arXiv:1804.06788): draw parameters
 theta* from the prior, data y from the model given theta*, fit the same model to y and record the
@@ -14,25 +9,23 @@ a hump, a biased one a slope.
 The uniformity test used here is a chi-square goodness-of-fit test over ``bins`` bins of the rank
 range. The expected count of a bin is ``n_ok * (number of rank values in the bin) / (L + 1)``, so
 bins need not be of exactly equal width; the p-value is ``chi2.sf(stat, bins - 1)``.
+
+Held-out scoring against the baselines is in :mod:`bayescale.heldout`.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
-from . import holdout as holdout_protocols
 from .errors import BayescaleError
 from .models import get_law
-from .scores import LEVELS, aggregate, score_points
 
-__all__ = ["CalibrationResult", "SBCResult", "calibrate", "default_design", "rank_uniformity", "sbc"]
+__all__ = ["SBCResult", "default_design", "rank_uniformity", "sbc"]
 
 
 def default_design(law) -> pd.DataFrame:
@@ -42,8 +35,11 @@ def default_design(law) -> pd.DataFrame:
     N and D: a 5 x 4 grid (N 1e7-1e9, D 1e9-1e11), 20 runs; C and M: the same grid as 6ND and D/N.
     """
     law = get_law(law)
-    if hasattr(law, "sbc_design"):  # laws with inputs other than sizes bring their own small grid
-        return law.sbc_design()
+    # laws with inputs other than sizes bring their own small grid; None means the default grid
+    # (getattr: Law.sbc_design is declared on the base class, older Law objects may lack it)
+    design = getattr(law, "sbc_design", lambda: None)()
+    if design is not None:
+        return design
     ranges = {"params": (1e7, 1e10), "tokens": (1e9, 1e12), "compute": (1e17, 1e21)}
     inputs = tuple(law.inputs)
     if len(inputs) == 1:
@@ -325,175 +321,3 @@ def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, ch
     for (i, _, _), f in zip(simulated, fits):
         fitted[i] = (f.idata, f.spec, f.config["stats"]["sampling_seconds"])
     return fitted
-
-
-# ---- held-out calibration -------------------------------------------------------------------
-
-METHOD = "bayescale"
-
-
-@dataclass
-class CalibrationResult:
-    """Scores of bayescale and its baselines on one held-out split."""
-
-    law: str
-    holdout: str
-    n_train: int
-    n_heldout: int
-    summary: dict                      # the JSON summary (DESIGN.md keys)
-    points: pd.DataFrame               # held-out rows with per-method predictions and scores
-    pit: dict[str, np.ndarray]
-    fit: object
-    heldout: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-
-    def table(self) -> pd.DataFrame:
-        rows = {}
-        for name, s in [(f"{METHOD} (new observation)", self.summary),
-                        (f"{METHOD} (mean curve)", self.summary["mean_curve"]),
-                        *[(k, v) for k, v in self.summary["baselines"].items() if "coverage" in v]]:
-            row = {f"cov_{k}": v for k, v in s["coverage"].items()}
-            row.update({k: s[k] for k in ("median_are", "crps", "interval_score_90", "elpd")})
-            rows[name] = row
-        return pd.DataFrame.from_dict(rows, orient="index")
-
-    def write_json(self, path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.summary, indent=2))
-        return path
-
-    def write_report(self, out_dir) -> Path:
-        from .report import plot_fit, plot_pit, plot_reliability, write_html
-
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        plot_fit(self.fit, out_dir / "fit.png", heldout=self.heldout)
-        curves = {f"{METHOD} (new observation)": self.summary,
-                  f"{METHOD} (mean curve)": self.summary["mean_curve"]}
-        curves.update({k: v for k, v in self.summary["baselines"].items() if "coverage" in v})
-        plot_reliability(curves, out_dir / "reliability.png")
-        plot_pit(self.pit, out_dir / "pit.png")
-        return write_html(out_dir, f"bayescale calibration: {self.law}, holdout {self.holdout}",
-                          ["fit.png", "reliability.png", "pit.png"],
-                          {"scores on held-out runs": self.table(), "held-out points": self.points},
-                          summary=self.summary, notes=self.notes)
-
-
-def _scored(draws, truth, levels):
-    points = score_points(draws, truth, levels)
-    return points, aggregate(points, levels)
-
-
-def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, by: str | None = None,
-              pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
-              draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
-              natural=None, levels=LEVELS, progress: bool = False, columns=None,
-              duplicates: str = "error") -> CalibrationResult:
-    """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
-
-    ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
-    or a boolean mask. The headline scores are for a new observation (noise included), the
-    quantity a held-out run measures; ``summary["mean_curve"]`` scores the law's mean curve.
-    Baselines on the same split: 'bootstrap' (Huber + L-BFGS grid + bootstrap, Epoch's method)
-    and 'no-pool' (separate bayescale fits per group of the pooled grouping).
-    ``progress=True`` shows each fit's sampling bar on stderr and, with baselines, a bar of fits.
-    """
-    from .baselines import huber_bootstrap
-    from .data import apply_column_map
-    from .inference import fit as fit_law
-    from .models import get_law
-
-    t_start = time.perf_counter()
-    law = get_law(law)
-    table = apply_column_map(df, columns).reset_index(drop=True)
-    if isinstance(holdout, str):
-        mask, label = holdout_protocols.parse(holdout, table, by=by, natural=natural), holdout
-    else:
-        mask, label = np.asarray(holdout, dtype=bool), "explicit mask"
-        if mask.shape != (len(table),) or mask.all() or not mask.any():
-            raise BayescaleError("an explicit holdout mask must be one boolean per row, with rows on both sides")
-    train, test = table.loc[~mask].reset_index(drop=True), table.loc[mask].reset_index(drop=True)
-    response = law.response
-    if response not in test:
-        raise BayescaleError(f"held-out rows need the response column '{response}'")
-    truth = pd.to_numeric(test[response]).to_numpy(np.float64)
-    notes: list[str] = []
-
-    # one step per fit: the main fit, the bootstrap baseline, each no-pool group fit
-    with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
-              disable=not progress or not baselines) as bar:
-        main = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
-                       draws=draws, progress=progress, duplicates=duplicates)
-        bar.update(1)
-        t_fit = time.perf_counter() - t_start
-        _, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
-        _, mean_draws = main.predict(test, kind="mean", return_draws=True)
-        obs_points, obs_summary = _scored(obs_draws.values, truth, levels)
-        _, mean_summary = _scored(mean_draws.values, truth, levels)
-        points = test.copy()
-        points[f"{METHOD}_median"] = np.median(obs_draws.values, axis=0)
-        for k in ("pit", "crps", "are"):
-            points[f"{METHOD}_{k}"] = obs_points[k]
-        pit_values = {f"{METHOD} (new observation)": obs_points["pit"]}
-
-        summary = {"law": law.spec, "holdout": label, "n_train": int(len(train)), "n_heldout": int(len(test)),
-                   "kind": "observation (new run's loss, noise included)", **obs_summary,
-                   "mean_curve": {"kind": "mean (the law's expected value, no run noise)", **mean_summary},
-                   "baselines": {}, "seed": int(seed), "pooled": main.spec.pooled,
-                   "diagnostics": main.diagnostics}
-
-        for name in baselines:
-            t0 = time.perf_counter()
-            bar.set_postfix_str(name)
-            if name == "bootstrap":
-                boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates)
-                bar.update(1)
-                _, bdraws = boot.predict(test, kind="mean", return_draws=True)
-                bpoints, bsummary = _scored(bdraws, truth, levels)
-                bsummary["kind"] = f"Huber (delta 1e-3) + L-BFGS grid + {n_boot} bootstrap refits, parameter intervals"
-                pit_values[name] = bpoints["pit"]
-                points[f"{name}_median"] = np.median(bdraws, axis=0)
-            elif name == "no-pool":
-                groups = sorted({g for k, g in main.spec.pooled.items() if k in law.params})
-                if not groups:
-                    summary["baselines"][name] = {"skipped": "no law parameter is pooled on these data, "
-                                                  "so the no-pool fit is the bayescale fit itself"}
-                    bar.update(1)
-                    continue
-                g = groups[0]
-                pdraws = np.full((obs_draws.shape[0], len(test)), np.nan)
-                # each group on its own: no between-group spreads, so their priors do not apply
-                unpooled_priors = {k: v for k, v in (priors or {}).items() if not k.endswith("_tau")}
-                labels_g = sorted(test[g].astype(str).unique())
-                bar.total += len(labels_g) - 1  # one fit per group instead of one step
-                for label_g in labels_g:
-                    tr = train[train[g].astype(str) == label_g]
-                    rows = np.flatnonzero(test[g].astype(str).to_numpy() == label_g)
-                    if len(tr) < law.n_free + 1:
-                        notes.append(f"no-pool: {g} {label_g!r} has {len(tr)} training runs, too few for its "
-                                     f"own fit; its {len(rows)} held-out runs are not scored for no-pool")
-                        bar.update(1)
-                        continue
-                    sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
-                                  warmup=warmup, draws=draws, progress=progress, duplicates=duplicates)
-                    _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
-                    pdraws[:, rows] = d.values[: pdraws.shape[0]]
-                    bar.update(1)
-                ok = ~np.isnan(pdraws).any(axis=0)
-                if not ok.any():
-                    summary["baselines"][name] = {"skipped": "no group had enough training runs"}
-                    continue
-                bpoints, bsummary = _scored(pdraws[:, ok], truth[ok], levels)
-                bsummary["kind"] = f"separate bayescale fit per {g}, new observation"
-                bsummary["n_scored"] = int(ok.sum())
-                pit_values[name] = bpoints["pit"]
-            else:
-                raise BayescaleError(f"unknown baseline {name!r}; choose from ['bootstrap', 'no-pool']")
-            bsummary["runtime_seconds"] = time.perf_counter() - t0
-            summary["baselines"][name] = bsummary
-    summary["runtime_seconds"] = time.perf_counter() - t_start
-    summary["fit_seconds"] = t_fit
-    summary["notes"] = notes + main.notes
-    return CalibrationResult(law=law.spec, holdout=label, n_train=len(train), n_heldout=len(test),
-                             summary=summary, points=points, pit=pit_values, fit=main, heldout=test,
-                             notes=notes)
