@@ -240,7 +240,7 @@ absolute times are inflated and noisy; compare the ratios.
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
-- **Target (issue 7): bayescale >= 5x the bulk ESS per second of PyMC's default sampler, counting
+- **Target: bayescale >= 5x the bulk ESS per second of PyMC's default sampler, counting
   compile.** Measured: {ratio:.1f}x against PyMC default (cores=1), cold JAX cache
   ({ours_warm / per_s(pymc1['ess'], pymc1['total_seconds']):.1f}x with a warm persistent cache);
   {ratio_single:.1f}x with bayescale's chains on one thread, like PyMC's default here;
@@ -261,7 +261,7 @@ absolute times are inflated and noisy; compare the ratios.
   bootstrap {huber['bootstrap_seconds']:.1f} s), {boot_rate:.1f} bootstrap draws/s, peak RSS
   {huber['maxrss_mb']:.0f} MB. bayescale's first fit gave {ours:.0f} effective draws/s counting compile,
   {ours / boot_rate:.1f}x the bootstrap's draws/s (treating each resample as one independent draw).
-- **Batched fits (issue 7: >= 10x):** {args.batch} chinchilla fits (240 simulated rows each) with
+- **Batched fits (target >= 10x):** {args.batch} chinchilla fits (240 simulated rows each) with
   `fit_many` (fixed-length HMC, 4 chains x 400 + 500, batch sharded over one JAX CPU device per
   core) took {batch['hmc_total_s'] / args.batch:.3f} s per fit against {batch['nuts_each_s']:.2f} s per sequential default
   NUTS fit ({args.sequential} timed after a compile fit): **{batch['nuts_each_s'] * args.batch / batch['hmc_total_s']:.1f}x** the fits per second

@@ -1,4 +1,4 @@
-"""The choice-mass law (issue 5): correct-choice masses and the accuracy they imply.
+"""The choice-mass law: correct-choice masses and the accuracy they imply.
 
 * the accuracy derivation against a brute-force simulation of questions (correct mass from the
   Beta, incorrect masses from a Dirichlet, answer = argmax) and the exact two-choice case;

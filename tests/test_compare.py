@@ -22,7 +22,7 @@ from bayescale import BayescaleError, get_law
 from bayescale.heldout import CalibrationResult
 from bayescale.cli import main
 from bayescale.comparison import crossover, prob_better
-from test_laws_issue6 import FARSEER_TRUTH, NOISE, constructed_fit, grid
+from test_refined_loss_laws import FARSEER_TRUTH, NOISE, constructed_fit, grid
 
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 

@@ -1,4 +1,4 @@
-"""Downstream laws (issue 5): loss-to-error, accuracy-sigmoid, pass-until, pass-at-k.
+"""Downstream laws: loss-to-error, accuracy-sigmoid, pass-until, pass-at-k.
 
 * closed forms of each mean and of the Beta-Binomial / Beta likelihood (against scipy);
 * parameter recovery on simulated accuracies (2 chains x 300 + 300, as tests/test_recovery.py):

@@ -222,7 +222,7 @@ def test_optimal_allocation_rejects_bad_requests(allocation_draws):
 
 # ---- the registry contract -----------------------------------------------------------------------
 
-def test_registry_lists_the_issue_laws():
+def test_registry_lists_the_size_loss_laws():
     assert {"power", "kaplan-n", "kaplan-d", "kaplan-c", "kaplan-nd", "chinchilla"} <= set(list_laws())
     assert list_laws() == sorted(REGISTRY)
     assert set(bayescale.list_laws()) == set(REGISTRY)

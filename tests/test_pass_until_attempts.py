@@ -1,4 +1,4 @@
-"""pass-until:attempts, PassUntil's law observed as samples until the passes-th pass (issue 5).
+"""pass-until:attempts, PassUntil's law observed as samples until the passes-th pass.
 
 * the Beta-negative-binomial likelihood, censored rows included, against scipy and brute force;
 * the JAX and numpy samplers against that likelihood (chi-square), and a no-scatter pmf rejected;

@@ -84,7 +84,8 @@ def recovery_z(fit: bayescale.Fit, truth: dict) -> dict[str, float]:
 
 # laws whose recovery tests live beside their other tests: law -> test file
 RECOVERY_ELSEWHERE = {
-    "farseer": "test_laws_issue6.py", "bnsl": "test_laws_issue6.py", "overtrain": "test_laws_issue6.py",
+    "farseer": "test_refined_loss_laws.py", "bnsl": "test_refined_loss_laws.py",
+    "overtrain": "test_refined_loss_laws.py",
     "loss-to-error": "test_downstream_laws.py", "accuracy-sigmoid": "test_downstream_laws.py",
     "pass-until": "test_downstream_laws.py", "pass-at-k": "test_downstream_laws.py",
     "lr-annealing": "test_lr_annealing.py", "hyperparams": "test_hyperparams.py",

@@ -27,7 +27,7 @@ from . import chinchilla_epoch, gadre, gemstones, step_law, obsscaling, sloth, p
 __all__ = ["demo_data", "list", "info", "load", "holdout", "reference", "card_text"]
 
 
-def list(primary_only: bool = False) -> builtins.list[str]:  # noqa: A001  (the issue asks for datasets.list())
+def list(primary_only: bool = False) -> builtins.list[str]:  # noqa: A001  (the public name is datasets.list())
     """Registered dataset names (primary_only: one loss table per source)."""
     return sorted(n for n, t in REGISTRY.items() if t.primary or not primary_only)
 

@@ -1,7 +1,7 @@
 """Schedules and hyperparameters on real held-out splits: lr-annealing (Gemstones), hyperparams and
 critical-batch (Step Law).
 
-Run:  python benchmarks/issue6_schedules.py [--seed 0] [--chains 2 --warmup 500 --draws 500]
+Run:  python benchmarks/schedules_suite.py [--seed 0] [--chains 2 --warmup 500 --draws 500]
 Writes the 'Schedules and hyperparameters' section of benchmarks/RESULTS.md. Needs the datasets folder
 (BAYESCALE_DATA or ../shared/datasets).
 
@@ -33,7 +33,6 @@ if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
 
 import bayescale as bs  # noqa: E402
 from bayescale import datasets  # noqa: E402
-from bayescale.inference import _MCMC_CACHE  # noqa: E402
 from bayescale.models.critical_batch import step_law_critical_batch  # noqa: E402
 from bayescale.models.hyperparams import optimal_hyperparams  # noqa: E402
 from bayescale.models.lr_annealing import gemstones_curves  # noqa: E402
@@ -83,7 +82,7 @@ def run_lr_annealing(budget) -> list[str]:
                      "alpha": (s.loc["alpha", "mean"], s.loc["alpha", "sd"]), "C": (s.loc["C", "mean"], s.loc["C", "sd"]),
                      "secs": secs})
         print(f"lr-annealing lambda={lam}: {rows[-1]}", flush=True)
-        _MCMC_CACHE.clear()
+        bs.clear_caches()   # free this shape's compiled sampler before the next
     best = max(rows, key=lambda r: r["elpd_loo_train"])["lambda"]
     md = ["### lr-annealing on Gemstones (constant LR + 10 % linear cooldowns)", "",
           f"Train: constant-LR checkpoints <= 100B tokens and cooldowns starting <= 50B tokens "
@@ -149,7 +148,7 @@ def run_hyperparams(budget) -> list[str]:
                             f"{opt.loc[i, 'batch_size_upper_90']:.3g}] | {0.58 * b['tokens'] ** 0.571:.3g} | "
                             f"{b['batch_size']:.3g} |")
         print(f"hyperparams {label}: {table[-1]}", flush=True)
-        _MCMC_CACHE.clear()
+        bs.clear_caches()   # free this shape's compiled sampler before the next
     md += table + ["", "A symmetric quadratic bowl is a rough model of Step Law's landscape, which is steeper at high "
                    "learning rates and small batches: fitted to the whole grid it predicts held-out losses but moves "
                    "the minimum, so its exponents need not match the authors' argmin-based fits. Restricting to "
@@ -198,7 +197,7 @@ def main() -> None:
     args = ap.parse_args()
     budget = {"seed": args.seed, "chains": args.chains, "warmup": args.warmup, "draws": args.draws}
     t0 = time.perf_counter()
-    md = [f"## {SECTION}", "", "Script: `benchmarks/issue6_schedules.py` "
+    md = [f"## {SECTION}", "", "Script: `benchmarks/schedules_suite.py` "
           f"(NUTS {args.chains} chains x {args.warmup} warmup + {args.draws} draws, seed {args.seed}).", ""]
     for key, part in (("lr", run_lr_annealing), ("hp", run_hyperparams), ("cb", run_critical_batch)):
         if args.only in (None, key):

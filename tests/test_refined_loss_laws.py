@@ -266,12 +266,12 @@ SBC_SETTINGS = {"chains": 1, "warmup": 200, "draws": 300, "thin": 3, "bins": 10}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("spec", ["farseer", "overtrain", "bnsl", "bnsl:2"])
-def test_sbc_issue6_laws(spec):
+def test_sbc_refined_loss_laws(spec):
     assert_calibrated(sbc_in_fresh_process(spec, n_sims=100, seed=0, **SBC_SETTINGS))
 
 
 @pytest.mark.slow
-def test_sbc_issue6_misspecified_control_fails():
+def test_sbc_refined_loss_misspecified_control_fails():
     """The same check with the noise fixed far too small must reject uniformity (U-shaped ranks)."""
     assert_control_fails(sbc_in_fresh_process("overtrain", n_sims=30, seed=0,
                                               fit_priors={"sigma": "Delta(0.002)"}, **SBC_SETTINGS))
