@@ -20,9 +20,9 @@ from numpyro.distributions.transforms import biject_to
 from scipy.optimize import minimize
 
 from .data import validate
-from .errors import BayescaleError
-from .inference import centred_inputs, reference_scales
+from .design import centre, reference_scales
 from .models import get_law
+from .predict import predict
 
 
 def _huber(r, delta):
@@ -60,27 +60,23 @@ class BootstrapFit:
     logref: dict[str, float]
     stats: dict = field(default_factory=dict)
 
+    # ---- the source protocol of bayescale.predict -----------------------------------------------
+    @property
+    def n_draws(self) -> int:
+        return len(next(iter(self.draws.values())))
+
+    def param_draws(self, frame, rng, notes, typical=False) -> dict[str, np.ndarray]:
+        """Bootstrap refits (samples x 1): every row shares them (no groups)."""
+        return {k: v[:, None] for k, v in self.draws.items()}
+
+    def new_observations(self, rng, mu, values, aux) -> np.ndarray:
+        """A new run: the curve times a resampled log residual of the fit."""
+        return mu * np.exp(rng.choice(self.residuals, size=mu.shape))
+
     def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
                 columns=None, return_draws: bool = False):
-        from .results import _check_levels, interval_columns
-
-        levels = _check_levels(levels)
-        data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep",
-                        linear_inputs=self.law.linear_inputs)
-        x = centred_inputs(self.law, data.inputs, self.logref)
-        x = {k: np.asarray(v)[None, :] for k, v in x.items()}
-        p = {k: v[:, None] for k, v in self.draws.items()}
-        draws = np.asarray(self.law.mean(x, p), dtype=np.float64)
-        if kind == "observation":  # resample the fit's own log residuals
-            rng = np.random.default_rng(seed)
-            draws = draws * np.exp(rng.choice(self.residuals, size=draws.shape))
-        elif kind != "mean":
-            raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
-        out = df.reset_index(drop=True).copy()
-        for col, v in interval_columns(draws, levels).items():
-            out[col] = v
-        out.attrs["kind"] = kind
-        return (out, draws) if return_draws else out
+        """As :meth:`bayescale.Fit.predict`, over the bootstrap refits."""
+        return predict(self, df, levels, kind, seed=seed, columns=columns, return_draws=return_draws)
 
 
 def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, delta: float = 1e-3,
@@ -96,7 +92,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     names = list(law.params)
     transforms = [biject_to(law.params[k].prior.support) for k in names]
     logref = reference_scales(law, data.inputs)
-    x = centred_inputs(law, data.inputs, logref)
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, logref).items()}
     logy = jnp.asarray(np.log(data.response), dtype=jnp.float32)
 
     def unpack(u):

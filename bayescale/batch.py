@@ -260,15 +260,15 @@ def _program(spec, args0, chains, warmup, draws, dense, n_pad):
 
 def _model_args(spec, data, n_pad):
     """(x, idx, y, aux, rows) of one dataset, padded to n_pad rows by repeating its first row."""
-    from .inference import centred_inputs, extra_columns
+    from .design import centre, extra_columns
 
     law = spec.law
     pad = np.concatenate([np.arange(data.n), np.zeros(n_pad - data.n, dtype=np.int64)])
-    x = {k: np.asarray(v)[pad] for k, v in centred_inputs(law, data.inputs, spec.logref).items()}
+    x = {k: np.asarray(v)[pad] for k, v in centre(law, data.inputs, spec.logref).items()}
     idx = {g: np.asarray(data.group_index[g])[pad].astype(np.int32) for g in spec.coords}
-    aux_np = extra_columns(law, data.frame)
+    aux_np = extra_columns(data.frame, law.extras)
     aux = {k: v[pad].astype(np.float32) for k, v in aux_np.items()}
-    y = np.asarray(law.site_value(data.response, aux_np), np.float32)[pad]
+    y = np.asarray(law.observation.site_value(data.response, aux_np), np.float32)[pad]
     return x, idx, y, aux, np.arange(n_pad) < data.n
 
 

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .data import GROUP_COLUMNS, validate
+from . import predict as predictive
 from .errors import BayescaleError, BayescaleWarning
-from .results import Fit, _check_levels, expected_response, interval_columns, load, mean_extras
+from .predict import check_levels, interval_columns
+from .results import Fit, load
 
 KINDS = ("mean", "observation")
 
@@ -37,29 +38,9 @@ def rate_draws(fit: Fit, df: pd.DataFrame, kind: str = "mean", *, seed: int = 0,
     """
     if kind not in KINDS:
         raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
-    law = fit.law
-    inputs = dict(inputs or {})
-    extras = tuple(law.extras) if kind == "observation" else mean_extras(law)
-    data = validate(df, tuple(k for k in law.inputs if k not in inputs), response=None,
-                    duplicates="keep", groups=GROUP_COLUMNS, extra_numeric=extras,
-                    linear_inputs=law.linear_inputs)
-    frame = data.frame
+    data = predictive.prepare(fit, df, kind, given=tuple(inputs or ()))
     notes = data.notes if notes is None else notes
-    rng = np.random.default_rng(seed)
-    values = fit.param_draws(frame, rng, notes)
-    n = fit._n_samples()
-    if inputs:
-        n = min(n, *[len(v) for v in inputs.values()])
-    values = {k: v[:n] for k, v in values.items()}
-    x = {}
-    for k in law.inputs:
-        raw = inputs[k][:n] if k in inputs else frame[k].to_numpy(np.float64)[None, :]
-        x[k] = (raw if k in law.linear_inputs else np.log(raw)) - fit.spec.logref[k]
-    mu = np.broadcast_to(np.asarray(law.mean(x, values), dtype=np.float64), (n, len(frame)))
-    aux = {k: frame[k].to_numpy(np.float64) for k in extras}
-    if kind == "observation":
-        return np.asarray(law.sample_observation(rng, mu, values, aux), dtype=np.float64)
-    return expected_response(law, mu, aux)
+    return predictive.response_draws(fit, data.frame, kind, np.random.default_rng(seed), notes, inputs)
 
 
 class Chain:
@@ -96,7 +77,7 @@ class Chain:
         ``kind`` is the downstream curve ("mean") or a new run's measured rate ("observation",
         needs ``trials``); ``loss_kind`` whether the loss is the loss fit's curve or a new run's loss.
         """
-        levels = _check_levels(levels)
+        levels = check_levels(levels)
         loss, rate = self.draws(df, kind, loss_kind, seed=seed)
         out = df.reset_index(drop=True).copy()
         for col, v in interval_columns(loss, levels, prefix="loss_").items():

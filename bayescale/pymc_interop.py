@@ -4,7 +4,7 @@
 with the same variables, names, coords and dims as the NumPyro model of
 :func:`bayescale.inference.make_model`: the same priors, pooled parameters as a population value,
 ``{name}_tau`` and centred ``{name}_u`` or non-centred ``{name}_z`` group values in the unconstrained
-space of the prior's support, a deterministic ``{name}_by_{group}``, and Student-t on log response.
+space of the prior's support, a deterministic ``{name}_by_{group}``, and the law's observation model (its PyMC twin).
 """
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import ast
 import numpy as np
 from numpyro.distributions import constraints
 
+from .design import centre, extra_columns
 from .errors import BayescaleError
 from .models import Law, get_law
 from .priors import describe
+from .spec import build
 
 
 def _import_pymc():
@@ -82,18 +84,13 @@ def support_transform(pt, support):
 def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, columns=None,
             duplicates: str = "error", parametrisation: str = "auto"):
     """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors)``."""
-    from .inference import build, centred_inputs, extra_columns
-
     pm, pt = _import_pymc()
     law = get_law(law)
-    if type(law).observe is not Law.observe or type(law).site_value is not Law.site_value:
-        raise BayescaleError(
-            f"law {law.spec!r} has its own likelihood; to_pymc translates the default Student-t on "
-            "log response only")
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation)
-    x_np = {k: np.asarray(v, np.float64) for k, v in centred_inputs(law, data.inputs, spec.logref).items()}
-    y_np = law.site_value(data.response, extra_columns(law, data.frame))
+    x_np = centre(law, data.inputs, spec.logref)
+    aux_np = extra_columns(data.frame, law.extras)
+    y_np = law.observation.site_value(data.response, aux_np)
     coords = {**{g: list(v) for g, v in spec.coords.items()}, "obs": np.arange(data.n)}
     with pm.Model(coords=coords) as model:
         x = {k: pm.Data(f"x_{k}", v, dims="obs") for k, v in x_np.items()}
@@ -116,5 +113,5 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
             by_group = pm.Deterministic(f"{name}_by_{g}", forward(u), dims=g)
             values[name] = by_group[idx[g]]
         mu = law.mean(x, values, xp=pt)
-        pm.StudentT("y", nu=values["nu"], mu=pt.log(mu), sigma=values["sigma"], observed=y_np, dims="obs")
+        law.observation.pymc_observe(pm, pt, mu, values, y_np, aux_np)
     return model

@@ -3,73 +3,32 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import tempfile
 import warnings
 from pathlib import Path
 
 import arviz as az
+import jax
+import numpyro
 import numpy as np
 import pandas as pd
 import xarray as xr
-from numpyro.distributions.transforms import biject_to
-
-from .data import GROUP_COLUMNS, validate
+from . import __version__
+from . import predict as predictive
+from .data import GROUP_COLUMNS, Dataset
+from .design import extra_columns
 from .errors import BayescaleError, BayescaleWarning
-from .inference import ModelSpec
+from .spec import ModelSpec
+from .predict import check_levels, label_draws, stacked, summary_frame
 
 QUANTILES = (0.025, 0.05, 0.5, 0.95, 0.975)
 RHAT_MAX, ESS_MIN = 1.01, 400
 
 
-def level_name(level: float) -> str:
-    return f"{level * 100:g}"
-
-
-def _check_levels(levels) -> tuple[float, ...]:
-    levels = tuple(float(v) for v in np.atleast_1d(levels))
-    bad = [v for v in levels if not 0 < v < 1]
-    if bad:
-        raise BayescaleError(f"interval levels must lie strictly between 0 and 1, got {bad}; e.g. levels=(0.5, 0.9)")
-    return levels
-
-
-def mean_extras(law) -> tuple[str, ...]:
-    """Per-row columns the law needs to turn its curve into the expected response (``to_rate``)."""
-    return tuple(getattr(law, "rate_extras", ()))
-
-
-def expected_response(law, mu: np.ndarray, aux: dict) -> np.ndarray:
-    """The expected response from the law's curve ``mu``: ``law.to_rate`` where the law has one
-    (e.g. accuracy = chance + (1 - chance)·curve), else the curve itself."""
-    to_rate = getattr(law, "to_rate", None)
-    return np.asarray(to_rate(mu, aux, xp=np) if to_rate else mu, dtype=np.float64)
-
-
-def require_mean_extras(law, df: pd.DataFrame, columns: dict | None = None) -> None:
-    """A clear error when the table lacks the columns ``kind="mean"`` needs (see :func:`mean_extras`)."""
-    from .data import apply_column_map
-
-    missing = [c for c in mean_extras(law) if c not in apply_column_map(df, columns).columns]
-    if missing:
-        hint = " ('chance' = 1 / number of choices, 0 for free-form answers)" if "chance" in missing else ""
-        raise BayescaleError(
-            f"law {law.spec!r} ({law.formula}): the expected {law.response} (kind='mean') needs the per-row "
-            f"column(s) {missing}, which the prediction table lacks (it has {list(df.columns)}); add them"
-            f"{hint}, or use kind='curve' for the law's curve without them")
-
-
-def interval_columns(draws: np.ndarray, levels, prefix: str = "") -> dict[str, np.ndarray]:
-    """mean, median and central intervals over axis 0 of ``draws``."""
-    out = {f"{prefix}mean": draws.mean(axis=0), f"{prefix}median": np.median(draws, axis=0)}
-    for level in levels:
-        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        out[f"{prefix}lower_{level_name(level)}"] = lo
-        out[f"{prefix}upper_{level_name(level)}"] = hi
-    return out
-
-
 class Fit:
-    """A fitted law. ``fit.posterior`` is ArviZ InferenceData with labelled dims."""
+    """A fitted law. ``fit.idata`` is the ArviZ InferenceData (labelled dims), ``fit.posterior`` its
+    posterior group."""
 
     def __init__(self, idata: az.InferenceData):
         if "posterior" not in idata.groups() or "bayescale" not in idata.posterior.attrs:
@@ -83,8 +42,28 @@ class Fit:
 
     # ---- views ----------------------------------------------------------------------------
     @property
-    def posterior(self) -> az.InferenceData:
-        return self.idata
+    def posterior(self) -> xr.Dataset:
+        """The posterior group (draws of every sampled and derived variable); ``idata`` is the whole
+        ArviZ InferenceData."""
+        return self.idata.posterior
+
+    @property
+    def law_spec(self) -> str:
+        return self.law.spec
+
+    @property
+    def logref(self) -> dict[str, float]:
+        """log of each input's reference scale (N0, D0, ...), or the reference itself for linear inputs."""
+        return self.spec.logref
+
+    @property
+    def pooled(self) -> dict[str, str]:
+        return self.spec.pooled
+
+    @property
+    def n_draws(self) -> int:
+        post = self.idata.posterior
+        return post.sizes["chain"] * post.sizes["draw"]
 
     @property
     def notes(self) -> list[str]:
@@ -196,51 +175,19 @@ class Fit:
                 rows[key] = row
         return pd.DataFrame.from_dict(rows, orient="index")
 
-    # ---- prediction ------------------------------------------------------------------------------
-    def _stacked(self, name: str) -> np.ndarray:
-        da = self.idata.posterior[name]
-        extra = [d for d in da.dims if d not in ("chain", "draw")]
-        return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", *extra).values)
+    # ---- prediction (bayescale.predict) ------------------------------------------------------
+    def draws(self, name: str) -> np.ndarray:
+        """Posterior draws of one variable, chains stacked: (samples, ...), float64."""
+        return stacked(self.idata.posterior, name)
 
     def param_draws(self, frame: pd.DataFrame, rng: np.random.Generator, notes: list[str],
                     typical: bool = False) -> dict[str, np.ndarray]:
-        """Per-row parameter draws (samples x rows). Unseen groups get a new group from the population;
-        ``typical`` uses the population value for every row instead."""
-        values = {}
-        for name in self.law.all_params():
-            pop = self._stacked(name)
-            g = self.spec.pooled.get(name)
-            if g is None or typical:
-                values[name] = pop[:, None]
-                continue
-            table = self._stacked(self._group_value_name(name))
-            known = {label: i for i, label in enumerate(self.spec.coords[g])}
-            labels = frame[g].astype(str).to_numpy() if g in frame else np.full(len(frame), "")
-            unseen = sorted({lab for lab in labels if lab not in known})
-            if unseen:
-                t = biject_to(self.spec.priors[name].support)
-                tau = self._stacked(f"{name}_tau")
-                z = rng.standard_normal((len(pop), len(unseen)))
-                new = np.asarray(t(np.asarray(t.inv(pop))[:, None] + tau[:, None] * z))
-                table = np.concatenate([table, new], axis=1)
-                known.update({lab: len(self.spec.coords[g]) + i for i, lab in enumerate(unseen)})
-                notes.append(f"{g} label(s) {unseen} not in the fit: '{name}' drawn from the population "
-                             f"distribution over {g} labels")
-            values[name] = table[:, [known[lab] for lab in labels]]
-        return values
+        """Per-row parameter draws (samples x rows); see :func:`bayescale.predict.group_parameter_draws`."""
+        return predictive.group_parameter_draws(self, frame, rng, notes, typical)
 
-    def _mean_draws(self, frame: pd.DataFrame, values: dict) -> np.ndarray:
-        from .inference import centred_inputs
-
-        x = centred_inputs(self.law, {k: frame[k].to_numpy(np.float64) for k in self.law.inputs},
-                           self.spec.logref)
-        x = {k: np.asarray(v)[None, :] for k, v in x.items()}
-        mu = np.asarray(self.law.mean(x, values), dtype=np.float64)
-        return np.broadcast_to(mu, (self._n_samples(), len(frame)))
-
-    def _n_samples(self) -> int:
-        post = self.idata.posterior
-        return post.sizes["chain"] * post.sizes["draw"]
+    def new_observations(self, rng, mu, values, aux) -> np.ndarray:
+        """New measurements at curve draws ``mu``, from the law's observation model."""
+        return self.law.observation.sample(rng, mu, values, aux)
 
     def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
                 columns: dict | None = None, return_draws: bool = False):
@@ -252,41 +199,7 @@ class Fit:
         above chance); ``kind="observation"`` adds the observation noise to the expected response.
         With ``return_draws=True`` also returns the draws as an xarray DataArray (sample, row).
         """
-        if kind not in ("mean", "curve", "observation"):
-            raise BayescaleError(f"kind must be 'mean', 'curve' or 'observation', got {kind!r}")
-        levels = _check_levels(levels)
-        if kind == "mean":
-            require_mean_extras(self.law, df, columns)
-        extras = {"observation": self.law.extras, "mean": mean_extras(self.law)}.get(kind, ())
-        data = validate(df, self.law.inputs, response=None, columns=columns, duplicates="keep",
-                        groups=tuple(g for g in GROUP_COLUMNS), extra_numeric=extras,
-                        linear_inputs=self.law.linear_inputs)
-        frame = data.frame
-        notes = list(data.notes)
-        rng = np.random.default_rng(seed)
-        values = self.param_draws(frame, rng, notes)
-        draws = self._mean_draws(frame, values)
-        if kind == "observation":
-            from .inference import extra_columns
-
-            draws = self.law.sample_observation(rng, draws, values, extra_columns(self.law, frame))
-        elif kind == "mean":
-            draws = expected_response(self.law, draws, {k: frame[k].to_numpy(np.float64) for k in extras})
-        out = df.reset_index(drop=True).copy()
-        if "compute" in self.law.inputs and "compute" not in out:
-            out["compute"] = frame["compute"]
-        for col, v in interval_columns(draws, levels).items():
-            out[col] = v
-        out.attrs["notes"] = notes
-        out.attrs["kind"] = kind
-        for note in notes:
-            if note not in data.notes:
-                warnings.warn(note, BayescaleWarning, stacklevel=2)
-        if return_draws:
-            da = xr.DataArray(draws, dims=("sample", "row"), name="curve" if kind == "curve" else self.law.response,
-                              attrs={"kind": kind, "law": self.law.spec})
-            return out, da
-        return out
+        return predictive.predict(self, df, levels, kind, seed=seed, columns=columns, return_draws=return_draws)
 
     # ---- compute-optimal allocation --------------------------------------------------------------
     def optimal_allocation(self, compute, levels=(0.5, 0.9), *, grid: int = 801, **labels) -> pd.DataFrame:
@@ -299,25 +212,17 @@ class Fit:
                 f"law {self.law.spec!r} has inputs {list(self.law.inputs)}; compute-optimal allocation "
                 "needs a law in params and tokens, e.g. 'chinchilla' or 'kaplan-nd'"
             )
-        levels = _check_levels(levels)
+        levels = check_levels(levels)
         budgets = np.atleast_1d(np.asarray(compute, dtype=np.float64))
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayescaleError(f"compute budgets must be positive finite FLOPs, got {compute!r}")
-        bad = [k for k in labels if k not in GROUP_COLUMNS]
-        if bad:
-            raise BayescaleError(f"unknown label(s) {bad}; use {list(GROUP_COLUMNS)}")
-        frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
-        notes: list[str] = []
-        values = self.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
+        values, notes = label_draws(self, labels)
         u = np.linspace(-10.0, 10.0, grid)
         rows = []
         edge_hits = 0
         for c in budgets:
-            logn = 0.5 * np.log(c / 6.0) + u
-            x = {"params": logn - self.spec.logref["params"],
-                 "tokens": np.log(c / 6.0) - logn - self.spec.logref["tokens"]}
-            x = {k: v[None, :] for k, v in x.items()}
-            loss = np.asarray(self.law.mean(x, values), dtype=np.float64)
+            log_n = 0.5 * np.log(c / 6.0) + u   # along the iso-FLOP line 6ND = c
+            loss = predictive.curve_at_sizes(self, log_n[None, :], np.log(c / 6.0) - log_n[None, :], values)
             loss = np.where(np.isfinite(loss), loss, np.inf)
             k = np.argmin(loss, axis=1)
             edge_hits += int(np.sum((k == 0) | (k == grid - 1)))
@@ -329,21 +234,13 @@ class Fit:
             best_u = u[kk] + np.clip(shift, -1, 1) * (u[1] - u[0])
             n_opt = np.exp(0.5 * np.log(c / 6.0) + best_u)
             d_opt = c / (6.0 * n_opt)
-            xo = {"params": np.log(n_opt)[:, None] - self.spec.logref["params"],
-                  "tokens": np.log(d_opt)[:, None] - self.spec.logref["tokens"]}
-            l_opt = np.asarray(self.law.mean(xo, values), dtype=np.float64)[:, 0]
-            row = {"compute": c}
-            for name, arr in (("params", n_opt), ("tokens", d_opt), ("loss", l_opt),
-                              ("tokens_per_param", d_opt / n_opt)):
-                for col, v in interval_columns(arr[:, None], levels, prefix=f"{name}_").items():
-                    row[col] = float(v[0])
-            rows.append(row)
+            l_opt = predictive.curve_at_sizes(self, np.log(n_opt)[:, None], np.log(d_opt)[:, None], values)[:, 0]
+            rows.append({"compute": c, **summary_frame({"params": n_opt, "tokens": d_opt, "loss": l_opt,
+                                                        "tokens_per_param": d_opt / n_opt}, levels)})
         out = pd.DataFrame(rows)
         if edge_hits:
             notes.append(f"{edge_hits} draw(s) put the optimum at the edge of the search range "
                          "(tokens per parameter beyond e^±20): that law draw has no interior optimum")
-        if not labels and self.spec.pooled:
-            notes.append("no group labels given: the population's typical parameter values were used")
         out.attrs["notes"] = notes
         return out
 
@@ -373,26 +270,6 @@ class Fit:
 
 
     # ---- derived quantities: asymptote and tokens for a target loss -------------------------------
-    def _label_values(self, labels: dict) -> tuple[dict, list[str]]:
-        """Parameter draws (samples x 1) for group labels, or the population's typical values."""
-        bad = [k for k in labels if k not in GROUP_COLUMNS]
-        if bad:
-            raise BayescaleError(f"unknown label(s) {bad}; use {list(GROUP_COLUMNS)}")
-        notes: list[str] = []
-        frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
-        values = self.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
-        if not labels and self.spec.pooled:
-            notes.append("no group labels given: the population's typical parameter values were used")
-        return values, notes
-
-    def _mean_at_nd(self, log_n, log_d, values) -> np.ndarray:
-        """The law's mean at log N, log D (broadcast against the draws), from whichever of params,
-        tokens, compute = 6ND and multiplier = D/N the law takes."""
-        raw = {"params": log_n, "tokens": log_d, "compute": np.log(6.0) + log_n + log_d,
-               "multiplier": log_d - log_n}
-        x = {k: np.asarray(raw[k] - self.spec.logref[k], dtype=np.float64) for k in self.law.inputs}
-        return np.asarray(self.law.mean(x, values, xp=np), dtype=np.float64)  # numpy: many small calls
-
     def min_loss(self, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
         """The lowest loss the law can reach (its asymptote E as the inputs grow), with intervals."""
         if "E" not in self.law.params:
@@ -400,10 +277,9 @@ class Fit:
                 f"law {self.law.spec!r} has no irreducible-loss term E: its loss falls towards 0 as "
                 "the inputs grow, so there is no minimum loss to report; fit a law with E, e.g. "
                 "'chinchilla', 'farseer' or 'power'")
-        levels = _check_levels(levels)
-        values, notes = self._label_values(labels)
-        e = np.asarray(values["E"], dtype=np.float64)[:, :1]
-        out = pd.DataFrame({k: v for k, v in interval_columns(e, levels, prefix="loss_").items()})
+        levels = check_levels(levels)
+        values, notes = label_draws(self, labels)
+        out = pd.DataFrame([summary_frame({"loss": np.asarray(values["E"], dtype=np.float64)[:, 0]}, levels)])
         if self.law.name == "bnsl":
             final = values["alpha"] + sum(values[k] for k in values if k.startswith("delta_"))
             share = float(np.mean(final <= 0))
@@ -426,14 +302,14 @@ class Fit:
                 f"law {self.law.spec!r} has inputs {list(self.law.inputs)}; tokens for a target loss need "
                 "a law whose loss depends on tokens (through tokens, compute or multiplier), e.g. "
                 "'chinchilla', 'farseer' or 'overtrain'")
-        levels = _check_levels(levels)
+        levels = check_levels(levels)
         targets = np.atleast_1d(np.asarray(target, dtype=np.float64))
         sizes = np.atleast_1d(np.asarray(params, dtype=np.float64))
         if not (np.all(np.isfinite(targets)) and np.all(targets > 0)):
             raise BayescaleError(f"target loss must be positive and finite, got {target!r}")
         if not (np.all(np.isfinite(sizes)) and np.all(sizes > 0)):
             raise BayescaleError(f"params must be positive parameter counts, got {params!r}")
-        values, notes = self._label_values(labels)
+        values, notes = label_draws(self, labels)
         ref = self.spec.logref  # a rough centre for the search in log D: D0, or from C0 (and M0)
         if "tokens" in ref:
             ref_d = ref["tokens"]
@@ -444,7 +320,7 @@ class Fit:
         rows = []
         for n in sizes:
             log_n = np.log(n)
-            floor = self._mean_at_nd(log_n, ref_d + 200.0, values).reshape(-1)  # D -> inf
+            floor = predictive.curve_at_sizes(self, log_n, ref_d + 200.0, values).reshape(-1)  # D -> inf
             for t in targets:
                 if t <= np.median(floor):
                     lo, hi = np.quantile(floor, [0.05, 0.95])
@@ -457,21 +333,75 @@ class Fit:
                 reachable = floor < t
                 for _ in range(80):  # bisection in log D; loss falls with D
                     mid = 0.5 * (lo_d + hi_d)
-                    above = self._mean_at_nd(log_n, mid[:, None], values).reshape(-1) > t
+                    above = predictive.curve_at_sizes(self, log_n, mid[:, None], values).reshape(-1) > t
                     lo_d, hi_d = np.where(above, mid, lo_d), np.where(above, hi_d, mid)
                 log_d = np.where(reachable, 0.5 * (lo_d + hi_d), np.inf)
                 d = np.exp(log_d)
-                row = {"params": n, "target_loss": t, "p_reachable": float(reachable.mean())}
-                for name, arr in (("tokens", d), ("compute", 6.0 * n * d), ("tokens_per_param", d / n)):
-                    for col, v in interval_columns(arr[:, None], levels, prefix=f"{name}_").items():
-                        row[col] = float(v[0])
-                rows.append(row)
+                rows.append({"params": n, "target_loss": t, "p_reachable": float(reachable.mean()),
+                             **summary_frame({"tokens": d, "compute": 6.0 * n * d, "tokens_per_param": d / n},
+                                             levels)})
         out = pd.DataFrame(rows)
         if (out["p_reachable"] < 1).any():
             notes.append("some draws never reach the target at that size (tokens = inf in those draws); "
                          "the upper interval ends and the mean may be infinite")
         out.attrs["notes"] = notes
         return out
+
+# ---- building a Fit's record from draws (single and batched fits) ---------------------------------
+
+def inference_data(spec: ModelSpec, data: Dataset, samples: dict, sample_stats: dict,
+                   loglik: np.ndarray) -> az.InferenceData:
+    """Labelled InferenceData from (chain, draw, ...) arrays: posterior sites, sample stats
+    (diverging, n_steps, acceptance_rate, lp) and the pointwise log likelihood of the data rows."""
+    aux_np = extra_columns(data.frame, spec.law.extras)
+    constant = {k: data.inputs[k] for k in spec.law.inputs}
+    constant.update(aux_np)
+    for g in GROUP_COLUMNS:
+        constant[g] = np.asarray(data.frame[g].to_numpy(), dtype=str)
+    constant[spec.law.response] = data.response
+    return az.from_dict(
+        posterior=samples,
+        sample_stats=sample_stats,
+        log_likelihood={"y": loglik},
+        observed_data={"y": spec.law.observation.site_value(data.response, aux_np)},
+        constant_data=constant,
+        coords={**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n)},
+        dims={**_dims(spec), **{k: ["obs"] for k in constant}},
+    )
+
+
+def fit_config(spec: ModelSpec, data: Dataset, *, seed, chains, warmup, draws, target_accept,
+               stats, columns=None) -> dict:
+    """The JSON record a Fit carries in ``posterior.attrs["bayescale"]``."""
+    return {
+        **spec.to_json(),
+        "data_hash": data.data_hash(),
+        "n_obs": data.n,
+        "columns": columns or {},
+        "seed": int(seed), "chains": chains, "warmup": warmup, "draws": draws,
+        "target_accept": target_accept,
+        "notes": spec.notes,
+        "versions": versions(),
+        "device": str(jax.devices()[0].platform),
+        "stats": stats,
+    }
+
+
+def _dims(spec: ModelSpec) -> dict[str, list[str]]:
+    dims = {"y": ["obs"]}
+    for name, g in spec.pooled.items():
+        dims[f"{name}_{'u' if name in spec.centred else 'z'}"] = [g]
+        dims[f"{name}_by_{g}"] = [g]
+    return dims
+
+
+def versions() -> dict[str, str]:
+    return {
+        "bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__,
+        "arviz": az.__version__, "numpy": np.__version__, "pandas": pd.__version__,
+        "xarray": xr.__version__, "python": platform.python_version(),
+    }
+
 
 def load(path) -> Fit:
     """Read a fit written by :meth:`Fit.save`."""

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from numpyro.handlers import seed as seed_handler
 from numpyro.handlers import trace
 
 from .data import GROUP_COLUMNS
+from .design import centre, extra_columns
 from .errors import BayescaleError
+from .inference import make_model
+from .models import get_law
+from .spec import build
 
 
 def _per_row(value, labels: np.ndarray, name: str, g: str | None) -> np.ndarray:
@@ -31,25 +36,21 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
     reference scales taken from the design's geometric mean (as a fit of the same rows would).
     Without ``params`` everything is drawn from the prior of the NumPyro model.
     """
-    from .inference import build, centred_inputs, extra_columns, make_model
-    from .models import get_law
-
     law = get_law(law)
     design = design.copy()
     design[law.response] = 1.0  # placeholder for validation; replaced below
     spec, data = build(design, law, pool=pool, priors=priors, duplicates="keep", check_response=False)
     frame = data.frame
-    x = centred_inputs(law, data.inputs, spec.logref)
-    aux_np = extra_columns(law, frame)
+    x = centre(law, data.inputs, spec.logref)
+    aux_np = extra_columns(frame, law.extras)
     if params is None:
-        import jax.numpy as jnp
-
+        x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in x.items()}
         idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
         tr = trace(seed_handler(make_model(spec), jax.random.PRNGKey(seed))).get_trace(
             x, idx, None, {k: jnp.asarray(v) for k, v in aux_np.items()})
         truth = {k: np.asarray(v["value"]) for k, v in tr.items()
                  if v["type"] in ("sample", "deterministic") and k != "y"}
-        y = law.from_site(np.asarray(tr["y"]["value"], dtype=np.float64), aux_np)
+        y = law.observation.from_site(np.asarray(tr["y"]["value"], dtype=np.float64), aux_np)
         if not noise:
             raise BayescaleError("noise=False needs explicit params")
     else:
@@ -64,9 +65,9 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
             g = _group_of(value, frame) if isinstance(value, dict) else None
             labels = frame[g].to_numpy() if g else np.zeros(len(frame))
             values[name] = _per_row(value, labels, name, g)[None, :]
-        mu = np.asarray(law.mean({k: np.asarray(v)[None, :] for k, v in x.items()}, values), np.float64)[0]
+        mu = np.asarray(law.mean({k: v[None, :] for k, v in x.items()}, values, xp=np), np.float64)[0]
         rng = np.random.default_rng(seed)
-        y = law.sample_observation(rng, mu[None, :], values, aux_np)[0] if noise else mu
+        y = law.observation.sample(rng, mu[None, :], values, aux_np)[0] if noise else mu
         truth = dict(params)
     out = design.drop(columns=[law.response]).reset_index(drop=True)
     out[law.response] = y

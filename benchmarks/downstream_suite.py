@@ -301,7 +301,7 @@ def monkeys_attempts_case(budget, quick):
     # rate r ~ Beta(p·phi, (1-p)·phi), its passes Binomial(trials, r)
     rng = np.random.default_rng(0)
     p = rate_draws(f, test, "mean")
-    phi = f._stacked("phi").reshape(-1, 1)[: len(p)]          # draw by draw with p
+    phi = f.draws("phi").reshape(-1, 1)[: len(p)]          # draw by draw with p
     a, b = rate_ab(p, phi, xp=np)
     trials = test.trials.to_numpy(int)
     passed = rng.binomial(trials, np.clip(rng.beta(a, b), 1e-12, 1)) / trials
@@ -339,7 +339,7 @@ GEMSTONES_TASKS = {"arc_challenge": ("arc:challenge", 4), "arc_easy": ("arc:easy
 def choice_mass_case(budget, quick):
     """choice-mass on Gemstones per-question correct masses (final checkpoint), N <= 5.4e8; predict the
     held-out 1B/2B models' mean correct mass per task and, via the Dirichlet, their accuracy."""
-    from bayescale.models.choice_mass import choice_accuracy
+    from bayescale.predict import choice_accuracy
 
     df = datasets.load("gemstones_task_losses")
     small = df.params <= 5.4e8
@@ -352,7 +352,7 @@ def choice_mass_case(budget, quick):
     held = df[~small].groupby(["shape", "task"], as_index=False).agg(
         compute=("compute", "first"), mass=("p_choice_correct", "mean"), n=("p_choice_correct", "size"))
     m = rate_draws(f, held, "mean")
-    phi = np.asarray(f.posterior.posterior["phi_by_task"].sel(task=held.task.to_numpy()).values, float)
+    phi = np.asarray(f.posterior["phi_by_task"].sel(task=held.task.to_numpy()).values, float)
     phi = phi.reshape(-1, len(held))[: len(m)]
     # a task's mean over its n questions scatters around m by the Beta's sd / sqrt(n)
     sd = np.sqrt(m * (1 - m) / (phi + 1) / held.n.to_numpy())

@@ -90,7 +90,7 @@ def test_predict_mirrors_fit_predict(boot, simulated):
         k: v[:, None] for k, v in boot.draws.items()})), axis=0), rtol=1e-5)
     obs = boot.predict(new, levels=(0.9,), kind="observation", seed=0)
     assert np.all(obs["upper_90"] - obs["lower_90"] > out["upper_90"] - out["lower_90"])
-    with pytest.raises(BayescaleError, match="kind must be 'mean' or 'observation'"):
+    with pytest.raises(BayescaleError, match="kind must be one of"):
         boot.predict(new, kind="noise")
 
 

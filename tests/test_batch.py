@@ -62,7 +62,7 @@ def test_fit_many_gives_normal_fits(fits, tables, tmp_path):
     for f, df in zip(fits, tables):
         assert f.config["n_obs"] == len(df)
         assert f.idata.log_likelihood["y"].sizes["obs"] == len(df)  # padded rows are cut off
-        assert f.posterior.posterior.sizes["chain"] == 2 and f.posterior.posterior.sizes["draw"] == 200
+        assert f.posterior.sizes["chain"] == 2 and f.posterior.sizes["draw"] == 200
         assert f.config["stats"]["batch_size"] == 3
         d = f.diagnostics
         # sparse random designs give curved posteriors (NUTS at this budget: min ESS ~55 too)

@@ -63,7 +63,7 @@ def test_chain_covers_truth_and_carries_loss_uncertainty(fits):
     loss_fit, err_fit, ref = fits
     pred, draws = bayescale.chain(loss_fit, err_fit).predict(NEW, levels=(0.5, 0.9), return_draws=True)
     truth, true_loss = true_accuracy(ref)
-    assert draws.shape == (min(loss_fit._n_samples(), err_fit._n_samples()), len(NEW))
+    assert draws.shape == (min(loss_fit.n_draws, err_fit.n_draws), len(NEW))
     assert np.all((pred["lower_90"] <= truth) & (truth <= pred["upper_90"])), (pred, truth)
     assert np.all((pred["loss_lower_90"] <= true_loss) & (true_loss <= pred["loss_upper_90"])), pred
     # the downstream fit alone, at the loss fit's median loss: narrower than the chain

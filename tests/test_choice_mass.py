@@ -17,7 +17,8 @@ from scipy.special import betainc
 
 import bayescale
 from bayescale import BayescaleError, get_law
-from bayescale.models.choice_mass import accuracy_from_mass, choice_accuracy
+from bayescale.models.choice_mass import accuracy_from_mass
+from bayescale.predict import choice_accuracy
 
 Z_MAX = 3.5
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
@@ -64,7 +65,7 @@ def fit(df, **kw):
 
 
 def task_z(f):
-    post = f.posterior.posterior
+    post = f.posterior
     z = {}
     for name in ("a", "log_b"):
         v = post[f"{name}_by_task"]

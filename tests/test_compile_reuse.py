@@ -14,7 +14,8 @@ import pytest
 from numpyro.infer.util import log_density
 
 import bayescale as bs
-from bayescale.inference import (MASK, _pad, bucket_size, build, cache_dir_from_env, centred_inputs,
+from bayescale.design import centre
+from bayescale.inference import (MASK, _pad, bucket_size, build, cache_dir_from_env,
                                  make_model, trace_count)
 from bayescale.models import get_law
 
@@ -46,13 +47,13 @@ def test_second_fit_of_same_shape_does_not_retrace():
     again = trace_count("power")
     second = bs.fit(table(20, 1), seed=1, **SETTINGS)
     assert trace_count("power") == again
-    assert not np.allclose(second.posterior.posterior["E"], first.posterior.posterior["E"])
+    assert not np.allclose(second.posterior["E"], first.posterior["E"])
     # 19 points fall in the same bucket (20): still no re-trace, and the padded row is not returned
     assert bucket_size(19) == 20
     third = bs.fit(table(19, 2), seed=2, **SETTINGS)
     assert trace_count("power") == again
-    assert third.posterior.log_likelihood["y"].shape == (1, 150, 19)
-    assert third.posterior.observed_data["y"].shape == (19,)
+    assert third.idata.log_likelihood["y"].shape == (1, 150, 19)
+    assert third.idata.observed_data["y"].shape == (19,)
     # control: a new shape (26 points, its own bucket) must trace again
     bs.fit(table(26, 3), seed=3, **SETTINGS)
     assert trace_count("power") > again
@@ -62,7 +63,7 @@ def test_padded_rows_do_not_change_the_density():
     law = get_law("power")
     spec, data = build(table(19, 4), law)
     model = make_model(spec)
-    x = centred_inputs(law, data.inputs, spec.logref)
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     y = np.log(data.response)
     point = {k: jnp.asarray(v) for k, v in TRUTH.items()}
     plain = float(log_density(model, (x, {}, jnp.asarray(y, jnp.float32), None), {}, point)[0])

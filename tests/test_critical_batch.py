@@ -48,11 +48,11 @@ def test_recovery_and_wrong_exponent_control():
     fit = _fit(df)
     s = fit.summary()
     z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in TRUTH.items()}
-    z["log_B_star"] = abs(np.mean(np.log(fit.posterior.posterior["B_star"].values)) - np.log(b_star)) / np.std(
-        np.log(fit.posterior.posterior["B_star"].values))
+    z["log_B_star"] = abs(np.mean(np.log(fit.posterior["B_star"].values)) - np.log(b_star)) / np.std(
+        np.log(fit.posterior["B_star"].values))
     assert max(z.values()) < Z_MAX, z
     wrong = _fit(df, priors={"alpha_B": "Delta(0.5)"})
-    log_bw = np.log(wrong.posterior.posterior["B_star"].values)
+    log_bw = np.log(wrong.posterior["B_star"].values)
     assert abs(log_bw.mean() - np.log(b_star)) / log_bw.std() > Z_MAX
 
 

@@ -62,7 +62,7 @@ def test_means_match_the_published_forms():
     p = {"a": -0.4, "log_b": -0.3, "lapse": 0.1}
     ref = np.log(1e20)
     q = np.asarray(sig.mean({"compute": np.log(c) - ref}, p))
-    acc = np.asarray(sig.to_rate(q, {"chance": np.full(7, 0.25)}, xp=np))
+    acc = np.asarray(sig.observation.expected(q, {"chance": np.full(7, 0.25)}, np))
     b = np.exp(-0.3)
     want = 0.25 + (1 - 0.25) * 0.9 / (1 + np.exp(-(-0.4 + b * (np.log(c) - ref))))
     np.testing.assert_allclose(acc, want, rtol=1e-4)
@@ -155,7 +155,7 @@ def test_predicted_mean_is_the_expected_accuracy():
         fit = bayescale.fit(df, law, seed=2, progress=False, **BUDGET)
     new = design[["compute", "chance"]].iloc[:4]
     x = {"compute": np.log(new["compute"].to_numpy()) - fit.spec.logref["compute"]}
-    true_acc = law.to_rate(np.asarray(law.mean(x, truth), dtype=np.float64), {"chance": 0.25}, xp=np)
+    true_acc = law.observation.expected(np.asarray(law.mean(x, truth), dtype=np.float64), {"chance": 0.25}, np)
     pred, acc = fit.predict(new, kind="mean", return_draws=True)
     assert np.all(acc.values >= 0.25), pred
     np.testing.assert_allclose(pred["median"], true_acc, atol=0.02)
@@ -167,7 +167,7 @@ def test_predicted_mean_is_the_expected_accuracy():
     np.testing.assert_allclose(rate_draws(fit, new, "mean"), acc.values, rtol=1e-6)
     obs = fit.predict(new.assign(trials=500.0), kind="observation", seed=1)
     np.testing.assert_allclose(obs["mean"], pred["mean"], atol=0.01)
-    with pytest.raises(BayescaleError, match="needs the per-row column.*'chance'.*kind='curve'"):
+    with pytest.raises(BayescaleError, match="missing column.*'chance'.*kind='curve'"):
         fit.predict(new.drop(columns="chance"))
     assert len(fit.predict(new.drop(columns="chance"), kind="curve")) == 4
 

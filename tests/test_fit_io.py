@@ -52,8 +52,8 @@ def points():
 # ---- the posterior and its summaries ------------------------------------------------------------
 
 def test_posterior_has_labelled_family_dim(fit):
-    post = fit.posterior.posterior
-    assert isinstance(fit.posterior, az.InferenceData)
+    post = fit.posterior
+    assert isinstance(fit.idata, az.InferenceData)
     assert fit.spec.pooled == {"log_A0": "family"}
     assert post["log_A0_by_family"].dims == ("chain", "draw", "family")
     site = "log_A0_u" if "log_A0" in fit.spec.centred else "log_A0_z"  # centred when groups are large
@@ -64,7 +64,7 @@ def test_posterior_has_labelled_family_dim(fit):
     for name in ("E", "alpha", "beta", "log_B0", "A", "B", "sigma", "nu"):
         assert post[name].dims == ("chain", "draw"), name
     assert post["A_by_family"].dims == ("chain", "draw", "family")
-    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(fit.posterior.groups())
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(fit.idata.groups())
 
 
 def test_summary_layout(fit):
@@ -190,15 +190,15 @@ def test_round_trip_summary_attrs_and_draws(fit, loaded):
         assert loaded.config[key] == fit.config[key], key
     assert loaded.diagnostics == fit.diagnostics
     assert loaded.spec.key() == fit.spec.key()
-    assert set(loaded.posterior.groups()) == set(fit.posterior.groups())
-    for group in fit.posterior.groups():
-        a, b = fit.posterior[group], loaded.posterior[group]
+    assert set(loaded.idata.groups()) == set(fit.idata.groups())
+    for group in fit.idata.groups():
+        a, b = fit.idata[group], loaded.idata[group]
         assert set(a.data_vars) == set(b.data_vars), group
         for name in a.data_vars:
             np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=f"{group}/{name}")
             assert a[name].dims == b[name].dims
-    assert list(loaded.posterior.posterior["family"].values) == FAMILIES
-    assert all(isinstance(v, str) for v in loaded.posterior.posterior["family"].values.tolist())
+    assert list(loaded.posterior["family"].values) == FAMILIES
+    assert all(isinstance(v, str) for v in loaded.posterior["family"].values.tolist())
 
 
 def test_round_trip_allocation(fit, loaded):

@@ -22,7 +22,7 @@ from sbc_helpers import assert_calibrated, assert_control_fails
 from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError
 from bayescale.models import get_law
-from bayescale.models.hyperparams import optimal_hyperparams
+from bayescale.planning import optimal_hyperparams
 
 Z_MAX = 3.5
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
@@ -73,7 +73,7 @@ def test_recovery_optimal_hyperparams_and_wrong_law_control():
     with pytest.raises(BayescaleError, match="positive finite"):
         optimal_hyperparams(fit, -1.0, 1e10)
     wrong = _fit(df, priors={"eta_D": "Delta(0.0)"})
-    cmp = az.compare({"law": fit.posterior, "eta_fixed_in_D": wrong.posterior})
+    cmp = az.compare({"law": fit.idata, "eta_fixed_in_D": wrong.idata})
     assert cmp.index[0] == "law"
     assert cmp.loc["eta_fixed_in_D", "elpd_diff"] > 4 * cmp.loc["eta_fixed_in_D", "dse"], cmp
 

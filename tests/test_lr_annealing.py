@@ -102,7 +102,7 @@ def test_recovery_and_no_annealing_control():
     assert max(z.values()) < Z_MAX, z
     assert fit.diagnostics["divergences"] <= 6, fit.diagnostics
     wrong = _fit(df, priors={"C": "Delta(1e-6)"})
-    cmp = az.compare({"law": fit.posterior, "no_annealing": wrong.posterior})
+    cmp = az.compare({"law": fit.idata, "no_annealing": wrong.idata})
     assert cmp.index[0] == "law"
     assert cmp.loc["no_annealing", "elpd_diff"] > 4 * cmp.loc["no_annealing", "dse"], cmp
 

@@ -31,20 +31,20 @@ def test_thread_count_does_not_change_the_draws(data, monkeypatch):
     monkeypatch.setenv("BAYESCALE_CHAIN_THREADS", "3")
     three = bayescale.fit(data, seed=5, **SETTINGS)
     assert one.config["stats"]["chain_threads"] == 1 and three.config["stats"]["chain_threads"] == 3
-    a, b = one.posterior.posterior, three.posterior.posterior
+    a, b = one.posterior, three.posterior
     assert a["alpha"].shape == (3, 47)
     np.testing.assert_array_equal(a["alpha"].values, b["alpha"].values)
     # control: another seed gives other draws
-    other = bayescale.fit(data, seed=6, **SETTINGS).posterior.posterior
+    other = bayescale.fit(data, seed=6, **SETTINGS).posterior
     assert not np.array_equal(a["alpha"].values, other["alpha"].values)
 
 
 def test_chains_differ_and_sample_stats_line_up(data):
     fit = bayescale.fit(data, seed=7, **SETTINGS)
-    post, stats = fit.posterior.posterior, fit.posterior.sample_stats
+    post, stats = fit.posterior, fit.idata.sample_stats
     assert not np.array_equal(post["alpha"].values[0], post["alpha"].values[1])
     assert stats["n_steps"].shape == (3, 47) and stats["diverging"].shape == (3, 47)
-    assert fit.posterior.log_likelihood["y"].shape == (3, 47, len(data))
+    assert fit.idata.log_likelihood["y"].shape == (3, 47, len(data))
 
 
 def test_relative_shrinkage_takes_fewer_leapfrog_steps():
@@ -82,7 +82,7 @@ def test_dense_adaptation_survives_windows_with_fewer_draws_than_parameters():
     fit = bayescale.fit(df, "power", pool={"E": "family", "log_A0": "family"}, seed=0, chains=2,
                         warmup=150, draws=100, progress=False, dense_mass=True)
     assert fit.config["stats"]["n_latent"] > 25
-    assert np.isfinite(fit.posterior.posterior["alpha"].values).all()
+    assert np.isfinite(fit.posterior["alpha"].values).all()
     assert fit.diagnostics["divergences"] < 20, fit.diagnostics
     assert fit.diagnostics["max_rhat"] < 1.1, fit.diagnostics
 

@@ -86,7 +86,7 @@ def test_samplers_match_the_likelihood(backend):
         draws = np.asarray(d.sample(jax.random.PRNGKey(0)))
     else:
         law = get_law(LAW)
-        draws = law.sample_observation(np.random.default_rng(0), np.full((1, n), rate), {"phi": np.array(phi)},
+        draws = law.observation.sample(np.random.default_rng(0), np.full((1, n), rate), {"phi": np.array(phi)},
                                        {"passes": np.full(n, k), "budget": np.full(n, budget)})[0]
     assert draws.min() >= k and draws.max() <= budget and np.all(draws == np.round(draws))
     assert chi2_pvalue(draws, values, pmf) > 1e-3

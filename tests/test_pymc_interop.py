@@ -15,7 +15,8 @@ from numpyro.infer.util import log_density
 
 import bayescale as bs
 from bayescale.errors import BayescaleError
-from bayescale.inference import build, centred_inputs, make_model
+from bayescale.design import centre
+from bayescale.inference import build, make_model
 from bayescale.models import get_law
 from bayescale.pymc_interop import pymc_prior
 
@@ -45,7 +46,7 @@ def numpyro_logp(df, points, priors):
     law = get_law("chinchilla")
     spec, data = build(df, law, pool=POOL, priors=priors)
     model = make_model(spec)
-    x = centred_inputs(law, data.inputs, spec.logref)
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
     y = jnp.asarray(np.log(data.response), jnp.float32)
     return np.array([float(log_density(model, (x, idx, y, None), {}, p)[0]) for p in points]), spec, model
@@ -57,7 +58,7 @@ def test_density_matches_numpyro():
     spec, data = build(df, law, pool=POOL, priors=PRIORS_USED)
     assert set(spec.centred) == {"log_A0", "alpha"} and "E" in spec.pooled  # both parametrisations
     model = make_model(spec)
-    x = centred_inputs(law, data.inputs, spec.logref)
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
     points = []
     for s in range(4):  # prior draws of the NumPyro model
@@ -130,7 +131,7 @@ def test_posterior_agrees_with_pymc():
     law = get_law("power")
     df, _ = law.simulate(pd.DataFrame({"params": np.geomspace(1e7, 1e10, 24)}),
                          dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.02, nu=10.0), seed=5)
-    ours = bs.fit(df, law="power", seed=1, progress=False, chains=2, warmup=300, draws=300).posterior.posterior
+    ours = bs.fit(df, law="power", seed=1, progress=False, chains=2, warmup=300, draws=300).posterior
     model = law.to_pymc(df)
     names = ["E", "log_A0", "alpha", "sigma"]
     same = sample_pymc(model, 2, 300, 300, 2)
@@ -153,7 +154,7 @@ def test_pooled_posterior_agrees_with_pymc():
     df, _ = law.simulate(grouped_design(1), {**truth, "alpha": {"a": 0.3, "b": 0.35, "c": 0.4}})
     fit = bs.fit(df, law="chinchilla", pool=POOL, priors=PRIORS_USED, seed=0, progress=False,
                  chains=4, warmup=1000, draws=1000)
-    ours = fit.posterior.posterior
+    ours = fit.posterior
     names = ["E", "log_A0", "alpha", "log_B0", "beta", "sigma", "nu", "E_by_dataset", "log_A0_by_family",
              "alpha_by_family", "log_B0_by_dataset", "alpha_tau"]
     theirs = sample_pymc(law.to_pymc(df, pool=POOL, priors=PRIORS_USED), 4, 1000, 1000, 1)
@@ -163,13 +164,44 @@ def test_pooled_posterior_agrees_with_pymc():
     assert max_z(ours, other, names) > 8.0
 
 
-def test_unsupported_likelihood_and_missing_law():
-    class Counts(type(get_law("power"))):
-        def observe(self, mu, p, y, aux):  # a law with its own likelihood
-            raise NotImplementedError
+@pytest.mark.parametrize("law_name, table", [
+    ("accuracy-sigmoid", pd.DataFrame({"compute": np.geomspace(1e19, 1e23, 8), "trials": [100.0] * 6 + [0.0] * 2,
+                                       "chance": 0.25, "p_correct": [0.27, 0.3, 0.41, 0.55, 0.7, 0.81, 0.86, 0.9]})),
+    ("choice-mass", pd.DataFrame({"compute": np.geomspace(1e19, 1e23, 8),
+                                  "p_choice_correct": [0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7]})),
+])
+def test_observation_twins_match_numpyro(law_name, table):
+    """The Beta-Binomial rate (counts and trials = 0 rows, chance floor) and the Beta mass: the PyMC
+    twin's log density equals NumPyro's at prior draws."""
+    law = get_law(law_name)
+    spec, data = build(table, law)
+    model = make_model(spec)
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
+    aux_np = {k: table[k].to_numpy(np.float64) for k in law.extras}
+    aux = {k: jnp.asarray(v, jnp.float32) for k, v in aux_np.items()}
+    y = jnp.asarray(law.observation.site_value(data.response, aux_np), jnp.float32)
+    points, ours = [], []
+    for s in range(4):
+        tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, aux)
+        point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
+        points.append(point)
+        ours.append(float(log_density(model, (x, {}, y, aux), {}, point)[0]))
+    free = remove_value_transforms(law.to_pymc(table))
+    logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
+    theirs = np.array([float(logp(p)) for p in points])
+    np.testing.assert_allclose(theirs, ours, rtol=2e-5, atol=1e-2)
+    # control: a different response gives a different density
+    moved = table.assign(**{law.response: table[law.response] * 0.9})
+    free_moved = remove_value_transforms(law.to_pymc(moved))
+    assert abs(float(free_moved.compile_fn(free_moved.logp(), mode="FAST_COMPILE")(points[0])) - ours[0]) > 1e-2
 
-    df = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 6), "loss": np.linspace(3, 2, 6)})
-    with pytest.raises(BayescaleError, match="own likelihood"):
-        Counts().to_pymc(df)
+
+def test_unsupported_likelihood_and_missing_law():
+    # censored attempts have no PyMC twin yet: a clear error, not a wrong model
+    df = pd.DataFrame({"params": np.geomspace(1e8, 1e10, 6), "passes": 1.0, "budget": 100.0,
+                       "attempts": [100.0, 80, 50, 20, 5, 2]})
+    with pytest.raises(BayescaleError, match="no PyMC twin"):
+        get_law("pass-until:attempts").to_pymc(df)
+    loss = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 6), "loss": np.linspace(3, 2, 6)})
     with pytest.raises(BayescaleError):
-        get_law("power").to_pymc(df.drop(columns="loss"))
+        get_law("power").to_pymc(loss.drop(columns="loss"))

@@ -3,9 +3,9 @@
 acc = chance + (1 - chance - lapse)·sigma((x - x0)/s), written with a = -x0/s and b = 1/s
 about the reference scale. The chance level is data (column ``chance`` = 1 / number of choices),
 so the law's curve (``mean``) is the accuracy above chance, normalised:
-q = (acc - chance)/(1 - chance) = (1 - lapse')·sigma(.), which ``to_rate`` maps back to accuracy
-per row. ``Fit.predict(df, kind="mean")`` and :func:`bayescale.chaining.rate_draws` give the expected
-accuracy (they need column ``chance``); ``kind="curve"`` gives q itself.
+q = (acc - chance)/(1 - chance) = (1 - lapse')·sigma(.), which the observation model (a Beta-Binomial
+rate with a chance floor) maps back to accuracy per row. ``Fit.predict(df, kind="mean")`` gives the
+expected accuracy (it needs column ``chance``); ``kind="curve"`` gives q itself.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
-from ..errors import BayescaleError
 from .base import Param
-from .loss_to_error import RateLaw, clip_rate
+from .loss_to_error import RateLaw
+from .observations import BetaBinomialRate, clip_rate
 from .registry import register
 
 
@@ -25,8 +25,7 @@ class AccuracySigmoid(RateLaw):
 
     name = "accuracy-sigmoid"
     options = ("compute", "loss")
-    extras = ("trials", "chance")
-    rate_extras = ("chance",)
+    observation = BetaBinomialRate(chance_floor=True)
 
     def __init__(self, option=None):
         self.option = option or "compute"
@@ -49,19 +48,6 @@ class AccuracySigmoid(RateLaw):
         z = p["a"] + xp.exp(p["log_b"]) * u
         # (1 - lapse)·sigmoid(z) = exp(log(1 - lapse) - log(1 + e^-z)), stable for large |z|
         return clip_rate(xp.exp(xp.log1p(-p["lapse"]) - xp.logaddexp(0.0, -z)), xp)
-
-    def to_rate(self, mu, aux, xp=jnp):
-        return aux["chance"] + (1 - aux["chance"]) * mu
-
-    def check_response(self, y, aux):
-        c = np.asarray(aux["chance"], dtype=np.float64)
-        bad = (c < 0) | (c >= 1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise BayescaleError(
-                f"law {self.spec!r}: column 'chance' must lie in [0, 1) (1 / number of choices; 0 for "
-                f"free-form answers), but row {i} has {c[i]:g}; fix or drop those rows")
-        super().check_response(y, aux)
 
     def derived(self, p, logref):
         """Midpoint of the rise (sigma = 1/2) and its width (1/b) in the input's units."""

@@ -14,7 +14,6 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 
-from ..errors import BayescaleError
 from .base import Law, Param
 from .registry import register
 
@@ -75,33 +74,3 @@ def hyperparams_design(params, tokens, n_lr: int = 5, n_bs: int = 4, spread: flo
                 for b in bs * np.geomspace(1 / spread, spread, n_bs):
                     rows.append({"params": n, "tokens": d, "lr": lr, "batch_size": b})
     return pd.DataFrame(rows)
-
-
-def _levels_columns(draws: np.ndarray, levels, prefix: str) -> dict:
-    from ..results import interval_columns
-
-    return interval_columns(draws, levels, prefix=prefix)
-
-
-def optimal_hyperparams(fit, params, tokens, levels=(0.5, 0.9)) -> pd.DataFrame:
-    """eta*(N, D), B*(D) and the loss floor L*(N, D) with credible intervals, from a hyperparams fit.
-
-    ``params`` and ``tokens`` are scalars or equal-length arrays; B* is in the batch_size column's unit.
-    """
-    if fit.law.name != Hyperparams.name:
-        raise BayescaleError(f"optimal_hyperparams needs a '{Hyperparams.name}' fit, got law {fit.law.spec!r}")
-    n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=np.float64)),
-                               np.atleast_1d(np.asarray(tokens, dtype=np.float64)))
-    if n.ndim != 1 or not (np.all(n > 0) and np.all(d > 0) and np.all(np.isfinite(n * d))):
-        raise BayescaleError(f"params and tokens must be positive finite numbers, got {params!r}, {tokens!r}")
-    ref = fit.spec.logref
-    xn, xd = np.log(n)[None, :] - ref["params"], np.log(d)[None, :] - ref["tokens"]
-    p = {k: fit._stacked(k)[:, None] for k in Hyperparams.params}
-    eta = np.exp(ref["lr"] + p["log_eta0"] + p["eta_N"] * xn + p["eta_D"] * xd)
-    bs = np.exp(ref["batch_size"] + p["log_B0"] + p["B_D"] * xd)
-    floor = np.exp(p["log_L0"] - p["a_N"] * xn - p["a_D"] * xd)
-    out = pd.DataFrame({"params": n, "tokens": d})
-    for name, draws in (("lr", eta), ("batch_size", bs), ("loss", floor)):
-        for col, v in _levels_columns(draws, levels, f"{name}_").items():
-            out[col] = v
-    return out

@@ -1,107 +1,29 @@
 """Rates (accuracies, pass rates, coverage) and Gadre et al. (2024)'s loss-to-error law.
 
-:class:`RateLaw` is the observation model shared by the downstream laws: the law gives the
-expected rate p of a run; the run's own rate is r ~ Beta(p·phi, (1-p)·phi) (runs scatter around
-the curve: phi is their concentration), and the ``correct`` answers out of ``trials`` questions are
-Binomial(trials, r), i.e. Beta-Binomial in all. Rows with ``trials`` = 0 carry only a rate, whose
-likelihood is then the Beta itself. As phi grows this tends to a plain Binomial.
+:class:`RateLaw` is the base of the downstream laws: a curve for a rate in [0, 1] observed as
+``correct`` of ``trials`` through the Beta-Binomial observation model
+(:class:`bayescale.models.observations.BetaBinomialRate`).
 """
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 import numpyro.distributions as dist
-from jax.scipy.special import betaln, gammaln
-from numpyro.distributions import constraints
 
 from ..errors import BayescaleError
 from .base import Law, Param
+from .observations import RATE_MAX, RATE_MIN, BetaBinomialRate, RateObservation, clip_rate  # noqa: F401
 from .registry import register
 
-RATE_MIN, RATE_MAX = 1e-10, 1 - 1e-6  # rates are kept inside (float32 cannot hold 1 - 1e-10)
 ERR_FLOOR = 3e-3  # scale of loss-to-error's smooth floor on the error
 EXP_MAX = 60.0    # exponents are capped here (float32 overflows near 88)
 
 
-def clip_rate(p, xp=jnp):
-    return xp.where(p < RATE_MIN, RATE_MIN, xp.where(p > RATE_MAX, RATE_MAX, p))
-
-
-class RateObservation(dist.Distribution):
-    """Beta-Binomial counts where trials > 0, a Beta rate where trials == 0 (one site for both)."""
-
-    arg_constraints = {}
-    support = constraints.real
-
-    def __init__(self, rate, phi, trials, validate_args=None):
-        self.rate, self.phi, self.trials = jnp.broadcast_arrays(rate, phi, trials)
-        super().__init__(batch_shape=jnp.shape(self.rate), validate_args=validate_args)
-
-    def _ab(self):
-        rate = clip_rate(self.rate)
-        return rate * self.phi, (1 - rate) * self.phi
-
-    def log_prob(self, value):
-        a, b = self._ab()
-        counted = self.trials > 0
-        # each branch sees safe stand-in values where the other applies (no NaN in gradients)
-        n = jnp.where(counted, self.trials, 1.0)
-        k = jnp.where(counted, value, 0.0)
-        v = jnp.where(counted, 0.5, clip_rate(value))
-        binom = (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
-                 + betaln(k + a, n - k + b) - betaln(a, b))
-        beta = (a - 1) * jnp.log(v) + (b - 1) * jnp.log1p(-v) - betaln(a, b)
-        return jnp.where(counted, binom, beta)
-
-    def sample(self, key, sample_shape=()):
-        import jax
-
-        a, b = self._ab()
-        k1, k2 = jax.random.split(key)
-        r = clip_rate(dist.Beta(a, b).sample(k1, sample_shape))
-        n = jnp.round(jnp.where(self.trials > 0, self.trials, 1.0)).astype(jnp.int32)
-        count = dist.Binomial(n, r).sample(k2)
-        return jnp.where(self.trials > 0, count.astype(r.dtype), r)
-
-
 class RateLaw(Law):
-    """A law for a rate in [0, 1] (column ``p_correct``) observed as ``correct`` of ``trials``.
-
-    ``mean`` returns the law's curve; laws whose rate has a floor taken from the data (a chance
-    level) override :meth:`to_rate`, which maps the curve to the expected rate per row, and list
-    the columns it needs in ``rate_extras`` (``Fit.predict(kind="mean")`` applies it)."""
+    """A law for a rate in [0, 1] (column ``p_correct``) observed as ``correct`` of ``trials``."""
 
     response = "p_correct"
-    extras: tuple[str, ...] = ("trials",)
-    rate_extras: tuple[str, ...] = ()   # columns to_rate needs (a subset of extras)
-
-    def noise_params(self):
-        return {"phi": Param(dist.LogNormal(np.log(200.0), 1.5),
-                             doc="concentration of a run's rate around the curve: r ~ Beta(p·phi, (1-p)·phi)")}
-
-    def to_rate(self, mu, aux, xp=jnp):
-        return mu
-
-    def observe(self, mu, p, y, aux):
-        rate = self.to_rate(mu, aux)
-        numpyro.sample("y", RateObservation(rate, p["phi"], aux["trials"]), obs=y)
-
-    def site_value(self, y, aux):
-        t = np.asarray(aux["trials"], dtype=np.float64)
-        return np.where(t > 0, y * t, y)
-
-    def from_site(self, value, aux):
-        t = np.asarray(aux["trials"], dtype=np.float64)
-        return np.where(t > 0, value / np.where(t > 0, t, 1.0), value)
-
-    def sample_observation(self, rng, mu, p, aux):
-        rate = clip_rate(np.asarray(self.to_rate(mu, aux, xp=np), dtype=np.float64), xp=np)
-        phi = np.broadcast_to(p["phi"], rate.shape)
-        r = clip_rate(rng.beta(rate * phi, (1 - rate) * phi), xp=np)
-        t = np.broadcast_to(np.asarray(aux["trials"], dtype=np.float64), rate.shape)
-        n = np.round(np.where(t > 0, t, 1.0)).astype(np.int64)
-        return np.where(t > 0, rng.binomial(n, r) / n, r)
+    observation = BetaBinomialRate()
 
     def sbc_design(self):
         """12 runs over the law's input with 1000 questions each (chance 0.25 where needed)."""
@@ -114,19 +36,6 @@ class RateLaw(Law):
         if "chance" in self.extras:
             design["chance"] = 0.25
         return design
-
-    def check_response(self, y, aux):
-        t = np.asarray(aux["trials"], dtype=np.float64)
-        for bad, what in ((t < 0, "'trials' must be >= 0 (0 = only a rate is known)"),
-                          ((y < 0) | (y > 1), f"'{self.response}' must lie in [0, 1]"),
-                          ((t == 0) & ((y <= 0) | (y >= 1)),
-                           f"rows with trials = 0 need 0 < {self.response} < 1 (Beta likelihood); "
-                           "give the number of questions in 'trials' for rates of exactly 0 or 1")):
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise BayescaleError(
-                    f"law {self.spec!r}: {what}, but row {i} has {self.response}={y[i]:g}, trials={t[i]:g} "
-                    f"({int(bad.sum())} such row(s)); fix or drop those rows")
 
 
 @register

@@ -60,8 +60,8 @@ def predictions(fits: dict) -> dict:
     """Every predictive entry point, on the saved fits: {name: list of numbers}."""
     import bayescale as bs
     from bayescale.baselines import huber_bootstrap
-    from bayescale.models.choice_mass import choice_accuracy
-    from bayescale.models.hyperparams import optimal_hyperparams
+    from bayescale.predict import choice_accuracy
+    from bayescale.planning import optimal_hyperparams
 
     res = {}
 

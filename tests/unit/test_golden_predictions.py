@@ -21,8 +21,12 @@ GOLDEN = Path(__file__).parents[1] / "golden"
 sys.path.insert(0, str(GOLDEN))
 from make_golden import predictions  # noqa: E402
 
-# the bootstrap baseline refits with L-BFGS, whose stopping point moves with the objective's rounding
-TOLERANCE = {"bootstrap": 2e-3}
+# Float rounding: the pinned version evaluated curves in float32, this one in float64 (1e-7 apart).
+# Two entry points amplify that rounding: the allocation's argmin along the flat valley of an
+# iso-FLOP line (the pinned float32 values move by 3e-4 when the same float32 search is repeated
+# with float64 parameter draws), and the bootstrap's L-BFGS refits, whose stopping points move
+# with the objective's rounding.
+TOLERANCE = {"chinchilla/allocation": 1e-3, "chinchilla/allocation_typical": 1e-3, "bootstrap": 2e-3}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,7 @@ def test_every_entry_point_is_pinned(computed):
     expected, got = computed
     assert sorted(got) == sorted(expected)
     for name in expected:
-        rtol = TOLERANCE.get(name.split("/")[0], 1e-5)
+        rtol = TOLERANCE.get(name, TOLERANCE.get(name.split("/")[0], 1e-5))
         np.testing.assert_allclose(np.asarray(got[name], dtype=float), np.asarray(expected[name], dtype=float),
                                    rtol=rtol, atol=1e-9, err_msg=name)
 

@@ -1,0 +1,224 @@
+"""The one predictive path: parameter draws -> centred inputs -> the law's curve -> the response
+(expected value or a new measurement) -> intervals.
+
+Everything that predicts goes through here: ``Fit.predict``, chaining a loss fit into a
+downstream law, choice accuracies, the bootstrap baseline, compute-optimal allocation, tokens for a
+target loss and optimal hyperparameters. A *source* of draws is anything with ``law``, ``logref``,
+``n_draws``, ``param_draws(frame, rng, notes, typical=False)`` (per-row parameter draws,
+samples x rows) and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
+:class:`bayescale.baselines.BootstrapFit`. All arithmetic after sampling is float64.
+
+``kind``:
+* ``"observation"`` (a new run's measured value: the curve plus the observation model's scatter),
+* ``"mean"`` (the expected response: the curve, or for laws with a chance floor the accuracy),
+* ``"curve"`` (the law's curve itself).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from numpyro.distributions.transforms import biject_to
+
+from .data import GROUP_COLUMNS, Dataset, apply_column_map, validate
+from .design import centre, centre_log, extra_columns, size_inputs
+from .errors import BayescaleError, BayescaleWarning
+from .models.choice_mass import accuracy_from_mass
+
+KINDS = ("observation", "mean", "curve")
+
+
+# ---- levels and intervals ---------------------------------------------------------------------
+
+def level_name(level: float) -> str:
+    return f"{level * 100:g}"
+
+
+def check_levels(levels) -> tuple[float, ...]:
+    levels = tuple(float(v) for v in np.atleast_1d(levels))
+    bad = [v for v in levels if not 0 < v < 1]
+    if bad:
+        raise BayescaleError(f"interval levels must lie strictly between 0 and 1, got {bad}; e.g. levels=(0.5, 0.9)")
+    return levels
+
+
+def interval_columns(draws: np.ndarray, levels, prefix: str = "") -> dict[str, np.ndarray]:
+    """mean, median and central intervals over axis 0 of ``draws``."""
+    draws = np.asarray(draws, dtype=np.float64)
+    out = {f"{prefix}mean": draws.mean(axis=0), f"{prefix}median": np.median(draws, axis=0)}
+    for level in levels:
+        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        out[f"{prefix}lower_{level_name(level)}"] = lo
+        out[f"{prefix}upper_{level_name(level)}"] = hi
+    return out
+
+
+def summary_frame(arrays: dict[str, np.ndarray], levels) -> dict:
+    """One row of interval columns per named draw vector: {name_mean, name_median, ...}."""
+    row = {}
+    for name, arr in arrays.items():
+        for col, v in interval_columns(np.asarray(arr)[:, None], levels, prefix=f"{name}_").items():
+            row[col] = float(v[0])
+    return row
+
+
+# ---- parameter draws --------------------------------------------------------------------------
+
+def stacked(posterior, name: str) -> np.ndarray:
+    """Draws of one posterior variable, (chain, draw) stacked into one leading axis, float64."""
+    da = posterior[name]
+    extra = [d for d in da.dims if d not in ("chain", "draw")]
+    return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", *extra).values, dtype=np.float64)
+
+
+def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, notes: list[str],
+                          typical: bool = False) -> dict[str, np.ndarray]:
+    """Per-row parameter draws (samples x rows) of a hierarchical fit. Rows of a group the fit has
+    not seen get a new group drawn from the population; ``typical`` uses the population value for
+    every row instead."""
+    spec, post = fit.spec, fit.idata.posterior
+    values = {}
+    for name in fit.law.all_params():
+        pop = stacked(post, name)
+        g = spec.pooled.get(name)
+        if g is None or typical:
+            values[name] = pop[:, None]
+            continue
+        table = stacked(post, f"{name}_by_{g}")
+        known = {label: i for i, label in enumerate(spec.coords[g])}
+        labels = frame[g].astype(str).to_numpy() if g in frame else np.full(len(frame), "")
+        unseen = sorted({lab for lab in labels if lab not in known})
+        if unseen:
+            t = biject_to(spec.priors[name].support)
+            tau = stacked(post, f"{name}_tau")
+            z = rng.standard_normal((len(pop), len(unseen)))
+            new = np.asarray(t(np.asarray(t.inv(pop))[:, None] + tau[:, None] * z), dtype=np.float64)
+            table = np.concatenate([table, new], axis=1)
+            known.update({lab: len(spec.coords[g]) + i for i, lab in enumerate(unseen)})
+            notes.append(f"{g} label(s) {unseen} not in the fit: '{name}' drawn from the population "
+                         f"distribution over {g} labels")
+        values[name] = table[:, [known[lab] for lab in labels]]
+    return values
+
+
+def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
+    """Parameter draws (samples x 1) for group labels such as ``family="dense"``, or the
+    population's typical values when no label is given."""
+    bad = [k for k in labels if k not in GROUP_COLUMNS]
+    if bad:
+        raise BayescaleError(f"unknown label(s) {bad}; use {list(GROUP_COLUMNS)}")
+    notes: list[str] = []
+    frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
+    values = source.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
+    if not labels and getattr(source, "pooled", None):
+        notes.append("no group labels given: the population's typical parameter values were used")
+    return values, notes
+
+
+# ---- the curve and the response ---------------------------------------------------------------
+
+def curve(law, x: dict, values: dict, n_draws: int, n_rows: int) -> np.ndarray:
+    """The law's curve (draws x rows, float64) at centred inputs ``x``."""
+    mu = np.asarray(law.mean(x, values, xp=np), dtype=np.float64)
+    return np.broadcast_to(mu, (n_draws, n_rows))
+
+
+def curve_at_sizes(source, log_params, log_tokens, values: dict) -> np.ndarray:
+    """The curve at log N, log D (broadcast against the draws), for laws in any of params, tokens,
+    compute = 6ND and multiplier = D/N."""
+    x = centre_log(source.law, size_inputs(np.asarray(log_params, np.float64),
+                                           np.asarray(log_tokens, np.float64)), source.logref)
+    return np.asarray(source.law.mean(x, values, xp=np), dtype=np.float64)
+
+
+def prepare(source, df: pd.DataFrame, kind: str, *, columns=None, given=()) -> Dataset:
+    """Validate the rows to predict at: the law's inputs (except those ``given`` as draws) and the
+    per-row columns the ``kind`` needs."""
+    law = source.law
+    if kind not in KINDS:
+        raise BayescaleError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+    extras = {"observation": law.extras, "mean": law.mean_extras}.get(kind, ())
+    missing = [c for c in extras if c not in apply_column_map(df, columns).columns]
+    if missing:
+        hint = " ('chance' = 1 / number of choices, 0 for free-form answers)" if "chance" in missing else ""
+        other = "kind='curve' for the law's curve without them" if kind == "mean" else \
+            "kind='mean' for the expected value"
+        raise BayescaleError(
+            f"missing column(s) {missing}: law {law.spec!r} ({law.formula}) needs them per row for "
+            f"kind={kind!r}, and the prediction table has {list(df.columns)}; add them{hint}, or use {other}")
+    return validate(df, tuple(k for k in law.inputs if k not in given), response=None, columns=columns,
+                    duplicates="keep", groups=GROUP_COLUMNS, extra_numeric=extras,
+                    linear_inputs=law.linear_inputs)
+
+
+def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Generator, notes: list[str],
+                   given: dict | None = None) -> np.ndarray:
+    """Draws (samples x rows) of ``kind`` at the validated rows ``frame``. ``given`` replaces input
+    columns by draws (samples x rows), e.g. the loss drawn from a loss fit."""
+    law = source.law
+    given = dict(given or {})
+    values = source.param_draws(frame, rng, notes)
+    n = min([source.n_draws] + [len(v) for v in given.values()])
+    values = {k: v[:n] for k, v in values.items()}
+    raw = {k: given[k][:n] if k in given else frame[k].to_numpy(np.float64)[None, :] for k in law.inputs}
+    mu = curve(law, centre(law, raw, source.logref), values, n, len(frame))
+    if kind == "curve":
+        return mu
+    if kind == "observation":
+        return np.asarray(source.new_observations(rng, mu, values, extra_columns(frame, law.extras)),
+                          dtype=np.float64)
+    return np.asarray(law.observation.expected(mu, extra_columns(frame, law.mean_extras), np), dtype=np.float64)
+
+
+def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
+            columns: dict | None = None, return_draws: bool = False, given: dict | None = None):
+    """``df``'s columns plus mean, median and central intervals of ``kind`` at each row (and the
+    draws as an xarray DataArray (sample, row) when ``return_draws``)."""
+    levels = check_levels(levels)
+    data = prepare(source, df, kind, columns=columns, given=tuple(given or ()))
+    notes = list(data.notes)
+    draws = response_draws(source, data.frame, kind, np.random.default_rng(seed), notes, given)
+    law = source.law
+    out = df.reset_index(drop=True).copy()
+    if "compute" in law.inputs and "compute" not in out:
+        out["compute"] = data.frame["compute"]
+    for col, v in interval_columns(draws, levels).items():
+        out[col] = v
+    out.attrs["notes"] = notes
+    out.attrs["kind"] = kind
+    for note in notes:
+        if note not in data.notes:
+            warnings.warn(note, BayescaleWarning, stacklevel=3)
+    if return_draws:
+        da = xr.DataArray(draws, dims=("sample", "row"), name="curve" if kind == "curve" else law.response,
+                          attrs={"kind": kind, "law": law.spec})
+        return out, da
+    return out
+
+
+# ---- quantities implied by a law's draws ---------------------------------------------------------
+
+def choice_accuracy(fit, df: pd.DataFrame, *, kappa: float = 1.0, levels=(0.5, 0.9), seed: int = 0,
+                    return_draws: bool = False):
+    """Predicted accuracy at the rows of ``df`` (column ``choices``: number of choices per row) from a
+    ``choice-mass`` fit: mean and central intervals over posterior draws of (m, phi)."""
+    if fit.law.name != "choice-mass":
+        raise BayescaleError(f"choice_accuracy needs a 'choice-mass' fit, got law {fit.law.spec!r}")
+    if "choices" not in df.columns:
+        raise BayescaleError("choice_accuracy needs a column 'choices' (number of answer choices per row, e.g. 4)")
+    data = prepare(fit, df, "curve")
+    values = fit.param_draws(data.frame, np.random.default_rng(seed), data.notes)
+    mu = curve(fit.law, centre(fit.law, data.frame, fit.logref), values, fit.n_draws, len(data.frame))
+    phi = np.broadcast_to(np.asarray(values["phi"], np.float64), mu.shape)
+    k = df["choices"].to_numpy()
+    draws = np.empty_like(mu)
+    for c in np.unique(k):
+        cols = np.flatnonzero(k == c)
+        draws[:, cols] = accuracy_from_mass(mu[:, cols], phi[:, cols], int(c), kappa)
+    out = pd.DataFrame({"mean": draws.mean(axis=0)}, index=df.index)
+    for lv in levels:
+        out[f"lower_{lv:g}"] = np.quantile(draws, (1 - lv) / 2, axis=0)
+        out[f"upper_{lv:g}"] = np.quantile(draws, (1 + lv) / 2, axis=0)
+    return (out, draws) if return_draws else out

@@ -1,0 +1,171 @@
+"""What defines a model apart from the data arrays: the law, pooling, priors, reference scales and
+centring choice, resolved from a table (:func:`build`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+import numpyro.distributions as dist
+
+from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
+from .design import extra_columns, reference_scales
+from .errors import BayescaleError
+from .models import Law, get_law
+from .priors import describe, parse
+
+CENTRED_MIN_POINTS = 8  # "auto": groups this well observed are sampled centred
+
+
+@dataclass
+class ModelSpec:
+    """Everything that defines the NumPyro model, apart from the data arrays."""
+
+    law: Law
+    pooled: dict[str, str]                    # parameter -> grouping column
+    priors: dict[str, dist.Distribution]      # parameter (and "<p>_tau") -> prior
+    coords: dict[str, list[str]]              # grouping column -> labels (pooled ones only)
+    logref: dict[str, float]                  # input -> log reference scale
+    notes: list[str] = field(default_factory=list)
+    centred: tuple[str, ...] = ()             # pooled parameters sampled centred (see choose_centring)
+
+    def key(self) -> tuple:
+        return (
+            self.law.spec,
+            tuple(sorted(self.pooled.items())),
+            tuple(sorted((k, describe(v)) for k, v in self.priors.items())),
+            tuple(sorted((g, len(v)) for g, v in self.coords.items())),
+            tuple(sorted(self.centred)),
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "law": self.law.spec,
+            "pooled": self.pooled,
+            "priors": {k: describe(v, digits=15) for k, v in self.priors.items()},
+            "coords": self.coords,
+            "logref": self.logref,
+            "centred": list(self.centred),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ModelSpec":
+        return cls(
+            law=get_law(d["law"]),
+            pooled=dict(d["pooled"]),
+            priors={k: parse(v) for k, v in d["priors"].items()},
+            coords={k: list(v) for k, v in d["coords"].items()},
+            logref={k: float(v) for k, v in d["logref"].items()},
+            centred=tuple(d.get("centred", ())),
+        )
+
+
+# ---- building the spec ----------------------------------------------------------------------
+
+def resolve_pool(law: Law, pool, data: Dataset) -> tuple[dict[str, str], list[str]]:
+    """Which parameters vary by which grouping; groupings with one level collapse to shared."""
+    params = law.all_params()
+    defaults = {k: v.pool for k, v in params.items() if v.pool}
+    if pool is None:
+        requested = defaults
+    elif isinstance(pool, str) and pool.lower() == "none":
+        requested = {k: v for k, v in defaults.items() if k in law.noise_params()}
+    elif isinstance(pool, dict):
+        unknown = [k for k in pool if k not in params]
+        if unknown:
+            raise BayescaleError(
+                f"cannot pool {unknown}: law {law.spec!r} has parameters {list(params)}"
+            )
+        requested = {k: v for k, v in defaults.items() if k in law.noise_params()}
+        requested.update(pool)
+        requested = {k: v for k, v in requested.items() if v}
+    else:
+        raise BayescaleError(
+            f"pool must be None (the law's defaults), 'none' or a dict like {{'alpha': 'family'}}, got {pool!r}"
+        )
+    bad = {k: g for k, g in requested.items() if g not in GROUP_COLUMNS}
+    if bad:
+        raise BayescaleError(f"cannot pool {bad}: groupings are {list(GROUP_COLUMNS)}")
+    pooled, notes = {}, []
+    for name, g in requested.items():
+        if len(data.coords[g]) > 1:
+            pooled[name] = g
+        elif pool is not None and name not in law.noise_params():
+            notes.append(f"'{name}' pooled over '{g}', but the data have one {g}; it is shared")
+    return pooled, notes
+
+
+def resolve_priors(law: Law, priors: dict | None, pooled: dict[str, str]) -> dict:
+    params = law.all_params()
+    out = {k: v.prior for k, v in params.items()}
+    for k in pooled:
+        out[f"{k}_tau"] = dist.HalfNormal(params[k].group_scale)
+    if priors is not None and not isinstance(priors, dict):
+        raise BayescaleError(f"priors must be a dict like {{'alpha': 'Normal(0.3, 0.1)'}}, got {priors!r}")
+    for k, v in (priors or {}).items():
+        if k not in out:
+            raise BayescaleError(
+                f"no parameter {k!r} to set a prior on; law {law.spec!r} with this pooling has {sorted(out)}"
+            )
+        if isinstance(v, str):
+            v = parse(v)
+        if not isinstance(v, dist.Distribution):
+            raise BayescaleError(f"prior for {k!r} must be a numpyro distribution or text, got {v!r}")
+        text = describe(v)
+        try:
+            parse(text)  # the prior must be recordable in the saved fit
+        except BayescaleError as exc:
+            raise BayescaleError(f"prior for {k!r}: {exc}") from exc
+        _check_support(k, v, out[k])
+        out[k] = v
+    return out
+
+
+def _check_support(name: str, prior: dist.Distribution, default: dist.Distribution) -> None:
+    """A user prior must put its mass where the parameter is defined (e.g. E > 0)."""
+    if isinstance(prior, dist.Delta):
+        values = np.asarray(prior.v)
+    else:
+        values = np.asarray(prior.sample(jax.random.PRNGKey(0), (256,)))
+    inside = np.asarray(default.support(values))
+    if not np.all(inside):
+        raise BayescaleError(
+            f"prior {describe(prior)} for {name!r} puts mass outside the parameter's domain "
+            f"({default.support}); the default prior is {describe(default)}. Choose a prior on that domain "
+            "(e.g. LogNormal or HalfNormal for positive parameters)"
+        )
+
+
+def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str = "auto") -> tuple[str, ...]:
+    """Centred group values when every group has many points (data dominate, so a non-centred
+    form would make its own funnel); non-centred offsets when some group is thin."""
+    if parametrisation == "centred":
+        return tuple(pooled)
+    if parametrisation == "non-centred":
+        return ()
+    if parametrisation != "auto":
+        raise BayescaleError(f"parametrisation must be 'auto', 'centred' or 'non-centred', got {parametrisation!r}")
+    return tuple(k for k, g in pooled.items()
+                 if np.bincount(data.group_index[g]).min() >= CENTRED_MIN_POINTS)
+
+
+def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
+          parametrisation="auto", check_response=True) -> tuple[ModelSpec, Dataset]:
+    """Validate the data and resolve law, pooling, priors and reference scales."""
+    law = get_law(law)
+    data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
+                    min_points=law.n_free, extra_numeric=law.extras, linear_inputs=law.linear_inputs,
+                    positive_response=False)
+    if check_response:
+        law.observation.check(data.response, extra_columns(data.frame, law.extras), law)
+    pooled, notes = resolve_pool(law, pool, data)
+    check_group_sizes(data, {g: [k for k, v in pooled.items() if v == g and k in law.params]
+                             for g in set(pooled.values())})
+    spec = ModelSpec(
+        law=law, pooled=pooled, priors=resolve_priors(law, priors, pooled),
+        coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
+        logref=reference_scales(law, data.inputs),
+        notes=data.notes + notes,
+        centred=choose_centring(pooled, data, parametrisation),
+    )
+    return spec, data
