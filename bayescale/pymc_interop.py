@@ -1,6 +1,6 @@
 """The PyMC twin of a bayescale model, built from the same law declaration.
 
-``to_pymc(df, law, pool=..., priors=...)`` (or ``law.to_pymc(df, ...)``) returns a ``pm.Model``
+``to_pymc(df, law, pool=..., priors=...)`` returns a ``pm.Model``
 with the same variables, names, coords and dims as the NumPyro model of
 :func:`bayescale.inference.make_model`: the same priors, pooled parameters as a population value,
 ``{name}_tau`` and centred ``{name}_u`` or non-centred ``{name}_z`` group values in the unconstrained

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .errors import BayescaleError
 from .models import get_law
+from .simulate import simulate
 
 __all__ = ["SBCResult", "default_design", "rank_uniformity", "sbc"]
 
@@ -154,7 +155,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     """Simulation-based calibration of ``law`` (see the module docstring).
 
     Each simulation draws every parameter and the data from the prior of the NumPyro model
-    (``Law.simulate(design, None, seed=...)`` with ``pool`` and ``priors``), fits it with NUTS
+    (``simulate(Law, design, None, seed=...)`` with ``pool`` and ``priors``), fits it with NUTS
     (``chains`` x ``warmup`` + ``draws``; with ``fit_priors`` instead of ``priors`` when given, which
     is how a deliberately misspecified control is built), keeps every ``thin``-th draw of each chain
     (L = chains * ceil(draws / thin) draws) and records, for each parameter in ``params`` (default:
@@ -214,7 +215,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     simulated = []
     for i in range(n_sims):
         try:
-            df, truth = law.simulate(design, None, seed=int(sim_seeds[i]), pool=pool, priors=priors)
+            df, truth = simulate(law, design, None, seed=int(sim_seeds[i]), pool=pool, priors=priors)
         except (BayescaleError, ValueError, FloatingPointError) as exc:
             failures.append((i, f"simulation failed: {exc}"))
             continue

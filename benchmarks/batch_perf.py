@@ -39,6 +39,7 @@ from bayescale import fit
 from bayescale.batch import fit_many
 from bayescale.sbc import sbc
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 try:
     from results_file import write_section
@@ -61,7 +62,7 @@ def design(law: str) -> pd.DataFrame:
 
 def tables(law: str, count: int, seed: int) -> list[pd.DataFrame]:
     model = get_law(law)
-    return [model.simulate(design(law), CASES[law], seed=seed + i)[0] for i in range(count)]
+    return [simulate(model, design(law), CASES[law], seed=seed + i)[0] for i in range(count)]
 
 
 def quality(fits) -> dict:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from bayescale.pymc_interop import to_pymc
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
@@ -77,7 +78,7 @@ def worker_bayescale(args) -> dict:
         "first_cpu": cpu_first, "second_cpu": cpu_second,
         "sampling_seconds": second.config["stats"]["sampling_seconds"],
         "traces_first": traces_first, "traces_second": traces_second, "traces_230": traces_230,
-        "ess_first": _min_ess(first.posterior.posterior), "ess_second": _min_ess(second.posterior.posterior),
+        "ess_first": _min_ess(first.posterior), "ess_second": _min_ess(second.posterior),
         "steps": float(second.diagnostics["mean_steps_per_draw"]),
         "divergences": first.diagnostics["divergences"], "max_rhat": first.diagnostics["max_rhat"],
         "cache_dir": os.environ.get("BAYESCALE_JAX_CACHE"), "maxrss_mb": _maxrss_mb(),
@@ -93,7 +94,7 @@ def worker_pymc(args) -> dict:
 
     df = _data()
     t0, c0 = time.perf_counter(), _cpu()
-    model = get_law("chinchilla").to_pymc(df)
+    model = to_pymc(df, get_law("chinchilla"))
     with model, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         idata = pm.sample(draws=DRAWS, tune=WARMUP, chains=CHAINS, cores=args.cores, init=args.init,
@@ -224,7 +225,7 @@ def main() -> None:
     md = f"""## Performance (`benchmarks/perf.py`)
 
 Chinchilla law, default priors, on `chinchilla_epoch` (240 points); both samplers 4 chains x
-{WARMUP} warmup + {DRAWS} draws on the same model (PyMC's from `law.to_pymc(df)`: same priors, data,
+{WARMUP} warmup + {DRAWS} draws on the same model (PyMC's from `to_pymc(df, law)`: same priors, data,
 parametrisation). bayescale runs NumPyro's NUTS kernels through its own compiled driver
 (`bayescale/nuts.py`: one program per model and shape, chains in threads, one per core), with the
 dense mass matrix unregularised for small models (see `sample_posterior`). Each method ran once, one after another, in its own process (times are wall

@@ -34,8 +34,8 @@ if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
 import bayescale as bs  # noqa: E402
 from bayescale import datasets  # noqa: E402
 from bayescale.models.critical_batch import step_law_critical_batch  # noqa: E402
-from bayescale.models.hyperparams import optimal_hyperparams  # noqa: E402
-from bayescale.models.lr_annealing import gemstones_curves  # noqa: E402
+from bayescale.planning import optimal_hyperparams  # noqa: E402
+from bayescale.datasets.schedule_curves import gemstones_curves  # noqa: E402
 
 try:
     from results_file import write_section
@@ -74,7 +74,7 @@ def run_lr_annealing(budget) -> list[str]:
         t0 = time.perf_counter()
         fit = bs.fit(train, "lr-annealing", progress=False, **budget)
         secs = time.perf_counter() - t0
-        elpd = float(az.loo(fit.posterior).elpd_loo)
+        elpd = float(az.loo(fit.idata).elpd_loo)
         s = fit.summary()
         fits[lam] = fit
         rows.append({"lambda": lam, "n_train": len(train), "elpd_loo_train": elpd,
@@ -135,7 +135,7 @@ def run_hyperparams(budget) -> list[str]:
         fit = bs.fit(tr, "hyperparams", progress=False, **budget)
         secs = time.perf_counter() - t0
         sc = scores(fit, te)
-        post = fit.posterior.posterior
+        post = fit.posterior
         table.append(f"| {label} | {len(tr)} | {sc['cov50']:.2f} / {sc['cov90']:.2f} | {100 * sc['median_are']:.2f} % | "
                      f"{q(post['eta_N'])} | {q(post['eta_D'])} | {q(post['B_D'])} | "
                      f"{fit.diagnostics['max_rhat']:.3f} | {secs:.0f} |")
@@ -170,7 +170,7 @@ def run_critical_batch(budget) -> list[str]:
     train, test = cells[cells["params"] < 1e9], cells[cells["params"] > 1e9]
     fit = bs.fit(train, "critical-batch", progress=False, **budget)
     sc = scores(fit, test, "critical_batch")
-    post = fit.posterior.posterior
+    post = fit.posterior
     p = fit.predict(test, levels=(0.9,), kind="observation")
     lines = [f"| {r.params:.3g} | {r.tokens:.3g} | {r.loss:.3f} | {r.critical_batch:.3g} | "
              f"{p.loc[i, 'median']:.3g} [{p.loc[i, 'lower_90']:.3g}, {p.loc[i, 'upper_90']:.3g}] |"

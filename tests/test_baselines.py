@@ -20,6 +20,7 @@ import pytest
 import bayescale
 from bayescale.baselines import BootstrapFit, huber_bootstrap
 from bayescale.errors import BayescaleError, BayescaleWarning
+from bayescale.simulate import simulate
 
 TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28}
 NOISE = {"sigma": 0.01, "nu": 30.0}
@@ -37,7 +38,7 @@ def grid_nd() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def simulated():
-    df, _ = bayescale.get_law("chinchilla").simulate(grid_nd(), {**TRUTH, **NOISE}, seed=1)
+    df, _ = simulate(bayescale.get_law("chinchilla"), grid_nd(), {**TRUTH, **NOISE}, seed=1)
     return df
 
 
@@ -56,7 +57,7 @@ def test_point_estimate_recovers_the_truth(boot):
 
 def test_the_recovery_check_can_fail(simulated):
     # the same tolerance against data from a different law (beta 0.5 instead of 0.28) must fail
-    other, _ = bayescale.get_law("chinchilla").simulate(grid_nd(), {**TRUTH, "beta": 0.5, **NOISE}, seed=1)
+    other, _ = simulate(bayescale.get_law("chinchilla"), grid_nd(), {**TRUTH, "beta": 0.5, **NOISE}, seed=1)
     wrong = huber_bootstrap(other, "chinchilla", n_boot=2, seed=0)
     assert abs(wrong.estimate["beta"] - TRUTH["beta"]) > TOL["beta"]
 

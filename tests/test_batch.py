@@ -27,6 +27,7 @@ import pytest
 from bayescale.batch import fit_many
 from bayescale.errors import BayescaleError
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 TRUTH = {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28, "sigma": 0.02, "nu": 10.0}
 SETTINGS = {"chains": 2, "warmup": 300, "draws": 200}
@@ -41,7 +42,7 @@ def chinchilla_tables(sizes, seed=0):
     for i, n in enumerate(sizes):
         design = pd.DataFrame({"params": np.exp(rng.uniform(np.log(1e7), np.log(1e10), n)),
                                "tokens": np.exp(rng.uniform(np.log(1e9), np.log(1e12), n))})
-        out.append(law.simulate(design, TRUTH, seed=seed + i)[0])
+        out.append(simulate(law, design, TRUTH, seed=seed + i)[0])
     return out
 
 
@@ -158,7 +159,7 @@ SHARDED = textwrap.dedent("""
     from bayescale.batch import fit_many
     from bayescale.models import get_law
     law = get_law("power")
-    tables = [law.simulate(__import__("pandas").DataFrame({"params": np.geomspace(1e7, 1e10, 12)}),
+    tables = [simulate(law, __import__("pandas").DataFrame({"params": np.geomspace(1e7, 1e10, 12)}),
                            {"E": 2.0, "log_A0": -0.5, "alpha": 0.3, "sigma": 0.02, "nu": 10.0},
                            seed=i)[0] for i in range(3)]
     fits = fit_many(tables, "power", seed=0, chains=2, warmup=150, draws=150)

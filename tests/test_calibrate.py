@@ -23,6 +23,7 @@ import bayescale
 from bayescale.heldout import CalibrationResult, calibrate
 from bayescale.cli import main
 from bayescale.errors import BayescaleError, BayescaleWarning
+from bayescale.simulate import simulate
 
 TRUTH = {"E": 1.69, "log_A0": {"a": -0.26, "b": 0.05}, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28,
          "sigma": 0.02, "nu": 30.0}
@@ -41,7 +42,7 @@ def design() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def data() -> pd.DataFrame:
-    df, _ = bayescale.get_law("chinchilla").simulate(design(), TRUTH, seed=3)
+    df, _ = simulate(bayescale.get_law("chinchilla"), design(), TRUTH, seed=3)
     return df
 
 
@@ -211,7 +212,7 @@ def test_report_of_an_accuracy_fit_plots_each_task_with_chance(tmp_path):
     compute = np.geomspace(1e18, 1e22, 8)
     design = pd.concat([pd.DataFrame({"compute": compute, "task": t, "trials": 500, "chance": 0.25})
                         for t in ("a", "b")]).reset_index(drop=True)
-    sim, _ = get_law("accuracy-sigmoid").simulate(design, seed=1)
+    sim, _ = simulate(get_law("accuracy-sigmoid"), design, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bayescale.fit(sim, "accuracy-sigmoid", chains=1, warmup=200, draws=200, progress=False)

@@ -20,6 +20,7 @@ import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.chaining import rate_draws
 from bayescale.cli import main
+from bayescale.simulate import simulate
 
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 LOSS_TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.03, "nu": 30.0}
@@ -38,10 +39,10 @@ def fits():
     # the (N, D) grid and budget of tests/test_recovery.py, so that a session reuses that compiled sampler
     n, d = np.meshgrid(np.geomspace(1e7, 1e9, 6), np.geomspace(1e9, 1e11, 5), indexing="ij")
     design = pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
-    runs, _ = get_law("chinchilla").simulate(design, LOSS_TRUTH, seed=0)
+    runs, _ = simulate(get_law("chinchilla"), design, LOSS_TRUTH, seed=0)
     runs["trials"] = 1000.0
     # the error law's parameters are centred at the training runs' mean loss
-    acc, _ = get_law("loss-to-error").simulate(runs[["loss", "trials"]], ERR_TRUTH, seed=1)
+    acc, _ = simulate(get_law("loss-to-error"), runs[["loss", "trials"]], ERR_TRUTH, seed=1)
     runs["p_correct"] = acc["p_correct"]
     ref = float(runs["loss"].mean())
     return _fit(runs[["params", "tokens", "loss"]], "chinchilla"), _fit(runs[["loss", "p_correct", "trials"]],

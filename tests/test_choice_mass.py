@@ -19,6 +19,7 @@ import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.models.choice_mass import accuracy_from_mass
 from bayescale.predict import choice_accuracy
+from bayescale.simulate import simulate
 
 Z_MAX = 3.5
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
@@ -48,12 +49,12 @@ def test_two_choices_is_exact():
     np.testing.assert_allclose(accuracy_from_mass(m, phi, 2), want, atol=1e-3)
 
 
-def simulate(seed=1):
+def simulate_tasks(seed=1):
     law = get_law("choice-mass")
     design = pd.DataFrame({"compute": np.repeat(np.geomspace(1e18, 1e22, 6), 30), "question": np.tile(np.arange(30), 6)})
     parts = []
     for task, p in TRUTH.items():
-        df, _ = law.simulate(design, {**p, "phi": PHI}, seed=seed + len(parts))
+        df, _ = simulate(law, design, {**p, "phi": PHI}, seed=seed + len(parts))
         parts.append(df.assign(task=task))
     return pd.concat(parts, ignore_index=True)
 
@@ -76,7 +77,7 @@ def task_z(f):
 
 
 def test_recovery_pooled_by_task_and_control():
-    df = simulate()
+    df = simulate_tasks()
     f = fit(df)
     z = task_z(f)
     assert max(z.values()) < Z_MAX, (z, f.diagnostics)

@@ -22,6 +22,7 @@ from bayescale import BayescaleError, get_law
 from bayescale.heldout import CalibrationResult
 from bayescale.cli import main
 from bayescale.comparison import crossover, prob_better
+from bayescale.simulate import simulate
 from test_refined_loss_laws import FARSEER_TRUTH, NOISE, constructed_fit, grid
 
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
@@ -29,7 +30,7 @@ BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 
 @pytest.fixture(scope="module")
 def farseer_data():
-    df, _ = get_law("farseer").simulate(grid(1e7, 1e10, 1e9, 1e12, 8, 8), {**FARSEER_TRUTH, **NOISE}, seed=2)
+    df, _ = simulate(get_law("farseer"), grid(1e7, 1e10, 1e9, 1e12, 8, 8), {**FARSEER_TRUTH, **NOISE}, seed=2)
     return df
 
 

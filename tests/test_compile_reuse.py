@@ -18,13 +18,14 @@ from bayescale.design import centre
 from bayescale.inference import (MASK, _pad, bucket_size, build, cache_dir_from_env,
                                  make_model, trace_count)
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 TRUTH = dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.03, nu=10.0)
 SETTINGS = dict(law="power", chains=1, warmup=150, draws=150, progress=False)
 
 
 def table(n: int, seed: int) -> pd.DataFrame:
-    df, _ = get_law("power").simulate(pd.DataFrame({"params": np.geomspace(1e7, 1e10, n)}), TRUTH, seed=seed)
+    df, _ = simulate(get_law("power"), pd.DataFrame({"params": np.geomspace(1e7, 1e10, n)}), TRUTH, seed=seed)
     return df
 
 

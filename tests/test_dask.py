@@ -9,6 +9,7 @@ import pytest
 from bayescale.batch import fit_many
 from bayescale.errors import BayescaleError
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 distributed = pytest.importorskip("distributed", reason="Dask distributed not installed (pip install 'bayescale[dask]')")
 
@@ -20,7 +21,7 @@ TRUTH = {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28, 
 def chinchilla_tables(sizes, seed=0):
     law = get_law("chinchilla")
     rng = np.random.default_rng(seed)
-    return [law.simulate(pd.DataFrame({"params": np.exp(rng.uniform(np.log(1e7), np.log(1e10), n)),
+    return [simulate(law, pd.DataFrame({"params": np.exp(rng.uniform(np.log(1e7), np.log(1e10), n)),
                                        "tokens": np.exp(rng.uniform(np.log(1e9), np.log(1e12), n))}),
                          TRUTH, seed=seed + i)[0] for i, n in enumerate(sizes)]
 

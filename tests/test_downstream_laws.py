@@ -20,6 +20,7 @@ from scipy import stats
 import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.models.loss_to_error import RateObservation
+from bayescale.simulate import simulate
 from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
 Z_MAX = 3.5
@@ -127,7 +128,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_recovery(case):
     _, spec, design, truth, transform, must_pass = case
-    df, _ = get_law(spec).simulate(design, truth, seed=1)
+    df, _ = simulate(get_law(spec), design, truth, seed=1)
     if transform is not None:
         df = transform(df)
     with warnings.catch_warnings():
@@ -149,7 +150,7 @@ def test_predicted_mean_is_the_expected_accuracy():
     design = compute_design(0.25)
     truth = {"a": -4.0, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}
     law = get_law("accuracy-sigmoid")
-    df, _ = law.simulate(design, truth, seed=2)
+    df, _ = simulate(law, design, truth, seed=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayescale.BayescaleWarning)
         fit = bayescale.fit(df, law, seed=2, progress=False, **BUDGET)

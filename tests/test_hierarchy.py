@@ -28,6 +28,7 @@ import pytest
 
 import bayescale
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 TRUTH = {
     "E": 1.8,
@@ -63,7 +64,7 @@ def true_mean(n: float, logref: float) -> float:
 @pytest.fixture(scope="module")
 def fits():
     law = get_law("power")
-    df, _ = law.simulate(design(), TRUTH, seed=SEED, pool={"log_A0": "family"})
+    df, _ = simulate(law, design(), TRUTH, seed=SEED, pool={"log_A0": "family"})
     logref = df.attrs["logref"]["params"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayescale.BayescaleWarning)  # small budget: ESS warnings

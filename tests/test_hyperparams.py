@@ -23,6 +23,7 @@ from bayescale.datasets.paths import find_home
 from bayescale.errors import BayescaleError
 from bayescale.models import get_law
 from bayescale.planning import optimal_hyperparams
+from bayescale.simulate import simulate
 
 Z_MAX = 3.5
 BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
@@ -54,7 +55,7 @@ def _fit(df, **kw):
 
 def test_recovery_optimal_hyperparams_and_wrong_law_control():
     law = get_law("hyperparams")
-    df, _ = law.simulate(law.sbc_design(), {**TRUTH, **NOISE}, seed=2)
+    df, _ = simulate(law, law.sbc_design(), {**TRUTH, **NOISE}, seed=2)
     fit = _fit(df)
     s = fit.summary()
     z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in TRUTH.items()}

@@ -9,13 +9,14 @@ import pytest
 
 import bayescale
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 SETTINGS = dict(law="power", chains=3, warmup=130, draws=47, progress=False)   # not multiples of 50
 
 
 def _data() -> pd.DataFrame:
     design = pd.DataFrame({"params": np.geomspace(1e7, 1e10, 14)})
-    df, _ = get_law("power").simulate(design, {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.01, "nu": 30.0},
+    df, _ = simulate(get_law("power"), design, {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.01, "nu": 30.0},
                                       seed=4)
     return df
 
@@ -56,7 +57,7 @@ def test_relative_shrinkage_takes_fewer_leapfrog_steps():
     from bayescale.nuts import compile_nuts, run_chains
 
     design = pd.DataFrame({"params": np.geomspace(1e7, 1e10, 200)})
-    df, _ = get_law("power").simulate(design, {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.002, "nu": 30.0},
+    df, _ = simulate(get_law("power"), design, {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.002, "nu": 30.0},
                                       seed=8)
     spec, dataset = build(df, "power")
     args = model_arguments(spec, dataset)
@@ -78,7 +79,7 @@ def test_dense_adaptation_survives_windows_with_fewer_draws_than_parameters():
     design = pd.DataFrame({"params": np.tile(np.geomspace(1e7, 1e10, 5), len(groups)),
                            "family": np.repeat(groups, 5)})
     law = get_law("power")
-    df, _ = law.simulate(design, None, seed=3, pool={"E": "family", "log_A0": "family"})
+    df, _ = simulate(law, design, None, seed=3, pool={"E": "family", "log_A0": "family"})
     fit = bayescale.fit(df, "power", pool={"E": "family", "log_A0": "family"}, seed=0, chains=2,
                         warmup=150, draws=100, progress=False, dense_mass=True)
     assert fit.config["stats"]["n_latent"] > 25

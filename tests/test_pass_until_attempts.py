@@ -21,6 +21,7 @@ from scipy import stats
 import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.models.pass_until import AttemptsObservation, rate_ab
+from bayescale.simulate import simulate
 from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
 Z_MAX = 3.5
@@ -139,9 +140,9 @@ def z_scores(fit):
 
 
 def test_tiny_pass_rates_are_recovered_from_attempts():
-    df, _ = get_law(LAW).simulate(problems(passes=1.0, budget=20000.0), TRUTH, seed=1)
+    df, _ = simulate(get_law(LAW), problems(passes=1.0, budget=20000.0), TRUTH, seed=1)
     # the same problems with a fixed budget of 100 samples each: mostly zero passes
-    fixed, _ = get_law("pass-until").simulate(problems(trials=100.0), TRUTH, seed=1)
+    fixed, _ = simulate(get_law("pass-until"), problems(trials=100.0), TRUTH, seed=1)
     assert (fixed.p_correct == 0).mean() > 0.7
     fit = fit_quietly(df)
     z = z_scores(fit)

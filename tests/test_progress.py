@@ -15,6 +15,7 @@ from bayescale.sbc import default_design, sbc
 from bayescale.cli import main
 from bayescale.inference import fit
 from bayescale.models import get_law
+from bayescale.simulate import simulate
 
 TINY = ["--chains", "1", "--warmup", "100", "--draws", "100"]
 SBC = ["sbc", "power", "--n-sims", "3", "--thin", "2", *TINY]  # the CLI's default --seed 0
@@ -46,7 +47,7 @@ def saved_fit(tmp_path_factory):
     the 3 largest, the runs and settings are SBC's (one compiled sampler serves both)."""
     folder = tmp_path_factory.mktemp("progress")
     design = pd.DataFrame({"params": np.geomspace(1e7, 1e10, 10).tolist() + [3e10, 1e11, 3e11]})
-    df, _ = get_law("power").simulate(design, {"E": 1.8, "log_A0": -0.5, "alpha": 0.3, "sigma": 0.02,
+    df, _ = simulate(get_law("power"), design, {"E": 1.8, "log_A0": -0.5, "alpha": 0.3, "sigma": 0.02,
                                                 "nu": 10.0}, seed=3)
     csv = folder / "runs.csv"
     df.to_csv(csv, index=False)
@@ -98,7 +99,7 @@ def test_compare_holdout_no_bar(monkeypatch, saved_fit, terminal, quiet):
 def sbc_tables(n: int) -> list[pd.DataFrame]:
     """n simulated tables on SBC's design of the power law (so its compiled sampler is reused)."""
     law = get_law("power")
-    return [law.simulate(default_design(law), None, seed=i)[0] for i in range(n)]
+    return [simulate(law, default_design(law), None, seed=i)[0] for i in range(n)]
 
 
 def test_fit_many_reports_each_finished_fit(monkeypatch):

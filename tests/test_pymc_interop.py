@@ -19,6 +19,8 @@ from bayescale.design import centre
 from bayescale.inference import build, make_model
 from bayescale.models import get_law
 from bayescale.pymc_interop import pymc_prior
+from bayescale.simulate import simulate
+from bayescale.pymc_interop import to_pymc
 
 pm = pytest.importorskip("pymc", reason="PyMC not installed (pip install bayescale[pymc])")
 from pymc.model.transform.conditioning import remove_value_transforms  # noqa: E402
@@ -54,7 +56,7 @@ def numpyro_logp(df, points, priors):
 
 def test_density_matches_numpyro():
     law = get_law("chinchilla")
-    df, _ = law.simulate(grouped_design(), None, seed=3, pool=POOL, priors=PRIORS_USED)
+    df, _ = simulate(law, grouped_design(), None, seed=3, pool=POOL, priors=PRIORS_USED)
     spec, data = build(df, law, pool=POOL, priors=PRIORS_USED)
     assert set(spec.centred) == {"log_A0", "alpha"} and "E" in spec.pooled  # both parametrisations
     model = make_model(spec)
@@ -66,7 +68,7 @@ def test_density_matches_numpyro():
         points.append({k: np.asarray(v["value"], np.float64) for k, v in tr.items()
                        if v["type"] == "sample" and k != "y"})
     ours, _, _ = numpyro_logp(df, points, PRIORS_USED)
-    pm_model = law.to_pymc(df, pool=POOL, priors=PRIORS_USED)
+    pm_model = to_pymc(df, law, pool=POOL, priors=PRIORS_USED)
     free = remove_value_transforms(pm_model)
     logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
     theirs = np.array([float(logp(p)) for p in points])
@@ -129,10 +131,10 @@ def test_posterior_agrees_with_pymc():
     """PyMC's own NUTS on the translated model gives bayescale's posterior means within Monte-Carlo
     error; the control (inputs shifted by one log unit, the same compiled graph) must not."""
     law = get_law("power")
-    df, _ = law.simulate(pd.DataFrame({"params": np.geomspace(1e7, 1e10, 24)}),
+    df, _ = simulate(law, pd.DataFrame({"params": np.geomspace(1e7, 1e10, 24)}),
                          dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.02, nu=10.0), seed=5)
     ours = bs.fit(df, law="power", seed=1, progress=False, chains=2, warmup=300, draws=300).posterior
-    model = law.to_pymc(df)
+    model = to_pymc(df, law)
     names = ["E", "log_A0", "alpha", "sigma"]
     same = sample_pymc(model, 2, 300, 300, 2)
     with model:
@@ -151,15 +153,15 @@ def test_pooled_posterior_agrees_with_pymc():
     truth = dict(E={"d1": 1.8, "d2": 2.0, "thin": 1.9}, log_A0={"a": -0.8, "b": -1.0, "c": -1.2},
                  alpha=0.35, log_B0={"d1": -1.0, "d2": -1.1, "thin": -0.9}, beta=0.3,
                  sigma={"d1": 0.02, "d2": 0.02, "thin": 0.02}, nu=10.0)
-    df, _ = law.simulate(grouped_design(1), {**truth, "alpha": {"a": 0.3, "b": 0.35, "c": 0.4}})
+    df, _ = simulate(law, grouped_design(1), {**truth, "alpha": {"a": 0.3, "b": 0.35, "c": 0.4}})
     fit = bs.fit(df, law="chinchilla", pool=POOL, priors=PRIORS_USED, seed=0, progress=False,
                  chains=4, warmup=1000, draws=1000)
     ours = fit.posterior
     names = ["E", "log_A0", "alpha", "log_B0", "beta", "sigma", "nu", "E_by_dataset", "log_A0_by_family",
              "alpha_by_family", "log_B0_by_dataset", "alpha_tau"]
-    theirs = sample_pymc(law.to_pymc(df, pool=POOL, priors=PRIORS_USED), 4, 1000, 1000, 1)
+    theirs = sample_pymc(to_pymc(df, law, pool=POOL, priors=PRIORS_USED), 4, 1000, 1000, 1)
     assert max_z(ours, theirs, names) < 4.5
-    other = sample_pymc(law.to_pymc(df, pool=POOL, priors={**PRIORS_USED, "alpha_tau": "HalfNormal(0.01)"}),
+    other = sample_pymc(to_pymc(df, law, pool=POOL, priors={**PRIORS_USED, "alpha_tau": "HalfNormal(0.01)"}),
                         4, 1000, 1000, 1)
     assert max_z(ours, other, names) > 8.0
 
@@ -186,13 +188,13 @@ def test_observation_twins_match_numpyro(law_name, table):
         point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
         points.append(point)
         ours.append(float(log_density(model, (x, {}, y, aux), {}, point)[0]))
-    free = remove_value_transforms(law.to_pymc(table))
+    free = remove_value_transforms(to_pymc(table, law))
     logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
     theirs = np.array([float(logp(p)) for p in points])
     np.testing.assert_allclose(theirs, ours, rtol=2e-5, atol=1e-2)
     # control: a different response gives a different density
     moved = table.assign(**{law.response: table[law.response] * 0.9})
-    free_moved = remove_value_transforms(law.to_pymc(moved))
+    free_moved = remove_value_transforms(to_pymc(moved, law))
     assert abs(float(free_moved.compile_fn(free_moved.logp(), mode="FAST_COMPILE")(points[0])) - ours[0]) > 1e-2
 
 
@@ -201,7 +203,7 @@ def test_unsupported_likelihood_and_missing_law():
     df = pd.DataFrame({"params": np.geomspace(1e8, 1e10, 6), "passes": 1.0, "budget": 100.0,
                        "attempts": [100.0, 80, 50, 20, 5, 2]})
     with pytest.raises(BayescaleError, match="no PyMC twin"):
-        get_law("pass-until:attempts").to_pymc(df)
+        to_pymc(df, get_law("pass-until:attempts"))
     loss = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 6), "loss": np.linspace(3, 2, 6)})
     with pytest.raises(BayescaleError):
-        get_law("power").to_pymc(loss.drop(columns="loss"))
+        to_pymc(loss.drop(columns="loss"), get_law("power"))

@@ -26,6 +26,7 @@ import pytest
 
 import bayescale
 from bayescale.models import REGISTRY, get_law
+from bayescale.simulate import simulate
 
 Z_MAX = 3.5
 MAX_DIVERGENCES = 6  # of 600 post-warmup draws (1 %)
@@ -108,7 +109,7 @@ def test_every_registered_law_has_a_recovery_case():
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_recovery(case):
     _, sim_law, fit_law, design, truth, seed, must_pass = case
-    df, _ = get_law(sim_law).simulate(design, {**truth, **NOISE}, seed=seed)
+    df, _ = simulate(get_law(sim_law), design, {**truth, **NOISE}, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayescale.BayescaleWarning)  # low ESS on a small budget is expected
         fit = bayescale.fit(df, fit_law, seed=seed, progress=False, **BUDGET)

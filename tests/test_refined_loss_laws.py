@@ -21,6 +21,7 @@ from bayescale import BayescaleError, Fit, get_law
 from bayescale.sbc import default_design
 from bayescale.data import validate
 from bayescale.inference import build
+from bayescale.simulate import simulate
 from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
 Z_MAX = 3.5
@@ -242,7 +243,7 @@ def fit_quietly(df, law, seed=0):
 @pytest.mark.parametrize("case", RECOVERY, ids=["farseer", "overtrain", "bnsl", "wrong-law:power-on-bnsl"])
 def test_recovery(case):
     _, sim_law, fit_law, design, truth, must_pass = case
-    df, _ = get_law(sim_law).simulate(design, {**truth, **NOISE}, seed=1)
+    df, _ = simulate(get_law(sim_law), design, {**truth, **NOISE}, seed=1)
     fit = fit_quietly(df, fit_law)
     s = fit.summary()
     z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in truth.items() if k in fit.law.params}

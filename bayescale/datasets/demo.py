@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..models import get_law
+from ..simulate import simulate
 
 TRUTH_RAW = {  # literature parametrisation: L = E + A_f / N^alpha + B / D^beta
     "E": 1.80, "alpha": 0.34, "beta": 0.28, "B": 410.0,
@@ -45,7 +46,7 @@ def demo_data() -> pd.DataFrame:
         "log_B0": np.log(t["B"]) - t["beta"] * logref["tokens"],
         "sigma": NOISE_SIGMA, "nu": 1e6,
     }
-    df, _ = get_law("chinchilla").simulate(design, centred, seed=SEED, pool={"log_A0": "family"})
+    df, _ = simulate(get_law("chinchilla"), design, centred, seed=SEED, pool={"log_A0": "family"})
     df.attrs["synthetic"] = True
     df.attrs["description"] = ("SYNTHETIC demo data simulated by bayescale from known chinchilla "
                                f"parameters {TRUTH_RAW}, log-noise sd {NOISE_SIGMA}")

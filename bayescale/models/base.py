@@ -54,18 +54,6 @@ class Law:
     def spec(self) -> str:
         return self.name if self.option is None else f"{self.name}:{self.option}"
 
-    def simulate(self, design, params=None, *, seed=0, **kwargs):
-        """Simulate at the rows of ``design``; see :func:`bayescale.simulate.simulate`."""
-        from ..simulate import simulate
-
-        return simulate(self, design, params, seed=seed, **kwargs)
-
-    def to_pymc(self, df, pool=None, priors=None, **kwargs):
-        """The equivalent ``pm.Model``; see :func:`bayescale.pymc_interop.to_pymc`."""
-        from ..pymc_interop import to_pymc
-
-        return to_pymc(df, self, pool=pool, priors=priors, **kwargs)
-
     # ---- the observation model's view ------------------------------------------------------
     @property
     def extras(self) -> tuple[str, ...]:
