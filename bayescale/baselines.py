@@ -59,6 +59,7 @@ class BootstrapFit:
     residuals: np.ndarray
     logref: dict[str, float]
     stats: dict = field(default_factory=dict)
+    pooled: dict = field(default_factory=dict)   # no groups: every parameter is shared
 
     # ---- the source protocol of bayescale.predict -----------------------------------------------
     @property

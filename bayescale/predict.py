@@ -112,7 +112,7 @@ def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
     notes: list[str] = []
     frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
     values = source.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
-    if not labels and getattr(source, "pooled", None):
+    if not labels and source.pooled:
         notes.append("no group labels given: the population's typical parameter values were used")
     return values, notes
 

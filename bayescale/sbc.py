@@ -37,8 +37,7 @@ def default_design(law) -> pd.DataFrame:
     """
     law = get_law(law)
     # laws with inputs other than sizes bring their own small grid; None means the default grid
-    # (getattr: Law.sbc_design is declared on the base class, older Law objects may lack it)
-    design = getattr(law, "sbc_design", lambda: None)()
+    design = law.sbc_design()
     if design is not None:
         return design
     ranges = {"params": (1e7, 1e10), "tokens": (1e9, 1e12), "compute": (1e17, 1e21)}

@@ -23,7 +23,7 @@ def get_law(spec):
     if name not in REGISTRY:
         raise BayescaleError(f"unknown law {name!r}; choose one of {sorted(REGISTRY)}")
     cls = REGISTRY[name]
-    options = getattr(cls, "options", ())
+    options = cls.options
     if option and option not in options:
         if not options:
             raise BayescaleError(f"law {name!r} takes no option, got {spec!r}")
