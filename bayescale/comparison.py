@@ -162,7 +162,7 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
     laws are weighed on the data they were fitted to. Each predictive draw comes from one law, picked
     with its weight. Returns the interval table (``attrs["weights"]``), and the draws if asked.
     """
-    from .results import _check_levels, interval_columns
+    from .predict import check_levels, interval_columns
 
     fits = [_as_fit(f) for f in (fits[0] if len(fits) == 1 and isinstance(fits[0], (list, tuple)) else fits)]
     names = _names(fits, names)
@@ -187,7 +187,7 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
     draws = np.concatenate([d[rng.choice(len(d), size=c, replace=False)] for d, c in zip(per_fit, counts)])
     draws = draws[rng.permutation(n)]
     out = df.reset_index(drop=True).copy()
-    for col, v in interval_columns(draws, _check_levels(levels)).items():
+    for col, v in interval_columns(draws, check_levels(levels)).items():
         out[col] = v
     out.attrs["weights"] = dict(zip(names, w.tolist()))
     out.attrs["kind"] = kind
@@ -236,13 +236,13 @@ def prob_better(fit_a, fit_b, points: pd.DataFrame, *, labels_a=None, labels_b=N
                 levels=(0.9,)) -> pd.DataFrame:
     """P(loss of A < loss of B) at each row of ``points`` (mean curves, independent posteriors),
     with the median and intervals of the difference A - B."""
-    from .results import _check_levels, interval_columns
+    from .predict import check_levels, interval_columns
 
     fit_a, fit_b = _as_fit(fit_a), _as_fit(fit_b)
     a, b = _paired_draws(fit_a, fit_b, points, labels_a, labels_b)
     out = points.reset_index(drop=True).copy()
     out["p_a_better"] = np.mean(a < b, axis=0)
-    for col, v in interval_columns(a - b, _check_levels(levels), prefix="diff_").items():
+    for col, v in interval_columns(a - b, check_levels(levels), prefix="diff_").items():
         out[col] = v
     return out
 
@@ -300,11 +300,11 @@ def crossover(fit_a, fit_b, along: str = "compute", *, range=None, grid: int = 2
     fixed or D = r·N; along tokens, a fixed model size ``params``. Each pair of posterior draws
     gives a crossing (the first sign change of A - B, interpolated on the log scale) or none.
     """
-    from .results import _check_levels, interval_columns
+    from .predict import check_levels, interval_columns
 
     if along not in AXES:
         raise BayescaleError(f"along must be one of {list(AXES)}, got {along!r}")
-    (level,) = _check_levels(level)
+    (level,) = check_levels(level)
     fit_a, fit_b = _as_fit(fit_a), _as_fit(fit_b)
     lo, hi = _data_range([fit_a, fit_b], along) if range is None else map(float, range)
     if not (0 < lo < hi and np.isfinite(hi)):
