@@ -20,15 +20,13 @@ small family benefits from the rest of the data, not which of the two mechanisms
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 
-import bayescale
 from bayescale.models import get_law
 from bayescale.simulate import simulate
+from fit_helpers import fit_quietly
 
 TRUTH = {
     "E": 1.8,
@@ -42,7 +40,6 @@ TRUTH = {
 # interval always covered -0.60. Seed 3 (used here): pooled [2.019, 2.103], unpooled [1.710, 2.520],
 # true mean loss 2.053; log_A0[small] in [-0.755, -0.250].
 SEED = 3
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 TARGET_N = 1e9
 LEVEL = 0.9
 
@@ -66,10 +63,8 @@ def fits():
     law = get_law("power")
     df, _ = simulate(law, design(), TRUTH, seed=SEED, pool={"log_A0": "family"})
     logref = df.attrs["logref"]["params"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)  # small budget: ESS warnings
-        pooled = bayescale.fit(df, "power", pool={"log_A0": "family"}, seed=SEED, progress=False, **BUDGET)
-        alone = bayescale.fit(df[df["family"] == "small"], "power", seed=SEED, progress=False, **BUDGET)
+    pooled = fit_quietly(df, "power", pool={"log_A0": "family"}, seed=SEED)
+    alone = fit_quietly(df[df["family"] == "small"], "power", seed=SEED)
     target = pd.DataFrame({"family": ["small"], "params": [TARGET_N]})
     key = f"{LEVEL * 100:g}"
     out = {"pooled": pooled, "alone": alone, "truth": true_mean(TARGET_N, logref), "logref": logref}

@@ -1,39 +1,28 @@
 """farseer, bnsl and overtrain: closed forms, the multiplier column, derived quantities
 (min_loss, tokens_for_loss), parameter recovery with a failing control, and SBC (slow).
 
-Recovery uses the rule of tests/test_recovery.py: z = |posterior mean - truth| / sd < 3.5 for every
-law parameter, at most 6 divergences, 2 chains x 300 warmup + 300 draws, fixed seeds. The control
-fits a one-slope saturating power law to data with a break (BNSL truth: slope 0.1 before the
-break, 0.5 after): it must fail the same z bound on the parameters it shares with the true law.
+Recovery uses the rule of tests/statistical/test_recovery.py (tests/fit_helpers.py): z = |posterior
+mean - truth| / sd < 3.5 for every law parameter, at most 6 divergences, 2 chains x 300 warmup +
+300 draws, fixed seeds. The control fits a one-slope saturating power law to data with a break
+(BNSL truth: slope 0.1 before the break, 0.5 after): it must fail the same z bound on the
+parameters it shares with the true law.
 """
 from __future__ import annotations
 
-import json
-import warnings
-
-import arviz as az
 import numpy as np
 import pandas as pd
 import pytest
 
-import bayescale
-from bayescale import BayescaleError, Fit, get_law
-from bayescale.sbc import default_design
+from bayescale import BayescaleError, get_law
 from bayescale.data import validate
-from bayescale.inference import build
+from bayescale.sbc import default_design
 from bayescale.simulate import simulate
+from bayescale.spec import build
+from fit_helpers import FARSEER_TRUTH, MAX_DIVERGENCES, Z_MAX, constructed_fit, fit_quietly, grid, z_scores
 from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
-Z_MAX = 3.5
-MAX_DIVERGENCES = 6
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 NOISE = {"sigma": 0.01, "nu": 30.0}
 LOGREF = {"params": np.log(3e8), "tokens": np.log(6e9)}
-
-
-def grid(n_lo, n_hi, d_lo, d_hi, k=6, m=5) -> pd.DataFrame:
-    n, d = np.meshgrid(np.geomspace(n_lo, n_hi, k), np.geomspace(d_lo, d_hi, m), indexing="ij")
-    return pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
 
 
 # ---- closed forms (no sampling) -------------------------------------------------------------------
@@ -120,19 +109,6 @@ def test_multiplier_is_derived_from_params_and_tokens():
 
 # ---- derived quantities on constructed posteriors -------------------------------------------------
 
-def constructed_fit(law: str, draws: dict, design: pd.DataFrame) -> Fit:
-    """A Fit (1 chain, no pooling) whose posterior is exactly ``draws``."""
-    spec, data = build(design.assign(loss=2.0), law, pool="none")
-    n = len(next(iter(draws.values())))
-    post = {k: np.asarray(v, dtype=np.float64)[None] for k, v in draws.items()}
-    post.setdefault("sigma", np.full((1, n), 0.01))
-    post.setdefault("nu", np.full((1, n), 30.0))
-    idata = az.from_dict(posterior=post)
-    idata.posterior.attrs["bayescale"] = json.dumps({**spec.to_json(), "n_obs": data.n, "notes": [],
-                                                     "data_hash": data.data_hash()})
-    return Fit(idata)
-
-
 @pytest.fixture(scope="module")
 def chinchilla_draws():
     rng = np.random.default_rng(3)
@@ -216,14 +192,12 @@ def test_overtrain_tokens_for_loss_and_farseer_allocation():
 
 # ---- recovery ---------------------------------------------------------------------------------------
 
-FARSEER_TRUTH = {"E": 1.7, "log_u": -1.2, "gamma": 0.3, "log_B0": -0.8, "phi": 0.1, "beta": 0.3,
-                 "kappa": 0.15}
 OVERTRAIN_DESIGN = pd.DataFrame([{"params": n, "tokens": n * m} for n in np.geomspace(1e7, 1e9, 5)
                                  for m in (5, 10, 20, 40, 80, 160, 320)])
 BNSL_TRUTH = {"E": 1.5, "log_A0": -0.5, "alpha": 0.1, "delta_1": 0.4, "loc_1": 0.0, "width": 0.3}
 
 RECOVERY = [
-    # farseer's default-suite recovery check runs on the fit tests/test_compare.py makes anyway
+    # farseer's default-suite recovery check runs on the fit tests/unit/test_compare.py makes anyway
     pytest.param(("farseer", "farseer", "farseer", grid(1e7, 1e10, 1e9, 1e12, 8, 8), FARSEER_TRUTH, True),
                  marks=pytest.mark.slow),
     ("overtrain", "overtrain", "overtrain", OVERTRAIN_DESIGN,
@@ -234,19 +208,12 @@ RECOVERY = [
 ]
 
 
-def fit_quietly(df, law, seed=0):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)  # low ESS on a small budget
-        return bayescale.fit(df, law, seed=seed, progress=False, **BUDGET)
-
-
 @pytest.mark.parametrize("case", RECOVERY, ids=["farseer", "overtrain", "bnsl", "wrong-law:power-on-bnsl"])
 def test_recovery(case):
     _, sim_law, fit_law, design, truth, must_pass = case
     df, _ = simulate(get_law(sim_law), design, {**truth, **NOISE}, seed=1)
     fit = fit_quietly(df, fit_law)
-    s = fit.summary()
-    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in truth.items() if k in fit.law.params}
+    z = z_scores(fit, truth, law_only=True)
     report = f"{fit_law} on {sim_law} data: z={ {k: round(v, 2) for k, v in z.items()} }, {fit.diagnostics}"
     if must_pass:
         assert set(z) == set(fit.law.params), report

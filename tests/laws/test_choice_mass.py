@@ -8,8 +8,6 @@
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,9 +18,8 @@ from bayescale import BayescaleError, get_law
 from bayescale.models.choice_mass import accuracy_from_mass
 from bayescale.predict import choice_accuracy
 from bayescale.simulate import simulate
+from fit_helpers import Z_MAX, fit_quietly
 
-Z_MAX = 3.5
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 TRUTH = {"t1": {"a": -1.0, "log_b": -1.0}, "t2": {"a": -2.5, "log_b": -0.6}}
 PHI = 8.0
 
@@ -60,9 +57,7 @@ def simulate_tasks(seed=1):
 
 
 def fit(df, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        return bayescale.fit(df, "choice-mass", seed=1, progress=False, **BUDGET, **kw)
+    return fit_quietly(df, "choice-mass", seed=1, **kw)
 
 
 def task_z(f):

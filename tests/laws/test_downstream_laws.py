@@ -1,15 +1,13 @@
 """Downstream laws: loss-to-error, accuracy-sigmoid, pass-until, pass-at-k.
 
 * closed forms of each mean and of the Beta-Binomial / Beta likelihood (against scipy);
-* parameter recovery on simulated accuracies (2 chains x 300 + 300, as tests/test_recovery.py):
+* parameter recovery on simulated accuracies (2 chains x 300 + 300, as tests/statistical/test_recovery.py):
   z = |posterior mean - truth| / sd < 3.5 for every law parameter; the control fits data with a
   chance floor of 0.5 as if there were none (chance = 0) and must violate the bound;
 * SBC (slow, ``--run-slow``): rank uniformity for every law and a failing control that drops the
   between-run scatter (phi fixed at 1e5, i.e. a plain Binomial).
 """
 from __future__ import annotations
-
-import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -21,10 +19,9 @@ import bayescale
 from bayescale import BayescaleError, get_law
 from bayescale.models.loss_to_error import RateObservation
 from bayescale.simulate import simulate
+from fit_helpers import MAX_DIVERGENCES, Z_MAX, fit_quietly, z_scores
 from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
 
-Z_MAX = 3.5
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 L = np.linspace(2.6, 4.0, 12)
 
 
@@ -131,15 +128,12 @@ def test_recovery(case):
     df, _ = simulate(get_law(spec), design, truth, seed=1)
     if transform is not None:
         df = transform(df)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        fit = bayescale.fit(df, spec, seed=1, progress=False, **BUDGET)
-    s = fit.summary()
-    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in truth.items() if k in fit.law.params}
+    fit = fit_quietly(df, spec, seed=1)
+    z = z_scores(fit, truth, law_only=True)
     report = f"{spec}: z={ {k: round(v, 2) for k, v in z.items()} } diagnostics={fit.diagnostics}"
     if must_pass:
         assert max(z.values()) < Z_MAX, report
-        assert fit.diagnostics["divergences"] <= 6, report
+        assert fit.diagnostics["divergences"] <= MAX_DIVERGENCES, report
     else:
         assert max(z.values()) > Z_MAX, report   # fails the criterion the true model passes
 
@@ -151,9 +145,7 @@ def test_predicted_mean_is_the_expected_accuracy():
     truth = {"a": -4.0, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}
     law = get_law("accuracy-sigmoid")
     df, _ = simulate(law, design, truth, seed=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        fit = bayescale.fit(df, law, seed=2, progress=False, **BUDGET)
+    fit = fit_quietly(df, law, seed=2)
     new = design[["compute", "chance"]].iloc[:4]
     x = {"compute": np.log(new["compute"].to_numpy()) - fit.spec.logref["compute"]}
     true_acc = law.observation.expected(np.asarray(law.mean(x, truth), dtype=np.float64), {"chance": 0.25}, np)

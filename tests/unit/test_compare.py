@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -23,9 +22,9 @@ from bayescale.heldout import CalibrationResult
 from bayescale.cli import main
 from bayescale.comparison import crossover, prob_better
 from bayescale.simulate import simulate
-from test_refined_loss_laws import FARSEER_TRUTH, NOISE, constructed_fit, grid
+from fit_helpers import FARSEER_TRUTH, MAX_DIVERGENCES, Z_MAX, constructed_fit, fit_quietly, grid, z_scores
 
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
+NOISE = {"sigma": 0.01, "nu": 30.0}
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +35,7 @@ def farseer_data():
 
 @pytest.fixture(scope="module")
 def fits(farseer_data):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        return {law: bayescale.fit(farseer_data, law, seed=0, progress=False, **BUDGET)
-                for law in ("farseer", "chinchilla")}
+    return {law: fit_quietly(farseer_data, law, seed=0) for law in ("farseer", "chinchilla")}
 
 
 def test_loo_prefers_the_true_law(fits):
@@ -54,12 +50,12 @@ def test_loo_prefers_the_true_law(fits):
 
 
 def test_farseer_recovers_its_parameters(fits):
-    """The recovery rule of tests/test_recovery.py on the farseer fit: z < 3.5, few divergences."""
+    """The recovery rule of tests/statistical/test_recovery.py on the farseer fit: z < 3.5, few
+    divergences."""
     fit = fits["farseer"]
-    s = fit.summary()
-    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in FARSEER_TRUTH.items()}
-    assert max(z.values()) < 3.5, (z, fit.diagnostics)
-    assert fit.diagnostics["divergences"] <= 6, fit.diagnostics
+    z = z_scores(fit, FARSEER_TRUTH)
+    assert max(z.values()) < Z_MAX, (z, fit.diagnostics)
+    assert fit.diagnostics["divergences"] <= MAX_DIVERGENCES, fit.diagnostics
 
 
 def test_fits_on_different_data_are_refused(fits):

@@ -10,13 +10,10 @@ seed 3: correct law z <= 1.3, ELPD difference 18.8 with SE 2.4).
 """
 from __future__ import annotations
 
-import warnings
-
 import arviz as az
 import numpy as np
 import pytest
 
-import bayescale
 from bayescale import schedules
 from bayescale.sbc import sbc
 from sbc_helpers import assert_calibrated, assert_control_fails
@@ -26,9 +23,8 @@ from bayescale.models import get_law
 from bayescale.datasets.schedule_curves import gemstones_curves
 from bayescale.models.lr_annealing import schedule_design
 from bayescale.simulate import simulate
+from fit_helpers import Z_MAX, fit_quietly, z_scores
 
-Z_MAX = 3.5
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 TRUTH = {"L0": 2.5, "log_A0": np.log(0.4), "alpha": 0.48, "C": 0.08}
 NOISE = {"sigma": 0.002, "nu": 30.0}
 
@@ -90,17 +86,14 @@ def test_law_matches_the_paper_form():
 
 
 def _fit(df, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        return bayescale.fit(df, "lr-annealing", seed=1, progress=False, **BUDGET, **kw)
+    return fit_quietly(df, "lr-annealing", seed=1, **kw)
 
 
 def test_recovery_and_no_annealing_control():
     law = get_law("lr-annealing")
     df, _ = simulate(law, law.sbc_design(), {**TRUTH, **NOISE}, seed=3)
     fit = _fit(df)
-    s = fit.summary()
-    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in TRUTH.items()}
+    z = z_scores(fit, TRUTH)
     assert max(z.values()) < Z_MAX, z
     assert fit.diagnostics["divergences"] <= 6, fit.diagnostics
     wrong = _fit(df, priors={"C": "Delta(1e-6)"})

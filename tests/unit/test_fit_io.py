@@ -13,6 +13,7 @@ import bayescale
 from bayescale import BayescaleError, BayescaleWarning, Fit
 from bayescale.data import validate
 from bayescale.datasets import demo_data
+from fit_helpers import fit_quietly
 
 SEED = 11
 FAMILIES = ["dense", "parallel", "wide"]
@@ -25,10 +26,7 @@ def demo():
 
 @pytest.fixture(scope="module")
 def fit(demo):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BayescaleWarning)  # tiny budget: low ESS is expected
-        return bayescale.fit(demo, law="chinchilla", seed=SEED, chains=2, warmup=150, draws=150,
-                             progress=False)
+    return fit_quietly(demo, "chinchilla", seed=SEED, chains=2, warmup=150, draws=150)  # tiny budget
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,8 @@ from bayescale.datasets.paths import find_home
 from bayescale.models import get_law
 from bayescale.models.critical_batch import step_law_critical_batch
 from bayescale.simulate import simulate
+from fit_helpers import Z_MAX, fit_quietly, z_scores
 
-Z_MAX = 3.5
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 TRUTH = {"log_B0": np.log(2e6), "alpha_B": 0.21}
 NOISE = {"sigma": 0.05, "nu": 30.0}
 
@@ -37,9 +36,7 @@ def test_closed_form_and_derived_b_star():
 
 
 def _fit(df, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        return bayescale.fit(df, "critical-batch", seed=0, progress=False, **BUDGET, **kw)
+    return fit_quietly(df, "critical-batch", seed=0, **kw)
 
 
 def test_recovery_and_wrong_exponent_control():
@@ -47,8 +44,7 @@ def test_recovery_and_wrong_exponent_control():
     df, _ = simulate(law, law.sbc_design(), {**TRUTH, **NOISE}, seed=1)
     b_star = law.derived({k: np.asarray(v) for k, v in TRUTH.items()}, df.attrs["logref"])["B_star"]
     fit = _fit(df)
-    s = fit.summary()
-    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in TRUTH.items()}
+    z = z_scores(fit, TRUTH)
     z["log_B_star"] = abs(np.mean(np.log(fit.posterior["B_star"].values)) - np.log(b_star)) / np.std(
         np.log(fit.posterior["B_star"].values))
     assert max(z.values()) < Z_MAX, z

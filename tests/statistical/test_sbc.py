@@ -84,9 +84,9 @@ def test_sbc_misspecified_control_fails(control):
 # round to 0 in float32). Their SBC runs with narrowed priors and a two-decade design in the named
 # test, which also checks a misspecified control.
 SBC_ELSEWHERE = {
-    "pass-until": "tests/test_downstream_laws.py::test_sbc_downstream_law",
-    "pass-at-k": "tests/test_downstream_laws.py::test_sbc_downstream_law",
-    "choice-mass": "tests/test_choice_mass.py::test_sbc_choice_mass_and_control",
+    "pass-until": "tests/laws/test_downstream_laws.py::test_sbc_downstream_law",
+    "pass-at-k": "tests/laws/test_downstream_laws.py::test_sbc_downstream_law",
+    "choice-mass": "tests/laws/test_choice_mass.py::test_sbc_choice_mass_and_control",
 }
 
 

@@ -17,31 +17,21 @@ the exponent and the intercept it shares with the true law.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import bayescale
 from bayescale.models import REGISTRY, get_law
 from bayescale.simulate import simulate
-
-Z_MAX = 3.5
-MAX_DIVERGENCES = 6  # of 600 post-warmup draws (1 %)
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
+from fit_helpers import MAX_DIVERGENCES, Z_MAX, fit_quietly, grid, z_scores
 
 NOISE = {"sigma": 0.02, "nu": 30.0}  # 2 % log-loss noise, close to Gaussian
 
 
 def one_input(col: str, lo: float, hi: float, n: int = 12) -> pd.DataFrame:
     return pd.DataFrame({col: np.geomspace(lo, hi, n)})
-
-
-def grid_nd() -> pd.DataFrame:
-    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 6), np.geomspace(1e9, 1e11, 5), indexing="ij")
-    return pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
 
 
 # (id, simulating law, fitting law, design, truth on the centred scale, seed, must_pass)
@@ -67,9 +57,9 @@ CASES = [
      {"log_A0": 0.095 * np.log(5.4e13 / np.sqrt(1e9 * 1e12)), "alpha": 0.095}, 2, True),
     ("kaplan-c", "kaplan-c", "kaplan-c", one_input("compute", 1e17, 1e21),
      {"log_A0": 0.050 * np.log(2.7e28 / np.sqrt(1e17 * 1e21)), "alpha": 0.050}, 2, True),
-    ("kaplan-nd", "kaplan-nd", "kaplan-nd", grid_nd(),
+    ("kaplan-nd", "kaplan-nd", "kaplan-nd", grid(),
      {"L0": 3.0, "w": 0.4, "alpha_N": 0.076, "alpha_D": 0.103}, 2, True),
-    ("chinchilla", "chinchilla", "chinchilla", grid_nd(),
+    ("chinchilla", "chinchilla", "chinchilla", grid(),
      {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28}, 2, True),
     # the control: right data, wrong law -> the same check must fail
     ("wrong-law:kaplan-n-on-power", "power", "kaplan-n", one_input("params", 1e7, 1e10),
@@ -77,13 +67,7 @@ CASES = [
 ]
 
 
-def recovery_z(fit: bayescale.Fit, truth: dict) -> dict[str, float]:
-    """|posterior mean - truth| / posterior sd for each law parameter the fit and truth share."""
-    s = fit.summary()
-    return {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in truth.items() if k in fit.law.params}
-
-
-# laws whose recovery tests live beside their other tests: law -> test file
+# laws whose recovery tests live beside their other tests: law -> test file, under tests/laws/
 RECOVERY_ELSEWHERE = {
     "farseer": "test_refined_loss_laws.py", "bnsl": "test_refined_loss_laws.py",
     "overtrain": "test_refined_loss_laws.py",
@@ -92,13 +76,13 @@ RECOVERY_ELSEWHERE = {
     "lr-annealing": "test_lr_annealing.py", "hyperparams": "test_hyperparams.py",
     "critical-batch": "test_critical_batch.py", "choice-mass": "test_choice_mass.py",
 }
+LAW_TESTS = Path(__file__).parents[1] / "laws"
 
 
 def test_every_registered_law_has_a_recovery_case():
     laws = {get_law(c[2]).name for c in CASES if c[6]}
-    here = Path(__file__).parent
     for law, file in RECOVERY_ELSEWHERE.items():
-        text = (here / file).read_text()
+        text = (LAW_TESTS / file).read_text()
         assert "recover" in text and (repr(law) in text or f'"{law}' in text), (law, file)
     covered = laws | set(RECOVERY_ELSEWHERE)
     assert covered == set(REGISTRY), f"recovery cases missing for {sorted(set(REGISTRY) - covered)}"
@@ -110,10 +94,8 @@ def test_every_registered_law_has_a_recovery_case():
 def test_recovery(case):
     _, sim_law, fit_law, design, truth, seed, must_pass = case
     df, _ = simulate(get_law(sim_law), design, {**truth, **NOISE}, seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)  # low ESS on a small budget is expected
-        fit = bayescale.fit(df, fit_law, seed=seed, progress=False, **BUDGET)
-    z = recovery_z(fit, truth)
+    fit = fit_quietly(df, fit_law, seed=seed)   # low ESS on a small budget is expected
+    z = z_scores(fit, truth, law_only=True)
     diag = fit.diagnostics
     report = f"{fit_law} on {sim_law} data: z={ {k: round(v, 2) for k, v in z.items()} }, diagnostics={diag}"
     if must_pass:

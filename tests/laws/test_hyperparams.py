@@ -24,9 +24,8 @@ from bayescale.errors import BayescaleError
 from bayescale.models import get_law
 from bayescale.planning import optimal_hyperparams
 from bayescale.simulate import simulate
+from fit_helpers import Z_MAX, fit_quietly, z_scores
 
-Z_MAX = 3.5
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 TRUTH = {"log_L0": 0.86, "a_N": 0.07, "a_D": 0.04, "log_eta0": -0.2, "eta_N": -0.7, "eta_D": 0.3,
          "log_B0": 0.1, "B_D": 0.57, "k_lr": 0.02, "k_bs": 0.018, "rho": -0.45}
 NOISE = {"sigma": 0.003, "nu": 30.0}
@@ -48,9 +47,7 @@ def test_bowl_minimum_is_at_eta_star_and_b_star():
 
 
 def _fit(df, **kw):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        return bayescale.fit(df, "hyperparams", seed=2, progress=False, **BUDGET, **kw)
+    return fit_quietly(df, "hyperparams", seed=2, **kw)
 
 
 def test_recovery_optimal_hyperparams_and_wrong_law_control():
@@ -58,7 +55,7 @@ def test_recovery_optimal_hyperparams_and_wrong_law_control():
     df, _ = simulate(law, law.sbc_design(), {**TRUTH, **NOISE}, seed=2)
     fit = _fit(df)
     s = fit.summary()
-    z = {k: abs(s.loc[k, "mean"] - v) / s.loc[k, "sd"] for k, v in TRUTH.items()}
+    z = z_scores(fit, TRUTH)
     assert max(z.values()) < Z_MAX, z
     # eta*, B* at a new (N, D) from the fit agree with the truth's power laws
     ref = fit.spec.logref

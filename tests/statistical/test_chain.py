@@ -10,7 +10,6 @@ from Gadre's loss-to-error law at those losses (1000 questions per run). The cha
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -21,32 +20,26 @@ from bayescale import BayescaleError, get_law
 from bayescale.chaining import rate_draws
 from bayescale.cli import main
 from bayescale.simulate import simulate
+from fit_helpers import fit_quietly, grid
 
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 LOSS_TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.03, "nu": 30.0}
 EPS, LOG_K0 = 0.72, -2.3  # loss-to-error in the published form (log_k0 = log k at the mean loss)
 ERR_TRUTH = {**get_law("loss-to-error").from_published(EPS, LOG_K0), "gamma": 1.2, "phi": 3000.0}
 
 
-def _fit(df, law):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        return bayescale.fit(df, law, seed=0, progress=False, **BUDGET)
-
-
 @pytest.fixture(scope="module")
 def fits():
-    # the (N, D) grid and budget of tests/test_recovery.py, so that a session reuses that compiled sampler
-    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 6), np.geomspace(1e9, 1e11, 5), indexing="ij")
-    design = pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
+    # the (N, D) grid and budget of tests/statistical/test_recovery.py, so that a session reuses that
+    # compiled sampler
+    design = grid()
     runs, _ = simulate(get_law("chinchilla"), design, LOSS_TRUTH, seed=0)
     runs["trials"] = 1000.0
     # the error law's parameters are centred at the training runs' mean loss
     acc, _ = simulate(get_law("loss-to-error"), runs[["loss", "trials"]], ERR_TRUTH, seed=1)
     runs["p_correct"] = acc["p_correct"]
     ref = float(runs["loss"].mean())
-    return _fit(runs[["params", "tokens", "loss"]], "chinchilla"), _fit(runs[["loss", "p_correct", "trials"]],
-                                                                        "loss-to-error"), ref
+    return (fit_quietly(runs[["params", "tokens", "loss"]], "chinchilla"),
+            fit_quietly(runs[["loss", "p_correct", "trials"]], "loss-to-error"), ref)
 
 
 NEW = pd.DataFrame({"params": [3e9, 1e10], "tokens": [3e11, 1e12]})

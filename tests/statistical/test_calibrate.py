@@ -24,10 +24,10 @@ from bayescale.heldout import CalibrationResult, calibrate
 from bayescale.cli import main
 from bayescale.errors import BayescaleError, BayescaleWarning
 from bayescale.simulate import simulate
+from fit_helpers import BUDGET, grid
 
 TRUTH = {"E": 1.69, "log_A0": {"a": -0.26, "b": 0.05}, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28,
          "sigma": 0.02, "nu": 30.0}
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
 SCORE_KEYS = {"coverage", "median_are", "crps", "interval_score_90", "elpd"}
 JSON_KEYS = {"law", "n_train", "n_heldout", "mean_curve", "baselines"} | SCORE_KEYS
 LEVEL_KEYS = ["0.5", "0.8", "0.9", "0.95"]
@@ -35,8 +35,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def design() -> pd.DataFrame:
-    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 6), np.geomspace(1e9, 1e11, 5), indexing="ij")
-    one = pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
+    one = grid()
     return pd.concat([one.assign(family="a"), one.assign(family="b")], ignore_index=True)
 
 

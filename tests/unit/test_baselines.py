@@ -1,7 +1,7 @@
 """The classical baseline (bayescale.baselines.huber_bootstrap): Huber + L-BFGS grid + bootstrap.
 
 1. Recovery: on data simulated from chinchilla with known parameters (centred scale, the truths of
-   tests/test_recovery.py: Hoffmann et al.'s fit at N0 ~ 1e8, D0 ~ 1e10) and 1 % log-loss noise,
+   tests/statistical/test_recovery.py: Hoffmann et al.'s fit at N0 ~ 1e8, D0 ~ 1e10) and 1 % log-loss noise,
    the point estimate lies within TOL of the truth, and the bootstrap refits give one value per
    resample whose 95 % interval brackets the estimate and the truth. Offline (seed 1 below) the
    errors were E 0.017, log_A0 0.05, alpha 0.014, log_B0 0.054, beta 0.015, about a third of TOL.
@@ -21,6 +21,7 @@ import bayescale
 from bayescale.baselines import BootstrapFit, huber_bootstrap
 from bayescale.errors import BayescaleError, BayescaleWarning
 from bayescale.simulate import simulate
+from fit_helpers import grid
 
 TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28}
 NOISE = {"sigma": 0.01, "nu": 30.0}
@@ -31,14 +32,9 @@ EPOCH = {"A": 482.01, "B": 2085.43, "E": 1.8169, "alpha": 0.3478, "beta": 0.3658
 REL_TOL = 0.03
 
 
-def grid_nd() -> pd.DataFrame:
-    n, d = np.meshgrid(np.geomspace(1e7, 1e9, 6), np.geomspace(1e9, 1e11, 5), indexing="ij")
-    return pd.DataFrame({"params": n.ravel(), "tokens": d.ravel()})
-
-
 @pytest.fixture(scope="module")
 def simulated():
-    df, _ = simulate(bayescale.get_law("chinchilla"), grid_nd(), {**TRUTH, **NOISE}, seed=1)
+    df, _ = simulate(bayescale.get_law("chinchilla"), grid(), {**TRUTH, **NOISE}, seed=1)
     return df
 
 
@@ -57,7 +53,7 @@ def test_point_estimate_recovers_the_truth(boot):
 
 def test_the_recovery_check_can_fail(simulated):
     # the same tolerance against data from a different law (beta 0.5 instead of 0.28) must fail
-    other, _ = simulate(bayescale.get_law("chinchilla"), grid_nd(), {**TRUTH, "beta": 0.5, **NOISE}, seed=1)
+    other, _ = simulate(bayescale.get_law("chinchilla"), grid(), {**TRUTH, "beta": 0.5, **NOISE}, seed=1)
     wrong = huber_bootstrap(other, "chinchilla", n_boot=2, seed=0)
     assert abs(wrong.estimate["beta"] - TRUTH["beta"]) > TOL["beta"]
 
