@@ -70,6 +70,10 @@ class BootstrapFit:
         """Bootstrap refits (samples x 1): every row shares them (no groups)."""
         return {k: v[:, None] for k, v in self.draws.items()}
 
+    def discrepancy_draws(self, x, n, rng):
+        """The point fit has no model-discrepancy term."""
+        return None
+
     def new_observations(self, rng, mu, values, aux) -> np.ndarray:
         """A new run: the curve times a resampled log residual of the fit."""
         return mu * np.exp(rng.choice(self.residuals, size=mu.shape))

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .data import Dataset
 from .design import centre, extra_columns
+from .discrepancy import sample_term
 from .errors import BayescaleError, BayescaleWarning
 from .results import Fit, fit_config, inference_data  # noqa: F401  (inference_data, fit_config: used by batch)
 from .spec import CENTRED_MIN_POINTS, ModelSpec, build, choose_centring  # noqa: F401  (re-exported)
@@ -71,6 +72,9 @@ def make_model(spec: ModelSpec):
             by_group = numpyro.deterministic(f"{name}_by_{g}", t(u))
             values[name] = by_group[idx[g]]
         mu = law.mean(x, values)
+        if spec.discrepancy is not None:   # what the law misses, on the observation's link scale
+            obs = law.observation
+            mu = obs.inverse_link(obs.link(mu, jnp) + sample_term(spec.discrepancy, x), jnp)
         n = next(iter(x.values())).shape[0]
         with numpyro.plate("obs", n):
             if row_mask is None:
@@ -173,18 +177,20 @@ def _count_latent(spec: ModelSpec) -> int:
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
         progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
-        parametrisation="auto"):
+        parametrisation="auto", discrepancy="none"):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
     ``pool`` None uses the law's default pooling, "none" shares every law parameter, and a dict
     such as ``{"alpha": "family", "E": "dataset"}`` lists exactly which law parameters vary by
     which grouping column. ``priors`` overrides any prior, e.g. ``{"alpha": dist.Normal(0.3, 0.1)}``
-    or ``{"alpha": "Normal(0.3, 0.1)"}``.
+    or ``{"alpha": "Normal(0.3, 0.1)"}``. ``discrepancy`` adds a model-discrepancy term whose
+    variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): give the
+    prior of its scale, e.g. ``"HalfNormal(0.01)"``; ``"none"`` fits the law alone.
     """
     if not isinstance(seed, (int, np.integer)):
         raise BayescaleError(f"seed must be an integer, got {seed!r}")
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
-                       parametrisation=parametrisation)
+                       parametrisation=parametrisation, discrepancy=discrepancy)
     if target_accept is None:
         target_accept = 0.95 if any(k in spec.law.params for k in spec.pooled) else 0.8
     for note in spec.notes:

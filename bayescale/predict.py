@@ -163,9 +163,14 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
     n = min([source.n_draws] + [len(v) for v in given.values()])
     values = {k: v[:n] for k, v in values.items()}
     raw = {k: given[k][:n] if k in given else frame[k].to_numpy(np.float64)[None, :] for k in law.inputs}
-    mu = curve(law, centre(law, raw, source.logref), values, n, len(frame))
+    x = centre(law, raw, source.logref)
+    mu = curve(law, x, values, n, len(frame))
     if kind == "curve":
         return mu
+    delta = source.discrepancy_draws(x, n, rng)
+    if delta is not None:   # what the law misses, growing beyond the fitted runs
+        obs = law.observation
+        mu = obs.inverse_link(obs.link(mu, np) + delta, np)
     if kind == "observation":
         return np.asarray(source.new_observations(rng, mu, values, extra_columns(frame, law.extras)),
                           dtype=np.float64)

@@ -14,6 +14,7 @@ import numpy as np
 from numpyro.distributions import constraints
 
 from .design import centre, extra_columns
+from .discrepancy import KNOT_DIM, pymc_term
 from .errors import BayescaleError
 from .models import Law, get_law
 from .priors import describe
@@ -82,16 +83,19 @@ def support_transform(pt, support):
 
 
 def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, columns=None,
-            duplicates: str = "error", parametrisation: str = "auto"):
-    """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors)``."""
+            duplicates: str = "error", parametrisation: str = "auto", discrepancy="none"):
+    """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors,
+    discrepancy=discrepancy)``."""
     pm, pt = _import_pymc()
     law = get_law(law)
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
-                       parametrisation=parametrisation)
+                       parametrisation=parametrisation, discrepancy=discrepancy)
     x_np = centre(law, data.inputs, spec.logref)
     aux_np = extra_columns(data.frame, law.extras)
     y_np = law.observation.site_value(data.response, aux_np)
     coords = {**{g: list(v) for g, v in spec.coords.items()}, "obs": np.arange(data.n)}
+    if spec.discrepancy is not None:
+        coords[KNOT_DIM] = spec.discrepancy.labels()
     with pm.Model(coords=coords) as model:
         x = {k: pm.Data(f"x_{k}", v, dims="obs") for k, v in x_np.items()}
         idx = {g: pm.Data(f"{g}_index", data.group_index[g].astype(np.int64), dims="obs")
@@ -113,5 +117,9 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
             by_group = pm.Deterministic(f"{name}_by_{g}", forward(u), dims=g)
             values[name] = by_group[idx[g]]
         mu = law.mean(x, values, xp=pt)
+        if spec.discrepancy is not None:
+            obs = law.observation
+            delta = pymc_term(pm, pt, spec.discrepancy, x, lambda name, prior: pymc_prior(pm, name, prior))
+            mu = obs.inverse_link(obs.link(mu, pt) + delta, pt)
         law.observation.pymc_observe(pm, pt, mu, values, y_np, aux_np)
     return model

@@ -14,7 +14,7 @@ import numpyro
 import numpy as np
 import pandas as pd
 import xarray as xr
-from . import __version__
+from . import __version__, discrepancy
 from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
 from .design import extra_columns
@@ -104,6 +104,8 @@ class Fit:
         names = [k for k in self.law.all_params() if k in post and not self._is_fixed(k)]
         for k in self.spec.pooled:
             names += [f"{k}_tau", f"{k}_{'u' if k in self.spec.centred else 'z'}"]
+        if self.spec.discrepancy is not None:
+            names += [discrepancy.SCALE, discrepancy.STEPS]
         return names
 
     def _is_fixed(self, name: str) -> bool:
@@ -150,6 +152,8 @@ class Fit:
             names.append(k)
             if k in self.spec.pooled:
                 names += [self._group_value_name(k), f"{k}_tau"]
+        if self.spec.discrepancy is not None:
+            names.append(discrepancy.SCALE)
         return names + self.derived_names
 
     def summary(self, quantiles=QUANTILES) -> pd.DataFrame:
@@ -184,6 +188,15 @@ class Fit:
                     typical: bool = False) -> dict[str, np.ndarray]:
         """Per-row parameter draws (samples x rows); see :func:`bayescale.predict.group_parameter_draws`."""
         return predictive.group_parameter_draws(self, frame, rng, notes, typical)
+
+    def discrepancy_draws(self, x: dict, n: int, rng) -> np.ndarray | None:
+        """Draws (n x rows) of the model-discrepancy term at centred inputs ``x``, or None when the
+        fit has none."""
+        disc = self.spec.discrepancy
+        if disc is None:
+            return None
+        return discrepancy.predict_term(disc, self.draws(discrepancy.SCALE)[:n],
+                                        self.draws(discrepancy.STEPS)[:n], x, rng)
 
     def new_observations(self, rng, mu, values, aux) -> np.ndarray:
         """New measurements at curve draws ``mu``, from the law's observation model."""
@@ -365,7 +378,8 @@ def inference_data(spec: ModelSpec, data: Dataset, samples: dict, sample_stats: 
         log_likelihood={"y": loglik},
         observed_data={"y": spec.law.observation.site_value(data.response, aux_np)},
         constant_data=constant,
-        coords={**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n)},
+        coords={**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n),
+                **({} if spec.discrepancy is None else {discrepancy.KNOT_DIM: spec.discrepancy.labels()})},
         dims={**_dims(spec), **{k: ["obs"] for k in constant}},
     )
 
@@ -392,6 +406,8 @@ def _dims(spec: ModelSpec) -> dict[str, list[str]]:
     for name, g in spec.pooled.items():
         dims[f"{name}_{'u' if name in spec.centred else 'z'}"] = [g]
         dims[f"{name}_by_{g}"] = [g]
+    if spec.discrepancy is not None:
+        dims[discrepancy.STEPS] = [discrepancy.KNOT_DIM]
     return dims
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import numpyro.distributions as dist
 
 from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
-from .design import extra_columns, reference_scales
+from .design import centre, extra_columns, reference_scales
+from .discrepancy import Discrepancy
+from .discrepancy import resolve as discrepancy_term
 from .errors import BayescaleError
 from .models import Law, get_law
 from .priors import describe, parse
@@ -28,6 +30,8 @@ class ModelSpec:
     logref: dict[str, float]                  # input -> log reference scale
     notes: list[str] = field(default_factory=list)
     centred: tuple[str, ...] = ()             # pooled parameters sampled centred (see choose_centring)
+    discrepancy: Discrepancy | None = None    # the model-discrepancy walk, or None (the law alone)
+    ranges: dict[str, list[float]] | None = None   # input -> [min, max] of the fitted centred inputs
 
     def key(self) -> tuple:
         return (
@@ -36,6 +40,7 @@ class ModelSpec:
             tuple(sorted((k, describe(v)) for k, v in self.priors.items())),
             tuple(sorted((g, len(v)) for g, v in self.coords.items())),
             tuple(sorted(self.centred)),
+            None if self.discrepancy is None else self.discrepancy.key(),
         )
 
     def to_json(self) -> dict:
@@ -46,6 +51,8 @@ class ModelSpec:
             "coords": self.coords,
             "logref": self.logref,
             "centred": list(self.centred),
+            "discrepancy": None if self.discrepancy is None else self.discrepancy.to_json(),
+            "ranges": self.ranges,
         }
 
     @classmethod
@@ -57,6 +64,8 @@ class ModelSpec:
             coords={k: list(v) for k, v in d["coords"].items()},
             logref={k: float(v) for k, v in d["logref"].items()},
             centred=tuple(d.get("centred", ())),
+            discrepancy=None if d.get("discrepancy") is None else Discrepancy.from_json(d["discrepancy"]),
+            ranges=d.get("ranges"),   # absent in fits saved before ranges were recorded
         )
 
 
@@ -150,8 +159,9 @@ def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str 
 
 
 def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
-          parametrisation="auto", check_response=True) -> tuple[ModelSpec, Dataset]:
-    """Validate the data and resolve law, pooling, priors and reference scales."""
+          parametrisation="auto", check_response=True, discrepancy=None) -> tuple[ModelSpec, Dataset]:
+    """Validate the data and resolve law, pooling, priors, reference scales and the model
+    discrepancy (see :mod:`bayescale.discrepancy`)."""
     law = get_law(law)
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
                     min_points=law.n_free, extra_numeric=law.extras, linear_inputs=law.linear_inputs,
@@ -161,11 +171,15 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
     pooled, notes = resolve_pool(law, pool, data)
     check_group_sizes(data, {g: [k for k, v in pooled.items() if v == g and k in law.params]
                              for g in set(pooled.values())})
+    logref = reference_scales(law, data.inputs)
+    x = centre(law, data.inputs, logref)
     spec = ModelSpec(
         law=law, pooled=pooled, priors=resolve_priors(law, priors, pooled),
         coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
-        logref=reference_scales(law, data.inputs),
+        logref=logref,
         notes=data.notes + notes,
         centred=choose_centring(pooled, data, parametrisation),
+        discrepancy=discrepancy_term(law, discrepancy, x),
+        ranges={k: [float(v.min()), float(v.max())] for k, v in x.items()},
     )
     return spec, data

@@ -21,6 +21,15 @@ class Observation:
     extras: tuple[str, ...] = ()        # per-row columns the likelihood needs (e.g. trials)
     mean_extras: tuple[str, ...] = ()   # per-row columns :meth:`expected` needs (a subset of extras)
 
+    link_name = "log"
+
+    def link(self, mu, xp=np):
+        """The scale on which the model discrepancy adds to the curve (log for positive responses)."""
+        return xp.log(mu)
+
+    def inverse_link(self, eta, xp=np):
+        return xp.exp(eta)
+
     def noise_params(self) -> dict:
         """Parameters of the scatter (Param objects), sampled beside the curve's."""
         return {}

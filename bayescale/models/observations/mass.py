@@ -8,10 +8,10 @@ import numpyro.distributions as dist
 from ...errors import BayescaleError
 from ..param import Param
 from .base import Observation, first_bad_row
-from .rate import RATE_MAX, RATE_MIN
+from .rate import RATE_MAX, RATE_MIN, LogitLink
 
 
-class BetaMass(Observation):
+class BetaMass(LogitLink, Observation):
     """Each question's correct mass p_c ~ Beta(m·phi, (1 - m)·phi) around the curve's mean mass m."""
 
     name = "beta mass"

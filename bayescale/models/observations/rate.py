@@ -27,6 +27,18 @@ def clip_rate(p, xp=jnp):
     return xp.where(p < RATE_MIN, RATE_MIN, xp.where(p > RATE_MAX, RATE_MAX, p))
 
 
+class LogitLink:
+    """Rates take the model discrepancy on the logit scale."""
+
+    link_name = "logit"
+
+    def link(self, mu, xp=np):
+        return xp.log(mu) - xp.log1p(-mu)
+
+    def inverse_link(self, eta, xp=np):
+        return clip_rate(xp.exp(-xp.logaddexp(0.0, -eta)), xp)
+
+
 class RateObservation(dist.Distribution):
     """Beta-Binomial counts where trials > 0, a Beta rate where trials == 0 (one site for both)."""
 
@@ -62,7 +74,7 @@ class RateObservation(dist.Distribution):
         return jnp.where(self.trials > 0, count.astype(r.dtype), r)
 
 
-class BetaBinomialRate(Observation):
+class BetaBinomialRate(LogitLink, Observation):
     """``correct`` of ``trials`` ~ Beta-Binomial around the expected rate (response ``p_correct``).
 
     ``chance_floor=True``: the curve is the share of the way from the chance level (column

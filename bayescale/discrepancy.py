@@ -1,0 +1,174 @@
+"""Model discrepancy: what the law misses, growing with the distance from the fitted design.
+
+A law is never exactly right. On the response's link scale (log for losses, logit for rates) the
+model adds a zero-mean term delta(x) to the law's curve:
+
+    link(mu_observed) = link(curve(x; theta)) + delta(x),
+    delta(x) = sum over inputs k of an integrated random walk W_k(v_k), anchored at v_k = 0,
+
+where v_k is input k centred on its reference scale, in decades (log inputs) or in standard
+deviations of the fitted data (linear inputs). An integrated random walk is the cubic
+smoothing-spline prior: it starts at 0 with slope 0 at the reference (the law's level and exponent
+already fit those), bends with curvature whose size is set by one scale s, and its variance grows
+as s^2 |v|^3 / 3, so the term is small where the runs are and widens with every decade beyond.
+Inside the fitted range the data inform both the bends (the law's misfit) and s; beyond it the
+walk continues with fresh increments, drawn at prediction time. It is discretised with knots
+every ``h`` (a quarter of the larger half-span of the data), each knot carrying an increment
+z_j ~ Normal(0, 1):
+
+    W(v) = s · sum_j sqrt(h) · z_j · (v - t_j)_+     (knots t_j > 0; mirrored for t_j < 0).
+
+Why this form (and not a squared-exponential Gaussian process, or a variance term outside the
+data only): a stationary process reverts to a fixed variance far from the data, so its intervals
+stop widening just where extrapolation is hardest; a term that is zero inside the data cannot
+learn from the law's visible misfit. The walk does both, costs a handful of latent variables, and
+is sampled with the law, so it appears in SBC, in the PyMC twin and in the saved fit.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+
+from .errors import BayescaleError
+from .priors import describe, parse
+
+KNOTS_PER_SIDE = 4
+SCALE = "disc_scale"   # the walk's scale s (latent)
+STEPS = "disc_z"       # its standardised increments at the knots (latent)
+KNOT_DIM = "disc_knot"
+
+
+@dataclass
+class Discrepancy:
+    """The discretised walks of one fit: per input its unit, knot spacing and signed knots."""
+
+    prior: dist.Distribution
+    units: dict[str, float]          # input -> divisor turning the centred input into v
+    steps: dict[str, float]          # input -> knot spacing h (in v)
+    knots: dict[str, list[float]]    # input -> knot positions t_j (in v), signed
+
+    @property
+    def size(self) -> int:
+        return sum(len(t) for t in self.knots.values())
+
+    def labels(self) -> list[str]:
+        return [f"{k}:{t:+.3g}" for k in self.knots for t in self.knots[k]]
+
+    def key(self) -> tuple:
+        return (describe(self.prior), tuple((k, len(t)) for k, t in self.knots.items()))
+
+    def to_json(self) -> dict:
+        return {"prior": describe(self.prior, digits=15), "units": self.units, "steps": self.steps,
+                "knots": self.knots}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Discrepancy":
+        return cls(prior=parse(d["prior"]), units={k: float(v) for k, v in d["units"].items()},
+                   steps={k: float(v) for k, v in d["steps"].items()},
+                   knots={k: [float(t) for t in v] for k, v in d["knots"].items()})
+
+
+def resolve(law, setting, x: dict) -> Discrepancy | None:
+    """The discrepancy of a fit: ``"none"`` (or None) for the law alone, or a prior for the walk's
+    scale s (text such as "HalfNormal(0.01)" or a NumPyro distribution, in link units per
+    decade^1.5), with knots placed over the centred inputs ``x`` of the data."""
+    if setting is None or (isinstance(setting, str) and setting.lower() == "none"):
+        return None
+    prior = parse(setting) if isinstance(setting, str) else setting
+    if not isinstance(prior, dist.Distribution):
+        raise BayescaleError(f"discrepancy must be 'none' or a prior for its scale such as 'HalfNormal(0.01)', "
+                             f"got {setting!r}")
+    support = prior.support
+    draws = np.asarray(prior.sample(__import__("jax").random.PRNGKey(0), (256,)))
+    if not np.all(draws >= 0):
+        raise BayescaleError(f"the discrepancy scale's prior {describe(prior)} must be on s >= 0 "
+                             f"(support {support}); use e.g. HalfNormal(0.01) or LogNormal(-4, 1)")
+    units, steps, knots = {}, {}, {}
+    for k in law.inputs:
+        unit = float(np.std(x[k])) if k in law.linear_inputs else float(np.log(10.0))
+        v = np.asarray(x[k], dtype=np.float64) / (unit if unit > 0 else 1.0)
+        half = max(float(v.max()), float(-v.min()))
+        if not half > 0:
+            continue                      # a constant input: nothing to bend along
+        h = half / KNOTS_PER_SIDE
+        pos = np.arange(h / 2, float(v.max()), h)
+        neg = -np.arange(h / 2, float(-v.min()), h)
+        units[k], steps[k] = unit if unit > 0 else 1.0, h
+        knots[k] = sorted([float(t) for t in np.concatenate([neg, pos])])
+    return Discrepancy(prior=prior, units=units, steps=steps, knots=knots)
+
+
+def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
+    """Rows x knots: sqrt(h) · (v - t)_+ for knots t > 0, sqrt(h) · (t - v)_+ for t < 0 (knots in
+    their sorted order, input by input). ``x`` holds 1-d rows; ``xp`` is numpy, jax.numpy or
+    pytensor.tensor."""
+    knots = disc.knots if knots is None else knots
+    cols = []
+    for k, ts in knots.items():
+        ts = np.sort(np.asarray(ts, dtype=np.float64))
+        if not len(ts):
+            continue
+        v = (x[k] / disc.units[k])[:, None]
+        root_h = float(np.sqrt(disc.steps[k]))
+        neg, pos = ts[ts < 0], ts[ts > 0]
+        if len(neg):
+            cols.append(xp.maximum(neg[None, :] - v, 0.0) * root_h)
+        if len(pos):
+            cols.append(xp.maximum(v - pos[None, :], 0.0) * root_h)
+    return xp.concatenate(cols, axis=1)
+
+
+def sample_term(disc: Discrepancy, x: dict):
+    """NumPyro: sample the scale and the increments; return delta at the rows of ``x``."""
+    import jax.numpy as jnp
+
+    s = numpyro.sample(SCALE, disc.prior)
+    with numpyro.plate(KNOT_DIM, disc.size):
+        z = numpyro.sample(STEPS, dist.Normal(0.0, 1.0))
+    return s * (basis(disc, x, jnp) @ z)
+
+
+def pymc_term(pm, pt, disc: Discrepancy, x: dict, prior_maker):
+    """PyMC: the same term (``prior_maker(name, prior)`` builds the scale's prior)."""
+    s = prior_maker(SCALE, disc.prior)
+    z = pm.Normal(STEPS, mu=0.0, sigma=1.0, dims=KNOT_DIM)
+    return s * pt.dot(basis(disc, x, pt), z)
+
+
+def extended_knots(disc: Discrepancy, v_lo: dict, v_hi: dict) -> dict:
+    """Knots beyond the fitted ones, at the same spacing, out to [v_lo, v_hi] per input."""
+    out = {}
+    for k, ts in disc.knots.items():
+        h = disc.steps[k]
+        top = max([t for t in ts if t > 0], default=-h / 2)
+        bottom = min([t for t in ts if t < 0], default=h / 2)
+        up = np.arange(top + h, v_hi[k] + h, h) if v_hi[k] > top + h / 2 else np.array([])
+        down = -np.arange(-bottom + h, -v_lo[k] + h, h) if v_lo[k] < bottom - h / 2 else np.array([])
+        out[k] = [float(t) for t in np.concatenate([down, up])]
+    return out
+
+
+def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dict,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Draws (samples x rows) of delta at centred inputs ``x`` (each rows, or samples x rows), given
+    posterior draws of the scale (samples) and increments (samples x knots); beyond the fitted
+    knots the walk goes on with fresh increments from its prior."""
+    n = len(scale)
+    shape = np.broadcast_shapes(*[np.shape(v) for v in x.values()], (n, 1))
+    flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).reshape(-1) for k, v in x.items()}
+
+    def walk(knots, z):
+        b = basis(disc, flat, np, knots=knots).reshape(shape + (-1,))
+        return scale[:, None] * np.einsum("drk,dk->dr", b, z)
+
+    delta = walk(None, steps)
+    v_lo = {k: float(np.min(flat[k] / disc.units[k])) for k in disc.knots}
+    v_hi = {k: float(np.max(flat[k] / disc.units[k])) for k in disc.knots}
+    more = extended_knots(disc, v_lo, v_hi)
+    n_more = sum(len(t) for t in more.values())
+    if n_more:
+        delta = delta + walk(more, rng.standard_normal((n, n_more)))
+    return delta

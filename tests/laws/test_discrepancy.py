@@ -1,0 +1,131 @@
+"""The model-discrepancy walk (bayescale.discrepancy): its PyMC twin, its saved form, and what it
+does to predictions near and far from the fitted runs."""
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from numpyro.handlers import seed, trace
+from numpyro.infer.util import log_density
+
+import bayescale as bs
+from bayescale import discrepancy
+from bayescale.design import centre
+from bayescale.inference import build, make_model
+from bayescale.models import get_law
+
+pytest.importorskip("pymc")
+from pymc.model.transform.conditioning import remove_value_transforms  # noqa: E402
+
+from bayescale.pymc_interop import to_pymc  # noqa: E402
+
+PRIOR = "HalfNormal(0.02)"
+BEND = 0.012   # curvature of log loss per squared decade of N, which the Chinchilla law lacks
+BUDGET = dict(chains=2, warmup=400, draws=400, progress=False)
+
+
+def ladder(seed_=0, bend=0.0):
+    """Chinchilla runs over 1.5 decades of N at 5-80 tokens per parameter, 0.5% noise; ``bend``
+    adds a curvature in log N that the law lacks (the law is then only approximately right)."""
+    rng = np.random.default_rng(seed_)
+    n, r = np.meshgrid(np.geomspace(5e7, 1.5e9, 8), np.array([5.0, 20.0, 80.0]), indexing="ij")
+    df = pd.DataFrame({"params": n.ravel(), "tokens": (n * r).ravel()})
+    df["loss"] = true_loss(df["params"], df["tokens"], bend) * np.exp(rng.normal(0, 0.005, len(df)))
+    return df
+
+
+def true_loss(n, d, bend):
+    u = np.log10(np.asarray(n, float) / 3e8)
+    return (1.7 + 400.0 * np.asarray(n, float) ** -0.34 + 410.0 * np.asarray(d, float) ** -0.28) * np.exp(bend * u ** 2)
+
+
+def test_pymc_twin_matches_numpyro_with_discrepancy():
+    law = get_law("chinchilla")
+    df = ladder()
+    spec, data = build(df, law, discrepancy=PRIOR)
+    assert spec.discrepancy is not None and spec.discrepancy.size >= 8
+    model = make_model(spec)
+    x = {k: jnp.asarray(v) for k, v in centre(law, data.inputs, spec.logref).items()}
+    y = jnp.asarray(np.log(data.response))
+    points, ours = [], []
+    for s in range(4):
+        tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, None)
+        point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
+        points.append(point)
+        ours.append(float(log_density(model, (x, {}, y, None), {}, point)[0]))
+    free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR))
+    logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
+    np.testing.assert_allclose([float(logp(p)) for p in points], ours, rtol=1e-6, atol=1e-3)
+    # control: the law alone is a different model (its density at the same law parameters differs)
+    alone = remove_value_transforms(to_pymc(df, law))
+    logp_alone = alone.compile_fn(alone.logp(), mode="FAST_COMPILE")
+    p0 = {k: v for k, v in points[0].items() if not k.startswith("disc_")}
+    assert abs(float(logp_alone(p0)) - ours[0]) > 1e-2
+
+
+@pytest.fixture(scope="module")
+def fits():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        df = ladder(seed_=1, bend=BEND)
+        return (bs.fit(df, "chinchilla", seed=0, discrepancy=PRIOR, **BUDGET),
+                bs.fit(df, "chinchilla", seed=0, **BUDGET), df)
+
+
+def far_points():
+    n = 3e8 * 10.0 ** np.array([0.0, 1.0, 2.0, 3.0])   # 0 to 3 decades above the ladder's centre
+    return pd.DataFrame({"params": n, "tokens": 20.0 * n})
+
+
+def test_width_grows_beyond_the_data_and_saved_fit_predicts_the_same(fits, tmp_path):
+    with_disc, alone, _ = fits
+    pts = far_points()
+    a = with_disc.predict(pts, levels=(0.9,), kind="mean", seed=3)
+    b = alone.predict(pts, levels=(0.9,), kind="mean", seed=3)
+    wa = np.log(a["upper_90"] / a["lower_90"]).to_numpy()
+    wb = np.log(b["upper_90"] / b["lower_90"]).to_numpy()
+    assert np.all(np.diff(wa) > 0)                      # wider with every decade
+    assert wa[-1] > 2.5 * wb[-1]                        # far out, much wider than the law alone
+    assert wa[0] < 3 * wb[0] + 0.01                     # at the data's centre, about as sharp
+    path = with_disc.save(tmp_path / "fit.nc")
+    again = bs.load(path).predict(pts, levels=(0.9,), kind="mean", seed=3)
+    np.testing.assert_array_equal(again[["lower_90", "upper_90"]].to_numpy(), a[["lower_90", "upper_90"]].to_numpy())
+    assert bs.load(path).spec.discrepancy.to_json() == with_disc.spec.discrepancy.to_json()
+
+
+def test_discrepancy_covers_a_bent_truth_the_law_alone_misses(fits):
+    """The truth bends away from the law (curvature in log N); 2-3 decades out, the law alone's
+    90% intervals miss it, the walk's intervals hold it. A control that must fail: the law alone."""
+    with_disc, alone, _ = fits
+    pts = far_points().iloc[2:]
+    truth = true_loss(pts["params"], pts["tokens"], BEND)
+    a = with_disc.predict(pts, levels=(0.9,), kind="mean", seed=4)
+    b = alone.predict(pts, levels=(0.9,), kind="mean", seed=4)
+    inside = lambda p: (p["lower_90"].to_numpy() <= truth) & (truth <= p["upper_90"].to_numpy())  # noqa: E731
+    assert inside(a).all()
+    assert not inside(b).any()
+
+
+def test_bad_discrepancy_settings_are_errors():
+    df = ladder()
+    with pytest.raises(bs.BayescaleError, match="discrepancy must be 'none' or a prior"):
+        bs.fit(df, "chinchilla", discrepancy=3, progress=False)
+    with pytest.raises(bs.BayescaleError, match="s >= 0"):
+        bs.fit(df, "chinchilla", discrepancy="Normal(0, 1)", progress=False)
+
+
+def test_knots_cover_the_data_on_both_sides():
+    law = get_law("chinchilla")
+    spec, data = build(ladder(), law, discrepancy=PRIOR)
+    d = spec.discrepancy
+    x = centre(law, data.inputs, spec.logref)
+    for k in law.inputs:
+        v = x[k] / d.units[k]
+        assert min(d.knots[k]) > v.min() and max(d.knots[k]) < v.max()
+        assert any(t < 0 for t in d.knots[k]) and any(t > 0 for t in d.knots[k])
+    assert len(d.labels()) == d.size == len(set(d.labels()))
+    assert discrepancy.basis(d, {k: np.zeros(1) for k in law.inputs}, np).sum() == 0   # anchored at the reference
