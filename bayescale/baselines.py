@@ -60,6 +60,8 @@ class BootstrapFit:
     logref: dict[str, float]
     stats: dict = field(default_factory=dict)
     pooled: dict = field(default_factory=dict)   # no groups: every parameter is shared
+    ranges: dict | None = None                    # fitted range of each centred input
+    has_discrepancy = False
 
     # ---- the source protocol of bayescale.predict -----------------------------------------------
     @property
@@ -78,7 +80,7 @@ class BootstrapFit:
         """A new run: the curve times a resampled log residual of the fit."""
         return mu * np.exp(rng.choice(self.residuals, size=mu.shape))
 
-    def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
+    def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
                 columns=None, return_draws: bool = False):
         """As :meth:`bayescale.Fit.predict`, over the bootstrap refits."""
         return predict(self, df, levels, kind, seed=seed, columns=columns, return_draws=return_draws)
@@ -145,6 +147,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     return BootstrapFit(
         law=law, names=names, estimate=estimate, draws=draws, residual_sd=float(np.std(resid, ddof=len(names))),
         residuals=np.asarray(resid, dtype=np.float64), logref=logref,
+        ranges={k: [float(np.min(v)), float(np.max(v))] for k, v in centre(law, data.inputs, logref).items()},
         stats={"point_seconds": t_point, "bootstrap_seconds": t_boot, "n_boot": n_boot,
                "n_grid": len(start_grid), "n_starts": len(best_starts)},
     )

@@ -3,9 +3,10 @@
 
 Everything that predicts goes through here: ``Fit.predict``, chaining a loss fit into a
 downstream law, choice accuracies, the bootstrap baseline, compute-optimal allocation, tokens for a
-target loss and optimal hyperparameters. A *source* of draws is anything with ``law``, ``logref``,
-``n_draws``, ``param_draws(frame, rng, notes, typical=False)`` (per-row parameter draws,
-samples x rows) and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
+target loss and optimal hyperparameters. A *source* of draws is anything with ``law``, ``logref``, ``pooled``,
+``ranges`` (fitted range of each centred input, or None), ``has_discrepancy``, ``n_draws``,
+``param_draws(frame, rng, notes, typical=False)`` (per-row parameter draws, samples x rows),
+``discrepancy_draws(x, n, rng)`` and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
 :class:`bayescale.baselines.BootstrapFit`. All arithmetic after sampling is float64.
 
 ``kind``:
@@ -154,10 +155,13 @@ def prepare(source, df: pd.DataFrame, kind: str, *, columns=None, given=()) -> D
 
 
 def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Generator, notes: list[str],
-                   given: dict | None = None) -> np.ndarray:
+                   given: dict | None = None, stages: dict | None = None) -> np.ndarray:
     """Draws (samples x rows) of ``kind`` at the validated rows ``frame``. ``given`` replaces input
-    columns by draws (samples x rows), e.g. the loss drawn from a loss fit."""
+    columns by draws (samples x rows), e.g. the loss drawn from a loss fit. ``stages``, when a dict,
+    receives the expected response from the parameters alone ("parameters") and with the model
+    discrepancy ("discrepancy"), for the width decomposition."""
     law = source.law
+    obs = law.observation
     given = dict(given or {})
     values = source.param_draws(frame, rng, notes)
     n = min([source.n_draws] + [len(v) for v in given.values()])
@@ -167,35 +171,84 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
     mu = curve(law, x, values, n, len(frame))
     if kind == "curve":
         return mu
+    aux_mean = extra_columns(frame, law.mean_extras)
+    if stages is not None:
+        stages["parameters"] = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
     delta = source.discrepancy_draws(x, n, rng)
     if delta is not None:   # what the law misses, growing beyond the fitted runs
-        obs = law.observation
         mu = obs.inverse_link(obs.link(mu, np) + delta, np)
+    expected = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
+    if stages is not None:
+        stages["discrepancy"] = expected
     if kind == "observation":
         return np.asarray(source.new_observations(rng, mu, values, extra_columns(frame, law.extras)),
                           dtype=np.float64)
-    return np.asarray(law.observation.expected(mu, extra_columns(frame, law.mean_extras), np), dtype=np.float64)
+    return expected
 
 
-def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
+def width_shares(stages: dict, draws: np.ndarray) -> dict[str, np.ndarray]:
+    """Shares of a new run's predictive variance (response scale) from the parameters, the model
+    discrepancy and the observation noise; they add up to 1 per row."""
+    total = np.var(draws, axis=0)
+    parts = {"parameters": np.var(stages["parameters"], axis=0),
+             "discrepancy": np.var(stages["discrepancy"], axis=0)}
+    parts["discrepancy"] = np.maximum(parts["discrepancy"] - parts["parameters"], 0.0)
+    parts["noise"] = np.maximum(total - parts["parameters"] - parts["discrepancy"], 0.0)
+    scale = sum(parts.values())
+    return {k: np.where(scale > 0, v / np.where(scale > 0, scale, 1.0), np.nan) for k, v in parts.items()}
+
+
+def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
+    """How far each row lies outside the fitted runs' range, in decades of the farthest log input
+    (0 inside); None when the source does not record its range."""
+    ranges = source.ranges
+    if not ranges:
+        return None
+    law = source.law
+    x = centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref)
+    out = np.zeros(len(frame))
+    for k in law.inputs:
+        if k in law.linear_inputs:
+            continue
+        lo, hi = ranges[k]
+        out = np.maximum(out, np.maximum(x[k] - hi, lo - x[k]) / np.log(10.0))
+    return out
+
+
+def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
             columns: dict | None = None, return_draws: bool = False, given: dict | None = None):
     """``df``'s columns plus mean, median and central intervals of ``kind`` at each row (and the
-    draws as an xarray DataArray (sample, row) when ``return_draws``)."""
+    draws as an xarray DataArray (sample, row) when ``return_draws``). A new run's value
+    (``kind="observation"``) also gets the shares of its variance from the parameters, the model
+    discrepancy and the noise; every kind gets ``decades_beyond_data``."""
     levels = check_levels(levels)
     data = prepare(source, df, kind, columns=columns, given=tuple(given or ()))
     notes = list(data.notes)
-    draws = response_draws(source, data.frame, kind, np.random.default_rng(seed), notes, given)
+    stages: dict = {}
+    draws = response_draws(source, data.frame, kind, np.random.default_rng(seed), notes, given, stages)
     law = source.law
     out = df.reset_index(drop=True).copy()
     if "compute" in law.inputs and "compute" not in out:
         out["compute"] = data.frame["compute"]
     for col, v in interval_columns(draws, levels).items():
         out[col] = v
-    out.attrs["notes"] = notes
-    out.attrs["kind"] = kind
+    if kind == "observation":
+        for name, v in width_shares(stages, draws).items():
+            out[f"share_{name}"] = v
     for note in notes:
         if note not in data.notes:
             warnings.warn(note, BayescaleWarning, stacklevel=3)
+    beyond = None if given else decades_beyond(source, data.frame)
+    if beyond is not None:
+        out["decades_beyond_data"] = beyond
+        far = beyond > 0.5
+        if far.any():   # said in the notes (and reports), not warned: extrapolating is the point
+            notes.append(f"{int(far.sum())} row(s) lie beyond the fitted runs (up to {beyond.max():.1f} decades): "
+                         + ("the model-discrepancy term widens their intervals" if source.has_discrepancy else
+                            "this fit has no model-discrepancy term, so its intervals know only the law's "
+                            "own parameter uncertainty"))
+    out.attrs["notes"] = notes
+    out.attrs["kind"] = kind
     if return_draws:
         da = xr.DataArray(draws, dims=("sample", "row"), name="curve" if kind == "curve" else law.response,
                           attrs={"kind": kind, "law": law.spec})

@@ -17,7 +17,7 @@ import xarray as xr
 from . import __version__, discrepancy
 from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
-from .design import extra_columns
+from .design import centre, extra_columns
 from .errors import BayescaleError, BayescaleWarning
 from .spec import ModelSpec
 from .predict import check_levels, label_draws, stacked, summary_frame
@@ -59,6 +59,18 @@ class Fit:
     @property
     def pooled(self) -> dict[str, str]:
         return self.spec.pooled
+
+    @property
+    def has_discrepancy(self) -> bool:
+        return self.spec.discrepancy is not None
+
+    @property
+    def ranges(self) -> dict[str, list[float]]:
+        """Each input's fitted range, centred on its reference (log inputs: natural-log units)."""
+        if self.spec.ranges is None:   # fits saved before ranges were recorded: from their data
+            x = centre(self.law, {k: self.idata.constant_data[k].values for k in self.law.inputs}, self.logref)
+            self.spec.ranges = {k: [float(v.min()), float(v.max())] for k, v in x.items()}
+        return self.spec.ranges
 
     @property
     def n_draws(self) -> int:
@@ -202,14 +214,17 @@ class Fit:
         """New measurements at curve draws ``mu``, from the law's observation model."""
         return self.law.observation.sample(rng, mu, values, aux)
 
-    def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", *, seed: int = 0,
+    def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
                 columns: dict | None = None, return_draws: bool = False):
         """Credible intervals at new points: ``df``'s columns plus mean, median, lower_50, upper_50, ...
 
-        ``kind="mean"`` is the expected response: the law's curve, or for laws with a chance floor
-        (``accuracy-sigmoid``) the expected accuracy chance + (1 - chance)·curve, which needs column
-        ``chance``; ``kind="curve"`` is the law's curve itself (for those laws the normalised share
-        above chance); ``kind="observation"`` adds the observation noise to the expected response.
+        ``kind="observation"`` (default) is what a new run will measure: the expected response with
+        the model discrepancy and the observation noise, plus the shares of its variance from each
+        (``share_parameters``, ``share_discrepancy``, ``share_noise``). ``kind="mean"`` is the
+        expected response: the law's curve (with the model discrepancy, if the fit has one), or for
+        laws with a chance floor (``accuracy-sigmoid``) the expected accuracy
+        chance + (1 - chance)·curve, which needs column ``chance``; ``kind="curve"`` is the law's
+        curve alone. ``decades_beyond_data`` says how far each row lies outside the fitted runs.
         With ``return_draws=True`` also returns the draws as an xarray DataArray (sample, row).
         """
         return predictive.predict(self, df, levels, kind, seed=seed, columns=columns, return_draws=return_draws)

@@ -62,7 +62,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
             for g in ("family", "dataset", "task"):
                 if g != group:
                     curve[g] = pts[g].iloc[0]
-            pred = fit.predict(curve, levels=(0.5, 0.9))
+            pred = fit.predict(curve, levels=(0.5, 0.9), kind="mean")
             ax.fill_between(grid, pred["lower_90"], pred["upper_90"], color="C0", alpha=0.18, label="90% interval")
             ax.fill_between(grid, pred["lower_50"], pred["upper_50"], color="C0", alpha=0.35, label="50% interval")
             ax.plot(grid, pred["median"], color="C0", lw=1.2, label="posterior median")
@@ -77,7 +77,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
                 for g in ("family", "dataset", "task"):
                     if g != group:
                         curve[g] = pts[g].iloc[0]
-                pred = fit.predict(curve, levels=(0.5, 0.9))
+                pred = fit.predict(curve, levels=(0.5, 0.9), kind="mean")
                 color = f"C{j}"
                 ax.fill_between(grid_c, pred["lower_90"], pred["upper_90"], color=color, alpha=0.15)
                 ax.fill_between(grid_c, pred["lower_50"], pred["upper_50"], color=color, alpha=0.35)

@@ -66,6 +66,8 @@ def predictions(fits: dict) -> dict:
     res = {}
 
     def put(name, frame):
+        # the columns the pinned version gave (later versions add variance shares and distances)
+        frame = frame.drop(columns=[c for c in frame if c.startswith("share_") or c == "decades_beyond_data"])
         res[name] = np.asarray(frame.select_dtypes("number"), dtype=np.float64).round(12).tolist()
 
     chin, demo = fits["chinchilla"]

@@ -161,7 +161,7 @@ def test_predicted_mean_is_the_expected_accuracy():
     obs = fit.predict(new.assign(trials=500.0), kind="observation", seed=1)
     np.testing.assert_allclose(obs["mean"], pred["mean"], atol=0.01)
     with pytest.raises(BayescaleError, match="missing column.*'chance'.*kind='curve'"):
-        fit.predict(new.drop(columns="chance"))
+        fit.predict(new.drop(columns="chance"), kind="mean")
     assert len(fit.predict(new.drop(columns="chance"), kind="curve")) == 4
 
 

@@ -135,13 +135,13 @@ def test_tiny_pass_rates_are_recovered_from_attempts():
     report = f"z={ {k: round(v, 2) for k, v in z.items()} } diagnostics={fit.diagnostics}"
     assert max(z.values()) < Z_MAX, report
     assert fit.diagnostics["divergences"] <= 6, report
-    pred = fit.predict(pd.DataFrame({"params": SIZES}), levels=(0.9,))
+    pred = fit.predict(pd.DataFrame({"params": SIZES}), levels=(0.9,), kind="mean")
     truth = true_rate(SIZES)
     assert truth[0] < 2e-4 and truth[-1] > 5e-3
     assert np.all((pred.lower_90 < truth) & (truth < pred.upper_90)), (pred, truth)
     # the k-of-n fit of the fixed-budget table is far less sure of the smallest pass rate
     kn = fit_quietly(fixed, "pass-until", seed=1)
-    kn_pred = kn.predict(pd.DataFrame({"params": SIZES}), levels=(0.9,))
+    kn_pred = kn.predict(pd.DataFrame({"params": SIZES}), levels=(0.9,), kind="mean")
     width, kn_width = np.log(pred.upper_90 / pred.lower_90), np.log(kn_pred.upper_90 / kn_pred.lower_90)
     assert width[0] < 0.7 * kn_width[0], (pred, kn_pred)  # seed 1: 90 % spans x3.8 against x11
 

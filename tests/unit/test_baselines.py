@@ -74,7 +74,7 @@ def test_bootstrap_intervals_have_the_right_shape(boot):
 
 def test_predict_mirrors_fit_predict(boot, simulated):
     new = pd.DataFrame({"params": [1e9, 1e10], "tokens": [1e11, 2e11]})
-    out, draws = boot.predict(new, levels=(0.5, 0.9), return_draws=True)
+    out, draws = boot.predict(new, levels=(0.5, 0.9), kind="mean", return_draws=True)
     assert draws.shape == (N_BOOT, 2)
     for col in ("mean", "median", "lower_50", "upper_50", "lower_90", "upper_90"):
         assert col in out, col

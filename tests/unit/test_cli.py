@@ -109,8 +109,10 @@ def _predict_json(capsys, path, *extra):
 
 
 def test_predict_json(capsys, fitted):
-    res = _predict_json(capsys, fitted[0])
-    assert res["law"] == "chinchilla" and res["kind"] == "mean" and res["notes"] == []
+    res = _predict_json(capsys, fitted[0], "--kind", "mean")
+    assert res["law"] == "chinchilla" and res["kind"] == "mean"
+    assert len(res["notes"]) == 1 and "beyond the fitted runs" in res["notes"][0]
+    assert _predict_json(capsys, fitted[0])["kind"] == "observation"   # a new run, by default
     preds = res["predictions"]
     assert len(preds) == 2
     for row in preds:
@@ -122,7 +124,7 @@ def test_predict_json(capsys, fitted):
 
 
 def test_predict_observation_is_wider(capsys, fitted):
-    mean = _predict_json(capsys, fitted[0])["predictions"]
+    mean = _predict_json(capsys, fitted[0], "--kind", "mean")["predictions"]
     obs = _predict_json(capsys, fitted[0], "--kind", "observation")["predictions"]
     for m, o in zip(mean, obs):
         assert o["upper_90"] - o["lower_90"] > m["upper_90"] - m["lower_90"]
@@ -132,7 +134,7 @@ def test_predict_observation_is_wider(capsys, fitted):
 def test_predict_levels_text_and_data_file(capsys, fitted, workdir):
     rc, out, _ = run(capsys, "predict", fitted[0], "--at", "params=7e10,tokens=1.4e12", "--level", "0.8")
     assert rc == 0
-    assert "lower_80" in out and "upper_80" in out and "mean of loss" in out
+    assert "lower_80" in out and "upper_80" in out and "observation of loss" in out
     assert "note:" in out  # no family given: the population is used, and said so
     pts = write_csv(workdir, "points.csv", pd.DataFrame({"n": [7e10], "tokens": [1.4e12], "family": ["dense"]}))
     rc, out, _ = run(capsys, "predict", fitted[0], "--data", pts, "--col", "params=n", "--json")

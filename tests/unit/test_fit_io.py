@@ -107,7 +107,7 @@ def test_attrs_record_the_fit(fit, demo):
 # ---- predict ---------------------------------------------------------------------------------------
 
 def test_predict_columns_and_ordering(fit, points):
-    pred = fit.predict(points)
+    pred = fit.predict(points, kind="mean")
     assert list(pred.columns[: len(points.columns)]) == list(points.columns)
     pd.testing.assert_frame_equal(pred[points.columns], points)
     cols = ["median", "lower_50", "upper_50", "lower_90", "upper_90"]
@@ -117,9 +117,22 @@ def test_predict_columns_and_ordering(fit, points):
     assert np.all(pred["median"] <= pred["upper_50"])
     assert np.all(pred["upper_50"] <= pred["upper_90"])
     assert pred["median"].is_monotonic_increasing  # bigger runs, lower loss (rows are ordered big->small)
-    assert pred.attrs["kind"] == "mean" and pred.attrs["notes"] == []
-    more = fit.predict(points, levels=(0.8, 0.95))
+    assert pred.attrs["kind"] == "mean"
+    # 7e10 parameters lie 1.8 decades beyond the demo's largest run, and the notes say so
+    assert len(pred.attrs["notes"]) == 1 and "beyond the fitted runs (up to 1.8 decades)" in pred.attrs["notes"][0]
+    np.testing.assert_allclose(pred["decades_beyond_data"], [np.log10(7e10 / 1e9), 0, 0], atol=0.01)
+    more = fit.predict(points, levels=(0.8, 0.95), kind="mean")
     assert {"lower_80", "upper_80", "lower_95", "upper_95"} <= set(more.columns)
+
+
+def test_default_is_a_new_run_with_its_width_decomposed(fit, points):
+    """A user asks what a new run will measure: that is the default, and its variance splits into
+    parameters, model discrepancy (none in this fit) and noise."""
+    pred = fit.predict(points)
+    assert pred.attrs["kind"] == "observation"
+    shares = pred[["share_parameters", "share_discrepancy", "share_noise"]].to_numpy()
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert np.all(shares[:, 1] == 0) and np.all(shares[:, 2] > 0)
 
 
 def test_observation_intervals_are_wider_than_mean(fit, points):
