@@ -22,10 +22,11 @@ from .design import centre, extra_columns
 from .discrepancy import sample_term
 from .errors import BayescaleError, BayescaleWarning
 from .results import Fit, fit_config, inference_data  # noqa: F401  (inference_data, fit_config: used by batch)
+from .stacking import StackedFit
 from .spec import CENTRED_MIN_POINTS, ModelSpec, build, choose_centring  # noqa: F401  (re-exported)
 from .runtime import cache_dir_from_env, enable_compilation_cache, ensure_configured  # noqa: F401  (re-exported)
 from .samplers.cache import PROGRAMS, _TRACES, trace_count  # noqa: F401  (trace_count: re-exported)
-from .samplers.nuts import CompiledNUTS, Settings, compile_nuts, run_chains, worker_count
+from .samplers.nuts import CompiledNUTS, Settings, compile_nuts, run_chains, use_warm_start, worker_count
 from .samplers.precision import cast_arguments, precision, use_x64
 
 DENSE_MASS_MAX_PARAMS = 60
@@ -140,7 +141,8 @@ def sample_posterior(
         args = jax.device_put(cast_arguments(model_arguments(spec, data), x64))
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
-    settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept))
+    settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
+                        warm_start=use_warm_start(data.n))
     sampler = _get_sampler(spec, args, settings, x64, int(draws))
     t0 = time.perf_counter()
     with tqdm(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",
@@ -159,6 +161,7 @@ def sample_posterior(
         "dense_mass": dense,
         "covariance_shrinkage": "relative",
         "float64": x64,
+        "warm_start": settings.warm_start,
         "chain_threads": worker_count(chains),
         "n_latent": n_latent,
     }
@@ -180,6 +183,9 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
         parametrisation="auto", discrepancy="none"):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
+    ``law`` is one law ("chinchilla") or several (["chinchilla", "farseer"]): then each is fitted
+    and a :class:`bayescale.stacking.StackedFit` predicts with their PSIS-LOO stacking weights.
+
     ``pool`` None uses the law's default pooling, "none" shares every law parameter, and a dict
     such as ``{"alpha": "family", "E": "dataset"}`` lists exactly which law parameters vary by
     which grouping column. ``priors`` overrides any prior, e.g. ``{"alpha": dist.Normal(0.3, 0.1)}``
@@ -189,6 +195,13 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     """
     if not isinstance(seed, (int, np.integer)):
         raise BayescaleError(f"seed must be an integer, got {seed!r}")
+    if isinstance(law, (list, tuple)):   # law uncertainty: one fit per law, mixed by stacking
+        if len(set(law)) != len(law) or len(law) < 2:
+            raise BayescaleError(f"give two or more different laws to stack, got {list(law)}")
+        options = dict(pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
+                       progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
+                       dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy)
+        return StackedFit({str(one): fit(df, one, **options) for one in law})
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation, discrepancy=discrepancy)
     if target_accept is None:

@@ -235,18 +235,25 @@ class Fit:
 
         Group labels (``family="x"``) select group values; without them the population's typical
         values are used."""
+        levels = check_levels(levels)
+        draws, notes = self.allocation_draws(compute, grid=grid, **labels)
+        out = pd.DataFrame([{"compute": c, **summary_frame(d, levels)} for c, d in draws.items()])
+        out.attrs["notes"] = notes
+        return out
+
+    def allocation_draws(self, compute, *, grid: int = 801, **labels) -> tuple[dict, list[str]]:
+        """Per budget, draws of N*, D*, the loss there and D*/N* ({budget: {name: draws}}), and notes."""
         if not self.law.has_allocation:
             raise BayescaleError(
                 f"law {self.law.spec!r} has inputs {list(self.law.inputs)}; compute-optimal allocation "
                 "needs a law in params and tokens, e.g. 'chinchilla' or 'kaplan-nd'"
             )
-        levels = check_levels(levels)
         budgets = np.atleast_1d(np.asarray(compute, dtype=np.float64))
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayescaleError(f"compute budgets must be positive finite FLOPs, got {compute!r}")
         values, notes = label_draws(self, labels)
         u = np.linspace(-10.0, 10.0, grid)
-        rows = []
+        out = {}
         edge_hits = 0
         for c in budgets:
             log_n = 0.5 * np.log(c / 6.0) + u   # along the iso-FLOP line 6ND = c
@@ -263,14 +270,11 @@ class Fit:
             n_opt = np.exp(0.5 * np.log(c / 6.0) + best_u)
             d_opt = c / (6.0 * n_opt)
             l_opt = predictive.curve_at_sizes(self, np.log(n_opt)[:, None], np.log(d_opt)[:, None], values)[:, 0]
-            rows.append({"compute": c, **summary_frame({"params": n_opt, "tokens": d_opt, "loss": l_opt,
-                                                        "tokens_per_param": d_opt / n_opt}, levels)})
-        out = pd.DataFrame(rows)
+            out[float(c)] = {"params": n_opt, "tokens": d_opt, "loss": l_opt, "tokens_per_param": d_opt / n_opt}
         if edge_hits:
             notes.append(f"{edge_hits} draw(s) put the optimum at the edge of the search range "
                          "(tokens per parameter beyond e^±20): that law draw has no interior optimum")
-        out.attrs["notes"] = notes
-        return out
+        return out, notes
 
     # ---- persistence --------------------------------------------------------------------------------
     def save(self, path) -> Path:
@@ -434,14 +438,31 @@ def versions() -> dict[str, str]:
     }
 
 
-def load(path) -> Fit:
-    """Read a fit written by :meth:`Fit.save`."""
+def load_idata(path, prefix: str = "") -> az.InferenceData:
+    """The InferenceData saved at ``path`` (for a stacked fit, the groups under ``prefix``)."""
+    if not prefix:
+        idata = az.from_netcdf(path)
+        return az.InferenceData(**{g: getattr(idata, g).load() for g in idata.groups()})
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    try:
+        node = tree[prefix.rstrip("/")]
+        return az.InferenceData(**{name: child.to_dataset().load() for name, child in node.children.items()})
+    finally:
+        tree.close()
+
+
+def load(path):
+    """Read a fit written by :meth:`Fit.save` (or a stacked fit, :meth:`bayescale.stacking.StackedFit.save`)."""
+    from .stacking import read_stack   # stacking builds on this module
+
     path = Path(path)
     if not path.exists():
         raise BayescaleError(f"no fit file at {path}; write one with fit.save(path) or `bayescale fit --out`")
     try:
-        idata = az.from_netcdf(path)
-        idata = az.InferenceData(**{g: getattr(idata, g).load() for g in idata.groups()})
+        stacked = read_stack(path)
+        if stacked is not None:
+            return stacked
+        idata = load_idata(path)
     except (OSError, ValueError) as exc:
         raise BayescaleError(f"{path} is not a readable netCDF fit file ({exc})") from exc
     return Fit(idata)

@@ -1,0 +1,187 @@
+"""Law uncertainty: several laws fitted to the same runs, predicting as their stacking mixture.
+
+Two laws can both fit a ladder and still disagree far beyond it (on Epoch, chinchilla and farseer
+give non-overlapping 90% intervals at 70B parameters / 1.4T tokens). A :class:`StackedFit` holds
+one :class:`bayescale.Fit` per candidate law and weighs them by PSIS-LOO stacking on the fitted
+runs (Yao, Vehtari, Simpson & Gelman 2018): the weights that best predict each left-out run. Its
+predictions draw each posterior draw from one law, picked with its weight, so the intervals carry
+the laws' disagreement as well as each law's own uncertainty. Held-out runs are never used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import BayescaleError
+from .predict import check_levels, interval_columns, summary_frame
+from .results import Fit, load_idata
+
+STACK_ATTR = "bayescale_stack"
+
+
+class StackedFit:
+    """Fits of several laws to the same runs, mixed by PSIS-LOO stacking weights."""
+
+    def __init__(self, fits: dict[str, Fit], weights: dict[str, float] | None = None):
+        if len(fits) < 2:
+            raise BayescaleError(f"a stacked fit needs at least two laws, got {list(fits)}")
+        hashes = {name: f.config["data_hash"] for name, f in fits.items()}
+        if len(set(hashes.values())) > 1:
+            raise BayescaleError(f"stacked fits must be fitted to the same runs; data hashes differ: {hashes}")
+        self.fits = dict(fits)
+        self.weights = stacking_weights(self.fits) if weights is None else {k: float(weights[k]) for k in fits}
+
+    # ---- what a Fit offers, for the mixture ---------------------------------------------------
+    @property
+    def law_spec(self) -> str:
+        return " + ".join(f"{name} ({w:.2f})" for name, w in self.weights.items())
+
+    @property
+    def response(self) -> str:
+        return next(iter(self.fits.values())).law.response
+
+    @property
+    def has_discrepancy(self) -> bool:
+        return any(f.has_discrepancy for f in self.fits.values())
+
+    @property
+    def diagnostics(self) -> dict:
+        return {name: f.diagnostics for name, f in self.fits.items()}
+
+    @property
+    def notes(self) -> list[str]:
+        return [f"{name}: {n}" for name, f in self.fits.items() for n in f.notes]
+
+    def __repr__(self) -> str:
+        return f"<bayescale.StackedFit {self.law_spec}>"
+
+    def _mixture(self, draws: dict[str, np.ndarray], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Draws of the mixture (as many as the smallest fit has) and which law each came from."""
+        rng = np.random.default_rng([seed, 11])
+        n = min(len(d) for d in draws.values())
+        names = list(draws)
+        counts = rng.multinomial(n, [self.weights[k] for k in names])
+        parts = [draws[k][rng.choice(len(draws[k]), size=c, replace=False)] for k, c in zip(names, counts)]
+        which = np.repeat(np.arange(len(names)), counts)
+        order = rng.permutation(n)
+        return np.concatenate(parts)[order], which[order]
+
+    def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
+                columns: dict | None = None, return_draws: bool = False):
+        """As :meth:`bayescale.Fit.predict`, for the mixture; a new run's variance shares gain
+        ``share_law`` (the laws' disagreement)."""
+        levels = check_levels(levels)
+        per_law, tables = {}, {}
+        for i, (name, f) in enumerate(self.fits.items()):
+            tables[name], da = f.predict(df, levels=levels, kind=kind, seed=seed + i, columns=columns,
+                                         return_draws=True)
+            per_law[name] = da.values
+        draws, _ = self._mixture(per_law, seed)
+        first = next(iter(tables.values()))
+        out = first[[c for c in first.columns if c in df.columns or c in ("compute", "decades_beyond_data")]].copy()
+        for col, v in interval_columns(draws, levels).items():
+            out[col] = v
+        if kind == "observation":
+            total = np.var(draws, axis=0)
+            w = self.weights
+            means = {k: per_law[k].mean(axis=0) for k in per_law}
+            grand = sum(w[k] * means[k] for k in per_law)
+            parts = {"law": sum(w[k] * (means[k] - grand) ** 2 for k in per_law)}
+            for part in ("parameters", "discrepancy", "noise"):
+                parts[part] = sum(w[k] * tables[k][f"share_{part}"].to_numpy() * np.var(per_law[k], axis=0)
+                                  for k in per_law)
+            scale = sum(parts.values())
+            for part in ("parameters", "discrepancy", "noise", "law"):
+                out[f"share_{part}"] = np.where(scale > 0, parts[part] / np.where(scale > 0, scale, 1.0), np.nan)
+            del total
+        out.attrs["notes"] = sorted({n for t in tables.values() for n in t.attrs.get("notes", [])})
+        out.attrs["kind"] = kind
+        out.attrs["weights"] = dict(self.weights)
+        if return_draws:
+            return out, xr.DataArray(draws, dims=("sample", "row"), name=self.response,
+                                     attrs={"kind": kind, "law": self.law_spec})
+        return out
+
+    def optimal_allocation(self, compute, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
+        """N*(C), D*(C) and L*(C) of the mixture: each draw from one law, picked with its weight."""
+        levels = check_levels(levels)
+        per_law, notes = {}, []
+        for name, f in self.fits.items():
+            per_law[name], law_notes = f.allocation_draws(compute, **labels)
+            notes += [f"{name}: {n}" for n in law_notes]
+        rows = []
+        for c in next(iter(per_law.values())):
+            mixed = {}
+            for q in ("params", "tokens", "loss", "tokens_per_param"):
+                mixed[q], _ = self._mixture({k: per_law[k][c][q] for k in per_law}, seed)
+            rows.append({"compute": c, **summary_frame(mixed, levels)})
+        out = pd.DataFrame(rows)
+        out.attrs["notes"] = sorted(set(notes))
+        out.attrs["weights"] = dict(self.weights)
+        return out
+
+    def summary(self) -> pd.DataFrame:
+        """One block of parameter rows per law, with its stacking weight."""
+        parts = []
+        for name, f in self.fits.items():
+            table = f.summary()
+            table.insert(0, "weight", self.weights[name])
+            table.index = pd.MultiIndex.from_product([[name], table.index], names=["law", "parameter"])
+            parts.append(table)
+        return pd.concat(parts)
+
+    # ---- persistence: one netCDF, each law's groups under its name -------------------------------
+    def save(self, path) -> Path:
+        """Write every law's InferenceData into one netCDF file (groups ``<law>/<group>``), atomically."""
+        path = Path(path)
+        folder = path.parent
+        if path.is_dir() or not folder.is_dir():
+            raise BayescaleError(f"cannot save to {path}: give a file name in an existing folder, such as stack.nc")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            meta = {"laws": list(self.fits), "weights": self.weights}
+            xr.Dataset(attrs={STACK_ATTR: json.dumps(meta)}).to_netcdf(tmp, mode="w", engine="h5netcdf")
+            for name, f in self.fits.items():
+                for group in f.idata.groups():
+                    f.idata[group].to_netcdf(tmp, mode="a", group=f"{name}/{group}", engine="h5netcdf")
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise BayescaleError(f"cannot save to {path}: {exc}") from exc
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return path
+
+
+def stacking_weights(fits: dict[str, Fit]) -> dict[str, float]:
+    """PSIS-LOO stacking weights of fits to the same runs (ArviZ's ``compare``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # Pareto-k warnings: see bayescale.compare for the details
+        table = az.compare({k: f.idata for k, f in fits.items()}, ic="loo", method="stacking")
+    w = {k: float(table.loc[k, "weight"]) for k in fits}
+    total = sum(w.values())
+    return {k: v / total for k, v in w.items()}
+
+
+def read_stack(path: Path) -> StackedFit | None:
+    """The stacked fit saved at ``path``, or None when the file holds a single fit."""
+    try:
+        root = xr.open_dataset(path, engine="h5netcdf")
+        meta = root.attrs.get(STACK_ATTR)
+        root.close()
+    except (OSError, ValueError):
+        return None
+    if meta is None:
+        return None
+    meta = json.loads(meta)
+    fits = {name: Fit(load_idata(path, prefix=f"{name}/")) for name in meta["laws"]}
+    return StackedFit(fits, meta["weights"])

@@ -1,0 +1,70 @@
+"""Law uncertainty by default: bs.fit(df, [law, law]) mixes the laws by PSIS-LOO stacking."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.datasets.demo import demo_data
+from bayescale.stacking import StackedFit
+
+BUDGET = dict(chains=2, warmup=300, draws=300, progress=False, seed=0)
+
+
+@pytest.fixture(scope="module")
+def stacked():
+    df = demo_data()
+    df = df[df["family"] == "dense"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        return bs.fit(df, ["chinchilla", "kaplan-nd"], **BUDGET), df
+
+
+def test_weights_and_mixture(stacked):
+    st, _ = stacked
+    assert isinstance(st, StackedFit) and set(st.fits) == {"chinchilla", "kaplan-nd"}
+    assert abs(sum(st.weights.values()) - 1) < 1e-9 and all(w >= 0 for w in st.weights.values())
+    pts = pd.DataFrame({"params": [1e10, 3e8], "tokens": [2e11, 6e9]})
+    out = st.predict(pts, levels=(0.9,))
+    per_law = {k: f.predict(pts, levels=(0.9,)) for k, f in st.fits.items()}
+    lo = np.min([p["lower_90"] for p in per_law.values()], axis=0)
+    hi = np.max([p["upper_90"] for p in per_law.values()], axis=0)
+    assert np.all(out["lower_90"] >= lo - 1e-3) and np.all(out["upper_90"] <= hi + 1e-3)
+    shares = out[["share_parameters", "share_discrepancy", "share_noise", "share_law"]].to_numpy()
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    assert out.attrs["weights"] == st.weights
+    alloc = st.optimal_allocation([1e21])
+    assert alloc.loc[0, "params_lower_90"] <= alloc.loc[0, "params_median"] <= alloc.loc[0, "params_upper_90"]
+
+
+def test_mixture_follows_the_weights(stacked):
+    """Control: all the weight on one law gives exactly that law's intervals' spread of draws."""
+    st, _ = stacked
+    pts = pd.DataFrame({"params": [1e10], "tokens": [2e11]})
+    only = StackedFit(st.fits, {"chinchilla": 1.0, "kaplan-nd": 0.0})
+    _, mixed = only.predict(pts, kind="mean", return_draws=True)
+    _, alone = st.fits["chinchilla"].predict(pts, kind="mean", seed=0, return_draws=True)
+    np.testing.assert_allclose(np.sort(mixed.values[:, 0]), np.sort(alone.values[: len(mixed), 0]))
+
+
+def test_save_and_load_round_trip(stacked, tmp_path):
+    st, _ = stacked
+    path = st.save(tmp_path / "stack.nc")
+    again = bs.load(path)
+    assert isinstance(again, StackedFit) and again.weights == st.weights
+    pts = pd.DataFrame({"params": [1e10], "tokens": [2e11]})
+    pd.testing.assert_frame_equal(again.predict(pts), st.predict(pts))
+
+
+def test_bad_stacks_are_errors(stacked):
+    st, df = stacked
+    with pytest.raises(bs.BayescaleError, match="two or more different laws"):
+        bs.fit(df, ["chinchilla", "chinchilla"], **BUDGET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        other = bs.fit(df.iloc[:-2], "chinchilla", **BUDGET)
+    with pytest.raises(bs.BayescaleError, match="same runs"):
+        StackedFit({"a": st.fits["chinchilla"], "b": other})
