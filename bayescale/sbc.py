@@ -150,7 +150,8 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         warmup: int = 200, draws: int = 400, thin: int = 4, pool=None, priors=None, fit_priors=None,
         params=None, bins: int | None = None, target_accept: float | None = None,
         dense_mass=None, sampler: str = "nuts", scheduler: str | None = None,
-        batch_options: dict | None = None, progress: bool = False) -> SBCResult:
+        batch_options: dict | None = None, progress: bool = False, discrepancy=None,
+        fit_discrepancy="same") -> SBCResult:
     """Simulation-based calibration of ``law`` (see the module docstring).
 
     Each simulation draws every parameter and the data from the prior of the NumPyro model
@@ -175,6 +176,10 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
 
     ``progress=True`` shows a bar of finished simulations on stderr: one step per NUTS fit, or
     per compiled batch (``sampler="hmc"``) or Dask chunk as each finishes.
+
+    ``discrepancy`` (the prior of the model-discrepancy walk's scale) simulates the data with the
+    walk drawn from its prior and fits with it too; ``fit_discrepancy="none"`` fits the law alone
+    to those data, the control that must fail.
     """
     from .inference import build
 
@@ -185,15 +190,21 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         raise BayescaleError(f"thin must be a positive integer, got {thin!r}")
     design = default_design(law) if design is None else design.reset_index(drop=True)
     fit_priors = priors if fit_priors is None else fit_priors
+    fit_discrepancy = discrepancy if isinstance(fit_discrepancy, str) and fit_discrepancy == "same" \
+        else fit_discrepancy
+    if sampler != "nuts" and not (discrepancy in (None, "none") and fit_discrepancy in (None, "none")):
+        raise BayescaleError("SBC with a model discrepancy runs with sampler='nuts'")
 
     # which parameters to rank: sampled (not fixed) in both the simulating and the fitting model
     sim_spec, _ = build(design.assign(**{law.response: 1.0}), law, pool=pool, priors=priors,
                         duplicates="keep")
     fit_spec0, _ = build(design.assign(**{law.response: 1.0}), law, pool=pool, priors=fit_priors,
-                         duplicates="keep")
+                         duplicates="keep", discrepancy=fit_discrepancy)
     if params is None:
         params = [k for k in law.all_params()
                   if not _is_fixed(sim_spec.priors[k]) and not _is_fixed(fit_spec0.priors[k])]
+        if discrepancy not in (None, "none") and fit_spec0.discrepancy is not None:
+            params.append("disc_scale")
     elif isinstance(params, str):
         params = [params]
     params = list(params)
@@ -214,7 +225,8 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     simulated = []
     for i in range(n_sims):
         try:
-            df, truth = simulate(law, design, None, seed=int(sim_seeds[i]), pool=pool, priors=priors)
+            df, truth = simulate(law, design, None, seed=int(sim_seeds[i]), pool=pool, priors=priors,
+                                 discrepancy=discrepancy)
         except (BayescaleError, ValueError, FloatingPointError) as exc:
             failures.append((i, f"simulation failed: {exc}"))
             continue
@@ -232,7 +244,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         fitted = _sbc_fits(law, simulated, fit_seeds, sampler=sampler, scheduler=scheduler, pool=pool,
                            priors=fit_priors, chains=chains, warmup=warmup, draws=draws,
                            target_accept=target_accept, dense_mass=dense_mass, failures=failures,
-                           options=batch_options or {}, on_done=bar.update)
+                           options=batch_options or {}, on_done=bar.update, discrepancy=fit_discrepancy)
     for i, _, truth in simulated:
         if i not in fitted:
             continue
@@ -280,12 +292,14 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
                   "thin": thin,
                   "pool": pool, "priors": priors, "fit_priors": fit_priors, "params": params,
                   "target_accept": target_accept, "design_rows": len(design),
+                  "discrepancy": None if discrepancy is None else str(discrepancy),
+                  "fit_discrepancy": None if fit_discrepancy is None else str(fit_discrepancy),
                   "batch_options": batch_options},
     )
 
 
 def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, chains, warmup, draws,
-              target_accept, dense_mass, failures, options, on_done) -> dict:
+              target_accept, dense_mass, failures, options, on_done, discrepancy=None) -> dict:
     """Fit every simulation: {index: (InferenceData, ModelSpec, seconds)}; failures are appended.
     ``on_done(n)`` is called as fits finish (n of them), failed ones included."""
     from .inference import build, sample_posterior
@@ -295,7 +309,7 @@ def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, ch
         for i, df, _ in simulated:
             t0 = time.perf_counter()
             try:
-                spec, data = build(df, law, pool=pool, priors=priors, duplicates="keep")
+                spec, data = build(df, law, pool=pool, priors=priors, duplicates="keep", discrepancy=discrepancy)
                 idata, _ = sample_posterior(spec, data, seed=int(fit_seeds[i]), chains=chains,
                                             warmup=warmup, draws=draws, progress=False,
                                             target_accept=target_accept, dense_mass=dense_mass)
