@@ -26,6 +26,7 @@ is sampled with the law, so it appears in SBC, in the PyMC twin and in the saved
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,15 +72,37 @@ class Discrepancy:
                    knots={k: [float(t) for t in v] for k, v in d["knots"].items()})
 
 
+PRIOR_FILE = "discrepancy_prior.json"
+
+
+def learned_prior(link: str) -> dist.Distribution:
+    """The cross-study prior of the walk's scale for a link ("log" or "logit"), shipped with the
+    package (see the file's provenance and benchmarks/discrepancy_prior.py, which rebuilds it)."""
+    from importlib import resources
+
+    try:
+        table = json.loads(resources.files("bayescale").joinpath(PRIOR_FILE).read_text())
+    except FileNotFoundError as exc:
+        raise BayescaleError(f"this installation has no learned discrepancy prior ({PRIOR_FILE}); "
+                             "give discrepancy='none' or a prior such as 'LogNormal(-5, 1)'") from exc
+    if link not in table["priors"]:
+        raise BayescaleError(f"no learned discrepancy prior for the {link} link (have {sorted(table['priors'])}); "
+                             "give discrepancy='none' or a prior such as 'LogNormal(-5, 1)'")
+    return parse(table["priors"][link])
+
+
 def resolve(law, setting, x: dict) -> Discrepancy | None:
-    """The discrepancy of a fit: ``"none"`` (or None) for the law alone, or a prior for the walk's
-    scale s (text such as "HalfNormal(0.01)" or a NumPyro distribution, in link units per
-    decade^1.5), with knots placed over the centred inputs ``x`` of the data."""
+    """The discrepancy of a fit: ``"none"`` (or None) for the law alone, ``"auto"`` for the prior
+    learned across the public studies (:func:`learned_prior`), or a prior for the walk's scale s
+    (text such as "HalfNormal(0.01)" or a NumPyro distribution, in link units per decade^1.5), with
+    knots placed over the centred inputs ``x`` of the data."""
     if setting is None or (isinstance(setting, str) and setting.lower() == "none"):
         return None
+    if isinstance(setting, str) and setting.lower() == "auto":
+        setting = learned_prior(law.observation.link_name)
     prior = parse(setting) if isinstance(setting, str) else setting
     if not isinstance(prior, dist.Distribution):
-        raise BayescaleError(f"discrepancy must be 'none' or a prior for its scale such as 'HalfNormal(0.01)', "
+        raise BayescaleError(f"discrepancy must be 'none', 'auto' or a prior for its scale such as 'HalfNormal(0.01)', "
                              f"got {setting!r}")
     support = prior.support
     draws = np.asarray(prior.sample(__import__("jax").random.PRNGKey(0), (256,)))

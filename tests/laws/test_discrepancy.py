@@ -112,7 +112,7 @@ def test_discrepancy_covers_a_bent_truth_the_law_alone_misses(fits):
 
 def test_bad_discrepancy_settings_are_errors():
     df = ladder()
-    with pytest.raises(bs.BayescaleError, match="discrepancy must be 'none' or a prior"):
+    with pytest.raises(bs.BayescaleError, match="discrepancy must be 'none', 'auto' or a prior"):
         bs.fit(df, "chinchilla", discrepancy=3, progress=False)
     with pytest.raises(bs.BayescaleError, match="s >= 0"):
         bs.fit(df, "chinchilla", discrepancy="Normal(0, 1)", progress=False)
