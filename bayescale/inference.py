@@ -205,7 +205,10 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation, discrepancy=discrepancy)
     if target_accept is None:
-        target_accept = 0.95 if any(k in spec.law.params for k in spec.pooled) else 0.8
+        # a scale times standard-normal offsets (pooled groups, the discrepancy walk) makes a
+        # funnel: smaller steps there
+        funnel = any(k in spec.law.params for k in spec.pooled) or spec.discrepancy is not None
+        target_accept = 0.95 if funnel else 0.8
     for note in spec.notes:
         if note not in data.notes:
             warnings.warn(note, BayescaleWarning, stacklevel=2)
