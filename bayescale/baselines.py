@@ -21,6 +21,7 @@ from scipy.optimize import minimize
 
 from .data import validate
 from .design import centre, reference_scales
+from .discrepancy import coordinates
 from .models import get_law
 from .predict import predict
 
@@ -147,7 +148,8 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     return BootstrapFit(
         law=law, names=names, estimate=estimate, draws=draws, residual_sd=float(np.std(resid, ddof=len(names))),
         residuals=np.asarray(resid, dtype=np.float64), logref=logref,
-        ranges={k: [float(np.min(v)), float(np.max(v))] for k, v in centre(law, data.inputs, logref).items()},
+        ranges={k: [float(np.min(v)), float(np.max(v))]
+                for k, v in coordinates(law.inputs, centre(law, data.inputs, logref)).items()},
         stats={"point_seconds": t_point, "bootstrap_seconds": t_boot, "n_boot": n_boot,
                "n_grid": len(start_grid), "n_starts": len(best_starts)},
     )

@@ -6,8 +6,10 @@ model adds a zero-mean term delta(x) to the law's curve:
     link(mu_observed) = link(curve(x; theta)) + delta(x),
     delta(x) = sum over inputs k of an integrated random walk W_k(v_k), anchored at v_k = 0,
 
-where v_k is input k centred on its reference scale, in decades (log inputs) or in standard
-deviations of the fitted data (linear inputs). An integrated random walk is the cubic
+where v_k is axis k centred on its reference scale, in decades (log inputs) or in standard
+deviations of the fitted data (linear inputs). The axes are the law's inputs, except that a law in
+parameters N and tokens D walks along compute (N·D) and tokens per parameter (D/N): a run larger
+in both lies beyond the ladder in compute even when N and D each lie inside their own ranges. An integrated random walk is the cubic
 smoothing-spline prior: it starts at 0 with slope 0 at the reference (the law's level and exponent
 already fit those), bends with curvature whose size is set by one scale s, and its variance grows
 as s^2 |v|^3 / 3, so the term is small where the runs are and widens with every decade beyond.
@@ -47,7 +49,8 @@ class Discrepancy:
     """The discretised walks of one fit: per input its unit, knot spacing and signed knots."""
 
     prior: dist.Distribution
-    units: dict[str, float]          # input -> divisor turning the centred input into v
+    inputs: list[str]                # the law's inputs (the walks' axes follow from them)
+    units: dict[str, float]          # axis -> divisor turning the centred axis into v
     steps: dict[str, float]          # input -> knot spacing h (in v)
     knots: dict[str, list[float]]    # input -> knot positions t_j (in v), signed
 
@@ -62,12 +65,13 @@ class Discrepancy:
         return (describe(self.prior), tuple((k, len(t)) for k, t in self.knots.items()))
 
     def to_json(self) -> dict:
-        return {"prior": describe(self.prior, digits=15), "units": self.units, "steps": self.steps,
-                "knots": self.knots}
+        return {"prior": describe(self.prior, digits=15), "inputs": self.inputs, "units": self.units,
+                "steps": self.steps, "knots": self.knots}
 
     @classmethod
     def from_json(cls, d: dict) -> "Discrepancy":
-        return cls(prior=parse(d["prior"]), units={k: float(v) for k, v in d["units"].items()},
+        return cls(prior=parse(d["prior"]), inputs=list(d["inputs"]),
+                   units={k: float(v) for k, v in d["units"].items()},
                    steps={k: float(v) for k, v in d["steps"].items()},
                    knots={k: [float(t) for t in v] for k, v in d["knots"].items()})
 
@@ -91,6 +95,18 @@ def learned_prior(link: str) -> dist.Distribution:
     return parse(table["priors"][link])
 
 
+def coordinates(inputs, x: dict) -> dict:
+    """The axes the walks run along, from the law's centred inputs: the inputs themselves, except
+    that a law in parameters and tokens walks along compute (log N + log D, where a larger run
+    lies beyond the ladder) and tokens per parameter (log D - log N), so that a run larger in both
+    N and D is far from the data even when each lies inside its own range."""
+    if {"params", "tokens"} <= set(inputs):
+        out = {"compute": x["params"] + x["tokens"], "tokens_per_param": x["tokens"] - x["params"]}
+        out.update({k: x[k] for k in inputs if k not in ("params", "tokens")})
+        return out
+    return {k: x[k] for k in inputs}
+
+
 def resolve(law, setting, x: dict) -> Discrepancy | None:
     """The discrepancy of a fit: ``"none"`` (or None) for the law alone, ``"auto"`` for the prior
     learned across the public studies (:func:`learned_prior`), or a prior for the walk's scale s
@@ -110,9 +126,9 @@ def resolve(law, setting, x: dict) -> Discrepancy | None:
         raise BayescaleError(f"the discrepancy scale's prior {describe(prior)} must be on s >= 0 "
                              f"(support {support}); use e.g. HalfNormal(0.01) or LogNormal(-4, 1)")
     units, steps, knots = {}, {}, {}
-    for k in law.inputs:
-        unit = float(np.std(x[k])) if k in law.linear_inputs else float(np.log(10.0))
-        v = np.asarray(x[k], dtype=np.float64) / (unit if unit > 0 else 1.0)
+    for k, values in coordinates(law.inputs, x).items():
+        unit = float(np.std(values)) if k in law.linear_inputs else float(np.log(10.0))
+        v = np.asarray(values, dtype=np.float64) / (unit if unit > 0 else 1.0)
         half = max(float(v.max()), float(-v.min()))
         if not half > 0:
             continue                      # a constant input: nothing to bend along
@@ -121,14 +137,16 @@ def resolve(law, setting, x: dict) -> Discrepancy | None:
         neg = -np.arange(h / 2, float(-v.min()), h)
         units[k], steps[k] = unit if unit > 0 else 1.0, h
         knots[k] = sorted([float(t) for t in np.concatenate([neg, pos])])
-    return Discrepancy(prior=prior, units=units, steps=steps, knots=knots)
+    return Discrepancy(prior=prior, inputs=list(law.inputs), units=units, steps=steps, knots=knots)
 
 
 def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
     """Rows x knots: sqrt(h) · (v - t)_+ for knots t > 0, sqrt(h) · (t - v)_+ for t < 0 (knots in
-    their sorted order, input by input). ``x`` holds 1-d rows; ``xp`` is numpy, jax.numpy or
+    their sorted order, axis by axis). ``x`` holds the law's centred inputs, 1-d rows (the walks'
+    axes are computed from them, see :func:`coordinates`); ``xp`` is numpy, jax.numpy or
     pytensor.tensor."""
     knots = disc.knots if knots is None else knots
+    x = coordinates(disc.inputs, x)
     cols = []
     for k, ts in knots.items():
         ts = np.sort(np.asarray(ts, dtype=np.float64))
@@ -182,14 +200,15 @@ def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dic
     n = len(scale)
     shape = np.broadcast_shapes(*[np.shape(v) for v in x.values()], (n, 1))
     flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).reshape(-1) for k, v in x.items()}
+    axes = coordinates(disc.inputs, flat)
 
     def walk(knots, z):
         b = basis(disc, flat, np, knots=knots).reshape(shape + (-1,))
         return scale[:, None] * np.einsum("drk,dk->dr", b, z)
 
     delta = walk(None, steps)
-    v_lo = {k: float(np.min(flat[k] / disc.units[k])) for k in disc.knots}
-    v_hi = {k: float(np.max(flat[k] / disc.units[k])) for k in disc.knots}
+    v_lo = {k: float(np.min(axes[k] / disc.units[k])) for k in disc.knots}
+    v_hi = {k: float(np.max(axes[k] / disc.units[k])) for k in disc.knots}
     more = extended_knots(disc, v_lo, v_hi)
     n_more = sum(len(t) for t in more.values())
     if n_more:

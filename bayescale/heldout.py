@@ -82,7 +82,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
               natural=None, levels=LEVELS, progress: bool = False, columns=None,
-              duplicates: str = "error") -> CalibrationResult:
+              duplicates: str = "error", discrepancy="none") -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
 
     ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
@@ -91,6 +91,9 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     Baselines on the same split: 'bootstrap' (Huber + L-BFGS grid + bootstrap, Epoch's method)
     and 'no-pool' (separate bayescale fits per group of the pooled grouping).
     ``progress=True`` shows each fit's sampling bar on stderr and, with baselines, a bar of fits.
+    ``discrepancy`` is passed to the fit (see :func:`bayescale.fit`); the summary's
+    ``width_shares`` say how much of a held-out run's predictive variance comes from the law's
+    parameters, the model discrepancy and the noise.
     """
     from .baselines import huber_bootstrap
     from .data import apply_column_map
@@ -116,10 +119,10 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
               disable=not progress or not baselines) as bar:
         main = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
-                       draws=draws, progress=progress, duplicates=duplicates)
+                       draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy)
         bar.update(1)
         t_fit = time.perf_counter() - t_start
-        _, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
+        obs_table, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
         _, mean_draws = main.predict(test, kind="mean", return_draws=True)
         obs_points, obs_summary = _scored(obs_draws.values, truth, levels)
         _, mean_summary = _scored(mean_draws.values, truth, levels)
@@ -133,7 +136,12 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                    "kind": "observation (new run's loss, noise included)", **obs_summary,
                    "mean_curve": {"kind": "mean (the law's expected value, no run noise)", **mean_summary},
                    "baselines": {}, "seed": int(seed), "pooled": main.spec.pooled,
-                   "diagnostics": main.diagnostics}
+                   "diagnostics": main.diagnostics,
+                   "discrepancy": None if main.spec.discrepancy is None else main.spec.discrepancy.to_json()["prior"],
+                   "width_shares": {k: float(obs_table[f"share_{k}"].mean())
+                                    for k in ("parameters", "discrepancy", "noise")},
+                   "decades_beyond_data": {"median": float(obs_table["decades_beyond_data"].median()),
+                                           "max": float(obs_table["decades_beyond_data"].max())}}
 
         for name in baselines:
             t0 = time.perf_counter()
@@ -168,7 +176,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                         bar.update(1)
                         continue
                     sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
-                                  warmup=warmup, draws=draws, progress=progress, duplicates=duplicates)
+                                  warmup=warmup, draws=draws, progress=progress, duplicates=duplicates,
+                                  discrepancy=discrepancy)
                     _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
                     pdraws[:, rows] = d.values[: pdraws.shape[0]]
                     bar.update(1)

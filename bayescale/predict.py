@@ -25,6 +25,7 @@ from numpyro.distributions.transforms import biject_to
 
 from .data import GROUP_COLUMNS, Dataset, apply_column_map, validate
 from .design import centre, centre_log, extra_columns, size_inputs
+from .discrepancy import coordinates
 from .errors import BayescaleError, BayescaleWarning
 from .models.choice_mass import accuracy_from_mass
 
@@ -199,18 +200,17 @@ def width_shares(stages: dict, draws: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
-    """How far each row lies outside the fitted runs' range, in decades of the farthest log input
-    (0 inside); None when the source does not record its range."""
+    """How far each row lies outside the fitted runs' range, in decades along the farthest axis
+    (compute, for laws in N and D; 0 inside); None when the source does not record its range."""
     ranges = source.ranges
     if not ranges:
         return None
     law = source.law
-    x = centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref)
+    x = coordinates(law.inputs, centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref))
     out = np.zeros(len(frame))
-    for k in law.inputs:
+    for k, (lo, hi) in ranges.items():
         if k in law.linear_inputs:
             continue
-        lo, hi = ranges[k]
         out = np.maximum(out, np.maximum(x[k] - hi, lo - x[k]) / np.log(10.0))
     return out
 

@@ -66,10 +66,12 @@ class Fit:
 
     @property
     def ranges(self) -> dict[str, list[float]]:
-        """Each input's fitted range, centred on its reference (log inputs: natural-log units)."""
+        """The fitted runs' range along each axis of :func:`bayescale.discrepancy.coordinates`
+        (compute and tokens per parameter for laws in N and D), centred, natural-log units."""
         if self.spec.ranges is None:   # fits saved before ranges were recorded: from their data
             x = centre(self.law, {k: self.idata.constant_data[k].values for k in self.law.inputs}, self.logref)
-            self.spec.ranges = {k: [float(v.min()), float(v.max())] for k, v in x.items()}
+            self.spec.ranges = {k: [float(v.min()), float(v.max())]
+                                for k, v in discrepancy.coordinates(self.law.inputs, x).items()}
         return self.spec.ranges
 
     @property

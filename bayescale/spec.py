@@ -10,7 +10,7 @@ import numpyro.distributions as dist
 
 from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
 from .design import centre, extra_columns, reference_scales
-from .discrepancy import Discrepancy
+from .discrepancy import Discrepancy, coordinates
 from .discrepancy import resolve as discrepancy_term
 from .errors import BayescaleError
 from .models import Law, get_law
@@ -31,7 +31,7 @@ class ModelSpec:
     notes: list[str] = field(default_factory=list)
     centred: tuple[str, ...] = ()             # pooled parameters sampled centred (see choose_centring)
     discrepancy: Discrepancy | None = None    # the model-discrepancy walk, or None (the law alone)
-    ranges: dict[str, list[float]] | None = None   # input -> [min, max] of the fitted centred inputs
+    ranges: dict[str, list[float]] | None = None   # axis -> [min, max] of the fitted runs (discrepancy.coordinates)
 
     def key(self) -> tuple:
         return (
@@ -180,6 +180,6 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
         notes=data.notes + notes,
         centred=choose_centring(pooled, data, parametrisation),
         discrepancy=discrepancy_term(law, discrepancy, x),
-        ranges={k: [float(v.min()), float(v.max())] for k, v in x.items()},
+        ranges={k: [float(v.min()), float(v.max())] for k, v in coordinates(law.inputs, x).items()},
     )
     return spec, data

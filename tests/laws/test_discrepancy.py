@@ -122,9 +122,10 @@ def test_knots_cover_the_data_on_both_sides():
     law = get_law("chinchilla")
     spec, data = build(ladder(), law, discrepancy=PRIOR)
     d = spec.discrepancy
-    x = centre(law, data.inputs, spec.logref)
-    for k in law.inputs:
-        v = x[k] / d.units[k]
+    axes = discrepancy.coordinates(law.inputs, centre(law, data.inputs, spec.logref))
+    assert set(d.knots) == {"compute", "tokens_per_param"}   # a ladder in N and D walks along C and D/N
+    for k in d.knots:
+        v = axes[k] / d.units[k]
         assert min(d.knots[k]) > v.min() and max(d.knots[k]) < v.max()
         assert any(t < 0 for t in d.knots[k]) and any(t > 0 for t in d.knots[k])
     assert len(d.labels()) == d.size == len(set(d.labels()))
