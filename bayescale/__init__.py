@@ -5,19 +5,13 @@ import warnings as _warnings
 
 _warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
-import arviz as _az  # noqa: E402
-
-# ArviZ JIT-compiles some statistics with numba when it is installed (pymc pulls it in). That puts a
-# second LLVM in the process beside XLA's, and long test runs then crashed inside XLA compiles.
-if hasattr(_az, "Numba"):
-    _az.Numba.disable_numba()
-
 from .errors import BayescaleError, BayescaleWarning  # noqa: E402
 from .models import Law, Param, get_law, list_laws  # noqa: E402
 from .results import Fit, load  # noqa: E402
 from .inference import fit  # noqa: E402
 from .chaining import chain  # noqa: E402
 from .comparison import compare  # noqa: E402
+from .samplers.cache import clear_caches  # noqa: E402
 
-__all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "chain", "compare", "fit", "get_law",
-           "list_laws", "load", "__version__"]
+__all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "chain", "clear_caches", "compare", "fit",
+           "get_law", "list_laws", "load", "__version__"]

@@ -502,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .runtime import ensure_configured
+
+    ensure_configured()   # JAX's persistent compile cache, ArviZ without numba (bayescale.runtime)
     parser = build_parser()
     args = parser.parse_args(argv)
     old_format = warnings.formatwarning

@@ -142,7 +142,7 @@ def sample_posterior(
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
     settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
-                        warm_start=use_warm_start(data.n))
+                        warm_start=use_warm_start(data.n, n_latent))
     sampler = _get_sampler(spec, args, settings, x64, int(draws))
     t0 = time.perf_counter()
     with tqdm(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",

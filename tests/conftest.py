@@ -1,5 +1,11 @@
 """Shared pytest configuration: tests marked ``slow`` run only with ``--run-slow``."""
+import os
+import sys
+
 import pytest
+
+# helpers shared by tests in subfolders (sbc_helpers, fit_helpers) import by name
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def pytest_addoption(parser):
@@ -26,10 +32,7 @@ def _release_compiled_programs():
     yield
     import gc
 
-    import jax
+    from bayescale import clear_caches
 
-    from bayescale.inference import _SAMPLER_CACHE
-
-    _SAMPLER_CACHE.clear()
-    jax.clear_caches()
+    clear_caches()   # bayescale's compiled programs and JAX's caches
     gc.collect()

@@ -1,12 +1,11 @@
 """Compile once, reuse: same-shape fits do not re-trace, point counts are bucketed with a mask that
-keeps padded rows out of the likelihood, and the persistent compilation cache follows its env."""
+keeps padded rows out of the likelihood, and clear_caches empties the one compile cache. (The
+persistent compilation cache is tested with the rest of the process configuration in
+test_process.py.)"""
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -15,8 +14,7 @@ from numpyro.infer.util import log_density
 
 import bayescale as bs
 from bayescale.design import centre
-from bayescale.inference import (MASK, _pad, bucket_size, build, cache_dir_from_env,
-                                 make_model, trace_count)
+from bayescale.inference import MASK, _pad, bucket_size, build, make_model, trace_count
 from bayescale.models import get_law
 from bayescale.simulate import simulate
 
@@ -79,20 +77,16 @@ def test_padded_rows_do_not_change_the_density():
     assert abs(unmasked - plain) > 1.0
 
 
-def test_compilation_cache_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("BAYESCALE_JAX_CACHE", "0")
-    assert cache_dir_from_env() is None
-    monkeypatch.setenv("BAYESCALE_JAX_CACHE", str(tmp_path))
-    assert cache_dir_from_env() == str(tmp_path)
-    monkeypatch.delenv("BAYESCALE_JAX_CACHE")
-    assert cache_dir_from_env() == os.path.expanduser(os.path.join("~", ".cache", "bayescale", "jax"))
-    # importing bayescale turns the cache on at $BAYESCALE_JAX_CACHE, and "0" leaves it off
-    code = "import bayescale, jax; print(jax.config.jax_compilation_cache_dir)"
-    for value, expected in ((str(tmp_path / "jax"), str(tmp_path / "jax")), ("0", "None")):
-        env = {**os.environ, "BAYESCALE_JAX_CACHE": value, "JAX_PLATFORMS": "cpu"}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert out.stdout.strip().splitlines()[-1] == expected
-    assert jax.config.jax_compilation_cache_dir  # on in this process (default or the user's)
+def test_clear_caches_empties_the_compile_cache():
+    from bayescale.samplers.cache import PROGRAMS
+
+    bs.fit(table(20, 5), seed=0, **SETTINGS)
+    assert len(PROGRAMS) > 0
+    before = trace_count("power")
+    bs.clear_caches()
+    assert len(PROGRAMS) == 0
+    bs.fit(table(20, 6), seed=0, **SETTINGS)   # same shape, compiled again after the clear
+    assert trace_count("power") > before
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""The compiled NUTS driver (bayescale/nuts.py): draws do not depend on how many threads run the
-chains, chunking keeps exactly the requested draws, and the small dense model adapts a step size
-that the regularised (NumPyro/Stan default) covariance would have shrunk."""
+"""The compiled NUTS driver (bayescale/samplers/nuts.py): draws do not depend on how many threads
+run the chains, chunking keeps exactly the requested draws, and the small dense model adapts a
+step size that the regularised (NumPyro/Stan default) covariance would have shrunk."""
 from __future__ import annotations
 
 import numpy as np
@@ -50,21 +50,23 @@ def test_chains_differ_and_sample_stats_line_up(data):
 
 def test_relative_shrinkage_takes_fewer_leapfrog_steps():
     """On a narrow posterior (variances far below Stan's absolute 1e-3 shrinkage target), shrinking
-    relative to each coordinate's variance gives longer steps; NumPyro's default is the control."""
+    relative to each coordinate's variance gives longer steps; NumPyro's (Stan's) absolute form,
+    the same driver with ``relative_shrinkage=False``, is the control."""
     import jax
 
-    from bayescale.inference import build, model_arguments, make_model
-    from bayescale.nuts import compile_nuts, run_chains
+    from bayescale.inference import build, make_model, model_arguments
+    from bayescale.samplers.nuts import Settings, compile_nuts, run_chains
+    from bayescale.samplers.precision import cast_arguments
 
     design = pd.DataFrame({"params": np.geomspace(1e7, 1e10, 200)})
-    df, _ = simulate(get_law("power"), design, {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.002, "nu": 30.0},
-                                      seed=8)
+    df, _ = simulate("power", design, {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.002, "nu": 30.0},
+                     seed=8)
     spec, dataset = build(df, "power")
-    args = model_arguments(spec, dataset)
+    args = jax.device_put(cast_arguments(model_arguments(spec, dataset), False))
     steps = {}
     for relative in (True, False):
-        sampler = compile_nuts(make_model(spec), args, warmup=300, dense=True, target_accept=0.8,
-                               relative_shrinkage=relative)
+        settings = Settings(warmup=300, dense=True, target_accept=0.8, relative_shrinkage=relative)
+        sampler = compile_nuts(make_model(spec), args, settings)
         _, fields = run_chains(sampler, args, seed=0, chains=2, draws=200)
         assert fields["diverging"].sum() <= 2
         steps[relative] = float(np.mean(fields["num_steps"]))
