@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
 from .errors import BayescaleError, BayescaleWarning
+from .files import write_atomically
 from .spec import ModelSpec
 from .predict import check_levels, label_draws, stacked, summary_frame
 
@@ -281,27 +280,7 @@ class Fit:
     # ---- persistence --------------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the fit as netCDF, atomically (temporary file + rename)."""
-        path = Path(path)
-        if path.is_dir():
-            raise BayescaleError(f"cannot save to {path}: it is a folder; give a file name such as fit.nc")
-        folder = path.parent
-        if not folder.is_dir():
-            raise BayescaleError(f"cannot save to {path}: folder {folder} does not exist")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-            os.close(fd)
-        except OSError as exc:
-            raise BayescaleError(f"cannot write in {folder}: {exc}") from exc
-        try:
-            self.idata.to_netcdf(tmp)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise BayescaleError(f"cannot save to {path}: {exc}") from exc
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
-
+        return write_atomically(path, self.idata.to_netcdf)
 
     # ---- derived quantities: asymptote and tokens for a target loss -------------------------------
     def min_loss(self, levels=(0.5, 0.9), **labels) -> pd.DataFrame:

@@ -10,8 +10,6 @@ the laws' disagreement as well as each law's own uncertainty. Held-out runs are 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import BayescaleError
+from .files import write_atomically
 from .predict import check_levels, interval_columns, summary_frame
 from .results import Fit, load_idata
 
@@ -141,25 +140,14 @@ class StackedFit:
     # ---- persistence: one netCDF, each law's groups under its name -------------------------------
     def save(self, path) -> Path:
         """Write every law's InferenceData into one netCDF file (groups ``<law>/<group>``), atomically."""
-        path = Path(path)
-        folder = path.parent
-        if path.is_dir() or not folder.is_dir():
-            raise BayescaleError(f"cannot save to {path}: give a file name in an existing folder, such as stack.nc")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
+        def write(tmp):
             meta = {"laws": list(self.fits), "weights": self.weights}
             xr.Dataset(attrs={STACK_ATTR: json.dumps(meta)}).to_netcdf(tmp, mode="w", engine="h5netcdf")
             for name, f in self.fits.items():
                 for group in f.idata.groups():
                     f.idata[group].to_netcdf(tmp, mode="a", group=f"{name}/{group}", engine="h5netcdf")
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise BayescaleError(f"cannot save to {path}: {exc}") from exc
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return path
+
+        return write_atomically(path, write, example="stack.nc")
 
 
 def stacking_weights(fits: dict[str, Fit]) -> dict[str, float]:
