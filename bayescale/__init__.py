@@ -1,10 +1,6 @@
 """bayescale: Bayesian scaling laws with calibrated extrapolation intervals."""
 __version__ = "0.1.0"
 
-import warnings as _warnings
-
-_warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
-
 from .errors import BayescaleError, BayescaleWarning  # noqa: E402
 from .models import Law, Param, get_law, list_laws  # noqa: E402
 from .results import Fit, load  # noqa: E402
@@ -12,6 +8,8 @@ from .inference import fit  # noqa: E402
 from .chaining import chain  # noqa: E402
 from .comparison import compare  # noqa: E402
 from .samplers.cache import clear_caches  # noqa: E402
+from .stacking import StackedFit  # noqa: E402
+from . import datasets  # noqa: E402  (bs.datasets.list(), bs.datasets.load(name))
 
-__all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "chain", "clear_caches", "compare", "fit",
-           "get_law", "list_laws", "load", "__version__"]
+__all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "StackedFit", "chain", "clear_caches",
+           "compare", "datasets", "fit", "get_law", "list_laws", "load", "__version__"]

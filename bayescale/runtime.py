@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 _CONFIGURED = False
 _LOCK = threading.Lock()
@@ -57,6 +58,8 @@ def configure(*, compile_cache: bool | str = True, arviz_numba: bool = False) ->
             enable_compilation_cache(compile_cache if isinstance(compile_cache, str) else None)
         if not arviz_numba:
             disable_arviz_numba()
+        # ArviZ 0.x announces its 1.0 API on every call; bayescale pins arviz < 1
+        warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
         _CONFIGURED = True
 
 
