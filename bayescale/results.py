@@ -18,6 +18,7 @@ from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
 from .errors import BayescaleError, BayescaleWarning
 from .files import write_atomically
+from .runtime import ensure_configured
 from .spec import ModelSpec
 from .predict import check_levels, label_draws, stacked, summary_frame
 
@@ -436,6 +437,7 @@ def load(path):
     """Read a fit written by :meth:`Fit.save` (or a stacked fit, :meth:`bayescale.stacking.StackedFit.save`)."""
     from .stacking import read_stack   # stacking builds on this module
 
+    ensure_configured()   # like a first fit: reading a fit is where a session starts too
     path = Path(path)
     if not path.exists():
         raise BayescaleError(f"no fit file at {path}; write one with fit.save(path) or `bayescale fit --out`")
