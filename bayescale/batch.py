@@ -8,7 +8,6 @@ datasets; see there), or with NUTS one fit after another (``sampler="nuts"``); w
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 
 import jax
@@ -26,7 +25,7 @@ SAMPLERS = ("hmc", "nuts")
 # ---- public API ------------------------------------------------------------------------------
 
 def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, sampler="hmc", chains=4,
-             warmup=400, draws=500, target_accept=0.9, trajectory=math.pi / 2, dense_mass=None,
+             warmup=400, draws=500, target_accept=0.9, trajectory=batched_hmc.TRAJECTORY, dense_mass=None,
              devices=None, scheduler=None, chunk=64, parametrisation="auto", columns=None,
              duplicates="error", progress=False, on_done=None):
     """Fit ``law`` to each table in ``datasets``; returns a list of :class:`bayescale.Fit`.

@@ -42,9 +42,9 @@ from .cache import PROGRAMS, tracing
 from .nuts import OUTPUT_BLOCK, _model_functions, worker_count
 from .precision import cast_arguments, precision, use_x64
 
-MAX_STEPS = 16        # cap on leapfrog steps per iteration (members of a block run in lockstep)
+MAX_STEPS = 32        # cap on leapfrog steps per iteration (members of a block run in lockstep)
 MAX_BLOCK = 16        # datasets per compiled block
-TRAJECTORY = math.pi / 2
+TRAJECTORY = math.pi
 
 
 def block_size(n_datasets: int) -> int:
@@ -197,7 +197,7 @@ def padded_arguments(spec, data, rows: int) -> tuple:
 
 
 def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJECTORY, dense,
-        devices=None, max_steps=MAX_STEPS):
+        devices=None, max_steps=None):
     """Fit every (spec, data) of ``built`` (one model, any numbers of rows). Returns per dataset a
     dict of numpy arrays: constrained ``samples`` (chain, draw, ...), ``loglik`` (chain, draw, row,
     padding cut off), ``n_steps``, ``acceptance_rate``, ``lp``, ``diverging`` and ``step_size``,
@@ -207,6 +207,7 @@ def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJEC
     import time
 
     spec0 = built[0][0]
+    max_steps = MAX_STEPS if max_steps is None else int(max_steps)
     most = max(data.n for _, data in built)
     n_rows = bucket_size(most)
     x64 = use_x64(most)
