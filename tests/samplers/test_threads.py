@@ -55,7 +55,7 @@ SCRIPT = textwrap.dedent("""
         try:
             return fit(i, wait=True)
         except Exception:
-            errors.append(repr(sys.exc_info()[1])[:500] + "\n" + traceback.format_exc()[-1500:])
+            errors.append(repr(sys.exc_info()[1])[:500] + " | " + traceback.format_exc()[-1500:])
             return None
 
     with ThreadPoolExecutor(len(jobs)) as pool:
