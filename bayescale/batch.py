@@ -18,6 +18,7 @@ from . import __version__
 from .errors import BayescaleError
 from .runtime import ensure_configured
 from .samplers import batched_hmc
+from .samplers.precision import use_x64
 
 SAMPLERS = ("hmc", "nuts")
 
@@ -127,6 +128,7 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
         stats = {
             "sampling_seconds": elapsed / n_batch, "batch_seconds": elapsed, "batch_size": n_batch,
             "devices": used, "block_size": batched_hmc.block_size(n_batch),
+            "float64": use_x64(max(d.n for _, d in built)),
             "mean_steps_per_draw": float(n_steps.mean()), "dense_mass": dense,
             "n_latent": _count_latent(spec), "step_size": float(out["step_size"]),
         }
