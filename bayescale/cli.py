@@ -166,7 +166,9 @@ def cmd_predict(args) -> int:
     from .results import load
 
     if args.chain:
+        args.kind = args.kind or "mean"
         return _predict_chain(args)
+    args.kind = args.kind or "observation"
     if not args.fit:
         raise BayescaleError("give a saved fit (bayescale predict FIT.nc ...) or --chain LOSS_FIT.nc DOWNSTREAM_FIT.nc")
     fit = load(args.fit)
@@ -408,10 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12")
     s.add_argument("--data", help="a table of points instead of --at")
     s.add_argument("--level", action="append", type=float, help="interval level(s), default 0.5 and 0.9")
-    s.add_argument("--kind", choices=("observation", "mean", "curve"), default="observation",
-                   help="observation (default): what a new run will measure, model discrepancy and noise "
-                        "included; mean: expected value (an accuracy for accuracy-sigmoid); curve: the "
-                        "law's own curve (for accuracy-sigmoid the share above chance)")
+    s.add_argument("--kind", choices=("observation", "mean", "curve"), default=None,
+                   help="observation (default for one fit): what a new run will measure, model "
+                        "discrepancy and noise included; mean (default with --chain, where a new run's "
+                        "score would need the number of questions): expected value (an accuracy for "
+                        "accuracy-sigmoid); curve: the law's own curve (for accuracy-sigmoid the share "
+                        "above chance)")
     s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")

@@ -115,15 +115,15 @@ def _pad(a, size: int):
 
 
 def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
-    """``(x, idx, y, aux)`` for the model, rows padded to :func:`bucket_size` and masked."""
+    """``(x, idx, y, aux)`` for the model as NumPy arrays (float64, group indices int32), rows
+    padded to :func:`bucket_size` and masked; the sampler casts them to its float type."""
     size = bucket_size(data.n)
-    x = {k: jnp.asarray(_pad(v, size), dtype=jnp.float32)
-         for k, v in centre(spec.law, data.inputs, spec.logref).items()}
-    idx = {g: jnp.asarray(_pad(data.group_index[g], size)) for g in spec.coords}
+    x = {k: _pad(v, size) for k, v in centre(spec.law, data.inputs, spec.logref).items()}
+    idx = {g: _pad(data.group_index[g], size).astype(np.int32) for g in spec.coords}
     aux_np = extra_columns(data.frame, spec.law.extras)
-    aux = {k: jnp.asarray(_pad(v, size), dtype=jnp.float32) for k, v in aux_np.items()}
-    aux[MASK] = jnp.asarray(np.arange(size) < data.n, dtype=jnp.float32)  # always: one pytree shape
-    y = jnp.asarray(_pad(spec.law.observation.site_value(data.response, aux_np), size), dtype=jnp.float32)
+    aux = {k: _pad(v, size).astype(np.float64) for k, v in aux_np.items()}
+    aux[MASK] = (np.arange(size) < data.n).astype(np.float64)  # always: one pytree shape
+    y = _pad(spec.law.observation.site_value(data.response, aux_np), size).astype(np.float64)
     return x, idx, y, aux
 
 
