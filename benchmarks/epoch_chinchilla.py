@@ -15,7 +15,7 @@ from pathlib import Path
 
 import bayescale as bs
 from bayescale import datasets
-from bayescale.inference import _SAMPLER_CACHE
+
 
 # run from anywhere: the default data folder sits beside the repository
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -43,7 +43,7 @@ def main() -> None:
     df = datasets.load("chinchilla_epoch", exclude_outliers=True)
     settings = dict(law="chinchilla", seed=args.seed, chains=4, warmup=1000, draws=1000, progress=False)
 
-    _SAMPLER_CACHE.clear()
+    bs.clear_caches()
     t0 = time.perf_counter()
     first = bs.fit(df, **settings)
     first_total = time.perf_counter() - t0
@@ -66,7 +66,7 @@ def main() -> None:
 
 Data: `chinchilla_epoch`, {len(df)} points (245 less Epoch's 5 highest-loss points), D = C/(6N).
 Law `chinchilla`, default priors, Student-t likelihood on log loss; 4 chains x 1000 warmup + 1000 draws,
-chains in one thread per core (bayescale.nuts), dense mass matrix. Seed {args.seed}. Machine: {os.cpu_count()} CPU cores, {platform.machine()},
+chains in one thread per core (bayescale.samplers.nuts), dense mass matrix. Seed {args.seed}. Machine: {os.cpu_count()} CPU cores, {platform.machine()},
 JAX {fit.config['versions']['jax']}, NumPyro {fit.config['versions']['numpyro']}; other jobs may share the cores.
 
 | parameter | bayescale median | bayescale 95% interval | Epoch estimate | Epoch 95% bootstrap CI | Hoffmann et al. |

@@ -227,7 +227,7 @@ def main() -> None:
 Chinchilla law, default priors, on `chinchilla_epoch` (240 points); both samplers 4 chains x
 {WARMUP} warmup + {DRAWS} draws on the same model (PyMC's from `to_pymc(df, law)`: same priors, data,
 parametrisation). bayescale runs NumPyro's NUTS kernels through its own compiled driver
-(`bayescale/nuts.py`: one program per model and shape, chains in threads, one per core), with the
+(`bayescale/samplers/nuts.py`: one program per model and shape, chains in threads, one per core), with the
 dense mass matrix unregularised for small models (see `sample_posterior`). Each method ran once, one after another, in its own process (times are wall
 clock; peak memory is that process's maxrss). ESS: bulk ESS, minimum over the 7 parameters.
 "compile" for bayescale = first fit minus second fit of the same shape in the same process; for
