@@ -3,7 +3,8 @@ __version__ = "0.1.0"
 
 from .errors import BayescaleError, BayescaleWarning  # noqa: E402
 from .models import Law, Param, get_law, list_laws  # noqa: E402
-from .results import Fit, load  # noqa: E402
+from .results import Fit  # noqa: E402
+from .saved import load  # noqa: E402
 from .inference import fit  # noqa: E402
 from .chaining import chain  # noqa: E402
 from .comparison import compare  # noqa: E402

@@ -168,7 +168,7 @@ def _from_bytes(blob: bytes):
     import os
     import tempfile
 
-    from .results import load
+    from .saved import load
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "fit.nc")

@@ -17,7 +17,8 @@ import xarray as xr
 from . import predict as predictive
 from .errors import BayescaleError, BayescaleWarning
 from .predict import check_levels, interval_columns
-from .results import Fit, load
+from .results import Fit
+from .saved import load
 
 KINDS = ("mean", "observation")
 

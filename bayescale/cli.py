@@ -163,7 +163,7 @@ def _points(args, fit) -> pd.DataFrame:
 
 
 def cmd_predict(args) -> int:
-    from .results import load
+    from .saved import load
 
     if args.chain:
         args.kind = args.kind or "mean"
@@ -212,14 +212,14 @@ def _predict_chain(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from .results import load
+    from .saved import load
 
     print_fit(load(args.fit))
     return 0
 
 
 def cmd_allocate(args) -> int:
-    from .results import load
+    from .saved import load
 
     fit = load(args.fit)
     budgets = []
@@ -330,7 +330,7 @@ def cmd_sbc(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .results import load
+    from .saved import load
     from .report import fit_report
 
     path = fit_report(load(args.fit), args.out)
@@ -340,7 +340,7 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from . import comparison
-    from .results import load
+    from .saved import load
 
     fits = [load(path) for path in args.fits]
     scores = None

@@ -31,7 +31,8 @@ __all__ = ["Comparison", "Crossover", "compare", "crossover", "holdout_scores", 
 
 
 def _as_fit(obj):
-    from .results import Fit, load
+    from .results import Fit
+    from .saved import load
 
     if isinstance(obj, Fit):
         return obj

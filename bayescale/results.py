@@ -18,7 +18,6 @@ from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
 from .errors import BayescaleError, BayescaleWarning
 from .files import write_atomically
-from .runtime import ensure_configured
 from .spec import ModelSpec
 from .predict import check_levels, label_draws, stacked, summary_frame
 
@@ -431,21 +430,3 @@ def load_idata(path, prefix: str = "") -> az.InferenceData:
         return az.InferenceData(**{name: child.to_dataset().load() for name, child in node.children.items()})
     finally:
         tree.close()
-
-
-def load(path):
-    """Read a fit written by :meth:`Fit.save` (or a stacked fit, :meth:`bayescale.stacking.StackedFit.save`)."""
-    from .stacking import read_stack   # stacking builds on this module
-
-    ensure_configured()   # like a first fit: reading a fit is where a session starts too
-    path = Path(path)
-    if not path.exists():
-        raise BayescaleError(f"no fit file at {path}; write one with fit.save(path) or `bayescale fit --out`")
-    try:
-        stacked = read_stack(path)
-        if stacked is not None:
-            return stacked
-        idata = load_idata(path)
-    except (OSError, ValueError) as exc:
-        raise BayescaleError(f"{path} is not a readable netCDF fit file ({exc})") from exc
-    return Fit(idata)

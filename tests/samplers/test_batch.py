@@ -64,7 +64,7 @@ def fits(tables):
 
 
 def test_fit_many_gives_normal_fits(fits, tables, tmp_path):
-    from bayescale.results import load
+    from bayescale.saved import load
 
     assert len(fits) == 3
     for f, df in zip(fits, tables):
