@@ -89,7 +89,6 @@ class StackedFit:
         for col, v in interval_columns(draws, levels).items():
             out[col] = v
         if kind == "observation":
-            total = np.var(draws, axis=0)
             w = self.weights
             means = {k: per_law[k].mean(axis=0) for k in per_law}
             grand = sum(w[k] * means[k] for k in per_law)
@@ -100,7 +99,6 @@ class StackedFit:
             scale = sum(parts.values())
             for part in ("parameters", "discrepancy", "noise", "law"):
                 out[f"share_{part}"] = np.where(scale > 0, parts[part] / np.where(scale > 0, scale, 1.0), np.nan)
-            del total
         out.attrs["notes"] = sorted({n for t in tables.values() for n in t.attrs.get("notes", [])})
         out.attrs["kind"] = kind
         out.attrs["weights"] = dict(self.weights)
