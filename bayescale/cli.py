@@ -102,23 +102,41 @@ def _pool_from_args(args):
             for k, v in parse_pairs(args.pool, "--pool").items()}
 
 
+def law_choice(text: str):
+    """--law chinchilla, or --law chinchilla,farseer for a stacked fit of several laws."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise BayescaleError("--law expects a law name (see `bayescale laws`) or several, comma-separated")
+    return names[0] if len(names) == 1 else names
+
+
 def _fit_from_args(args, df):
     from .inference import fit
 
     pool = "none" if args.no_pool else _pool_from_args(args)
     return fit(
-        df, law=args.law, pool=pool, priors=parse_priors(args.prior), seed=args.seed,
+        df, law=law_choice(args.law), pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
-        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates,
+        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, discrepancy=args.discrepancy,
     )
 
 
 def print_fit(fit, out=None) -> None:
     out = out or sys.stdout  # looked up at call time, so redirected stdout is honoured
+    if hasattr(fit, "fits"):   # a stacked fit: its weights, then each law's fit
+        print(f"stacked fit of {len(fit.fits)} laws, PSIS-LOO stacking weights: "
+              + ", ".join(f"{k} {w:.3f}" for k, w in fit.weights.items()), file=out)
+        for name, one in fit.fits.items():
+            print(f"\n--- {name} (weight {fit.weights[name]:.3f}) ---", file=out)
+            print_fit(one, out)
+        return
     d = fit.diagnostics
     print(f"law {fit.law.spec}  ({fit.law.formula})  n_obs={fit.config['n_obs']}  pooled={fit.spec.pooled or 'none'}", file=out)
     cols = ["mean", "sd", "2.5%", "50%", "97.5%", "r_hat", "ess_bulk"]
     print(fit.summary()[cols].to_string(float_format=_fmt), file=out)
+    disc = fit.spec.discrepancy
+    print("model discrepancy: " + ("none (the law's own parameter uncertainty only)" if disc is None else
+                                   f"walk with scale prior {disc.to_json()['prior']}"), file=out)
     print(f"diagnostics: max r_hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"divergences {d['divergences']}, mean leapfrog steps/draw {d['mean_steps_per_draw']:.1f}", file=out)
     for note in fit.notes:
@@ -177,12 +195,13 @@ def cmd_predict(args) -> int:
     pred = fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
                        columns=parse_pairs(args.col, "--col"))
     if args.json:
-        print(json.dumps({"law": fit.law.spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
+        print(json.dumps({"law": fit.law_spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
+                          **({"weights": fit.weights} if hasattr(fit, "weights") else {}),
                           "predictions": json.loads(pred.to_json(orient="records"))}, indent=2))
     else:
         what = {"mean": "expected value on the law's curve", "curve": "the law's normalised curve",
                 "observation": "new observation, with noise"}[args.kind]
-        print(f"{args.kind} of {fit.law.response} ({what})")
+        print(f"{args.kind} of {fit.response} ({what}) from {fit.law_spec}")
         print(pred.to_string(index=False, float_format=_fmt))
         for note in pred.attrs.get("notes", []):
             print(f"note: {note}")
@@ -290,7 +309,8 @@ def cmd_calibrate(args) -> int:
     pool = _pool_from_args(args)
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     result = calibrate(
-        df, args.law, args.holdout, by=args.by, pool=pool, priors=parse_priors(args.prior),
+        df, law_choice(args.law), args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
+        priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
         columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates,
@@ -298,6 +318,7 @@ def cmd_calibrate(args) -> int:
     print(f"law {result.law}, holdout {result.holdout}: {result.n_train} training runs, "
           f"{result.n_heldout} held out")
     print(result.table().to_string(float_format=_fmt))
+    print(result.width_explanation())
     for note in result.summary.get("notes", []):
         print(f"note: {note}")
     if args.json:
@@ -387,7 +408,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("fit", help="fit a law to a table and save the posterior (netCDF)")
     s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
-    s.add_argument("--law", default="chinchilla")
+    s.add_argument("--law", default="chinchilla", help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
+                        "fitted and predictions mix them by PSIS-LOO stacking weights")
+    s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
+                   help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
+                        "its scale's prior learned across public studies), none (the law alone), or a "
+                        "prior for its scale such as 'LogNormal(-4, 1)'")
     s.add_argument("--pool", action="append", metavar="PARAM=GROUP", help="e.g. alpha=family (repeatable)")
     s.add_argument("--no-pool", action="store_true", help="share every law parameter")
     s.add_argument("--prior", action="append", metavar="PARAM=DIST", help="e.g. alpha='Normal(0.3, 0.1)'")
@@ -440,7 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("calibrate", help="fit on small runs, score predictions of held-out large runs")
     s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
-    s.add_argument("--law", default="chinchilla")
+    s.add_argument("--law", default="chinchilla", help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
+                        "fitted and predictions mix them by PSIS-LOO stacking weights")
+    s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
+                   help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
+                        "its scale's prior learned across public studies), none (the law alone), or a "
+                        "prior for its scale such as 'LogNormal(-4, 1)'")
     s.add_argument("--holdout", default="top-compute:0.1",
                    help="top-compute:FRACTION | largest-n:K | natural (dataset:NAME only)")
     s.add_argument("--by", help="apply the holdout per group, e.g. family")

@@ -51,6 +51,32 @@ class CalibrationResult:
             rows[name] = row
         return pd.DataFrame.from_dict(rows, orient="index")
 
+    def width_explanation(self) -> str:
+        """One paragraph: where a held-out run's predictive width comes from, and why it is wider
+        than the law's posterior alone."""
+        s = self.summary
+        shares = s.get("width_shares", {})
+        far = s.get("decades_beyond_data", {})
+        pct = {k: 100 * v for k, v in shares.items()}
+        parts = [f"{pct['parameters']:.0f}% from the law's parameters",
+                 f"{pct['discrepancy']:.0f}% from the model discrepancy (what the law's curve may miss, "
+                 "growing with the distance from the fitted runs)"]
+        if "law" in pct:
+            parts.append(f"{pct['law']:.0f}% from the stacked laws' disagreement")
+        parts.append(f"{pct['noise']:.0f}% from run-to-run noise")
+        text = (f"Why the intervals are this wide: the held-out runs lie a median {far.get('median', 0):.2f} "
+                f"(at most {far.get('max', 0):.2f}) decades beyond the fitted runs; of a held-out run's predictive "
+                f"variance (mean over runs) " + ", ".join(parts) + ".")
+        k = s.get("narrower_without_discrepancy")
+        if s.get("discrepancy") is None and "law" not in pct:
+            text += (" This fit has no model-discrepancy term (discrepancy='none'): its intervals know only the "
+                     "law's own parameter uncertainty and the noise, and are too narrow wherever the law is "
+                     "not exactly right.")
+        elif k is not None:
+            text += (f" The law's posterior alone (parameters and noise) would give intervals about {k:.1f}x "
+                     f"narrower (median over runs).")
+        return text
+
     def write_json(self, path) -> Path:
         path = Path(path)
         path.write_text(json.dumps(self.summary, indent=2))
@@ -61,16 +87,31 @@ class CalibrationResult:
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        plot_fit(self.fit, out_dir / "fit.png", heldout=self.heldout)
+        fits = getattr(self.fit, "fits", {"": self.fit})
+        images = []
+        for i, (name, one) in enumerate(fits.items()):
+            images.append(f"fit{i or ''}.png")
+            plot_fit(one, out_dir / images[-1], heldout=self.heldout)
         curves = {f"{METHOD} (new observation)": self.summary,
                   f"{METHOD} (mean curve)": self.summary["mean_curve"]}
         curves.update({k: v for k, v in self.summary["baselines"].items() if "coverage" in v})
         plot_reliability(curves, out_dir / "reliability.png")
         plot_pit(self.pit, out_dir / "pit.png")
         return write_html(out_dir, f"bayescale calibration: {self.law}, holdout {self.holdout}",
-                          ["fit.png", "reliability.png", "pit.png"],
+                          images + ["reliability.png", "pit.png"],
                           {"scores on held-out runs": self.table(), "held-out points": self.points},
-                          summary=self.summary, notes=self.notes)
+                          summary=self.summary, notes=self.notes, intro=[self.width_explanation()])
+
+
+def _narrowing(table: pd.DataFrame, shares) -> float | None:
+    """About how many times narrower a held-out run's interval would be without the model
+    discrepancy and the laws' disagreement (median over rows of 1 / sqrt(their variance share's
+    complement)); None when the prediction has no such parts."""
+    extra = sum(table[f"share_{k}"].to_numpy() for k in shares if k in ("discrepancy", "law"))
+    rest = 1.0 - np.asarray(extra, dtype=np.float64)
+    if not np.any(np.asarray(extra) > 0):
+        return None
+    return float(np.nanmedian(1.0 / np.sqrt(np.clip(rest, 1e-12, None))))
 
 
 def _scored(draws, truth, levels):
@@ -100,7 +141,9 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     from .inference import fit as fit_law
 
     t_start = time.perf_counter()
-    law = get_law(law)
+    stacked = isinstance(law, (list, tuple))
+    law_arg = list(law) if stacked else law
+    law = get_law(law_arg[0] if stacked else law_arg)   # stacked laws share the response
     table = apply_column_map(df, columns).reset_index(drop=True)
     if isinstance(holdout, str):
         mask, label = holdout_protocols.parse(holdout, table, by=by, natural=natural), holdout
@@ -118,7 +161,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     # one step per fit: the main fit, the bootstrap baseline, each no-pool group fit
     with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
               disable=not progress or not baselines) as bar:
-        main = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
+        main = fit_law(train, law_arg, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                        draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy)
         bar.update(1)
         t_fit = time.perf_counter() - t_start
@@ -132,30 +175,38 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
             points[f"{METHOD}_{k}"] = obs_points[k]
         pit_values = {f"{METHOD} (new observation)": obs_points["pit"]}
 
-        summary = {"law": law.spec, "holdout": label, "n_train": int(len(train)), "n_heldout": int(len(test)),
+        first = next(iter(main.fits.values())) if stacked else main
+        shares = ("parameters", "discrepancy", "noise") + (("law",) if stacked else ())
+        summary = {"law": main.law_spec if stacked else law.spec, "holdout": label, "n_train": int(len(train)), "n_heldout": int(len(test)),
                    "kind": "observation (new run's loss, noise included)", **obs_summary,
                    "mean_curve": {"kind": "mean (the law's expected value, no run noise)", **mean_summary},
-                   "baselines": {}, "seed": int(seed), "pooled": main.spec.pooled,
+                   "baselines": {}, "seed": int(seed), "pooled": first.spec.pooled,
                    "diagnostics": main.diagnostics,
-                   "discrepancy": None if main.spec.discrepancy is None else main.spec.discrepancy.to_json()["prior"],
-                   "width_shares": {k: float(obs_table[f"share_{k}"].mean())
-                                    for k in ("parameters", "discrepancy", "noise")},
+                   "discrepancy": None if first.spec.discrepancy is None else first.spec.discrepancy.to_json()["prior"],
+                   "width_shares": {k: float(obs_table[f"share_{k}"].mean()) for k in shares},
+                   "narrower_without_discrepancy": _narrowing(obs_table, shares),
                    "decades_beyond_data": {"median": float(obs_table["decades_beyond_data"].median()),
                                            "max": float(obs_table["decades_beyond_data"].max())}}
 
         for name in baselines:
             t0 = time.perf_counter()
             bar.set_postfix_str(name)
+            if name == "no-pool" and stacked:
+                summary["baselines"][name] = {"skipped": "the no-pool baseline fits one law; not run for a "
+                                              "stacked fit"}
+                bar.update(1)
+                continue
             if name == "bootstrap":
                 boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates)
                 bar.update(1)
                 _, bdraws = boot.predict(test, kind="mean", return_draws=True)
                 bpoints, bsummary = _scored(bdraws, truth, levels)
-                bsummary["kind"] = f"Huber (delta 1e-3) + L-BFGS grid + {n_boot} bootstrap refits, parameter intervals"
+                bsummary["kind"] = (f"Huber (delta 1e-3) + L-BFGS grid + {n_boot} bootstrap refits of {law.spec}, "
+                                    "parameter intervals")
                 pit_values[name] = bpoints["pit"]
                 points[f"{name}_median"] = np.median(bdraws, axis=0)
             elif name == "no-pool":
-                groups = sorted({g for k, g in main.spec.pooled.items() if k in law.params})
+                groups = sorted({g for k, g in first.spec.pooled.items() if k in law.params})
                 if not groups:
                     summary["baselines"][name] = {"skipped": "no law parameter is pooled on these data, "
                                                   "so the no-pool fit is the bayescale fit itself"}
@@ -196,6 +247,6 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     summary["runtime_seconds"] = time.perf_counter() - t_start
     summary["fit_seconds"] = t_fit
     summary["notes"] = notes + main.notes
-    return CalibrationResult(law=law.spec, holdout=label, n_train=len(train), n_heldout=len(test),
+    return CalibrationResult(law=summary["law"], holdout=label, n_train=len(train), n_heldout=len(test),
                              summary=summary, points=points, pit=pit_values, fit=main, heldout=test,
                              notes=notes)

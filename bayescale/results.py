@@ -51,6 +51,10 @@ class Fit:
         return self.law.spec
 
     @property
+    def response(self) -> str:
+        return self.law.response
+
+    @property
     def logref(self) -> dict[str, float]:
         """log of each input's reference scale (N0, D0, ...), or the reference itself for linear inputs."""
         return self.spec.logref

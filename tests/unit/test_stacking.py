@@ -1,6 +1,7 @@
 """Law uncertainty by default: bs.fit(df, [law, law]) mixes the laws by PSIS-LOO stacking."""
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -68,3 +69,45 @@ def test_bad_stacks_are_errors(stacked):
         other = bs.fit(df.iloc[:-2], "chinchilla", **BUDGET)
     with pytest.raises(bs.BayescaleError, match="same runs"):
         StackedFit({"a": st.fits["chinchilla"], "b": other})
+
+
+def test_cli_fits_predicts_allocates_and_reports_a_stack(tmp_path, capsys):
+    """`--law a,b` on the command line: one saved stacked fit that predict, allocate, summary and
+    report all accept; the prediction names both laws and carries the laws' share of the width."""
+    from bayescale.cli import main
+
+    csv = tmp_path / "runs.csv"
+    demo_data().query("family == 'dense'").to_csv(csv, index=False)
+    out = tmp_path / "stack.nc"
+    tiny = ["--chains", "1", "--warmup", "150", "--draws", "150", "--quiet", "--discrepancy", "none"]
+    assert main(["fit", str(csv), "--law", "chinchilla,kaplan-nd", *tiny, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "stacking weights" in text and "--- chinchilla" in text and "--- kaplan-nd" in text
+    assert main(["predict", str(out), "--at", "params=7e10,tokens=1.4e12", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert set(got["weights"]) == {"chinchilla", "kaplan-nd"}
+    row = got["predictions"][0]
+    assert row["lower_90"] < row["median"] < row["upper_90"] and "share_law" in row
+    assert row["decades_beyond_data"] > 1
+    assert main(["allocate", str(out), "--compute", "1e22"]) == 0
+    assert "1e+22" in capsys.readouterr().out
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "stacking weight" in page and (tmp_path / "rep" / "fit_1.png").exists()
+
+
+def test_calibrate_accepts_a_stack_and_explains_the_width(stacked):
+    """calibrate with two laws scores their mixture; its explanation names the laws' share."""
+    from bayescale.heldout import calibrate
+
+    _, df = stacked
+    df = df.assign(compute=6 * df["params"] * df["tokens"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        res = calibrate(df.drop(columns="compute"), ["chinchilla", "kaplan-nd"], "top-compute:0.2",
+                           baselines=("no-pool",), discrepancy="none", **BUDGET)
+    assert "chinchilla" in res.law and "kaplan-nd" in res.law
+    assert set(res.summary["width_shares"]) == {"parameters", "discrepancy", "noise", "law"}
+    assert abs(sum(res.summary["width_shares"].values()) - 1) < 1e-6
+    assert "stacked laws' disagreement" in res.width_explanation()
+    assert "skipped" in res.summary["baselines"]["no-pool"]
