@@ -71,6 +71,34 @@ def test_chain_covers_truth_and_carries_loss_uncertainty(fits):
     assert np.all(obs["upper_90"] >= pred["upper_90"]) and np.all(obs["lower_90"] <= pred["lower_90"])
 
 
+def test_chain_carries_discrepancy_in_both_steps(fits):
+    """With a model-discrepancy term in the loss fit, the downstream fit, or both, the chain's
+    intervals far beyond the runs widen step by step; the chain of laws alone is the narrowest
+    (the control that ignores both discrepancies)."""
+    loss_fit, err_fit, _ = fits
+    design = grid()
+    runs, _ = simulate(get_law("chinchilla"), design, LOSS_TRUTH, seed=0)
+    runs["trials"] = 1000.0
+    acc, _ = simulate(get_law("loss-to-error"), runs[["loss", "trials"]], ERR_TRUTH, seed=1)
+    runs["p_correct"] = acc["p_correct"]
+    prior = "HalfNormal(0.05)"
+    loss_disc = fit_quietly(runs[["params", "tokens", "loss"]], "chinchilla", discrepancy=prior)
+    err_disc = fit_quietly(runs[["loss", "p_correct", "trials"]], "loss-to-error", discrepancy=prior)
+    far = NEW.iloc[[1]]   # 2 decades of compute beyond the grid
+
+    def width(a, b):
+        p = bayescale.chain(a, b).predict(far, levels=(0.9,), seed=5)
+        return float(p["upper_90"].iloc[0] - p["lower_90"].iloc[0])
+
+    neither = width(loss_fit, err_fit)
+    assert width(loss_disc, err_fit) > 1.2 * neither        # the loss step's discrepancy reaches the accuracy
+    assert width(loss_disc, err_disc) > 1.2 * neither
+    # the downstream step's own walk: at a loss 3 sd below the fitted losses its interval widens
+    low = pd.DataFrame({"loss": [runs["loss"].min() - 3 * runs["loss"].std()]})
+    spread = lambda f: np.subtract(*np.quantile(rate_draws(f, low, "mean", seed=6), [0.95, 0.05], axis=0))[0]  # noqa: E731
+    assert spread(err_disc) > 1.2 * spread(err_fit), (spread(err_disc), spread(err_fit))
+
+
 def test_chain_rejects_wrong_pairs(fits):
     loss_fit, err_fit, _ = fits
     with pytest.raises(BayescaleError, match="chaining needs a law of the loss"):
