@@ -28,7 +28,7 @@ SAMPLERS = ("hmc", "nuts")
 def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, sampler="hmc", chains=4,
              warmup=400, draws=500, target_accept=0.9, trajectory=batched_hmc.TRAJECTORY, dense_mass=None,
              devices=None, scheduler=None, chunk=64, parametrisation="auto", columns=None,
-             duplicates="error", progress=False, on_done=None):
+             duplicates="error", progress=False, on_done=None, discrepancy="none"):
     """Fit ``law`` to each table in ``datasets``; returns a list of :class:`bayescale.Fit`.
 
     ``sampler="hmc"`` (default) runs every dataset with the same law and model shape through one
@@ -41,6 +41,10 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     ``progress=True`` shows a bar of finished fits on stderr, advanced as each NUTS fit, each
     compiled batch or each Dask chunk finishes; ``on_done(n)``, when given, is called instead with
     the number of fits just finished (how :func:`bayescale.calibration.sbc` drives its own bar).
+
+    ``discrepancy`` is "none" here (sweeps fit the law alone, unlike :func:`bayescale.fit`, whose
+    default is "auto"); a model-discrepancy term needs ``sampler="nuts"``, since its knots depend
+    on each table and the compiled batch shares one model shape.
     """
     from .inference import DENSE_MASS_MAX_PARAMS, build, fit
 
@@ -53,8 +57,12 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
+    if sampler != "nuts" and not (discrepancy is None or (isinstance(discrepancy, str) and discrepancy == "none")):
+        raise BayescaleError(f"fit_many with discrepancy={discrepancy!r} needs sampler='nuts' (the compiled "
+                             "batch fits the law alone)")
     seeds = _seeds(seed, len(datasets))
     options = dict(pool=pool, priors=priors, sampler=sampler, chains=chains, warmup=warmup, draws=draws,
+                   discrepancy=discrepancy,
                    target_accept=target_accept, trajectory=trajectory, dense_mass=dense_mass,
                    parametrisation=parametrisation, columns=columns, duplicates=duplicates)
     if on_done is None:  # the caller wants no callback: run again with this bar's update as one
@@ -70,7 +78,7 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
             fits.append(fit(df, law, pool=pool, priors=priors, seed=s, chains=chains, warmup=warmup,
                             draws=draws, progress=False, columns=columns, duplicates=duplicates,
                             target_accept=target_accept, dense_mass=dense_mass,
-                            parametrisation=parametrisation))
+                            parametrisation=parametrisation, discrepancy=discrepancy))
             on_done(1)
         return fits
 

@@ -180,7 +180,7 @@ def _count_latent(spec: ModelSpec) -> int:
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
         progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
-        parametrisation="auto", discrepancy="none"):
+        parametrisation="auto", discrepancy="auto"):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
     ``law`` is one law ("chinchilla") or several (["chinchilla", "farseer"]): then each is fitted

@@ -1,8 +1,12 @@
 """Held-out calibration of bayescale against the classical baselines on the real datasets.
 
 Run:  python benchmarks/calibration_suite.py [--quick] [--only NAME ...] [--seed 0]
+                                            [--discrepancy auto|none|PRIOR] [--out DIR]
+                                            [--side-by-side OLD_DIR]
 Writes the 'calibration-suite' section of benchmarks/RESULTS.md and one report folder per entry
-under benchmarks/out/ (not committed). Needs the datasets folder (BAYESCALE_DATA or ../shared/datasets).
+under --out (default benchmarks/out/, not committed). ``--side-by-side OLD_DIR`` also writes the
+'calibration-old-new' section: each entry's headline scores from OLD_DIR's summaries (e.g. a run
+with ``--discrepancy none``) beside this run's. Needs the datasets folder (BAYESCALE_DATA or ../shared/datasets).
 """
 from __future__ import annotations
 
@@ -75,7 +79,7 @@ ENTRIES = [
 ]
 
 
-def run_entry(entry: Entry, seed: int, quick: bool) -> dict:
+def run_entry(entry: Entry, seed: int, quick: bool, discrepancy: str = "auto") -> dict:
     df = datasets.load(entry.dataset, **entry.load_options)
     natural = None
     if entry.prepare is not None:
@@ -92,8 +96,7 @@ def run_entry(entry: Entry, seed: int, quick: bool) -> dict:
     for law in laws:
         t0 = time.perf_counter()
         results[law] = calibrate(df, law, entry.holdout, natural=natural, pool=entry.pool, priors=entry.priors,
-                                 seed=seed,
-                                 duplicates="keep", **budget)
+                                 seed=seed, discrepancy=discrepancy, duplicates="keep", **budget)
         runtimes[law] = time.perf_counter() - t0
         results[law].summary["runtime_seconds"] = runtimes[law]
     chosen, selection = choose_law(results)
@@ -102,6 +105,7 @@ def run_entry(entry: Entry, seed: int, quick: bool) -> dict:
     result.summary["others"] = {law: r.summary for law, r in results.items() if law != chosen}
     if len(converged(results)) > 1:
         result.summary["stacked"] = stacked_scores(results, seed)
+    result.summary["discrepancy_setting"] = discrepancy
     folder = OUT / entry.name
     result.write_report(folder)
     result.write_json(folder / "summary.json")
@@ -211,7 +215,8 @@ def render(done: list[tuple[Entry, dict]], elapsed: float, seed: int, quick: boo
             classical[0] += ours < ref["crps"]
     return f"""## Held-out calibration suite (`benchmarks/calibration_suite.py`{' --quick' if quick else ''})
 
-Seed {seed}. Coverage = share of held-out runs inside the central interval; CRPS and median
+Seed {seed}; model discrepancy `{done[0][1].get("discrepancy_setting", "none") if done else "none"}` (the prior of
+its scale for every fit, baselines' no-pool fits included). Coverage = share of held-out runs inside the central interval; CRPS and median
 absolute relative error (ARE) on the loss scale; lower is better. "new observation" includes the
 fitted noise (what a held-out run measures); "mean curve" is the law's curve alone; "bootstrap" is
 Huber (delta 1e-3) + L-BFGS from a grid + bootstrap refits (Epoch's method) of the row's law,
@@ -235,6 +240,40 @@ the entry's law) on {classical[0]} of {classical[1]}. Whole suite: {elapsed:.0f}
 """
 
 
+def headline(s: dict) -> dict:
+    """An entry's headline scores: the stacking mixture where there is one, else the chosen law's."""
+    h = s.get("stacked") or s
+    out = {"cov_0.9": h["coverage"]["0.9"], "cov_0.5": h["coverage"]["0.5"], "crps": h["crps"],
+           "median_are": h["median_are"]}
+    if "width_90" in h:
+        out["width_90"] = h["width_90"]
+    return out
+
+
+def side_by_side(old_dir: Path, new_dir: Path, entries) -> str:
+    rows = []
+    for e in entries:
+        try:
+            old = json.loads((old_dir / e.name / "summary.json").read_text())
+            new = json.loads((new_dir / e.name / "summary.json").read_text())
+        except FileNotFoundError:
+            continue
+        a, b = headline(old), headline(new)
+        shares = new.get("width_shares", {})
+        rows.append(f"| {e.name} | {new.get('n_heldout')} | {old.get('discrepancy_setting', 'none')} → "
+                    f"{new.get('discrepancy_setting', '?')} | {a['cov_0.5']:.2f} → {b['cov_0.5']:.2f} "
+                    f"| {a['cov_0.9']:.2f} → {b['cov_0.9']:.2f} | {a['crps']:.4f} → {b['crps']:.4f} "
+                    f"| {a['median_are']:.4f} → {b['median_are']:.4f} "
+                    f"| {100 * shares.get('discrepancy', float('nan')):.0f}% |")
+    return ("## Calibration suite: the law alone and with the model discrepancy, side by side\n\n"
+            "Headline of each entry (the stacking mixture where the entry lists several laws), same seed and "
+            "splits; old = the law alone (`--discrepancy none`), new = the default (`auto`: the walk with "
+            "its cross-study prior). The last column is the discrepancy's mean share of a held-out run's "
+            "predictive variance in the new fit (of the chosen law).\n\n"
+            "| entry | held out | discrepancy | cov 50 | cov 90 | CRPS | median ARE | discrepancy share |\n"
+            "| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seed", type=int, default=0)
@@ -242,10 +281,17 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="entry names to run")
     ap.add_argument("--render", action="store_true",
                     help="rebuild the RESULTS.md section from the last run's summaries, without fitting")
+    ap.add_argument("--discrepancy", default="auto", help="auto (default), none, or a prior for the walk's scale")
+    ap.add_argument("--out", default=str(Path(__file__).with_name("out")),
+                    help="folder for the entries' reports and summaries")
+    ap.add_argument("--side-by-side", metavar="OLD_DIR", help="also write the old-vs-new section against OLD_DIR")
     ap.add_argument("--downstream", action="store_true",
                     help="also run the downstream entries (benchmarks/downstream_suite.py, its own section)")
     args = ap.parse_args()
     warnings.simplefilter("ignore", BayescaleWarning)
+    global OUT
+    OUT = Path(args.out)
+    OUT.mkdir(parents=True, exist_ok=True)
     selected = [e for e in ENTRIES if not args.only or e.name in args.only]
     if args.render:
         meta = json.loads((OUT / "suite.json").read_text())
@@ -256,7 +302,7 @@ def main() -> None:
         t_all = time.perf_counter()
         for entry in selected:
             print(f"== {entry.name}", flush=True)
-            s = run_entry(entry, args.seed, args.quick)
+            s = run_entry(entry, args.seed, args.quick, args.discrepancy)
             done.append((entry, s))
             print(json.dumps({k: s[k] for k in ("coverage", "median_are", "crps")}), flush=True)
         elapsed = time.perf_counter() - t_all
@@ -264,6 +310,10 @@ def main() -> None:
         md = render(done, elapsed, args.seed, args.quick)
     write_section("calibration-suite", md)
     print(md)
+    if args.side_by_side:
+        md2 = side_by_side(Path(args.side_by_side), OUT, ENTRIES)
+        write_section("calibration-old-new", md2)
+        print(md2)
     if args.downstream:
         try:
             import downstream_suite

@@ -72,10 +72,13 @@ def point_score(pred, truth) -> dict:
             "median_are": float(np.median(are)), "n": int(len(truth))}
 
 
+DISCREPANCY = "auto"   # every fit's model discrepancy (--discrepancy)
+
+
 def fit(df, law, budget, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        f = bayescale.fit(df, law, progress=False, seed=0, **budget, **kw)
+        f = bayescale.fit(df, law, progress=False, seed=0, discrepancy=DISCREPANCY, **budget, **kw)
     return f
 
 
@@ -394,11 +397,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--section", default=SECTION, help="RESULTS.md section to write (a case run alone "
                     "writes its own section, so the others' figures stay)")
+    ap.add_argument("--discrepancy", default="auto", help="every fit's model discrepancy: auto (default), none, "
+                    "or a prior for the walk's scale")
     args = ap.parse_args(argv)
+    global DISCREPANCY
+    DISCREPANCY = args.discrepancy
     budget = ({"chains": 2, "warmup": 200, "draws": 200} if args.quick
               else {"chains": 2, "warmup": 600, "draws": 600})
     parts = [f"Script: `benchmarks/downstream_suite.py` (NUTS {budget['chains']} chains x {budget['warmup']} warmup "
-             f"+ {budget['draws']} draws, seed 0). Coverage of central intervals of held-out measured values "
+             f"+ {budget['draws']} draws, seed 0; model discrepancy `{DISCREPANCY}`). Coverage of central intervals of held-out measured values "
              "(target for 90 %: 0.80-0.97); CRPS in the response's units; ARE = |median - truth| / truth. "
              "'new run' intervals include a new run's scatter and the finite number of questions; "
              "'mean curve' intervals are the law's curve only. Baselines give parameter intervals only."]

@@ -19,7 +19,9 @@ from bayescale.spec import build
 
 Z_MAX = 3.5
 MAX_DIVERGENCES = 6   # of 600 post-warmup draws (1 %)
-BUDGET = {"chains": 2, "warmup": 300, "draws": 300}
+# the law alone: these helpers test laws (recovery, interop, pooling); tests of the model
+# discrepancy, bayescale.fit's default, ask for it by name
+BUDGET = {"chains": 2, "warmup": 300, "draws": 300, "discrepancy": "none"}
 
 # farseer with a strongly N-dependent data exponent (kappa = 0.15: beta goes from 0.18 to 0.50 over
 # three decades of N): the truth of farseer's recovery checks and of the LOO comparison

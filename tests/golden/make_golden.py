@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).parent
-BUDGET = {"chains": 2, "warmup": 150, "draws": 40, "progress": False, "seed": 3}
+BUDGET = {"chains": 2, "warmup": 150, "draws": 40, "progress": False, "seed": 3, "discrepancy": "none"}
 
 
 def _fits():

@@ -73,7 +73,7 @@ def fits():
         warnings.simplefilter("ignore", bs.BayescaleWarning)
         df = ladder(seed_=1, bend=BEND)
         return (bs.fit(df, "chinchilla", seed=0, discrepancy=PRIOR, **BUDGET),
-                bs.fit(df, "chinchilla", seed=0, **BUDGET), df)
+                bs.fit(df, "chinchilla", seed=0, discrepancy="none", **BUDGET), df)
 
 
 def far_points():
@@ -130,3 +130,29 @@ def test_knots_cover_the_data_on_both_sides():
         assert any(t < 0 for t in d.knots[k]) and any(t > 0 for t in d.knots[k])
     assert len(d.labels()) == d.size == len(set(d.labels()))
     assert discrepancy.basis(d, {k: np.zeros(1) for k in law.inputs}, np).sum() == 0   # anchored at the reference
+
+
+def test_default_is_the_shipped_cross_study_prior():
+    """bs.fit's default discrepancy is "auto": the prior of the walk's scale shipped in
+    discrepancy_prior.json for the observation's link, whose provenance says how it was learned."""
+    import json
+    from importlib import resources
+
+    table = json.loads(resources.files("bayescale").joinpath(discrepancy.PRIOR_FILE).read_text())
+    assert set(table["priors"]) == {"log", "logit"}
+    prov = table["provenance"]
+    assert prov["learned_from"]["log"] and prov["learned_from"]["logit"] and "rebuild" in prov
+    for link, text in table["priors"].items():
+        prior = discrepancy.learned_prior(link)
+        assert np.all(np.asarray(prior.sample(jax.random.PRNGKey(0), (64,))) > 0)
+        assert bs.priors.describe(prior) == bs.priors.describe(bs.priors.parse(text))
+    law = get_law("chinchilla")
+    spec, data = build(ladder(), law, discrepancy="auto")
+    assert spec.discrepancy.to_json()["prior"] == discrepancy.resolve(law, table["priors"]["log"], {
+        k: v for k, v in centre(law, data.inputs, spec.logref).items()}).to_json()["prior"]
+    rate = get_law("accuracy-sigmoid")
+    assert discrepancy.learned_prior(rate.observation.link_name) is not None
+    with pytest.raises(bs.BayescaleError, match="no learned discrepancy prior for the probit link"):
+        discrepancy.learned_prior("probit")
+    import inspect
+    assert inspect.signature(bs.fit).parameters["discrepancy"].default == "auto"

@@ -133,7 +133,8 @@ def test_posterior_agrees_with_pymc():
     law = get_law("power")
     df, _ = simulate(law, pd.DataFrame({"params": np.geomspace(1e7, 1e10, 24)}),
                          dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.02, nu=10.0), seed=5)
-    ours = bs.fit(df, law="power", seed=1, progress=False, chains=2, warmup=300, draws=300).posterior
+    ours = bs.fit(df, law="power", seed=1, progress=False, chains=2, warmup=300, draws=300,
+                  discrepancy="none").posterior
     model = to_pymc(df, law)
     names = ["E", "log_A0", "alpha", "sigma"]
     same = sample_pymc(model, 2, 300, 300, 2)
@@ -154,7 +155,7 @@ def test_pooled_posterior_agrees_with_pymc():
                  alpha=0.35, log_B0={"d1": -1.0, "d2": -1.1, "thin": -0.9}, beta=0.3,
                  sigma={"d1": 0.02, "d2": 0.02, "thin": 0.02}, nu=10.0)
     df, _ = simulate(law, grouped_design(1), {**truth, "alpha": {"a": 0.3, "b": 0.35, "c": 0.4}})
-    fit = bs.fit(df, law="chinchilla", pool=POOL, priors=PRIORS_USED, seed=0, progress=False,
+    fit = bs.fit(df, law="chinchilla", pool=POOL, priors=PRIORS_USED, seed=0, progress=False, discrepancy="none",
                  chains=4, warmup=1000, draws=1000)
     ours = fit.posterior
     names = ["E", "log_A0", "alpha", "log_B0", "beta", "sigma", "nu", "E_by_dataset", "log_A0_by_family",

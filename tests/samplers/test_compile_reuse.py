@@ -19,7 +19,7 @@ from bayescale.models import get_law
 from bayescale.simulate import simulate
 
 TRUTH = dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.03, nu=10.0)
-SETTINGS = dict(law="power", chains=1, warmup=150, draws=150, progress=False)
+SETTINGS = dict(law="power", chains=1, warmup=150, draws=150, progress=False, discrepancy="none")
 
 
 def table(n: int, seed: int) -> pd.DataFrame:

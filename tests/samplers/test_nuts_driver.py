@@ -11,7 +11,7 @@ import bayescale
 from bayescale.models import get_law
 from bayescale.simulate import simulate
 
-SETTINGS = dict(law="power", chains=3, warmup=130, draws=47, progress=False)   # not multiples of 50
+SETTINGS = dict(law="power", chains=3, warmup=130, draws=47, progress=False, discrepancy="none")   # not multiples of 50
 
 
 def _data() -> pd.DataFrame:
@@ -82,7 +82,7 @@ def test_dense_adaptation_survives_windows_with_fewer_draws_than_parameters():
                            "family": np.repeat(groups, 5)})
     law = get_law("power")
     df, _ = simulate(law, design, None, seed=3, pool={"E": "family", "log_A0": "family"})
-    fit = bayescale.fit(df, "power", pool={"E": "family", "log_A0": "family"}, seed=0, chains=2,
+    fit = bayescale.fit(df, "power", pool={"E": "family", "log_A0": "family"}, seed=0, chains=2, discrepancy="none",
                         warmup=150, draws=100, progress=False, dense_mass=True)
     assert fit.config["stats"]["n_latent"] > 25
     assert np.isfinite(fit.posterior["alpha"].values).all()

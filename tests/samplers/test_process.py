@@ -89,7 +89,7 @@ CONFIGURE = """
         from bayescale.simulate import simulate
         df, _ = simulate("power", pd.DataFrame({{"params": np.geomspace(1e7, 1e10, 8)}}),
                          dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.03, nu=10.0), seed=0)
-        bayescale.fit(df, "power", chains=1, warmup=20, draws=20, progress=False)
+        bayescale.fit(df, "power", chains=1, warmup=20, draws=20, progress=False, discrepancy="none")
     else:
         runtime.configure()
     print(json.dumps(dict(cache=jax.config.jax_compilation_cache_dir, configured=runtime.is_configured(),
@@ -201,9 +201,9 @@ def test_a_fit_leaves_every_numpyro_module_attribute_in_place():
 
     df, _ = simulate("power", pd.DataFrame({"params": np.geomspace(1e7, 1e10, 9)}),
                      dict(E=1.8, log_A0=-0.5, alpha=0.35, sigma=0.03, nu=10.0), seed=1)
-    bayescale.fit(df, "power", chains=1, warmup=30, draws=30, progress=False)   # modules loaded
+    bayescale.fit(df, "power", chains=1, warmup=30, draws=30, progress=False, discrepancy="none")   # modules loaded
     before = snapshot()
-    bayescale.fit(df, "power", chains=2, warmup=60, draws=30, progress=False, dense_mass=False)
+    bayescale.fit(df, "power", chains=2, warmup=60, draws=30, progress=False, dense_mass=False, discrepancy="none")
     after = snapshot()
     changed = {m: [k for k, v in attrs.items() if after.get(m, {}).get(k) != v] for m, attrs in before.items()}
     assert not {m: ks for m, ks in changed.items() if ks}

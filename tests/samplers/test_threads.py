@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent("""
         law, df = jobs[i]
         if wait:
             barrier.wait()
-        f = bs.fit(df, law, seed=10 + i, chains=2, warmup=100, draws=50, progress=False)
+        f = bs.fit(df, law, seed=10 + i, chains=2, warmup=100, draws=50, progress=False, discrepancy="none")
         return {k: np.asarray(v.values) for k, v in f.idata.posterior.data_vars.items()}
 
     before = trace_count()
@@ -69,7 +69,7 @@ SCRIPT = textwrap.dedent("""
     before = trace_count()
     law, df = jobs[0]
     bs.fit(pd.concat([df, df.iloc[:2].assign(params=[2e10, 3e10])], ignore_index=True), law, seed=0, chains=2,
-           warmup=100, draws=50, progress=False)
+           warmup=100, draws=50, progress=False, discrepancy="none")
     print(json.dumps({"errors": errors, "identical": same, "traces_together": traces_together,
                       "traces_alone": traces_alone, "traces_one_compile": trace_count() - before}))
 """)

@@ -52,7 +52,7 @@ def saved_fit(tmp_path_factory):
     csv = folder / "runs.csv"
     df.to_csv(csv, index=False)
     path = folder / "fit.nc"
-    fit(df, "power", chains=1, warmup=100, draws=100, progress=False).save(path)
+    fit(df, "power", chains=1, warmup=100, draws=100, progress=False, discrepancy="none").save(path)
     return path, csv
 
 
