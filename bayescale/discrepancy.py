@@ -7,9 +7,12 @@ model adds a zero-mean term delta(x) to the law's curve:
     delta(x) = sum over inputs k of an integrated random walk W_k(v_k), anchored at v_k = 0,
 
 where v_k is axis k centred on its reference scale, in decades (log inputs) or in standard
-deviations of the fitted data (linear inputs). The axes are the law's inputs, except that a law in
-parameters N and tokens D walks along compute (N·D) and tokens per parameter (D/N): a run larger
-in both lies beyond the ladder in compute even when N and D each lie inside their own ranges. An integrated random walk is the cubic
+deviations of the fitted data (linear inputs). The axes are the law's inputs, and for a law in
+parameters N and tokens D also compute (N·D) and tokens per parameter (D/N): a run larger in both
+lies beyond the ladder in compute even when N and D each lie inside their own ranges, and a sum of
+walks along N and D alone, or along compute and ratio alone, cannot bend the curve along the
+other pair (on Epoch's runs with the largest 10 % by compute held out, walks along compute and
+ratio alone covered 0.71 of them at 90 %, the four walks 1.0). An integrated random walk is the cubic
 smoothing-spline prior: it starts at 0 with slope 0 at the reference (the law's level and exponent
 already fit those), bends with curvature whose size is set by one scale s, and its variance grows
 as s^2 |v|^3 / 3, so the term is small where the runs are and widens with every decade beyond.
@@ -96,13 +99,14 @@ def learned_prior(link: str) -> dist.Distribution:
 
 
 def coordinates(inputs, x: dict) -> dict:
-    """The axes the walks run along, from the law's centred inputs: the inputs themselves, except
-    that a law in parameters and tokens walks along compute (log N + log D, where a larger run
-    lies beyond the ladder) and tokens per parameter (log D - log N), so that a run larger in both
-    N and D is far from the data even when each lies inside its own range."""
+    """The axes the walks run along, from the law's centred inputs: the inputs themselves, and for
+    a law in parameters and tokens also compute (log N + log D) and tokens per parameter
+    (log D - log N): four directions in the (log N, log D) plane, so that a run beyond the runs
+    along any of them (larger in both N and D, or with more parameters than any fitted run) gets
+    a widening term, and a misfit along any of them can bend the curve."""
     if {"params", "tokens"} <= set(inputs):
-        out = {"compute": x["params"] + x["tokens"], "tokens_per_param": x["tokens"] - x["params"]}
-        out.update({k: x[k] for k in inputs if k not in ("params", "tokens")})
+        out = {k: x[k] for k in inputs}
+        out.update(compute=x["params"] + x["tokens"], tokens_per_param=x["tokens"] - x["params"])
         return out
     return {k: x[k] for k in inputs}
 

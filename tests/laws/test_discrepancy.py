@@ -123,7 +123,7 @@ def test_knots_cover_the_data_on_both_sides():
     spec, data = build(ladder(), law, discrepancy=PRIOR)
     d = spec.discrepancy
     axes = discrepancy.coordinates(law.inputs, centre(law, data.inputs, spec.logref))
-    assert set(d.knots) == {"compute", "tokens_per_param"}   # a ladder in N and D walks along C and D/N
+    assert set(d.knots) == {"params", "tokens", "compute", "tokens_per_param"}   # N, D, C and D/N
     for k in d.knots:
         v = axes[k] / d.units[k]
         assert min(d.knots[k]) > v.min() and max(d.knots[k]) < v.max()
@@ -156,3 +156,23 @@ def test_default_is_the_shipped_cross_study_prior():
         discrepancy.learned_prior("probit")
     import inspect
     assert inspect.signature(bs.fit).parameters["discrepancy"].default == "auto"
+
+
+def test_calibrate_says_why_the_default_is_wider_than_the_law_alone():
+    """With the discrepancy on, calibrate also fits the law alone on the same split and its
+    explanation gives the width ratio and both coverages (the question a user asks first)."""
+    from bayescale.heldout import calibrate
+
+    df = ladder(seed_=2, bend=BEND)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        res = calibrate(df, "chinchilla", "top-compute:0.2", baselines=(), discrepancy=PRIOR, seed=0, **BUDGET)
+    alone = res.summary["law_alone"]
+    assert alone["width_ratio_90"] > 1.0          # the walk widens the held-out runs' intervals
+    text = res.width_explanation()
+    assert "law's posterior alone" in text and f"{alone['coverage']['0.9']:.2f}" in text
+    assert "bayescale, law alone (new observation)" in res.table().index
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        plain = calibrate(df, "chinchilla", "top-compute:0.2", baselines=(), discrepancy="none", seed=0, **BUDGET)
+    assert "law_alone" not in plain.summary and "no model-discrepancy term" in plain.width_explanation()
