@@ -787,6 +787,39 @@ def side_by_side(title_col: str, blocks: list[tuple[str, dict]], methods, key="c
     return "\n".join(lines)
 
 
+def targets(t: dict, new: str = "discrepancy@prior", old: str = "law") -> str:
+    """The backtest's targets for the new model (the discrepancy with each study's leave-one-study-out
+    prior), each with its figures and whether it holds."""
+    if new not in t["methods"]:
+        return "(no reweighted discrepancy method in this run: give --prior or --prior-file)"
+    lines = ["| target | figures | holds |", "|---|---|---|"]
+    bins = [(b, v[new]) for b, v in t["per_bin"].items() if new in v]
+    ok = all(0.85 <= v["cov_0.9"] <= 0.95 for _, v in bins)
+    lines.append("| 90 % coverage in [0.85, 0.95] in every distance bin (pooled) | "
+                 + ", ".join(f"{b}: {v['cov_0.9']:.2f} (n = {v['n']})" for b, v in bins) + f" | {'yes' if ok else 'no'} |")
+    big = [(s, v[new]) for s, v in t["per_study"].items() if new in v and v[new].get("n", 0) >= 20]
+    ok = all(v["cov_0.9"] >= 0.80 for _, v in big)
+    lines.append("| 90 % coverage >= 0.80 in every study with >= 20 predictions | "
+                 + ", ".join(f"{s} {v['cov_0.9']:.2f}" for s, v in big) + f" | {'yes' if ok else 'no'} |")
+    wins, total, detail = 0, 0, []
+    for s, v in t["per_study"].items():
+        rivals = [m for m in ("bootstrap", "conformal") if m in v and v[m].get("n", 0) > 0]
+        if new not in v or not rivals:
+            continue
+        total += 1
+        beat = all(v[new]["crps"] < v[m]["crps"] for m in rivals)
+        wins += beat
+        detail.append(f"{s} {'yes' if beat else 'no'}")
+    lines.append(f"| CRPS lower than bootstrap and conformal (where they run) on >= 80 % of studies | "
+                 f"{wins} of {total}: " + ", ".join(detail) + f" | {'yes' if total and wins >= 0.8 * total else 'no'} |")
+    sharp = [(s, v[new]["rel_width_90"] / v[old]["rel_width_90"]) for s, v in t["per_study"].items()
+             if old in v and new in v and 0.85 <= v[old]["cov_0.9"] <= 0.95]
+    ok = all(r <= 1.3 for _, r in sharp)
+    lines.append("| where the law alone covered within [0.85, 0.95]: median width at most 1.3x the law alone's | "
+                 + (", ".join(f"{s} {r:.2f}x" for s, r in sharp) or "no such study") + f" | {'yes' if ok else 'no'} |")
+    return "\n".join(lines)
+
+
 def render(summary: dict) -> str:
     t = summary["tables"]
     methods = t["methods"]
@@ -869,6 +902,13 @@ Not run:{skipped}
 Predictions per study and distance bin (decades beyond the largest training value):
 
 {chr(10).join(counts)}
+
+### Targets
+
+The new model is `discrepancy@prior`: the law with the discrepancy walk, each study scored with the
+prior for the walk's scale learned from the *other* studies only.
+
+{targets(t)}
 
 ### 90 % coverage side by side
 

@@ -162,7 +162,8 @@ def test_cli_calibrate_writes_json_and_report(result, data, tmp_path, capsys):
         code = main(["calibrate", str(csv), "--law", "chinchilla", "--holdout", "top-compute:0.2",
                      "--chains", str(BUDGET["chains"]), "--warmup", str(BUDGET["warmup"]),
                      "--draws", str(BUDGET["draws"]), "--n-boot", "20",
-                     "--json", str(out_json), "--report", str(out_dir), "--quiet"])
+                     "--discrepancy", BUDGET["discrepancy"], "--json", str(out_json), "--report", str(out_dir),
+                     "--quiet"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "48 training runs, 12 held out" in printed and "bayescale (new observation)" in printed
