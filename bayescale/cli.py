@@ -398,6 +398,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"bayescale: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _add_data_and_law(s) -> None:
+    """The table, the law(s) and the model discrepancy: shared by `fit` and `calibrate`."""
+    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
+    s.add_argument("--law", default="chinchilla",
+                   help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
+                        "fitted and predictions mix them by PSIS-LOO stacking weights")
+    s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
+                   help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
+                        "its scale's prior learned across public studies), none (the law alone), or a "
+                        "prior for its scale such as 'LogNormal(-4, 1)'")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bayescale", description="Bayesian scaling laws with calibrated intervals.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -407,13 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_laws)
 
     s = sub.add_parser("fit", help="fit a law to a table and save the posterior (netCDF)")
-    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
-    s.add_argument("--law", default="chinchilla", help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
-                        "fitted and predictions mix them by PSIS-LOO stacking weights")
-    s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
-                   help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
-                        "its scale's prior learned across public studies), none (the law alone), or a "
-                        "prior for its scale such as 'LogNormal(-4, 1)'")
+    _add_data_and_law(s)
     s.add_argument("--pool", action="append", metavar="PARAM=GROUP", help="e.g. alpha=family (repeatable)")
     s.add_argument("--no-pool", action="store_true", help="share every law parameter")
     s.add_argument("--prior", action="append", metavar="PARAM=DIST", help="e.g. alpha='Normal(0.3, 0.1)'")
@@ -465,13 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("calibrate", help="fit on small runs, score predictions of held-out large runs")
-    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
-    s.add_argument("--law", default="chinchilla", help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
-                        "fitted and predictions mix them by PSIS-LOO stacking weights")
-    s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
-                   help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
-                        "its scale's prior learned across public studies), none (the law alone), or a "
-                        "prior for its scale such as 'LogNormal(-4, 1)'")
+    _add_data_and_law(s)
     s.add_argument("--holdout", default="top-compute:0.1",
                    help="top-compute:FRACTION | largest-n:K | natural (dataset:NAME only)")
     s.add_argument("--by", help="apply the holdout per group, e.g. family")

@@ -966,13 +966,18 @@ scale) and wall time per method (fit + prediction):
 """
 
 
+LABELS = {"law": "law alone", "discrepancy": f"law + discrepancy, s ~ {WIDE}",
+          "discrepancy@prior": "law + discrepancy, learned prior\n(leave one study out)",
+          "bootstrap": "Huber + bootstrap", "conformal": "split conformal"}
+
+
 def plot(summary: dict, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     t = summary["tables"]
     bins = [name for _, _, name in BINS if name in t["per_bin"]]
     methods = t["methods"]
-    fig = Figure(figsize=(10.5, 4.4), layout="constrained")
+    fig = Figure(figsize=(13, 4.6), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     colours = {"law": "#d62728", "discrepancy": "#1f77b4", "discrepancy@prior": "#17becf",
                "bootstrap": "#ff7f0e", "conformal": "#2ca02c"}
@@ -989,12 +994,12 @@ def plot(summary: dict, path: Path) -> Path:
                 centre = (y + z**2 / (2 * n)) / (1 + z**2 / n)
                 half = z * np.sqrt(y * (1 - y) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
                 ax.errorbar(x + off, y, yerr=[y - (centre - half), centre + half - y], fmt="o-",
-                            color=colours.get(m), label=m, capsize=3, ms=5)
+                            color=colours.get(m), label=LABELS.get(m, m), capsize=3, ms=5)
             else:
-                ax.plot(x + off, y, "o-", color=colours.get(m), label=m, ms=5)
+                ax.plot(x + off, y, "o-", color=colours.get(m), label=LABELS.get(m, m), ms=5)
         counts = [max([v.get("n", 0) for v in t[key][b].values()] or [0]) for b in bins]
         ax.set_xticks(x, [f"{b}\n(n = {c})" for b, c in zip(bins, counts)])
-        ax.set_title(f"90 % coverage by distance: {title}", fontsize=10)
+        ax.set_title(f"90 % coverage, {title}", fontsize=10)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of held-out runs inside the central 90 % interval")
