@@ -18,6 +18,7 @@ from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
 from .errors import BayescaleError, BayescaleWarning
 from .files import write_atomically
+from .integrity import stamp, verify
 from .spec import ModelSpec
 from .predict import check_levels, label_draws, stacked, summary_frame
 
@@ -283,8 +284,10 @@ class Fit:
 
     # ---- persistence --------------------------------------------------------------------------------
     def save(self, path) -> Path:
-        """Write the fit as netCDF, atomically (temporary file + rename)."""
-        return write_atomically(path, self.idata.to_netcdf)
+        """Write the fit as netCDF, atomically (temporary file + rename), with a checksum of every
+        array and of the metadata, which :func:`bayescale.load` verifies."""
+        with stamp(self.idata):
+            return write_atomically(path, self.idata.to_netcdf)
 
     # ---- derived quantities: asymptote and tokens for a target loss -------------------------------
     def min_loss(self, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
@@ -427,10 +430,13 @@ def load_idata(path, prefix: str = "") -> az.InferenceData:
     """The InferenceData saved at ``path`` (for a stacked fit, the groups under ``prefix``)."""
     if not prefix:
         idata = az.from_netcdf(path)
-        return az.InferenceData(**{g: getattr(idata, g).load() for g in idata.groups()})
-    tree = xr.open_datatree(path, engine="h5netcdf")
-    try:
-        node = tree[prefix.rstrip("/")]
-        return az.InferenceData(**{name: child.to_dataset().load() for name, child in node.children.items()})
-    finally:
-        tree.close()
+        idata = az.InferenceData(**{g: getattr(idata, g).load() for g in idata.groups()})
+    else:
+        tree = xr.open_datatree(path, engine="h5netcdf")
+        try:
+            node = tree[prefix.rstrip("/")]
+            idata = az.InferenceData(**{name: child.to_dataset().load() for name, child in node.children.items()})
+        finally:
+            tree.close()
+    verify(idata, path)
+    return idata

@@ -1,9 +1,12 @@
 """Reading a saved fit back: one law's fit, or a stacked fit of several laws."""
 from __future__ import annotations
 
+import gc
+import sys
 from pathlib import Path
 
 from .errors import BayescaleError
+from .integrity import damaged
 from .results import Fit, load_idata
 from .runtime import ensure_configured
 from .stacking import read_stack
@@ -19,7 +22,21 @@ def load(path):
         stacked = read_stack(path)
         if stacked is not None:
             return stacked
-        idata = load_idata(path)
-    except (OSError, ValueError) as exc:
-        raise BayescaleError(f"{path} is not a readable netCDF fit file ({exc})") from exc
-    return Fit(idata)
+        return Fit(load_idata(path))
+    except BayescaleError:
+        raise
+    except Exception as exc:   # a damaged file fails in many libraries' ways: one clear error for all
+        why = f"cannot read it ({type(exc).__name__}: {str(exc)[:200]})"
+    _collect_quietly()   # outside the handler, so that the failed reader's frames are free
+    raise damaged(path, why)
+
+
+def _collect_quietly() -> None:
+    """Collect the half-opened file objects a damaged file leaves behind now, without the
+    "Exception ignored in File.close" noise their finalisers print (h5netcdf)."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook

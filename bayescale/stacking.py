@@ -9,6 +9,7 @@ the laws' disagreement as well as each law's own uncertainty. Held-out runs are 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -20,6 +21,7 @@ import xarray as xr
 
 from .errors import BayescaleError
 from .files import write_atomically
+from .integrity import damaged, stamp
 from .predict import check_levels, interval_columns, summary_frame
 from .results import Fit, load_idata
 
@@ -140,10 +142,12 @@ class StackedFit:
         """Write every law's InferenceData into one netCDF file (groups ``<law>/<group>``), atomically."""
         def write(tmp):
             meta = {"laws": list(self.fits), "weights": self.weights}
+            meta["checksum"] = _meta_checksum(meta)
             xr.Dataset(attrs={STACK_ATTR: json.dumps(meta)}).to_netcdf(tmp, mode="w", engine="h5netcdf")
             for name, f in self.fits.items():
-                for group in f.idata.groups():
-                    f.idata[group].to_netcdf(tmp, mode="a", group=f"{name}/{group}", engine="h5netcdf")
+                with stamp(f.idata):
+                    for group in f.idata.groups():
+                        f.idata[group].to_netcdf(tmp, mode="a", group=f"{name}/{group}", engine="h5netcdf")
 
         return write_atomically(path, write, example="stack.nc")
 
@@ -169,5 +173,12 @@ def read_stack(path: Path) -> StackedFit | None:
     if meta is None:
         return None
     meta = json.loads(meta)
+    recorded = meta.pop("checksum", None)
+    if recorded is not None and recorded != _meta_checksum(meta):
+        raise damaged(path, "its list of laws and weights does not match the checksum written with it")
     fits = {name: Fit(load_idata(path, prefix=f"{name}/")) for name in meta["laws"]}
     return StackedFit(fits, meta["weights"])
+
+
+def _meta_checksum(meta: dict) -> str:
+    return hashlib.sha256(json.dumps({k: meta[k] for k in ("laws", "weights")}, sort_keys=True).encode()).hexdigest()

@@ -254,7 +254,7 @@ def test_load_errors(tmp_path):
         bayescale.load(tmp_path / "missing.nc")
     text = tmp_path / "table.nc"
     text.write_text("params,tokens,loss\n1,2,3\n")
-    with pytest.raises(BayescaleError, match="not a readable netCDF"):
+    with pytest.raises(BayescaleError, match="damaged or not a bayescale fit"):
         bayescale.load(text)
     empty = tmp_path / "empty.nc"
     empty.write_bytes(b"")
@@ -266,3 +266,56 @@ def test_load_errors(tmp_path):
         bayescale.load(other)
     with pytest.raises(BayescaleError):
         bayescale.load(tmp_path)  # a folder
+
+
+# ---- damaged files: one clear error, never a silent change ------------------------------------
+
+def test_flipped_bytes_never_load_silently(fit, saved, points, tmp_path):
+    """Eight bytes flipped at 50 offsets spread over the file: each copy either loads and predicts
+    exactly as the original (the bytes were padding) or is refused with one BayescaleError."""
+    raw = saved.read_bytes()
+    want = fit.predict(points, seed=5)
+    refused = 0
+    for i, offset in enumerate(np.linspace(64, len(raw) - 16, 50).astype(int)):
+        bad = bytearray(raw)
+        bad[offset:offset + 8] = bytes(b ^ 0xFF for b in bad[offset:offset + 8])
+        path = tmp_path / f"bad{i}.nc"
+        path.write_bytes(bytes(bad))
+        try:
+            again = bayescale.load(path)
+        except BayescaleError as exc:
+            assert "damaged or not a bayescale fit" in str(exc) or "not written by bayescale" in str(exc), exc
+            refused += 1
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayescaleWarning)
+            pd.testing.assert_frame_equal(again.predict(points, seed=5), want, check_exact=True)
+            pd.testing.assert_frame_equal(again.summary(), fit.summary(), check_exact=True)
+    assert refused > 0   # control: the damage was real somewhere
+
+
+def test_edited_attributes_and_draws_are_refused(fit, saved, tmp_path):
+    import json as json_
+
+    idata = az.from_netcdf(saved)
+    idata = az.InferenceData(**{g: getattr(idata, g).load() for g in idata.groups()})
+    config = json_.loads(idata.posterior.attrs["bayescale"])
+    config["logref"]["params"] += 1.0                    # a plausible edit: another reference scale
+    idata.posterior.attrs["bayescale"] = json_.dumps(config)
+    edited = tmp_path / "edited.nc"
+    idata.to_netcdf(edited)
+    with pytest.raises(BayescaleError, match="damaged or not a bayescale fit.*metadata does not match"):
+        bayescale.load(edited)
+    idata.posterior.attrs["bayescale"] = "{not json"
+    idata.to_netcdf(edited)
+    with pytest.raises(BayescaleError, match="damaged or not a bayescale fit"):
+        bayescale.load(edited)
+    # a file without checksums (as written before they existed) is still checked for finite draws
+    clean = az.from_netcdf(saved)
+    clean = az.InferenceData(**{g: getattr(clean, g).load() for g in clean.groups()})
+    del clean.posterior.attrs["bayescale_checksums"]
+    clean.posterior["E"][0, 0] = np.nan
+    old = tmp_path / "old_nan.nc"
+    clean.to_netcdf(old)
+    with pytest.raises(BayescaleError, match="draws of E are not all finite"):
+        bayescale.load(old)
