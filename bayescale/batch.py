@@ -15,6 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__
+from .checks import check_seed
 from .errors import BayescaleError
 from .runtime import ensure_configured
 from .samplers import batched_hmc
@@ -113,8 +114,8 @@ def _count_latent(spec):
 
 def _seeds(seed, n):
     if isinstance(seed, (int, np.integer)):
-        return [int(seed) + i for i in range(n)]
-    seeds = [int(s) for s in seed]
+        return [check_seed(int(seed) + i, "seed + dataset index") for i in range(n)]
+    seeds = [check_seed(s) for s in seed]
     if len(seeds) != n:
         raise BayescaleError(f"seed: give one integer or one per dataset ({n}), got {len(seeds)}")
     return seeds

@@ -1,4 +1,4 @@
-"""Writing result files: whole or not at all."""
+"""Writing result files: whole or not at all, with the permissions the user's umask gives."""
 from __future__ import annotations
 
 import os
@@ -9,22 +9,53 @@ from typing import Callable
 from .errors import BayescaleError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    """Temporary files of earlier saves to ``path`` whose process is gone (a save killed before its
+    rename leaves one behind; nothing else would ever remove it)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        parts = tmp.name[len(path.name) + 2:].split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and not _alive(int(parts[0])):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
 def write_atomically(path, write: Callable[[str], None], example: str = "fit.nc") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so a
-    reader never sees a half-written file; the temporary file is removed on any failure."""
+    reader never sees a half-written file; the temporary file is removed on any failure, and the
+    file gets the mode a newly created file would (0666 less the umask)."""
     path = Path(path)
     if path.is_dir():
         raise BayescaleError(f"cannot save to {path}: it is a folder; give a file name such as {example}")
     folder = path.parent
     if not folder.is_dir():
         raise BayescaleError(f"cannot save to {path}: folder {folder} does not exist")
+    _remove_stale(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
         os.close(fd)
     except OSError as exc:
         raise BayescaleError(f"cannot write in {folder}: {exc}") from exc
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600
         os.replace(tmp, path)
     except OSError as exc:
         raise BayescaleError(f"cannot save to {path}: {exc}") from exc

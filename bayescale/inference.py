@@ -20,6 +20,7 @@ from . import __version__
 from .data import Dataset
 from .design import centre, extra_columns
 from .discrepancy import sample_term
+from .checks import check_seed, check_target_accept
 from .errors import BayescaleError, BayescaleWarning
 from .results import Fit, fit_config, inference_data  # noqa: F401  (inference_data, fit_config: used by batch)
 from .stacking import StackedFit
@@ -190,11 +191,12 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     such as ``{"alpha": "family", "E": "dataset"}`` lists exactly which law parameters vary by
     which grouping column. ``priors`` overrides any prior, e.g. ``{"alpha": dist.Normal(0.3, 0.1)}``
     or ``{"alpha": "Normal(0.3, 0.1)"}``. ``discrepancy`` adds a model-discrepancy term whose
-    variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): give the
-    prior of its scale, e.g. ``"HalfNormal(0.01)"``; ``"none"`` fits the law alone.
+    variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): "auto"
+    (the default) gives its scale the prior learned across the public studies, a prior such as
+    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``seed`` lies in [0, 2^32).
     """
-    if not isinstance(seed, (int, np.integer)):
-        raise BayescaleError(f"seed must be an integer, got {seed!r}")
+    seed = check_seed(seed)
+    target_accept = check_target_accept(target_accept)
     if isinstance(law, (list, tuple)):   # law uncertainty: one fit per law, mixed by stacking
         if len(set(law)) != len(law) or len(law) < 2:
             raise BayescaleError(f"give two or more different laws to stack, got {list(law)}")

@@ -254,7 +254,11 @@ class Fit:
                 f"law {self.law.spec!r} has inputs {list(self.law.inputs)}; compute-optimal allocation "
                 "needs a law in params and tokens, e.g. 'chinchilla' or 'kaplan-nd'"
             )
-        budgets = np.atleast_1d(np.asarray(compute, dtype=np.float64))
+        try:
+            budgets = np.atleast_1d(np.asarray(compute, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise BayescaleError(f"compute budgets must be positive finite FLOPs such as [1e22, 1e23], "
+                                 f"got {compute!r}") from None
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayescaleError(f"compute budgets must be positive finite FLOPs, got {compute!r}")
         values, notes = label_draws(self, labels)

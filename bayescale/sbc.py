@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
+from .checks import check_seed
 from .errors import BayescaleError
 from .models import get_law
 from .simulate import simulate
@@ -213,7 +214,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     if target_accept is None:
         target_accept = 0.95 if any(k in law.params for k in fit_spec0.pooled) else 0.8
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     sim_seeds = rng.integers(0, 2**31 - 1, size=n_sims)
     fit_seeds = rng.integers(0, 2**31 - 1, size=n_sims)
     tie_rng = np.random.default_rng([seed, 1])

@@ -319,3 +319,42 @@ def test_edited_attributes_and_draws_are_refused(fit, saved, tmp_path):
     clean.to_netcdf(old)
     with pytest.raises(BayescaleError, match="draws of E are not all finite"):
         bayescale.load(old)
+
+
+def test_saved_mode_follows_the_umask_and_stale_temporaries_go(fit, tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = fit.save(tmp_path / "fit.nc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    # a save killed before its rename left a temporary named after its (now gone) process
+    dead = tmp_path / ".fit.nc.999999999.abc.tmp"
+    dead.write_bytes(b"half")
+    mine = tmp_path / f".fit.nc.{os.getpid()}.xyz.tmp"   # a live process's: left alone
+    mine.write_bytes(b"in progress")
+    fit.save(path)
+    assert not dead.exists() and mine.exists()
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(seed=2**32), r"seed must lie in \[0, 2\^32 - 1\]"),
+    (dict(seed=2**70), r"seed must lie in"),
+    (dict(seed=-1), r"seed must lie in"),
+    (dict(seed=1.5), r"seed must be an integer"),
+    (dict(target_accept=0), r"target_accept must lie strictly between 0 and 1"),
+    (dict(target_accept=1.5), r"target_accept must lie strictly between 0 and 1"),
+])
+def test_bad_sampler_settings_fail_before_compiling(demo, kwargs, expected):
+    with pytest.raises(BayescaleError, match=expected):
+        bayescale.fit(demo, "chinchilla", progress=False, **kwargs)
+
+
+def test_bad_levels_and_budgets_are_clear_errors(fit, points):
+    with pytest.raises(BayescaleError, match="interval levels must be numbers"):
+        fit.predict(points, levels=["a"])
+    with pytest.raises(BayescaleError, match="compute budgets must be positive finite FLOPs"):
+        fit.optimal_allocation("abc")
