@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -58,12 +60,43 @@ def read_table(source: str) -> pd.DataFrame:
     path = Path(source)
     if not path.exists():
         raise BayescaleError(f"no such file: {source}; give a CSV or Parquet path, or dataset:NAME")
+    if path.is_dir():
+        raise BayescaleError(f"{source} is a folder; give a CSV or Parquet file")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        if path.suffix.lower() in (".parquet", ".pq") or magic == b"PAR1":   # Parquet, whatever its name
+            return _unique_columns(pd.read_parquet(path), source)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+            header = fh.readline()
+        sep = _separator(header)
+        _unique_columns(pd.DataFrame(columns=next(csv.reader([header], delimiter=sep), [])), source)
+        return pd.read_csv(path, sep=sep)
+    except BayescaleError:
+        raise
     except (ValueError, OSError, ImportError, pd.errors.ParserError) as exc:
         raise BayescaleError(f"cannot read {source} as a table: {exc}") from exc
+
+
+def _separator(header: str) -> str:
+    """The CSV's separator: a comma, or a semicolon or tab when the header has those and no comma
+    (European spreadsheets write ';', many tools write tab-separated files)."""
+    if "," in header:
+        return ","
+    for sep in (";", "\t"):
+        if sep in header:
+            return sep
+    return ","
+
+
+def _unique_columns(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Refuse a table with repeated column names (read as loss and loss.1, the first silently used)."""
+    names = [str(c).strip() for c in df.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise BayescaleError(f"{source} has repeated column names {repeated}; give each column its own name "
+                             "so it is clear which one to use")
+    return df
 
 
 def _progress(args) -> bool:
@@ -143,13 +176,25 @@ def print_fit(fit, out=None) -> None:
         print(f"note: {note}", file=out)
 
 
-def _check_out(out: str) -> None:
-    """Refuse an impossible --out before a long fit, not after it."""
+def _check_out(out: str, flag: str = "--out", example: str = "fit.nc") -> None:
+    """Refuse an impossible output file before a long fit, not after it."""
     path = Path(out)
     if path.is_dir():
-        raise BayescaleError(f"--out {out} is a folder; give a file name such as {path / 'fit.nc'}")
+        raise BayescaleError(f"{flag} {out} is a folder; give a file name such as {path / example}")
     if not path.parent.is_dir():
-        raise BayescaleError(f"--out {out}: folder {path.parent} does not exist; create it first")
+        raise BayescaleError(f"{flag} {out}: folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BayescaleError(f"{flag} {out}: not writable here; choose another place")
+
+
+def _check_out_dir(out: str, flag: str) -> None:
+    """An output folder (created if missing) must not be a file and must be writable."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise BayescaleError(f"{flag} {out} is a file; give a folder name (it is created if missing)")
+    parent = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise BayescaleError(f"{flag} {out}: cannot write in {parent}; choose another place")
 
 
 def cmd_fit(args) -> int:
@@ -268,6 +313,8 @@ def cmd_demo(args) -> int:
     from .datasets.demo import demo_target, demo_data
     from .inference import fit
 
+    if args.out:
+        _check_out(args.out)
     df = demo_data()
     print(f"SYNTHETIC demo data: {len(df)} runs of {df['family'].nunique()} model families, "
           f"params {df['params'].min():.2g}-{df['params'].max():.2g}, simulated by bayescale "
@@ -304,6 +351,10 @@ def _natural_holdout(holdout: str, data: str, df, usage: str):
 def cmd_calibrate(args) -> int:
     from .heldout import calibrate
 
+    if args.json:
+        _check_out(args.json, "--json", "out.json")
+    if args.report:
+        _check_out_dir(args.report, "--report")
     df = read_table(args.data)
     natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
     pool = _pool_from_args(args)
@@ -333,6 +384,9 @@ def cmd_calibrate(args) -> int:
 def cmd_sbc(args) -> int:
     from .sbc import sbc
 
+    if args.json:
+        _check_out(args.json, "--json", "sbc.json")
+
     result = sbc(args.law, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
                  draws=args.draws, thin=args.thin, bins=args.bins, pool=_pool_from_args(args),
                  priors=parse_priors(args.prior), sampler=args.sampler, scheduler=args.scheduler,
@@ -354,6 +408,7 @@ def cmd_report(args) -> int:
     from .saved import load
     from .report import fit_report
 
+    _check_out_dir(args.out, "--out")
     path = fit_report(load(args.fit), args.out)
     print(f"wrote {path}")
     return 0
@@ -363,6 +418,8 @@ def cmd_compare(args) -> int:
     from . import comparison
     from .saved import load
 
+    if args.json:
+        _check_out(args.json, "--json", "compare.json")
     fits = [load(path) for path in args.fits]
     scores = None
     if args.holdout:

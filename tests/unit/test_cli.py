@@ -303,3 +303,29 @@ def test_console_script(workdir):
                                                 "give a CSV or Parquet path, or dataset:NAME"]
     assert done.stdout == ""
 
+
+
+def test_tables_with_other_separators_parquet_names_and_repeated_columns(capsys, workdir):
+    demo = demo_data().iloc[:12]
+    semi = workdir / "semi.csv"
+    demo.to_csv(semi, index=False, sep=";")
+    tab = workdir / "tab.tsv"
+    demo.to_csv(tab, index=False, sep="\t")
+    pq = workdir / "really_parquet.csv"
+    demo.to_parquet(pq)
+    from bayescale.cli import read_table
+    for path in (semi, tab, pq):
+        pd.testing.assert_frame_equal(read_table(str(path)), demo.reset_index(drop=True), check_dtype=False)
+    dup = workdir / "dup.csv"
+    dup.write_text("params,tokens,loss,loss\n1e8,2e9,3.1,3.2\n")
+    msg = user_error(capsys, "fit", dup, "--out", workdir / "dup.nc")
+    assert "repeated column names ['loss']" in msg
+
+
+def test_output_places_are_checked_before_any_fitting(capsys, workdir, csv):
+    afile = workdir / "a_file.txt"
+    afile.write_text("x")
+    assert "is a file" in user_error(capsys, "calibrate", csv, "--report", afile)
+    assert "does not exist" in user_error(capsys, "calibrate", csv, "--json", workdir / "no" / "x.json")
+    assert "is a file" in user_error(capsys, "report", workdir / "fit.nc", "--out", afile)
+    assert "does not exist" in user_error(capsys, "demo", "--out", workdir / "no" / "demo.nc")
