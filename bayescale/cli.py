@@ -212,11 +212,24 @@ def _points(args, fit) -> pd.DataFrame:
         return read_table(args.data)
     if not args.at:
         raise BayescaleError("give the points to predict: --at params=7e10,tokens=1.4e12 (repeatable) or --data FILE")
+    from .data import GROUP_COLUMNS
+
+    known = None
+    if fit is not None:   # a misspelt name (famly=dense) must not be dropped in silence
+        law = next(iter(fit.fits.values())).law if hasattr(fit, "fits") else fit.law
+        known = (set(law.inputs) | set(GROUP_COLUMNS) | set(law.extras) | set(law.mean_extras) | {"compute"}
+                 | set(parse_pairs(args.col, "--col").values()))
     rows = []
     for item in args.at:
         pairs = parse_pairs([item], "--at")
+        unknown = sorted(set(pairs) - known) if known is not None else []
+        if unknown:
+            raise BayescaleError(f"--at: unknown column(s) {unknown}; this fit knows {sorted(known)}")
         row = {}
         for k, v in pairs.items():
+            if k in GROUP_COLUMNS:   # labels stay as typed: family=1 is the label '1', not 1.0
+                row[k] = v
+                continue
             try:
                 row[k] = float(v)
             except ValueError:

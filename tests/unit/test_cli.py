@@ -329,3 +329,13 @@ def test_output_places_are_checked_before_any_fitting(capsys, workdir, csv):
     assert "does not exist" in user_error(capsys, "calibrate", csv, "--json", workdir / "no" / "x.json")
     assert "is a file" in user_error(capsys, "report", workdir / "fit.nc", "--out", afile)
     assert "does not exist" in user_error(capsys, "demo", "--out", workdir / "no" / "demo.nc")
+
+
+def test_at_names_are_checked_and_labels_kept_as_typed(capsys, fitted):
+    msg = user_error(capsys, "predict", fitted[0], "--at", "params=7e10,tokens=1.4e12,famly=dense")
+    assert "unknown column(s) ['famly']" in msg and "'family'" in msg
+    from argparse import Namespace
+
+    from bayescale.cli import _points
+    pts = _points(Namespace(data=None, at=["params=7e10,tokens=1.4e12,family=1"], col=None), None)
+    assert pts.loc[0, "family"] == "1" and pts.loc[0, "params"] == 7e10
