@@ -117,6 +117,28 @@ def _positive(arr: np.ndarray, col: str) -> None:
         )
 
 
+def label_text(labels: pd.Series, column: str) -> pd.Series:
+    """Group labels as text, exactly as given: whole numbers stored as floats (a column that held a
+    gap once) read as 1, not 1.0; two different values that would read the same (the number 1 and
+    the text "1") are an error, not one merged group."""
+    def text(v):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            return str(int(v))
+        return str(v)
+
+    out = labels.map(text)
+    clashes = {}
+    for value, t in zip(labels.tolist(), out.tolist()):
+        kind = "text" if isinstance(value, str) else "number" if isinstance(value, (int, float, np.number)) else type(value).__name__
+        clashes.setdefault(t, set()).add((kind, repr(value)))
+    ambiguous = {t: sorted(r for _, r in kinds) for t, kinds in clashes.items() if len({k for k, _ in kinds}) > 1}
+    if ambiguous:
+        t, values = next(iter(sorted(ambiguous.items())))
+        raise BayescaleError(f"group column '{column}' mixes values that read alike as labels ({' and '.join(values)} "
+                             f"both read {t!r}); make the labels all text, e.g. df['{column}'] = df['{column}'].astype(str)")
+    return out
+
+
 def validate(
     df: pd.DataFrame,
     inputs: tuple[str, ...],
@@ -184,7 +206,7 @@ def validate(
                     f"group column '{g}' has {int(labels.isna().sum())} empty label(s), first at row {i}; "
                     "fill them (e.g. with 'unknown') or drop those rows"
                 )
-            frame[g] = labels.astype(str)
+            frame[g] = label_text(labels, g)
 
     keep = [*needed, *[g for g in groups]]
     keep += [c for c in frame.columns if c not in keep]

@@ -327,3 +327,15 @@ def test_validate_raises_only_bayescale_errors(df, inputs, columns, duplicates):
        pool=st.sampled_from([None, "none", {"alpha": "family"}, {"E": "dataset", "alpha": "family"}]))
 def test_build_raises_only_bayescale_errors(df, law, pool):
     _only_bayescale_errors(lambda: build(df, law, pool=pool))
+
+
+def test_group_labels_are_kept_as_given_and_ambiguous_ones_refused():
+    from bayescale.data import label_text
+
+    # whole numbers stored as floats (a column that once had a gap) read as typed: 1, not 1.0
+    assert label_text(pd.Series([1.0, 2.0, 1.0]), "family").tolist() == ["1", "2", "1"]
+    assert label_text(pd.Series([1.5, 2.0]), "family").tolist() == ["1.5", "2"]
+    assert label_text(pd.Series(["a", "B "]), "family").tolist() == ["a", "B "]
+    # the number 1 and the text "1" are two labels that would merge into one group: an error
+    with pytest.raises(BayescaleError, match="mixes values that read alike.*'1'"):
+        label_text(pd.Series([1, "1", "a"], dtype=object), "family")
