@@ -14,6 +14,7 @@ import pandas as pd
 from .errors import BayescaleError, BayescaleWarning
 
 LEVELS = (0.5, 0.9)
+STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostics fail
 
 
 # ---- argument helpers ---------------------------------------------------------------------------
@@ -151,6 +152,7 @@ def _fit_from_args(args, df):
         df, law=law_choice(args.law), pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
         columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, discrepancy=args.discrepancy,
+        target_accept=args.target_accept, strict=args.strict,
     )
 
 
@@ -198,9 +200,19 @@ def _check_out_dir(out: str, flag: str) -> None:
 
 
 def cmd_fit(args) -> int:
+    from .errors import UnreliableSamplingError
+
     _check_out(args.out)
     df = read_table(args.data)
-    fit = _fit_from_args(args, df)
+    try:
+        fit = _fit_from_args(args, df)
+    except UnreliableSamplingError as exc:   # --strict: the fit is kept for inspection, the status says no
+        if isinstance(law_choice(args.law), str):
+            exc.fit.save(args.out)
+            print_fit(exc.fit)
+            print(f"saved {args.out} for inspection only")
+        print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
+        return STRICT_FAILED
     fit.save(args.out)
     print_fit(fit)
     print(f"saved {args.out}")
@@ -499,6 +511,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chains", type=int, default=4)
     s.add_argument("--warmup", type=int, default=1000)
     s.add_argument("--draws", type=int, default=1000)
+    s.add_argument("--target-accept", type=float, metavar="P",
+                   help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
+                        "for posteriors with divergences (default 0.8, 0.95 with pooling or a discrepancy)")
+    s.add_argument("--strict", action="store_true",
+                   help="exit with status 3 when r_hat, bulk ESS or divergences fail (the fit is still saved)")
     s.add_argument("--out", required=True, help="where to write the fit (.nc)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_fit)

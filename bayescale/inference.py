@@ -181,7 +181,7 @@ def _count_latent(spec: ModelSpec) -> int:
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
         progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
-        parametrisation="auto", discrepancy="auto"):
+        parametrisation="auto", discrepancy="auto", strict=False):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
     ``law`` is one law ("chinchilla") or several (["chinchilla", "farseer"]): then each is fitted
@@ -194,6 +194,9 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): "auto"
     (the default) gives its scale the prior learned across the public studies, a prior such as
     ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``seed`` lies in [0, 2^32).
+    When the convergence diagnostics fail, a :class:`bayescale.errors.UnreliableSampling` warning
+    carries the fit as ``.fit``; ``strict=True`` raises :class:`bayescale.errors.UnreliableSamplingError`
+    (also with ``.fit``) instead.
     """
     seed = check_seed(seed)
     target_accept = check_target_accept(target_accept)
@@ -202,7 +205,8 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
             raise BayescaleError(f"give two or more different laws to stack, got {list(law)}")
         options = dict(pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
                        progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
-                       dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy)
+                       dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
+                       strict=strict)
         return StackedFit({str(one): fit(df, one, **options) for one in law})
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation, discrepancy=discrepancy)
@@ -224,7 +228,7 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=int(seed),
                                  bayescale_version=__version__)
     result = Fit(idata)
-    result.warn_diagnostics()
+    result.warn_diagnostics(strict=strict)
     return result
 
 

@@ -16,7 +16,7 @@ from . import __version__, discrepancy
 from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
-from .errors import BayescaleError, BayescaleWarning
+from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError
 from .files import write_atomically
 from .integrity import stamp, verify
 from .spec import ModelSpec
@@ -145,7 +145,8 @@ class Fit:
             "mean_steps_per_draw": float(stats["n_steps"].mean()),
         }
 
-    def warn_diagnostics(self) -> None:
+    def sampling_problems(self) -> list[str]:
+        """What the convergence diagnostics flag (empty when r_hat, bulk ESS and divergences pass)."""
         d = self.diagnostics
         problems = []
         if not np.isfinite(d["max_rhat"]):
@@ -156,12 +157,19 @@ class Fit:
             problems.append(f"min bulk ESS {d['min_ess_bulk']:.0f} < {ESS_MIN}")
         if d["divergences"]:
             problems.append(f"{d['divergences']} divergent transitions")
-        if problems:
-            warnings.warn(
-                "sampling looks unreliable: " + "; ".join(problems)
-                + ". Run more warmup/draws, raise target_accept, or simplify the pooling.",
-                BayescaleWarning, stacklevel=3,
-            )
+        return problems
+
+    def warn_diagnostics(self, strict: bool = False) -> None:
+        """Warn (or with ``strict``, raise :class:`UnreliableSamplingError`) when the diagnostics fail;
+        either carries this fit as ``.fit``."""
+        problems = self.sampling_problems()
+        if not problems:
+            return
+        message = ("sampling looks unreliable: " + "; ".join(problems)
+                   + ". Run more warmup/draws, raise target_accept (CLI --target-accept), or simplify the pooling.")
+        if strict:
+            raise UnreliableSamplingError(message, fit=self)
+        warnings.warn(UnreliableSampling(message, fit=self), stacklevel=3)
 
     # ---- summary ----------------------------------------------------------------------------------
     def summary_names(self) -> list[str]:

@@ -339,3 +339,31 @@ def test_at_names_are_checked_and_labels_kept_as_typed(capsys, fitted):
     from bayescale.cli import _points
     pts = _points(Namespace(data=None, at=["params=7e10,tokens=1.4e12,family=1"], col=None), None)
     assert pts.loc[0, "family"] == "1" and pts.loc[0, "params"] == 7e10
+
+
+def test_strict_fit_fails_on_bad_diagnostics_and_keeps_the_fit(capsys, workdir, csv):
+    """One chain of 150 draws cannot pass the diagnostics (no r_hat, low ESS): --strict exits 3,
+    the fit is saved for inspection; without --strict the same fit exits 0 (the control)."""
+    out = workdir / "strict.nc"
+    rc, stdout, err = run(capsys, "fit", csv, *TINY, "--discrepancy", "none", "--strict", "--out", out)
+    assert rc == 3 and "--strict: sampling looks unreliable" in err and out.exists()
+    rc, _, _ = run(capsys, "fit", csv, *TINY, "--discrepancy", "none", "--out", out)
+    assert rc == 0
+    assert "target_accept must lie strictly between 0 and 1" in user_error(
+        capsys, "fit", csv, "--target-accept", "1.5", "--out", workdir / "x.nc")
+
+
+def test_warnings_as_errors_keep_the_fit():
+    import warnings as w
+
+    import bayescale
+    from bayescale.errors import UnreliableSampling, UnreliableSamplingError
+    df = demo_data()
+    with w.catch_warnings():
+        w.simplefilter("error", UnreliableSampling)
+        with pytest.raises(UnreliableSampling) as caught:
+            bayescale.fit(df, chains=1, warmup=50, draws=50, progress=False, discrepancy="none")
+    assert caught.value.fit is not None and caught.value.fit.n_draws == 50
+    with pytest.raises(UnreliableSamplingError) as strict:
+        bayescale.fit(df, chains=1, warmup=50, draws=50, progress=False, discrepancy="none", strict=True)
+    assert strict.value.fit.n_draws == 50
