@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -276,6 +276,7 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
     n_chunks = -(-total // CHUNK)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     lock = threading.Lock()
+    stop = threading.Event()   # set on Ctrl-C: every chain stops at its next chunk
 
     def one_chain(c: int):
         with precision(sampler.x64):   # thread-local: every chain thread enters it
@@ -287,6 +288,8 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
                     "the priors allow the data (e.g. a response outside the law's range) or tighten the priors")
             parts = []
             for i in range(n_chunks):
+                if stop.is_set():
+                    return None
                 carry, fields = sampler.chunk(carry, args)
                 parts.append(jax.device_get(fields))
                 if on_progress is not None:
@@ -298,6 +301,14 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
             return z, *rest
 
     with ThreadPoolExecutor(worker_count(chains)) as pool:
-        results = list(pool.map(one_chain, range(chains)))
+        futures = [pool.submit(one_chain, c) for c in range(chains)]
+        try:
+            while wait(futures, timeout=0.2).not_done:   # short waits, so that Ctrl-C reaches this thread
+                pass
+        except KeyboardInterrupt:
+            stop.set()
+            wait(futures)   # within one chunk per chain; the compiled programs stay usable
+            raise
+        results = [f.result() for f in futures]
     first, *rest = jax.tree.map(lambda *a: np.stack(a), *results)   # leaves: (chain, draw, ...)
     return first, dict(zip(FIELDS[1:], rest))

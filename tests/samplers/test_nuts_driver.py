@@ -94,3 +94,21 @@ def test_bad_thread_setting_is_a_clear_error(data, monkeypatch):
     monkeypatch.setenv("BAYESCALE_CHAIN_THREADS", "two")
     with pytest.raises(bayescale.BayescaleError, match="BAYESCALE_CHAIN_THREADS must be a positive integer"):
         bayescale.fit(data, seed=5, **SETTINGS)
+
+
+def test_ctrl_c_stops_sampling_fast_and_leaves_the_sampler_usable(data):
+    """SIGINT during sampling: KeyboardInterrupt within a couple of seconds (each chain stops at
+    its next chunk of transitions), and the next fit of the same shape runs normally."""
+    import signal
+    import threading
+    import time
+
+    bayescale.fit(data, seed=1, **SETTINGS)                          # compiled before the timing
+    timer = threading.Timer(1.0, signal.raise_signal, args=(signal.SIGINT,))
+    start = time.perf_counter()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        bayescale.fit(data, seed=2, **{**SETTINGS, "draws": 200_000})   # would take minutes
+    assert time.perf_counter() - start < 8.0
+    again = bayescale.fit(data, seed=3, **SETTINGS)
+    assert again.posterior.sizes["draw"] == SETTINGS["draws"] and np.isfinite(again.diagnostics["max_rhat"])
