@@ -386,6 +386,7 @@ def cmd_calibrate(args) -> int:
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     result = calibrate(
         df, law_choice(args.law), args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
+        target_accept=args.target_accept,
         priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
@@ -481,7 +482,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_data_and_law(s) -> None:
-    """The table, the law(s) and the model discrepancy: shared by `fit` and `calibrate`."""
+    """The table, the law(s), the model discrepancy and NUTS's target acceptance: shared by `fit`
+    and `calibrate`."""
     s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
     s.add_argument("--law", default="chinchilla",
                    help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
@@ -490,6 +492,9 @@ def _add_data_and_law(s) -> None:
                    help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
                         "its scale's prior learned across public studies), none (the law alone), or a "
                         "prior for its scale such as 'LogNormal(-4, 1)'")
+    s.add_argument("--target-accept", type=float, metavar="P",
+                   help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
+                        "for posteriors with divergences (default 0.8, 0.95 with pooling or a discrepancy)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -511,9 +516,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chains", type=int, default=4)
     s.add_argument("--warmup", type=int, default=1000)
     s.add_argument("--draws", type=int, default=1000)
-    s.add_argument("--target-accept", type=float, metavar="P",
-                   help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
-                        "for posteriors with divergences (default 0.8, 0.95 with pooling or a discrepancy)")
     s.add_argument("--strict", action="store_true",
                    help="exit with status 3 when r_hat, bulk ESS or divergences fail (the fit is still saved)")
     s.add_argument("--out", required=True, help="where to write the fit (.nc)")

@@ -136,7 +136,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
               natural=None, levels=LEVELS, progress: bool = False, columns=None,
-              duplicates: str = "error", discrepancy="auto") -> CalibrationResult:
+              duplicates: str = "error", discrepancy="auto", target_accept=None) -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
 
     ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
@@ -175,6 +175,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
               disable=not progress or not baselines) as bar:
         main = fit_law(train, law_arg, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
+                       target_accept=target_accept,
                        draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy)
         bar.update(1)
         t_fit = time.perf_counter() - t_start
@@ -240,6 +241,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                         bar.update(1)
                         continue
                     sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
+                                  target_accept=target_accept,
                                   warmup=warmup, draws=draws, progress=progress, duplicates=duplicates,
                                   discrepancy=discrepancy)
                     _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
@@ -261,6 +263,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         # the same law without the discrepancy, on the same split: how much wider the default is
         # than the law's posterior alone, and what that buys
         alone = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
+                        target_accept=target_accept,
                         draws=draws, progress=False, duplicates=duplicates, discrepancy="none")
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         _, alone_summary = _scored(alone_draws.values, truth, levels)
