@@ -102,7 +102,7 @@ class CalibrationResult:
         out_dir.mkdir(parents=True, exist_ok=True)
         fits = getattr(self.fit, "fits", {"": self.fit})
         images = []
-        for i, (name, one) in enumerate(fits.items()):
+        for i, one in enumerate(fits.values()):
             images.append(f"fit{i or ''}.png")
             plot_fit(one, out_dir / images[-1], heldout=self.heldout)
         curves = {f"{METHOD} (new observation)": self.summary,

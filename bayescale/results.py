@@ -16,7 +16,7 @@ from . import __version__, discrepancy
 from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
-from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError
+from .errors import BayescaleError, UnreliableSampling, UnreliableSamplingError
 from .files import write_atomically
 from .integrity import stamp, verify
 from .spec import ModelSpec

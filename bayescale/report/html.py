@@ -43,7 +43,7 @@ def fit_report(fit, out_dir) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     if hasattr(fit, "fits"):
         images = []
-        for i, (name, one) in enumerate(fit.fits.items()):
+        for i, one in enumerate(fit.fits.values()):
             images.append(f"fit_{i}.png")
             plot_fit(one, out_dir / images[-1])
         weights = pd.DataFrame({"law": list(fit.weights), "stacking weight": list(fit.weights.values()),
