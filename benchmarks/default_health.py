@@ -1,0 +1,115 @@
+"""Sampling health at the defaults: how often does an ordinary fit get flagged as unreliable?
+
+Cases (everything at bayescale.fit's defaults, 4 chains x 1000 + 1000, seed as listed):
+* demo: the embedded synthetic demo (3 families), seeds 0, 1, 2;
+* small table: 12 chinchilla runs (4 sizes x 3 token counts), seeds 0, 1, 2;
+* chinchilla simulation: 160 runs simulated from Hoffmann et al.'s fit (1% noise), seeds 0, 1;
+* one curve: power law fitted to 5, 8, 12, 16 and 20 points of one simulated curve, seeds 0, 1, 2;
+* Epoch with farseer, seed 0 (needs the datasets folder).
+Each row: max r_hat, min bulk ESS, divergences, leapfrog steps per draw, whether bayescale's
+warning fired, and seconds. Writes the section "Sampling health at the defaults" of RESULTS.md
+with --results.
+
+Run: python benchmarks/default_health.py [--discrepancy auto|none] [--results] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+_DEFAULT_DATA = HERE.parent.parent / "shared" / "datasets"
+if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
+    os.environ["BAYESCALE_DATA"] = str(_DEFAULT_DATA)
+sys.path.insert(0, str(HERE))
+
+import bayescale  # noqa: E402
+from bayescale import datasets  # noqa: E402
+from bayescale.errors import UnreliableSampling  # noqa: E402
+from bayescale.models import get_law  # noqa: E402
+from bayescale.simulate import simulate  # noqa: E402
+
+HOFFMANN = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.01, "nu": 30.0}
+POWER = {"E": 1.8, "log_A0": -0.5, "alpha": 0.3, "sigma": 0.01, "nu": 30.0}
+
+
+def small_table(seed):
+    n, r = np.meshgrid(np.geomspace(3e7, 1e9, 4), [10.0, 20.0, 40.0], indexing="ij")
+    design = pd.DataFrame({"params": n.ravel(), "tokens": (n * r).ravel()})
+    return simulate(get_law("chinchilla"), design, HOFFMANN, seed=seed)[0]
+
+
+def chinchilla_sim(seed):
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(1e7), np.log(3e9), 160))
+    design = pd.DataFrame({"params": n, "tokens": n * np.exp(rng.uniform(np.log(2), np.log(200), 160))})
+    return simulate(get_law("chinchilla"), design, HOFFMANN, seed=seed)[0]
+
+
+def one_curve(k, seed):
+    design = pd.DataFrame({"params": np.geomspace(1e7, 1e10, k)})
+    return simulate(get_law("power"), design, POWER, seed=seed)[0]
+
+
+def cases(quick: bool):
+    out = [("demo", seed, datasets.demo_data, "chinchilla", None) for seed in (0, 1, 2)]
+    out += [("small table (12 runs)", seed, lambda s=seed: small_table(s), "chinchilla", None) for seed in (0, 1, 2)]
+    out += [("chinchilla simulation (160 runs)", seed, lambda s=seed: chinchilla_sim(s), "chinchilla", None)
+            for seed in (0, 1)]
+    out += [(f"one curve, {k} points", seed, lambda k=k, s=seed: one_curve(k, s), "power", None)
+            for k in (5, 8, 12, 16, 20) for seed in (0, 1, 2)]
+    if (Path(os.environ.get("BAYESCALE_DATA", "")) / "chinchilla_epoch").is_dir():
+        out.append(("Epoch, farseer", 0, lambda: datasets.load("chinchilla_epoch")[["params", "tokens", "loss"]],
+                    "farseer", None))
+    return out[:4] if quick else out
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cells = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--discrepancy", default="auto")
+    ap.add_argument("--results", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="the first four cases only")
+    args = ap.parse_args(argv)
+    rows = []
+    for name, seed, make, law, _ in cases(args.quick):
+        df = make()
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+            warnings.simplefilter("always", UnreliableSampling)   # added last, so checked first
+            f = bayescale.fit(df, law, seed=seed, progress=False, discrepancy=args.discrepancy, duplicates="keep")
+        flagged = any(isinstance(w.message, UnreliableSampling) for w in caught)
+        d = f.diagnostics
+        rows.append({"case": name, "law": law, "seed": seed, "max r_hat": d["max_rhat"], "min ESS": d["min_ess_bulk"],
+                     "divergences": int(d["divergences"]), "steps/draw": d["mean_steps_per_draw"],
+                     "flagged": "yes" if flagged else "no", "seconds": time.perf_counter() - t0})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    n_flag = int((table["flagged"] == "yes").sum())
+    md = (f"## Sampling health at the defaults (`benchmarks/default_health.py --discrepancy {args.discrepancy}`)\n\n"
+          f"Every fit at `bayescale.fit`'s defaults (4 chains x 1000 warmup + 1000 draws), discrepancy "
+          f"`{args.discrepancy}`; 'flagged' = bayescale's unreliable-sampling warning fired (max r_hat > 1.01, "
+          f"min bulk ESS < 400 or any divergence). {n_flag} of {len(table)} fits flagged.\n\n"
+          + markdown(table) + "\n")
+    print(md)
+    if args.results:
+        from results_file import write_section
+        write_section(f"default-health-{args.discrepancy}", md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
