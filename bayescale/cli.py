@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import BayescaleError, BayescaleWarning
+from .errors import BayescaleError, BayescaleWarning, UnreliableSamplingError
 
 LEVELS = (0.5, 0.9)
 STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostics fail
@@ -200,8 +200,6 @@ def _check_out_dir(out: str, flag: str) -> None:
 
 
 def cmd_fit(args) -> int:
-    from .errors import UnreliableSamplingError
-
     _check_out(args.out)
     df = read_table(args.data)
     try:
@@ -344,7 +342,7 @@ def cmd_demo(args) -> int:
     print(f"SYNTHETIC demo data: {len(df)} runs of {df['family'].nunique()} model families, "
           f"params {df['params'].min():.2g}-{df['params'].max():.2g}, simulated by bayescale "
           "from known chinchilla parameters")
-    result = fit(df, law="chinchilla", seed=args.seed, progress=_progress(args))
+    result = fit(df, law="chinchilla", seed=args.seed, progress=_progress(args), strict=args.strict)
     print_fit(result)
     target, truth = demo_target(df)
     pred = result.predict(target, levels=(0.5, 0.9))
@@ -390,7 +388,7 @@ def cmd_calibrate(args) -> int:
         priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
-        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates,
+        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, strict=args.strict,
     )
     print(f"law {result.law}, holdout {result.holdout}: {result.n_train} training runs, "
           f"{result.n_heldout} held out")
@@ -495,6 +493,13 @@ def _add_data_and_law(s) -> None:
     s.add_argument("--target-accept", type=float, metavar="P",
                    help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
                         "for posteriors with divergences (default 0.8, 0.95 with pooling or a discrepancy)")
+    _add_strict(s)
+
+
+def _add_strict(s) -> None:
+    s.add_argument("--strict", action="store_true",
+                   help=f"exit with status {STRICT_FAILED} when a fit's r_hat, bulk ESS or divergences fail "
+                        "(`fit` still saves it, for inspection)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -516,8 +521,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--chains", type=int, default=4)
     s.add_argument("--warmup", type=int, default=1000)
     s.add_argument("--draws", type=int, default=1000)
-    s.add_argument("--strict", action="store_true",
-                   help="exit with status 3 when r_hat, bulk ESS or divergences fail (the fit is still saved)")
     s.add_argument("--out", required=True, help="where to write the fit (.nc)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_fit)
@@ -557,6 +560,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="also save the demo fit")
     s.add_argument("--quiet", action="store_true")
+    _add_strict(s)
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("calibrate", help="fit on small runs, score predictions of held-out large runs")
@@ -637,6 +641,9 @@ def main(argv=None) -> int:
             warnings.simplefilter("default", BayescaleWarning)
             warnings.formatwarning = _format_warning
             return int(args.func(args) or 0)
+    except UnreliableSamplingError as exc:   # --strict
+        print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
+        return STRICT_FAILED
     except BayescaleError as exc:
         print(f"bayescale: error: {exc}", file=sys.stderr)
         return 2

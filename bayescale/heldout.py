@@ -136,7 +136,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
               natural=None, levels=LEVELS, progress: bool = False, columns=None,
-              duplicates: str = "error", discrepancy="auto", target_accept=None) -> CalibrationResult:
+              duplicates: str = "error", discrepancy="auto", target_accept=None,
+              strict: bool = False) -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
 
     ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
@@ -175,7 +176,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
               disable=not progress or not baselines) as bar:
         main = fit_law(train, law_arg, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
-                       target_accept=target_accept,
+                       target_accept=target_accept, strict=strict,
                        draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy)
         bar.update(1)
         t_fit = time.perf_counter() - t_start

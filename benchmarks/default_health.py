@@ -3,7 +3,8 @@
 Cases (everything at bayescale.fit's defaults, 4 chains x 1000 + 1000, seed as listed):
 * demo: the embedded synthetic demo (3 families), seeds 0, 1, 2;
 * small table: 12 chinchilla runs (4 sizes x 3 token counts), seeds 0, 1, 2;
-* chinchilla simulation: 160 runs simulated from Hoffmann et al.'s fit (1% noise), seeds 0, 1;
+* chinchilla simulation: 160 runs simulated from Hoffmann et al.'s fit (1% noise, N in 5e7-2e9,
+  5-80 tokens per parameter), seeds 0-4;
 * one curve: power law fitted to 5, 8, 12, 16 and 20 points of one simulated curve, seeds 0, 1, 2;
 * Epoch with farseer, seed 0 (needs the datasets folder).
 Each row: max r_hat, min bulk ESS, divergences, leapfrog steps per draw, whether bayescale's
@@ -48,8 +49,8 @@ def small_table(seed):
 
 def chinchilla_sim(seed):
     rng = np.random.default_rng(seed)
-    n = np.exp(rng.uniform(np.log(1e7), np.log(3e9), 160))
-    design = pd.DataFrame({"params": n, "tokens": n * np.exp(rng.uniform(np.log(2), np.log(200), 160))})
+    n = np.exp(rng.uniform(np.log(5e7), np.log(2e9), 160))
+    design = pd.DataFrame({"params": n, "tokens": n * np.exp(rng.uniform(np.log(5), np.log(80), 160))})
     return simulate(get_law("chinchilla"), design, HOFFMANN, seed=seed)[0]
 
 
@@ -62,7 +63,7 @@ def cases(quick: bool):
     out = [("demo", seed, datasets.demo_data, "chinchilla", None) for seed in (0, 1, 2)]
     out += [("small table (12 runs)", seed, lambda s=seed: small_table(s), "chinchilla", None) for seed in (0, 1, 2)]
     out += [("chinchilla simulation (160 runs)", seed, lambda s=seed: chinchilla_sim(s), "chinchilla", None)
-            for seed in (0, 1)]
+            for seed in range(5)]
     out += [(f"one curve, {k} points", seed, lambda k=k, s=seed: one_curve(k, s), "power", None)
             for k in (5, 8, 12, 16, 20) for seed in (0, 1, 2)]
     if (Path(os.environ.get("BAYESCALE_DATA", "")) / "chinchilla_epoch").is_dir():

@@ -349,6 +349,8 @@ def test_strict_fit_fails_on_bad_diagnostics_and_keeps_the_fit(capsys, workdir, 
     assert rc == 3 and "--strict: sampling looks unreliable" in err and out.exists()
     rc, _, _ = run(capsys, "fit", csv, *TINY, "--discrepancy", "none", "--out", out)
     assert rc == 0
+    rc, _, err = run(capsys, "calibrate", csv, *TINY, "--discrepancy", "none", "--baselines", "", "--strict")
+    assert rc == 3 and "--strict: sampling looks unreliable" in err
     assert "target_accept must lie strictly between 0 and 1" in user_error(
         capsys, "fit", csv, "--target-accept", "1.5", "--out", workdir / "x.nc")
 
