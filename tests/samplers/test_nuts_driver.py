@@ -104,11 +104,17 @@ def test_ctrl_c_stops_sampling_fast_and_leaves_the_sampler_usable(data):
     import time
 
     bayescale.fit(data, seed=1, **SETTINGS)                          # compiled before the timing
+    # a shell that starts a job in the background (as CI may) ignores SIGINT: restore Python's handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(1.0, signal.raise_signal, args=(signal.SIGINT,))
     start = time.perf_counter()
     timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        bayescale.fit(data, seed=2, **{**SETTINGS, "draws": 200_000})   # would take minutes
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            bayescale.fit(data, seed=2, **{**SETTINGS, "draws": 2_000_000})   # would take many minutes
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - start < 8.0
     again = bayescale.fit(data, seed=3, **SETTINGS)
     assert again.posterior.sizes["draw"] == SETTINGS["draws"] and np.isfinite(again.diagnostics["max_rhat"])

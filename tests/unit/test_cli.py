@@ -252,8 +252,8 @@ def test_missing_and_unreadable_files(capsys, workdir, csv):
     empty.write_text("")
     assert "cannot read" in user_error(capsys, "fit", empty, "--out", workdir / "x.nc")
     assert "no fit file" in user_error(capsys, "predict", workdir / "nope.nc", "--at", "params=1e9,tokens=1e10")
-    assert "not a readable netCDF" in user_error(capsys, "summary", csv)
-    assert "not a readable netCDF" in user_error(capsys, "allocate", csv, "--compute", "1e21")
+    assert "damaged or not a bayescale fit" in user_error(capsys, "summary", csv)
+    assert "damaged or not a bayescale fit" in user_error(capsys, "allocate", csv, "--compute", "1e21")
 
 
 @pytest.mark.parametrize("args, expected", [
