@@ -88,3 +88,11 @@ def _group_of(value: dict, frame: pd.DataFrame) -> str:
         if keys >= set(frame[g]):
             return g
     raise BayescaleError(f"group labels {sorted(keys)} do not match any grouping column's labels")
+
+
+def log_uniform_design(n: int, seed: int = 0, params=(1e8, 1e10), tokens=(1e10, 1e12)) -> pd.DataFrame:
+    """``n`` runs with N and D drawn log-uniformly from the given ranges (a table of any size for
+    tests and benchmarks of the samplers)."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"params": np.exp(rng.uniform(np.log(params[0]), np.log(params[1]), n)),
+                         "tokens": np.exp(rng.uniform(np.log(tokens[0]), np.log(tokens[1]), n))})

@@ -13,17 +13,14 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.simulate import simulate
+from bayescale.simulate import log_uniform_design, simulate
 
 TRUTH = {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28, "sigma": 0.01, "nu": 30.0}
 
 
 def chinchilla_table(n: int, seed: int = 0) -> pd.DataFrame:
     """``n`` runs, N in [1e8, 1e10] and D in [1e10, 1e12] log-uniform, 1% noise on log loss."""
-    rng = np.random.default_rng(seed)
-    design = pd.DataFrame({"params": np.exp(rng.uniform(np.log(1e8), np.log(1e10), n)),
-                           "tokens": np.exp(rng.uniform(np.log(1e10), np.log(1e12), n))})
-    return simulate("chinchilla", design, TRUTH, seed=seed + 1)[0]
+    return simulate("chinchilla", log_uniform_design(n, seed), TRUTH, seed=seed + 1)[0]
 
 
 def test_20000_rows_sample_in_float64_from_the_mode():
