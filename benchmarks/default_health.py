@@ -73,7 +73,12 @@ def cases(quick: bool):
 
 
 def markdown(table: pd.DataFrame) -> str:
-    cells = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row] for row in table.itertuples(index=False)]
+    def cell(col, v):
+        if not isinstance(v, float):
+            return str(v)
+        return f"{v:.4f}" if col == "max r_hat" else f"{v:.3g}"   # 1.0112 must not read 1.01
+
+    cells = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
 
