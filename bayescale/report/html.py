@@ -47,7 +47,7 @@ def fit_report(fit, out_dir) -> Path:
             images.append(f"fit_{i}.png")
             plot_fit(one, out_dir / images[-1])
         weights = pd.DataFrame({"law": list(fit.weights), "stacking weight": list(fit.weights.values()),
-                                "formula": [one.law.formula for one in fit.fits.values()]})
+                                "formula": [one.law.formula for one in fit.fits.values()]}).set_index("law")
         diag = pd.DataFrame.from_dict(fit.diagnostics, orient="index")
         intro = ["Several laws fitted to the same runs; predictions draw each posterior draw from one law, "
                  "picked with its PSIS-LOO stacking weight, so intervals carry the laws' disagreement."]
