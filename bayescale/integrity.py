@@ -38,9 +38,13 @@ def _digest(values) -> str:
     return h.hexdigest()
 
 
+def json_digest(obj) -> str:
+    """SHA-256 of a JSON-able object, keys sorted (metadata, a stack's laws and weights)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
 def _metadata(posterior) -> str:
-    attrs = {k: str(v) for k, v in posterior.attrs.items() if k != ATTR}
-    return hashlib.sha256(json.dumps(attrs, sort_keys=True).encode()).hexdigest()
+    return json_digest({k: str(v) for k, v in posterior.attrs.items() if k != ATTR})
 
 
 def checksums(idata) -> dict[str, str]:

@@ -9,7 +9,6 @@ the laws' disagreement as well as each law's own uncertainty. Held-out runs are 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -21,7 +20,7 @@ import xarray as xr
 
 from .errors import BayescaleError
 from .files import write_atomically
-from .integrity import damaged, stamp
+from .integrity import damaged, json_digest, stamp
 from .predict import check_levels, interval_columns, summary_frame
 from .results import Fit, load_idata
 
@@ -181,4 +180,4 @@ def read_stack(path: Path) -> StackedFit | None:
 
 
 def _meta_checksum(meta: dict) -> str:
-    return hashlib.sha256(json.dumps({k: meta[k] for k in ("laws", "weights")}, sort_keys=True).encode()).hexdigest()
+    return json_digest({k: meta[k] for k in ("laws", "weights")})
