@@ -166,14 +166,21 @@ def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
     return xp.concatenate(cols, axis=1)
 
 
-def sample_term(disc: Discrepancy, x: dict):
-    """NumPyro: sample the scale and the increments; return delta at the rows of ``x``."""
-    import jax.numpy as jnp
+def walk_inputs(disc: Discrepancy, x: dict) -> dict:
+    """The walk's data for the sampler: its basis at the fitted rows (rows x knots). It is passed
+    to the compiled model as data, not built into it, so one compiled program serves every data
+    set of the same shape whatever its knots (a program built with one data set's knots and
+    reused for another's would bend the curve at the wrong places)."""
+    return {"basis": np.asarray(basis(disc, x, np), dtype=np.float64)}
 
+
+def sample_term(disc: Discrepancy, walk: dict):
+    """NumPyro: sample the scale and the increments; return delta at the fitted rows (``walk``:
+    :func:`walk_inputs`, its basis padded like the rows)."""
     s = numpyro.sample(SCALE, disc.prior)
     with numpyro.plate(KNOT_DIM, disc.size):
         z = numpyro.sample(STEPS, dist.Normal(0.0, 1.0))
-    return s * (basis(disc, x, jnp) @ z)
+    return s * (walk["basis"] @ z)
 
 
 def pymc_term(pm, pt, disc: Discrepancy, x: dict, prior_maker):

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .data import Dataset
 from .design import centre, extra_columns
-from .discrepancy import sample_term
+from .discrepancy import sample_term, walk_inputs
 from .checks import check_seed, check_target_accept
 from .errors import BayescaleError, BayescaleWarning
 from .results import Fit, fit_config, inference_data  # noqa: F401  (inference_data, fit_config: used by batch)
@@ -44,11 +44,12 @@ def bucket_size(n: int) -> int:
 # ---- the NumPyro model ------------------------------------------------------------------------
 
 def make_model(spec: ModelSpec):
-    """The NumPyro model ``model(x, idx, y=None, aux=None)``; rows where ``aux["__mask__"]`` is 0
-    (padding, see :func:`bucket_size`) add nothing to the likelihood."""
+    """The NumPyro model ``model(x, idx, y=None, aux=None, walk=None)``; rows where
+    ``aux["__mask__"]`` is 0 (padding, see :func:`bucket_size`) add nothing to the likelihood;
+    ``walk`` holds the discrepancy walk's data (:func:`bayescale.discrepancy.walk_inputs`)."""
     law = spec.law
 
-    def model(x, idx, y=None, aux=None):
+    def model(x, idx, y=None, aux=None, walk=None):
         if isinstance(next(iter(x.values())), jax.core.Tracer):
             _TRACES[law.spec] = _TRACES.get(law.spec, 0) + 1
         aux = dict(aux or {})
@@ -76,7 +77,9 @@ def make_model(spec: ModelSpec):
         mu = law.mean(x, values)
         if spec.discrepancy is not None:   # what the law misses, on the observation's link scale
             obs = law.observation
-            mu = obs.inverse_link(obs.link(mu, jnp) + sample_term(spec.discrepancy, x), jnp)
+            if not walk:
+                raise BayescaleError("this model has a discrepancy walk: give its data (walk_inputs)")
+            mu = obs.inverse_link(obs.link(mu, jnp) + sample_term(spec.discrepancy, walk), jnp)
         n = next(iter(x.values())).shape[0]
         with numpyro.plate("obs", n):
             if row_mask is None:
@@ -116,16 +119,21 @@ def _pad(a, size: int):
 
 
 def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
-    """``(x, idx, y, aux)`` for the model as NumPy arrays (float64, group indices int32), rows
-    padded to :func:`bucket_size` and masked; the sampler casts them to its float type."""
+    """``(x, idx, y, aux, walk)`` for the model as NumPy arrays (float64, group indices int32),
+    rows padded to :func:`bucket_size` and masked; the sampler casts them to its float type.
+    ``walk`` is empty for the law alone."""
     size = bucket_size(data.n)
-    x = {k: _pad(v, size) for k, v in centre(spec.law, data.inputs, spec.logref).items()}
+    centred = centre(spec.law, data.inputs, spec.logref)
+    x = {k: _pad(v, size) for k, v in centred.items()}
     idx = {g: _pad(data.group_index[g], size).astype(np.int32) for g in spec.coords}
     aux_np = extra_columns(data.frame, spec.law.extras)
     aux = {k: _pad(v, size).astype(np.float64) for k, v in aux_np.items()}
     aux[MASK] = (np.arange(size) < data.n).astype(np.float64)  # always: one pytree shape
     y = _pad(spec.law.observation.site_value(data.response, aux_np), size).astype(np.float64)
-    return x, idx, y, aux
+    walk = {}
+    if spec.discrepancy is not None:
+        walk = {k: _pad(v, size) for k, v in walk_inputs(spec.discrepancy, centred).items()}
+    return x, idx, y, aux, walk
 
 
 def sample_posterior(

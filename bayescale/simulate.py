@@ -11,6 +11,7 @@ from numpyro.handlers import trace
 from .data import GROUP_COLUMNS
 from .design import centre, extra_columns
 from .errors import BayescaleError
+from .discrepancy import walk_inputs
 from .inference import make_model
 from .models import get_law
 from .samplers.cache import tracing
@@ -52,9 +53,13 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
     if params is None:
         x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in x.items()}
         idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
+        walk = {}
+        if spec.discrepancy is not None:
+            walk = {k: jnp.asarray(v, dtype=jnp.float32)
+                    for k, v in walk_inputs(spec.discrepancy, centre(law, data.inputs, spec.logref)).items()}
         with tracing():   # NumPyro's handler stack is global: one trace at a time
             tr = trace(seed_handler(make_model(spec), jax.random.PRNGKey(seed))).get_trace(
-                x, idx, None, {k: jnp.asarray(v) for k, v in aux_np.items()})
+                x, idx, None, {k: jnp.asarray(v) for k, v in aux_np.items()}, walk)
         truth = {k: np.asarray(v["value"]) for k, v in tr.items()
                  if v["type"] in ("sample", "deterministic") and k != "y"}
         y = law.observation.from_site(np.asarray(tr["y"]["value"], dtype=np.float64), aux_np)

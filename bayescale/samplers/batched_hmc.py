@@ -38,6 +38,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import log_likelihood
 
 from . import adaptation as ad
+from ..errors import BayescaleError
 from .cache import PROGRAMS, tracing
 from .nuts import OUTPUT_BLOCK, _model_functions, worker_count
 from .precision import cast_arguments, precision, use_x64
@@ -189,7 +190,10 @@ def padded_arguments(spec, data, rows: int) -> tuple:
     to ``rows`` rows the same way: the last row repeated, its mask 0."""
     from ..inference import MASK, _pad, model_arguments
 
-    x, idx, y, aux = jax.tree.map(np.asarray, model_arguments(spec, data))
+    x, idx, y, aux, walk = jax.tree.map(np.asarray, model_arguments(spec, data))
+    if walk:
+        raise BayescaleError("the batched sampler fits the law alone (discrepancy='none'); "
+                             "fit with sampler='nuts' for a discrepancy walk")
     extend = partial(jax.tree.map, lambda a: _pad(a, rows))
     aux = {k: (np.concatenate([v, np.zeros(rows - len(v), v.dtype)]) if k == MASK else _pad(v, rows))
            for k, v in aux.items()}

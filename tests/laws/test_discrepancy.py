@@ -15,6 +15,7 @@ from numpyro.infer.util import log_density
 import bayescale as bs
 from bayescale import discrepancy
 from bayescale.design import centre
+from bayescale.discrepancy import walk_inputs
 from bayescale.inference import build, make_model
 from bayescale.models import get_law
 
@@ -51,12 +52,13 @@ def test_pymc_twin_matches_numpyro_with_discrepancy():
     model = make_model(spec)
     x = {k: jnp.asarray(v) for k, v in centre(law, data.inputs, spec.logref).items()}
     y = jnp.asarray(np.log(data.response))
+    walk = {k: jnp.asarray(v) for k, v in walk_inputs(spec.discrepancy, x).items()}
     points, ours = [], []
     for s in range(4):
-        tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, None)
+        tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, None, walk)
         point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
         points.append(point)
-        ours.append(float(log_density(model, (x, {}, y, None), {}, point)[0]))
+        ours.append(float(log_density(model, (x, {}, y, None, walk), {}, point)[0]))
     free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR))
     logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
     np.testing.assert_allclose([float(logp(p)) for p in points], ours, rtol=1e-6, atol=1e-3)
@@ -176,3 +178,37 @@ def test_calibrate_says_why_the_default_is_wider_than_the_law_alone():
         warnings.simplefilter("ignore", bs.BayescaleWarning)
         plain = calibrate(df, "chinchilla", "top-compute:0.2", baselines=(), discrepancy="none", seed=0, **BUDGET)
     assert "law_alone" not in plain.summary and "no model-discrepancy term" in plain.width_explanation()
+
+
+def _loglik_by_hand(fit, df, knots_from):
+    """Pointwise log likelihood of the first draws of ``fit`` (of ``df``), recomputed in NumPy with
+    the walk's basis built from ``knots_from`` (a Discrepancy)."""
+    from scipy import stats
+
+    law = fit.law
+    spec, data = build(df, law, discrepancy=PRIOR)
+    x = centre(law, data.inputs, spec.logref)
+    post = fit.idata.posterior.isel(chain=0, draw=slice(0, 20))
+    p = {k: post[k].values[:, None] for k in ("E", "log_A0", "alpha", "log_B0", "beta", "sigma", "nu")}
+    walk = discrepancy.basis(knots_from, x, np) @ post[discrepancy.STEPS].values.T   # rows x draws
+    loc = np.log(law.mean({k: v[None, :] for k, v in x.items()}, p, xp=np)) + post[discrepancy.SCALE].values[:, None] * walk.T
+    return stats.t.logpdf(np.log(data.response)[None, :], p["nu"], loc, p["sigma"])
+
+
+def test_a_compiled_sampler_reused_for_new_data_uses_the_new_data_knots():
+    # Two ladders of the same shape and knot counts but different spans share one compiled
+    # program; its walk must bend at the second ladder's knots, not the first's.
+    a = ladder(seed_=2)
+    b = a.copy()
+    b["params"] = 3e8 * (a["params"] / 3e8) ** 1.5
+    b["tokens"] = b["params"] * a["tokens"] / a["params"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        fit_a = bs.fit(a, "chinchilla", seed=0, discrepancy=PRIOR, chains=2, warmup=50, draws=20, progress=False)
+        fit_b = bs.fit(b, "chinchilla", seed=0, discrepancy=PRIOR, chains=2, warmup=50, draws=20, progress=False)
+    da, db = fit_a.spec.discrepancy, fit_b.spec.discrepancy
+    assert da.key() == db.key() and da.knots != db.knots            # one compiled program, two knot sets
+    stored = fit_b.idata.log_likelihood["y"].isel(chain=0, draw=slice(0, 20)).values
+    np.testing.assert_allclose(stored, _loglik_by_hand(fit_b, b, db), rtol=1e-3, atol=1e-3)
+    # control: the first ladder's knots give a different likelihood
+    assert np.abs(stored - _loglik_by_hand(fit_b, b, da)).max() > 1e-2
