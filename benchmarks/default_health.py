@@ -4,8 +4,10 @@ Cases (everything at bayescale.fit's defaults, 4 chains x 1000 + 1000, seed as l
 * demo: the embedded synthetic demo (3 families), seeds 0, 1, 2;
 * small table: 12 chinchilla runs (4 sizes x 3 token counts), seeds 0, 1, 2;
 * chinchilla simulation: 160 runs simulated from Hoffmann et al.'s fit (1% noise, N in 5e7-2e9,
-  5-80 tokens per parameter), seeds 0-4;
+  5-80 tokens per parameter), seeds 0-19;
 * one curve: power law fitted to 5, 8, 12, 16 and 20 points of one simulated curve, seeds 0, 1, 2;
+* NMT curves: ``power:tokens`` fitted to the first 50 / 70 / 85 % of each of the 5 machine-translation
+  learning curves of the learning-curve benchmark (10-11 points each; needs the datasets folder);
 * Epoch with farseer, seed 0 (needs the datasets folder).
 Each row: max r_hat, min bulk ESS, divergences, leapfrog steps per draw, whether bayescale's
 warning fired, and seconds. Writes the section "Sampling health at the defaults" of RESULTS.md
@@ -59,13 +61,41 @@ def one_curve(k, seed):
     return simulate(get_law("power"), design, POWER, seed=seed)[0]
 
 
+NMT_FILE = Path("learning_curves_nslpfn") / "data" / "benchmark.lang.csv"
+
+
+def _nmt_table():
+    path = Path(os.environ.get("BAYESCALE_DATA", "")) / NMT_FILE
+    if not path.is_file():
+        return None
+    raw = pd.read_csv(path).drop_duplicates()   # the file repeats rows (see its PROVENANCE.md)
+    return raw[raw["Domain"] == "NMT"].sort_values("Seen Examples")
+
+
+def nmt_curves():
+    """(model, points fitted, points in the curve) for the first 50 / 70 / 85 % of each NMT curve."""
+    table = _nmt_table()
+    if table is None:
+        print(f"NMT curves skipped: no {NMT_FILE} under BAYESCALE_DATA")
+        return []
+    return [(model, int(np.floor(frac * len(g))), len(g)) for model, g in table.groupby("Model")
+            for frac in (0.5, 0.7, 0.85)]
+
+
+def nmt_curve(model, k):
+    g = _nmt_table().query("Model == @model")
+    return pd.DataFrame({"tokens": g["Seen Examples"].to_numpy()[:k], "loss": g["Loss"].to_numpy()[:k]})
+
+
 def cases(quick: bool):
     out = [("demo", seed, datasets.demo_data, "chinchilla", None) for seed in (0, 1, 2)]
     out += [("small table (12 runs)", seed, lambda s=seed: small_table(s), "chinchilla", None) for seed in (0, 1, 2)]
     out += [("chinchilla simulation (160 runs)", seed, lambda s=seed: chinchilla_sim(s), "chinchilla", None)
-            for seed in range(5)]
+            for seed in range(20)]
     out += [(f"one curve, {k} points", seed, lambda k=k, s=seed: one_curve(k, s), "power", None)
             for k in (5, 8, 12, 16, 20) for seed in (0, 1, 2)]
+    for model, k, n in nmt_curves():
+        out.append((f"NMT curve {model}, first {k} of {n}", 0, lambda m=model, k=k: nmt_curve(m, k), "power:tokens", None))
     if (Path(os.environ.get("BAYESCALE_DATA", "")) / "chinchilla_epoch").is_dir():
         out.append(("Epoch, farseer", 0, lambda: datasets.load("chinchilla_epoch")[["params", "tokens", "loss"]],
                     "farseer", None))
@@ -81,6 +111,18 @@ def markdown(table: pd.DataFrame) -> str:
     cells = [[cell(c, v) for c, v in zip(table.columns, row)] for row in table.itertuples(index=False)]
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def targets(table: pd.DataFrame) -> str:
+    """The sampling-health targets, counted from the table: zero divergences and max r_hat <= 1.01
+    in every seed of the 160-run simulation and every NMT curve fit; zero divergences on the demo."""
+    def count(prefix, rhat=True):
+        rows = table[table["case"].str.startswith(prefix)]
+        ok = (rows["divergences"] == 0) & ((rows["max r_hat"] <= 1.01) if rhat else True)
+        return f"{int(ok.sum())} of {len(rows)}"
+    return ("Targets (zero divergences and max r_hat <= 1.01): 160-run simulation "
+            f"{count('chinchilla simulation')} seeds; NMT curves {count('NMT curve')} fits; "
+            f"demo (zero divergences) {count('demo', rhat=False)} seeds.")
 
 
 def main(argv=None) -> int:
@@ -109,7 +151,7 @@ def main(argv=None) -> int:
           f"Every fit at `bayescale.fit`'s defaults (4 chains x 1000 warmup + 1000 draws), discrepancy "
           f"`{args.discrepancy}`; 'flagged' = bayescale's unreliable-sampling warning fired (max r_hat > 1.01, "
           f"min bulk ESS < 400 or any divergence). {n_flag} of {len(table)} fits flagged.\n\n"
-          + markdown(table) + "\n")
+          + targets(table) + "\n\n" + markdown(table) + "\n")
     print(md)
     if args.results:
         from results_file import write_section
