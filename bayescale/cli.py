@@ -492,7 +492,7 @@ def _add_data_and_law(s) -> None:
                         "prior for its scale such as 'LogNormal(-4, 1)'")
     s.add_argument("--target-accept", type=float, metavar="P",
                    help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
-                        "for posteriors with divergences (default 0.8, 0.95 with pooling or a discrepancy)")
+                        "for posteriors with divergences (default 0.99 with a discrepancy, 0.95 with pooling, else 0.8)")
     _add_strict(s)
 
 

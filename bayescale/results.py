@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from . import __version__, discrepancy
+from .models import coordinates as law_coordinates
 from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
@@ -398,7 +399,8 @@ def inference_data(spec: ModelSpec, data: Dataset, samples: dict, sample_stats: 
         observed_data={"y": spec.law.observation.site_value(data.response, aux_np)},
         constant_data=constant,
         coords={**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n),
-                **({} if spec.discrepancy is None else {discrepancy.KNOT_DIM: spec.discrepancy.labels()})},
+                **({} if spec.discrepancy is None else {discrepancy.KNOT_DIM: spec.discrepancy.labels()}),
+                **({law_coordinates.DIM: spec.law.coordinates.labels()} if spec.law_coordinates else {})},
         dims={**_dims(spec), **{k: ["obs"] for k in constant}},
     )
 
@@ -427,6 +429,8 @@ def _dims(spec: ModelSpec) -> dict[str, list[str]]:
         dims[f"{name}_by_{g}"] = [g]
     if spec.discrepancy is not None:
         dims[discrepancy.STEPS] = [discrepancy.KNOT_DIM]
+    if spec.law_coordinates:
+        dims[law_coordinates.SITE] = [law_coordinates.DIM]
     return dims
 
 

@@ -182,7 +182,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     walk drawn from its prior and fits with it too; ``fit_discrepancy="none"`` fits the law alone
     to those data, the control that must fail.
     """
-    from .inference import build
+    from .inference import build, default_target_accept
 
     law = get_law(law)
     if not isinstance(n_sims, (int, np.integer)) or n_sims < 1:
@@ -212,7 +212,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     if not params:
         raise BayescaleError("no parameter to rank: every parameter is fixed in one of the models")
     if target_accept is None:
-        target_accept = 0.95 if any(k in law.params for k in fit_spec0.pooled) else 0.8
+        target_accept = default_target_accept(fit_spec0)
 
     rng = np.random.default_rng(check_seed(seed))
     sim_seeds = rng.integers(0, 2**31 - 1, size=n_sims)

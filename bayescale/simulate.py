@@ -58,7 +58,7 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
             walk = {k: jnp.asarray(v, dtype=jnp.float32)
                     for k, v in walk_inputs(spec.discrepancy, centre(law, data.inputs, spec.logref)).items()}
         with tracing():   # NumPyro's handler stack is global: one trace at a time
-            tr = trace(seed_handler(make_model(spec), jax.random.PRNGKey(seed))).get_trace(
+            tr = trace(seed_handler(make_model(spec, natural=True), jax.random.PRNGKey(seed))).get_trace(
                 x, idx, None, {k: jnp.asarray(v) for k, v in aux_np.items()}, walk)
         truth = {k: np.asarray(v["value"]) for k, v in tr.items()
                  if v["type"] in ("sample", "deterministic") and k != "y"}

@@ -32,6 +32,7 @@ class ModelSpec:
     centred: tuple[str, ...] = ()             # pooled parameters sampled centred (see choose_centring)
     discrepancy: Discrepancy | None = None    # the model-discrepancy walk, or None (the law alone)
     ranges: dict[str, list[float]] | None = None   # axis -> [min, max] of the fitted runs (discrepancy.coordinates)
+    law_coordinates: bool = False             # sampled in the law's coordinates (models/coordinates.py)
 
     def key(self) -> tuple:
         return (
@@ -41,6 +42,7 @@ class ModelSpec:
             tuple(sorted((g, len(v)) for g, v in self.coords.items())),
             tuple(sorted(self.centred)),
             None if self.discrepancy is None else self.discrepancy.key(),
+            self.law_coordinates,
         )
 
     def to_json(self) -> dict:
@@ -53,6 +55,7 @@ class ModelSpec:
             "centred": list(self.centred),
             "discrepancy": None if self.discrepancy is None else self.discrepancy.to_json(),
             "ranges": self.ranges,
+            "law_coordinates": self.law_coordinates,
         }
 
     @classmethod
@@ -66,6 +69,7 @@ class ModelSpec:
             centred=tuple(d.get("centred", ())),
             discrepancy=None if d.get("discrepancy") is None else Discrepancy.from_json(d["discrepancy"]),
             ranges=d.get("ranges"),   # absent in fits saved before ranges were recorded
+            law_coordinates=bool(d.get("law_coordinates", False)),
         )
 
 
@@ -173,13 +177,15 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
                              for g in set(pooled.values())})
     logref = reference_scales(law, data.inputs)
     x = centre(law, data.inputs, logref)
+    resolved = resolve_priors(law, priors, pooled)
     spec = ModelSpec(
-        law=law, pooled=pooled, priors=resolve_priors(law, priors, pooled),
+        law=law, pooled=pooled, priors=resolved,
         coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
         logref=logref,
         notes=data.notes + notes,
         centred=choose_centring(pooled, data, parametrisation),
         discrepancy=discrepancy_term(law, discrepancy, x),
         ranges={k: [float(v.min()), float(v.max())] for k, v in coordinates(law.inputs, x).items()},
+        law_coordinates=law.coordinates is not None and law.coordinates.applies(resolved, pooled),
     )
     return spec, data

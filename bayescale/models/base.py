@@ -33,6 +33,7 @@ class Law:
     option: str | None = None         # e.g. the input of a one-variable power law
     options: tuple[str, ...] = ()
     observation: Observation = LogStudentT()
+    coordinates = None                # FloorPlusPowers: the sampler's coordinates (models/coordinates.py)
 
     def __init__(self, option: str | None = None):
         self.option = option

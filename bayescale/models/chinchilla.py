@@ -6,6 +6,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from .base import Law, Param
+from .coordinates import FloorPlusPowers
 from .registry import register
 
 
@@ -16,6 +17,7 @@ class Chinchilla(Law):
     name = "chinchilla"
     formula = "L = E + A·(N/N0)^-alpha + B·(D/D0)^-beta"
     inputs = ("params", "tokens")
+    coordinates = FloorPlusPowers("E", (("log_A0", "alpha"), ("log_B0", "beta")))
     params = {
         "E": Param(dist.LogNormal(0.5, 0.5), pool="dataset", doc="irreducible loss"),
         "log_A0": Param(dist.Normal(-1.0, 1.5), pool="family", doc="log N-term at N0"),

@@ -6,6 +6,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from .base import Law, Param
+from .coordinates import FloorPlusPowers
 from .registry import register
 
 SYMBOL = {"params": "N", "tokens": "D", "compute": "C"}
@@ -17,6 +18,7 @@ class Power(Law):
 
     name = "power"
     options = ("params", "tokens", "compute")
+    coordinates = FloorPlusPowers("E", (("log_A0", "alpha"),))
 
     def __init__(self, option: str | None = None):
         self.option = option or "params"

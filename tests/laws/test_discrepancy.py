@@ -49,7 +49,7 @@ def test_pymc_twin_matches_numpyro_with_discrepancy():
     df = ladder()
     spec, data = build(df, law, discrepancy=PRIOR)
     assert spec.discrepancy is not None and spec.discrepancy.size >= 8
-    model = make_model(spec)
+    model = make_model(spec, natural=True)
     x = {k: jnp.asarray(v) for k, v in centre(law, data.inputs, spec.logref).items()}
     y = jnp.asarray(np.log(data.response))
     walk = {k: jnp.asarray(v) for k, v in walk_inputs(spec.discrepancy, x).items()}

@@ -47,7 +47,7 @@ PRIORS_USED = {"alpha": "Uniform(0.05, 1.0)"}
 def numpyro_logp(df, points, priors):
     law = get_law("chinchilla")
     spec, data = build(df, law, pool=POOL, priors=priors)
-    model = make_model(spec)
+    model = make_model(spec, natural=True)
     x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
     y = jnp.asarray(np.log(data.response), jnp.float32)
@@ -59,7 +59,7 @@ def test_density_matches_numpyro():
     df, _ = simulate(law, grouped_design(), None, seed=3, pool=POOL, priors=PRIORS_USED)
     spec, data = build(df, law, pool=POOL, priors=PRIORS_USED)
     assert set(spec.centred) == {"log_A0", "alpha"} and "E" in spec.pooled  # both parametrisations
-    model = make_model(spec)
+    model = make_model(spec, natural=True)
     x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
     points = []
@@ -178,7 +178,7 @@ def test_observation_twins_match_numpyro(law_name, table):
     twin's log density equals NumPyro's at prior draws."""
     law = get_law(law_name)
     spec, data = build(table, law)
-    model = make_model(spec)
+    model = make_model(spec, natural=True)
     x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     aux_np = {k: table[k].to_numpy(np.float64) for k in law.extras}
     aux = {k: jnp.asarray(v, jnp.float32) for k, v in aux_np.items()}

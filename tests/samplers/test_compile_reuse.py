@@ -61,7 +61,7 @@ def test_second_fit_of_same_shape_does_not_retrace():
 def test_padded_rows_do_not_change_the_density():
     law = get_law("power")
     spec, data = build(table(19, 4), law)
-    model = make_model(spec)
+    model = make_model(spec, natural=True)   # the point is in natural parameters
     x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
     y = np.log(data.response)
     point = {k: jnp.asarray(v) for k, v in TRUTH.items()}

@@ -71,7 +71,7 @@ def test_float32_sums_lose_what_float64_keeps():
     for x64 in (False, True):
         with precision(x64):
             args = jax.device_put(cast_arguments(model_arguments(spec, data), x64))
-            potential_gen, _, prototype = _model_functions(make_model(spec), args)
+            potential_gen, _, prototype = _model_functions(make_model(spec, natural=True), args)
             z = {k: jax.numpy.asarray(v, prototype[k].dtype) for k, v in point.items()}
             values[x64] = float(jax.jit(lambda z, a, gen=potential_gen: gen(*a)(z))(z, args))
     # float32: ~1e-2 off at this size (0.1 at 200,000 rows, where sampling broke)

@@ -1,0 +1,116 @@
+"""Sampling coordinates for a floor plus power-law terms: the same model, a better geometry.
+
+A law L = E + sum_k exp(log_T_k - exponent_k · x_k) (Chinchilla, the saturating power law) has
+natural parameters (E, log_T_k, exponent_k) that the data determine badly one by one: the data
+pin down the loss at the reference scales and its slopes there, while the floor E and the
+curvature trade against each other along a curved ridge (E rises towards the data as a term's
+log_T_k falls and its exponent grows) that a dense mass matrix cannot straighten. With the
+discrepancy walk beside the law, which can bend the curve too, the ridge gets longer.
+
+Here NUTS moves in what the data determine and what they do not, separately:
+
+* l = log L0, the log of the curve at the reference scales (L0 = E + sum_k a_k, a_k = exp(log_T_k));
+* g_k = log(exponent_k · a_k), the log of the (minus) slope of term k at the reference;
+* phi = logit(E / L0), the floor's share of L0;
+* rho_1..rho_{K-1}, the terms' shares of L0 - E (softmax with a last logit of 0);
+
+each as an offset from its value at the priors' medians (see :meth:`FloorPlusPowers.centre`).
+
+The map is a bijection onto E > 0, a_k > 0, exponent_k > 0, and the log density gets the
+natural priors plus the log-determinant of its Jacobian, so the model (and every result) is
+unchanged; only the sampler's coordinates differ. Measured on 160-run Chinchilla simulations
+(1 % noise, 4 chains x 1000 + 1000): the law alone went from 13 leapfrog steps per draw and 29-45
+divergences (seeds 0, 2, 4, target_accept 0.8) to 6.6 steps and none (seeds 0-3); with the walk,
+at target_accept 0.95, from 100-218 steps per draw to 40-56. On the 15 power-law fits to the
+first 50/70/85 % of the NMT learning curves (5-9 points), the law alone went from max r_hat up to
+1.13 and up to 86 divergences to max r_hat <= 1.009 and at most 4 (the 5-point fits).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpyro.distributions as dist
+from numpyro.distributions import constraints
+
+SITE = "law_coords"      # the sampler's coordinates (latent, a vector)
+DIM = "law_coord"
+
+
+@dataclass(frozen=True)
+class FloorPlusPowers:
+    """The law's floor parameter and its terms as (log_T_k, exponent_k) pairs."""
+
+    floor: str
+    terms: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.floor,) + tuple(n for pair in self.terms for n in pair)
+
+    @property
+    def size(self) -> int:
+        return 2 * len(self.terms) + 1
+
+    def labels(self) -> list[str]:
+        k = len(self.terms)
+        return (["log_L0"] + [f"log_slope_{t[0]}" for t in self.terms] + [f"logit_{self.floor}_share"]
+                + [f"share_{t[0]}" for t in self.terms[:k - 1]])
+
+    def applies(self, priors: dict, pooled: dict) -> bool:
+        """Only for unpooled parameters whose priors live on exactly the supports the map fills
+        (floor and exponents > 0, log terms real): else the natural coordinates."""
+        for name in self.names:
+            prior = priors[name]
+            if name in pooled or isinstance(prior, dist.Delta):
+                return False
+            want = constraints.real if name in {t[0] for t in self.terms} else constraints.positive
+            if prior.support is not want:
+                return False
+        return True
+
+    def centre(self, priors: dict) -> jax.Array:
+        """The coordinates of the priors' medians. The sampler's coordinates are offsets from it,
+        so that chains start (uniformly within +-2 of 0, as for every site) around values the
+        priors find typical, as natural coordinates near 0 do: from wider starts, short warmups
+        left chains in a far, slow corner (the floor at the data, a steep exponent, sigma ~ 0)."""
+        key = jax.random.PRNGKey(0)
+        med = {n: jnp.median(priors[n].sample(key, (1001,))) for n in self.names}
+        k = len(self.terms)
+        log_a = jnp.stack([med[t[0]] for t in self.terms])
+        l0 = med[self.floor] + jnp.sum(jnp.exp(log_a))
+        g = jnp.stack([jnp.log(med[t[1]]) for t in self.terms]) + log_a
+        phi = jnp.log(med[self.floor]) - jnp.log(l0 - med[self.floor])
+        rho = log_a[:k - 1] - log_a[k - 1]
+        return jnp.concatenate([jnp.log(l0)[None], g, phi[None], rho])
+
+    def natural(self, u) -> jax.Array:
+        """The natural parameters (in :attr:`names` order) at coordinates ``u`` (not offset)."""
+        k = len(self.terms)
+        log_l0, g, phi = u[0], u[1:k + 1], u[k + 1]
+        log_w = jax.nn.log_softmax(jnp.concatenate([u[k + 2:], jnp.zeros(1, u.dtype)]))
+        log_a = log_l0 + jax.nn.log_sigmoid(-phi) + log_w          # log of each term at the reference
+        floor = jnp.exp(log_l0 + jax.nn.log_sigmoid(phi))
+        out = [floor]
+        for j in range(k):
+            out += [log_a[j], jnp.exp(g[j] - log_a[j])]
+        return jnp.stack(out)
+
+    def log_abs_det_jacobian(self, theta) -> jax.Array:
+        """log |det d(natural)/d(coordinates)| = log E + sum_k log exponent_k.
+
+        Ordered as (E, log_T) then exponents against (l, phi, rho) then g, the Jacobian is block
+        triangular; d exponent_k / d g_k = exponent_k, and the (E, log_T) block is E times a
+        matrix of determinant +-1 (subtract the log E row from each log_T row, then the last
+        log_T row from the others: what is left is a permuted identity)."""
+        return jnp.log(theta[0]) + sum(jnp.log(theta[2 + 2 * j]) for j in range(len(self.terms)))
+
+    def sample(self, numpyro, priors: dict) -> dict:
+        """Sample the coordinates; add the natural priors and the Jacobian's log-determinant;
+        return the natural parameters as deterministic sites."""
+        offset = numpyro.sample(SITE, dist.ImproperUniform(constraints.real, (), (self.size,)))
+        theta = self.natural(offset + self.centre(priors))
+        log_prior = sum(priors[n].log_prob(theta[i]) for i, n in enumerate(self.names))
+        numpyro.factor(f"{SITE}_prior", log_prior + self.log_abs_det_jacobian(theta))
+        return {n: numpyro.deterministic(n, theta[i]) for i, n in enumerate(self.names)}
