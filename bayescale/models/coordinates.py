@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
@@ -75,15 +76,16 @@ class FloorPlusPowers:
         so that chains start (uniformly within +-2 of 0, as for every site) around values the
         priors find typical, as natural coordinates near 0 do: from wider starts, short warmups
         left chains in a far, slow corner (the floor at the data, a steep exponent, sigma ~ 0)."""
-        key = jax.random.PRNGKey(0)
-        med = {n: jnp.median(priors[n].sample(key, (1001,))) for n in self.names}
+        with jax.ensure_compile_time_eval():   # constants of the program, not work per step
+            key = jax.random.PRNGKey(0)
+            med = {n: np.median(np.asarray(priors[n].sample(key, (1001,)), np.float64)) for n in self.names}
         k = len(self.terms)
-        log_a = jnp.stack([med[t[0]] for t in self.terms])
-        l0 = med[self.floor] + jnp.sum(jnp.exp(log_a))
-        g = jnp.stack([jnp.log(med[t[1]]) for t in self.terms]) + log_a
-        phi = jnp.log(med[self.floor]) - jnp.log(l0 - med[self.floor])
+        log_a = np.array([med[t[0]] for t in self.terms])
+        l0 = med[self.floor] + np.sum(np.exp(log_a))
+        g = np.array([np.log(med[t[1]]) for t in self.terms]) + log_a
+        phi = np.log(med[self.floor]) - np.log(l0 - med[self.floor])
         rho = log_a[:k - 1] - log_a[k - 1]
-        return jnp.concatenate([jnp.log(l0)[None], g, phi[None], rho])
+        return jnp.asarray(np.concatenate([[np.log(l0)], g, [phi], rho]))
 
     def natural(self, u) -> jax.Array:
         """The natural parameters (in :attr:`names` order) at coordinates ``u`` (not offset)."""
