@@ -51,12 +51,10 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
     x = centre(law, data.inputs, spec.logref)
     aux_np = extra_columns(frame, law.extras)
     if params is None:
+        walk = {} if spec.discrepancy is None else {
+            k: jnp.asarray(v, dtype=jnp.float32) for k, v in walk_inputs(spec.discrepancy, x).items()}
         x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in x.items()}
         idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
-        walk = {}
-        if spec.discrepancy is not None:
-            walk = {k: jnp.asarray(v, dtype=jnp.float32)
-                    for k, v in walk_inputs(spec.discrepancy, centre(law, data.inputs, spec.logref)).items()}
         with tracing():   # NumPyro's handler stack is global: one trace at a time
             tr = trace(seed_handler(make_model(spec, natural=True), jax.random.PRNGKey(seed))).get_trace(
                 x, idx, None, {k: jnp.asarray(v) for k, v in aux_np.items()}, walk)
