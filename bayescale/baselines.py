@@ -77,6 +77,10 @@ class BootstrapFit:
         """The point fit has no model-discrepancy term."""
         return None
 
+    def offset_draws(self, frame, n, rng, notes):
+        """Nor group offsets."""
+        return None
+
     def new_observations(self, rng, mu, values, aux) -> np.ndarray:
         """A new run: the curve times a resampled log residual of the fit."""
         return mu * np.exp(rng.choice(self.residuals, size=mu.shape))

@@ -144,6 +144,12 @@ def law_choice(text: str):
     return names[0] if len(names) == 1 else names
 
 
+def _offset_terms(text: str):
+    """--offset family, or family,family*task."""
+    terms = [t.strip() for t in text.split(",") if t.strip()]
+    return terms[0] if len(terms) == 1 else terms
+
+
 def _fit_from_args(args, df):
     from .inference import fit
 
@@ -152,7 +158,7 @@ def _fit_from_args(args, df):
         df, law=law_choice(args.law), pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
         columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, discrepancy=args.discrepancy,
-        target_accept=args.target_accept, strict=args.strict,
+        offset=args.offset, target_accept=args.target_accept, strict=args.strict,
     )
 
 
@@ -172,6 +178,8 @@ def print_fit(fit, out=None) -> None:
     disc = fit.spec.discrepancy
     print("model discrepancy: " + ("none (the law's own parameter uncertainty only)" if disc is None else
                                    f"walk with scale prior {disc.to_json()['prior']}"), file=out)
+    for term in fit.spec.offsets:
+        print(f"group offset: by {term.group}, spread prior {term.to_json()['prior']}", file=out)
     print(f"diagnostics: max r_hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"divergences {d['divergences']}, mean leapfrog steps/draw {d['mean_steps_per_draw']:.1f}", file=out)
     for note in fit.notes:
@@ -384,7 +392,7 @@ def cmd_calibrate(args) -> int:
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     result = calibrate(
         df, law_choice(args.law), args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
-        target_accept=args.target_accept,
+        offset=args.offset, target_accept=args.target_accept,
         priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
@@ -490,6 +498,12 @@ def _add_data_and_law(s) -> None:
                    help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
                         "its scale's prior learned across public studies), none (the law alone), or a "
                         "prior for its scale such as 'LogNormal(-4, 1)'")
+    s.add_argument("--offset", metavar="GROUP[,GROUP*GROUP]", type=_offset_terms,
+                   help="a shift of the curve per GROUP (family, dataset or task), shared across scales and "
+                        "across the groupings the law's parameters vary by: for runs from families that are "
+                        "consistently better or worse than the law at every size. An interaction such as "
+                        "family*task gives each (family, task) pair its own shift; several terms are "
+                        "comma-separated, e.g. family,family*task (default: none)")
     s.add_argument("--target-accept", type=float, metavar="P",
                    help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
                         "for posteriors with divergences (default 0.99 with a discrepancy, 0.95 with pooling, else 0.8)")

@@ -137,7 +137,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
               natural=None, levels=LEVELS, progress: bool = False, columns=None,
               duplicates: str = "error", discrepancy="auto", target_accept=None,
-              strict: bool = False) -> CalibrationResult:
+              strict: bool = False, offset=None) -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
 
     ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
@@ -148,7 +148,9 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     ``progress=True`` shows each fit's sampling bar on stderr and, with baselines, a bar of fits.
     ``discrepancy`` is passed to the fit (see :func:`bayescale.fit`); the summary's
     ``width_shares`` say how much of a held-out run's predictive variance comes from the law's
-    parameters, the model discrepancy and the noise.
+    parameters, the model discrepancy and the noise. ``offset`` (group offsets, see
+    :func:`bayescale.fit`) is passed to the main fit and its law-alone twin, not to the no-pool
+    baseline.
     """
     from .baselines import huber_bootstrap
     from .data import apply_column_map
@@ -177,7 +179,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               disable=not progress or not baselines) as bar:
         main = fit_law(train, law_arg, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                        target_accept=target_accept, strict=strict,
-                       draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy)
+                       draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy,
+                       offset=offset)
         bar.update(1)
         t_fit = time.perf_counter() - t_start
         obs_table, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
@@ -265,7 +268,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         # than the law's posterior alone, and what that buys
         alone = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                         target_accept=target_accept,
-                        draws=draws, progress=False, duplicates=duplicates, discrepancy="none")
+                        draws=draws, progress=False, duplicates=duplicates, discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         _, alone_summary = _scored(alone_draws.values, truth, levels)
         ratio = (obs_table["upper_90"] - obs_table["lower_90"]) / (alone_table["upper_90"] - alone_table["lower_90"])

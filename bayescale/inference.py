@@ -20,6 +20,7 @@ from . import __version__
 from .data import Dataset
 from .design import centre, extra_columns
 from .discrepancy import sample_term, walk_inputs
+from .group_offset import sample_term as offset_term
 from .checks import check_seed, check_target_accept
 from .errors import BayescaleError, BayescaleWarning
 from .results import Fit, fit_config, inference_data  # noqa: F401  (inference_data, fit_config: used by batch)
@@ -81,11 +82,16 @@ def make_model(spec: ModelSpec, natural: bool = False):
             by_group = numpyro.deterministic(f"{name}_by_{g}", t(u))
             values[name] = by_group[idx[g]]
         mu = law.mean(x, values)
-        if spec.discrepancy is not None:   # what the law misses, on the observation's link scale
-            obs = law.observation
+        shift = 0.0   # what the law misses, on the observation's link scale
+        if spec.discrepancy is not None:
             if not walk:
                 raise BayescaleError("this model has a discrepancy walk: give its data (walk_inputs)")
-            mu = obs.inverse_link(obs.link(mu, jnp) + sample_term(spec.discrepancy, walk), jnp)
+            shift = shift + sample_term(spec.discrepancy, walk)
+        for term in spec.offsets:
+            shift = shift + offset_term(term, len(spec.coords[term.dim]), idx[term.dim])
+        if spec.discrepancy is not None or spec.offsets:
+            obs = law.observation
+            mu = obs.inverse_link(obs.link(mu, jnp) + shift, jnp)
         n = next(iter(x.values())).shape[0]
         with numpyro.plate("obs", n):
             if row_mask is None:
@@ -195,19 +201,20 @@ def _count_latent(spec: ModelSpec) -> int:
 
 def default_target_accept(spec: ModelSpec) -> float:
     """NUTS's target acceptance at the defaults. A scale times standard-normal offsets makes a
-    funnel, so smaller steps there: 0.95 for pooled law parameters. With the discrepancy walk the
+    funnel, so smaller steps there: 0.95 for pooled law parameters and group offsets. With the discrepancy walk the
     law's curvature trades against the walk's, more freely the larger its scale: on 160-run
     Chinchilla simulations (law coordinates) 0.95 left 0-12 divergences in 4,000 draws in 6 seeds
     at 40-56 leapfrog steps per draw, 0.99 none at 72-110 (the natural coordinates took 100-218
     at 0.95). The law alone: 0.8."""
     if spec.discrepancy is not None:
         return 0.99
-    return 0.95 if any(k in spec.law.params for k in spec.pooled) else 0.8
+    funnel = bool(spec.offsets) or any(k in spec.law.params for k in spec.pooled)
+    return 0.95 if funnel else 0.8
 
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
         progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
-        parametrisation="auto", discrepancy="auto", strict=False):
+        parametrisation="auto", discrepancy="auto", offset=None, strict=False):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
     ``law`` is one law ("chinchilla") or several (["chinchilla", "farseer"]): then each is fitted
@@ -219,7 +226,11 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     or ``{"alpha": "Normal(0.3, 0.1)"}``. ``discrepancy`` adds a model-discrepancy term whose
     variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): "auto"
     (the default) gives its scale the prior learned across the public studies, a prior such as
-    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``seed`` lies in [0, 2^32).
+    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``offset="family"`` (or another
+    grouping column, an interaction such as "family*task", or a list of them) adds a shift of the
+    curve per group, shared across scales and across the groupings the law's parameters vary by
+    (:mod:`bayescale.group_offset`). ``seed`` lies in
+    [0, 2^32).
     When the convergence diagnostics fail, a :class:`bayescale.errors.UnreliableSampling` warning
     carries the fit as ``.fit``; ``strict=True`` raises :class:`bayescale.errors.UnreliableSamplingError`
     (also with ``.fit``) instead.
@@ -232,10 +243,10 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
         options = dict(pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
                        progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
                        dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
-                       strict=strict)
+                       offset=offset, strict=strict)
         return StackedFit({str(one): fit(df, one, **options) for one in law})
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
-                       parametrisation=parametrisation, discrepancy=discrepancy)
+                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset)
     if target_accept is None:
         target_accept = default_target_accept(spec)
     for note in spec.notes:

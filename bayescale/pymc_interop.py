@@ -15,6 +15,7 @@ from numpyro.distributions import constraints
 
 from .design import centre, extra_columns
 from .discrepancy import KNOT_DIM, pymc_term
+from .group_offset import pymc_term as offset_pymc_term
 from .errors import BayescaleError
 from .models import Law, get_law
 from .priors import describe
@@ -83,13 +84,13 @@ def support_transform(pt, support):
 
 
 def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, columns=None,
-            duplicates: str = "error", parametrisation: str = "auto", discrepancy="none"):
+            duplicates: str = "error", parametrisation: str = "auto", discrepancy="none", offset=None):
     """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors,
-    discrepancy=discrepancy)``."""
+    discrepancy=discrepancy, offset=offset)``."""
     pm, pt = _import_pymc()
     law = get_law(law)
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
-                       parametrisation=parametrisation, discrepancy=discrepancy)
+                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset)
     x_np = centre(law, data.inputs, spec.logref)
     aux_np = extra_columns(data.frame, law.extras)
     y_np = law.observation.site_value(data.response, aux_np)
@@ -117,9 +118,14 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
             by_group = pm.Deterministic(f"{name}_by_{g}", forward(u), dims=g)
             values[name] = by_group[idx[g]]
         mu = law.mean(x, values, xp=pt)
+        make_prior = lambda name, prior: pymc_prior(pm, name, prior)  # noqa: E731
+        shift = 0.0
         if spec.discrepancy is not None:
+            shift = shift + pymc_term(pm, pt, spec.discrepancy, x, make_prior)
+        for term in spec.offsets:
+            shift = shift + offset_pymc_term(pm, term, idx[term.dim], make_prior)
+        if spec.discrepancy is not None or spec.offsets:
             obs = law.observation
-            delta = pymc_term(pm, pt, spec.discrepancy, x, lambda name, prior: pymc_prior(pm, name, prior))
-            mu = obs.inverse_link(obs.link(mu, pt) + delta, pt)
+            mu = obs.inverse_link(obs.link(mu, pt) + shift, pt)
         law.observation.pymc_observe(pm, pt, mu, values, y_np, aux_np)
     return model

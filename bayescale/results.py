@@ -12,7 +12,7 @@ import numpyro
 import numpy as np
 import pandas as pd
 import xarray as xr
-from . import __version__, discrepancy
+from . import __version__, discrepancy, group_offset
 from .models import coordinates as law_coordinates
 from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
@@ -125,6 +125,8 @@ class Fit:
             names += [f"{k}_tau", f"{k}_{'u' if k in self.spec.centred else 'z'}"]
         if self.spec.discrepancy is not None:
             names += [discrepancy.SCALE, discrepancy.STEPS]
+        for term in self.spec.offsets:
+            names += [term.scale_name, term.steps_name]
         return names
 
     def _is_fixed(self, name: str) -> bool:
@@ -181,6 +183,8 @@ class Fit:
                 names += [self._group_value_name(k), f"{k}_tau"]
         if self.spec.discrepancy is not None:
             names.append(discrepancy.SCALE)
+        for term in self.spec.offsets:
+            names += [term.scale_name, term.value_name]
         return names + self.derived_names
 
     def summary(self, quantiles=QUANTILES) -> pd.DataFrame:
@@ -224,6 +228,15 @@ class Fit:
             return None
         return discrepancy.predict_term(disc, self.draws(discrepancy.SCALE)[:n],
                                         self.draws(discrepancy.STEPS)[:n], x, rng)
+
+    def offset_draws(self, frame: pd.DataFrame, n: int, rng, notes: list[str]) -> np.ndarray | None:
+        """Draws (n x rows) of the group offsets, summed over the terms, at the rows of ``frame`` (a
+        new draw from a term's spread for a group the fit has not seen), or None when the fit has none."""
+        if not self.spec.offsets:
+            return None
+        return sum(group_offset.predict_term(t, self.spec.coords[t.dim], self.draws(t.value_name)[:n],
+                                             self.draws(t.scale_name)[:n], frame, rng, notes)
+                   for t in self.spec.offsets)
 
     def new_observations(self, rng, mu, values, aux) -> np.ndarray:
         """New measurements at curve draws ``mu``, from the law's observation model."""
@@ -431,6 +444,9 @@ def _dims(spec: ModelSpec) -> dict[str, list[str]]:
         dims[discrepancy.STEPS] = [discrepancy.KNOT_DIM]
     if spec.law_coordinates:
         dims[law_coordinates.SITE] = [law_coordinates.DIM]
+    for term in spec.offsets:
+        dims[term.steps_name] = [term.dim]
+        dims[term.value_name] = [term.dim]
     return dims
 
 

@@ -30,23 +30,25 @@ def _per_row(value, labels: np.ndarray, name: str, g: str | None) -> np.ndarray:
 
 
 def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int = 0,
-             pool=None, priors=None, noise: bool = True, discrepancy=None) -> tuple[pd.DataFrame, dict]:
+             pool=None, priors=None, noise: bool = True, discrepancy=None,
+             offset=None) -> tuple[pd.DataFrame, dict]:
     """Return (design plus a simulated response column, the true parameter values).
 
     ``params`` gives each law parameter and noise parameter as a number or, for a parameter that
     varies by group, a dict {label: value}; parameters are on the law's centred scale, with the
     reference scales taken from the design's geometric mean (as a fit of the same rows would).
     Without ``params`` everything is drawn from the prior of the NumPyro model, including the
-    model-discrepancy walk when ``discrepancy`` gives its scale's prior.
+    model-discrepancy walk when ``discrepancy`` gives its scale's prior, and the group offsets
+    when ``offset`` names their grouping (:mod:`bayescale.group_offset`).
     """
     law = get_law(law)
     design = design.copy()
     design[law.response] = 1.0  # placeholder for validation; replaced below
-    if discrepancy not in (None, "none") and params is not None:
-        raise BayescaleError("simulating with a model discrepancy draws everything from the prior: "
-                             "give params=None")
+    if (discrepancy not in (None, "none") or offset not in (None, "none")) and params is not None:
+        raise BayescaleError("simulating with a model discrepancy or group offsets draws everything from "
+                             "the prior: give params=None")
     spec, data = build(design, law, pool=pool, priors=priors, duplicates="keep", check_response=False,
-                       discrepancy=discrepancy)
+                       discrepancy=discrepancy, offset=offset)
     frame = data.frame
     x = centre(law, data.inputs, spec.logref)
     aux_np = extra_columns(frame, law.extras)

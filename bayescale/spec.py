@@ -13,6 +13,8 @@ from .design import centre, extra_columns, reference_scales
 from .discrepancy import Discrepancy, coordinates
 from .discrepancy import resolve as discrepancy_term
 from .errors import BayescaleError
+from .group_offset import GroupOffset
+from .group_offset import resolve as offset_terms
 from .models import Law, get_law
 from .priors import describe, parse
 
@@ -33,6 +35,7 @@ class ModelSpec:
     discrepancy: Discrepancy | None = None    # the model-discrepancy walk, or None (the law alone)
     ranges: dict[str, list[float]] | None = None   # axis -> [min, max] of the fitted runs (discrepancy.coordinates)
     law_coordinates: bool = False             # sampled in the law's coordinates (models/coordinates.py)
+    offsets: tuple[GroupOffset, ...] = ()     # shifts of the curve per group (group_offset.py)
 
     def key(self) -> tuple:
         return (
@@ -43,6 +46,7 @@ class ModelSpec:
             tuple(sorted(self.centred)),
             None if self.discrepancy is None else self.discrepancy.key(),
             self.law_coordinates,
+            tuple(t.key() for t in self.offsets),
         )
 
     def to_json(self) -> dict:
@@ -56,6 +60,7 @@ class ModelSpec:
             "discrepancy": None if self.discrepancy is None else self.discrepancy.to_json(),
             "ranges": self.ranges,
             "law_coordinates": self.law_coordinates,
+            "offsets": [t.to_json() for t in self.offsets],
         }
 
     @classmethod
@@ -70,6 +75,7 @@ class ModelSpec:
             discrepancy=None if d.get("discrepancy") is None else Discrepancy.from_json(d["discrepancy"]),
             ranges=d.get("ranges"),   # absent in fits saved before ranges were recorded
             law_coordinates=bool(d.get("law_coordinates", False)),
+            offsets=tuple(GroupOffset.from_json(t) for t in d.get("offsets", [])),
         )
 
 
@@ -163,9 +169,10 @@ def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str 
 
 
 def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
-          parametrisation="auto", check_response=True, discrepancy=None) -> tuple[ModelSpec, Dataset]:
-    """Validate the data and resolve law, pooling, priors, reference scales and the model
-    discrepancy (see :mod:`bayescale.discrepancy`)."""
+          parametrisation="auto", check_response=True, discrepancy=None,
+          offset=None) -> tuple[ModelSpec, Dataset]:
+    """Validate the data and resolve law, pooling, priors, reference scales, the model
+    discrepancy (see :mod:`bayescale.discrepancy`) and the group offset (:mod:`bayescale.group_offset`)."""
     law = get_law(law)
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
                     min_points=law.n_free, extra_numeric=law.extras, linear_inputs=law.linear_inputs,
@@ -178,14 +185,17 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
     logref = reference_scales(law, data.inputs)
     x = centre(law, data.inputs, logref)
     resolved = resolve_priors(law, priors, pooled)
+    offsets = offset_terms(law, offset, pooled, data, GROUP_COLUMNS)
+    groupings = set(pooled.values()) | {t.dim for t in offsets}
     spec = ModelSpec(
         law=law, pooled=pooled, priors=resolved,
-        coords={g: data.coords[g] for g in sorted(set(pooled.values()))},
+        coords={g: data.coords[g] for g in sorted(groupings)},
         logref=logref,
         notes=data.notes + notes,
         centred=choose_centring(pooled, data, parametrisation),
         discrepancy=discrepancy_term(law, discrepancy, x),
         ranges={k: [float(v.min()), float(v.max())] for k, v in coordinates(law.inputs, x).items()},
         law_coordinates=law.coordinates is not None and law.coordinates.applies(resolved, pooled),
+        offsets=offsets,
     )
     return spec, data

@@ -96,6 +96,7 @@ class Study:
     pool: object = None
     priors: dict | None = None
     group: str | None = None           # grouping the law is pooled over (classical baselines per group)
+    offset: object = None              # group offset terms (bayescale.group_offset), if any
     note: str = ""
     subsample: str = "none"
 
@@ -186,9 +187,12 @@ STUDIES = [
           note="Pythia (standard Pile) final checkpoints, 0-shot, 8 tasks + 8 MMLU subjects "
                "(downstream suite); a, b pooled by task; compute ∝ N (one token count)"),
     Study("leaderboard", "obsscaling_leaderboard_v2", "accuracy-sigmoid", "compute", _leaderboard,
-          ("compute", "p_correct", "trials", "chance", "task"), group="task",
+          ("compute", "p_correct", "trials", "chance", "task", "family"), group="task",
+          offset=("family", "family*task"),
           note="Open LLM Leaderboard v2: GPQA, MMLU-Pro, IFEval, MATH-hard (downstream suite; rates only, "
-               "scores clipped to [1e-3, 1 - 1e-3]); a, b pooled by task"),
+               "scores clipped to [1e-3, 1 - 1e-3]); a, b pooled by task; offsets per model family and per "
+               "(family, task) (observational data from many labs: families differ at equal compute, and "
+               "by how much depends on the task)"),
     Study("monkeys", "monkeys_pass_at_k", "pass-at-k", "attempts", _monkeys,
           ("attempts", "p_correct", "trials", "family"), group="family",
           note="pass@k coverage over 128 problems per (Pythia model, benchmark) at k = 1, 2, 4, ... "
@@ -630,7 +634,7 @@ def nuts(study: Study, train: pd.DataFrame, budget: dict, disc: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BayescaleWarning)
         return bayescale.fit(train[list(study.fit_cols)], study.law, pool=study.pool, priors=study.priors,
-                             seed=SEED, progress=False, duplicates="keep", discrepancy=disc,
+                             offset=None if study.offset is None else list(study.offset), seed=SEED, progress=False, duplicates="keep", discrepancy=disc,
                              target_accept=None if disc == "none" else 0.95, **budget)
 
 
