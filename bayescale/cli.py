@@ -158,7 +158,8 @@ def _fit_from_args(args, df):
         df, law=law_choice(args.law), pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
         columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, discrepancy=args.discrepancy,
-        offset=args.offset, target_accept=args.target_accept, strict=args.strict,
+        offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
+        strict=args.strict,
     )
 
 
@@ -177,7 +178,8 @@ def print_fit(fit, out=None) -> None:
     print(fit.summary()[cols].to_string(float_format=_fmt), file=out)
     disc = fit.spec.discrepancy
     print("model discrepancy: " + ("none (the law's own parameter uncertainty only)" if disc is None else
-                                   f"walk with scale prior {disc.to_json()['prior']}"), file=out)
+                                   f"walk with scale prior {disc.to_json()['prior']}"
+                                   + (f", one per {disc.group} (shared scale)" if disc.group else "")), file=out)
     for term in fit.spec.offsets:
         print(f"group offset: by {term.group}, spread prior {term.to_json()['prior']}", file=out)
     print(f"diagnostics: max r_hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
@@ -392,7 +394,7 @@ def cmd_calibrate(args) -> int:
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
     result = calibrate(
         df, law_choice(args.law), args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
-        offset=args.offset, target_accept=args.target_accept,
+        offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
         priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
@@ -498,6 +500,10 @@ def _add_data_and_law(s) -> None:
                    help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
                         "its scale's prior learned across public studies), none (the law alone), or a "
                         "prior for its scale such as 'LogNormal(-4, 1)'")
+    s.add_argument("--discrepancy-by", default="auto", metavar="auto|none|GROUP",
+                   help="a discrepancy walk per group, all with one scale: auto (default: per label of the "
+                        "grouping the law's parameters vary by, when there is one), none (one walk for every "
+                        "run), or a grouping column (family, dataset, task)")
     s.add_argument("--offset", metavar="GROUP[,GROUP*GROUP]", type=_offset_terms,
                    help="a shift of the curve per GROUP (family, dataset or task), shared across scales and "
                         "across the groupings the law's parameters vary by: for runs from families that are "

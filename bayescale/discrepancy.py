@@ -23,6 +23,12 @@ z_j ~ Normal(0, 1):
 
     W(v) = s · sum_j sqrt(h) · z_j · (v - t_j)_+     (knots t_j > 0; mirrored for t_j < 0).
 
+Where the law's own parameters vary by a grouping (ten task curves, three corpora), each group's
+curve misses the law in its own way: one walk shared by all would bend them alike, and its scale
+would grow to cover misfits of opposite sign. So by default (``discrepancy_by="auto"``) each
+label of that grouping gets its own walk, all with the one scale s (the cross-study prior speaks
+of s): z_j becomes z_{g,j}, and an unseen group's walk is drawn from its prior at prediction time.
+
 Why this form (and not a squared-exponential Gaussian process, or a variance term outside the
 data only): a stationary process reverts to a fixed variance far from the data, so its intervals
 stop widening just where extrapolation is hardest; a term that is zero inside the data cannot
@@ -56,6 +62,8 @@ class Discrepancy:
     units: dict[str, float]          # axis -> divisor turning the centred axis into v
     steps: dict[str, float]          # input -> knot spacing h (in v)
     knots: dict[str, list[float]]    # input -> knot positions t_j (in v), signed
+    group: str | None = None         # a walk per label of this grouping, sharing the scale s
+    n_groups: int = 1
 
     @property
     def size(self) -> int:
@@ -65,18 +73,19 @@ class Discrepancy:
         return [f"{k}:{t:+.3g}" for k in self.knots for t in self.knots[k]]
 
     def key(self) -> tuple:
-        return (describe(self.prior), tuple((k, len(t)) for k, t in self.knots.items()))
+        return (describe(self.prior), tuple((k, len(t)) for k, t in self.knots.items()), self.group, self.n_groups)
 
     def to_json(self) -> dict:
         return {"prior": describe(self.prior, digits=15), "inputs": self.inputs, "units": self.units,
-                "steps": self.steps, "knots": self.knots}
+                "steps": self.steps, "knots": self.knots, "group": self.group, "n_groups": self.n_groups}
 
     @classmethod
     def from_json(cls, d: dict) -> "Discrepancy":
         return cls(prior=parse(d["prior"]), inputs=list(d["inputs"]),
                    units={k: float(v) for k, v in d["units"].items()},
                    steps={k: float(v) for k, v in d["steps"].items()},
-                   knots={k: [float(t) for t in v] for k, v in d["knots"].items()})
+                   knots={k: [float(t) for t in v] for k, v in d["knots"].items()},
+                   group=d.get("group"), n_groups=int(d.get("n_groups", 1)))
 
 
 PRIOR_FILE = "discrepancy_prior.json"
@@ -111,11 +120,48 @@ def coordinates(inputs, x: dict) -> dict:
     return {k: x[k] for k in inputs}
 
 
-def resolve(law, setting, x: dict) -> Discrepancy | None:
+GROUP_WALK_MIN_POINTS = 8   # "auto": a walk per group only where every group has this many distinct runs
+
+
+def walk_group(law, by, pooled: dict[str, str], data, groupings=("family", "dataset", "task")) -> tuple[str | None, list[str]]:
+    """Which grouping gets its own walk (sharing one scale), and notes. ``by="auto"``: the grouping
+    the law's own parameters vary by, when there is exactly one and every group has at least
+    :data:`GROUP_WALK_MIN_POINTS` distinct runs (curves that differ by group miss the law
+    differently, and one walk shared by all would bend them alike; but a group's own walk is only
+    identified by a curve of its own); ``None``/"none": one walk for every row; or a grouping
+    column (taken as given). A grouping with one label in the data gives one walk."""
+    if by is None or (isinstance(by, str) and by.lower() == "none"):
+        return None, []
+    auto = isinstance(by, str) and by.lower() == "auto"
+    if auto:
+        found = sorted({g for k, g in pooled.items() if k in law.params})
+        if len(found) != 1:
+            notes = [] if not found else [f"the law's parameters vary by {found}: one discrepancy walk is shared by "
+                                          "every row (give discrepancy_by=<grouping> for a walk per group)"]
+            return None, notes
+        by = found[0]
+    if by not in groupings:
+        raise BayescaleError(f"discrepancy_by must be 'auto', 'none' or a grouping column {list(groupings)}, got {by!r}")
+    if len(data.coords.get(by, [])) < 2:
+        return None, []
+    if auto:
+        runs = np.column_stack([np.asarray(data.inputs[k], np.float64) for k in law.inputs])
+        counts = {lab: len(np.unique(runs[data.group_index[by] == i], axis=0)) for i, lab in enumerate(data.coords[by])}
+        thin = {lab: c for lab, c in counts.items() if c < GROUP_WALK_MIN_POINTS}
+        if thin:
+            return None, [f"one discrepancy walk is shared by every {by}: a walk per {by} needs "
+                          f"{GROUP_WALK_MIN_POINTS} distinct runs in each, and {len(thin)} have fewer "
+                          f"(e.g. {next(iter(thin))!r}: {next(iter(thin.values()))}); "
+                          f"discrepancy_by={by!r} asks for one per {by} anyway"]
+    return by, []
+
+
+def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1) -> Discrepancy | None:
     """The discrepancy of a fit: ``"none"`` (or None) for the law alone, ``"auto"`` for the prior
     learned across the public studies (:func:`learned_prior`), or a prior for the walk's scale s
     (text such as "HalfNormal(0.01)" or a NumPyro distribution, in link units per decade^1.5), with
-    knots placed over the centred inputs ``x`` of the data."""
+    knots placed over the centred inputs ``x`` of the data; with ``group``, one walk per of its
+    ``n_groups`` labels, all with the one scale s."""
     if setting is None or (isinstance(setting, str) and setting.lower() == "none"):
         return None
     if isinstance(setting, str) and setting.lower() == "auto":
@@ -141,7 +187,8 @@ def resolve(law, setting, x: dict) -> Discrepancy | None:
         neg = -np.arange(h / 2, float(-v.min()), h)
         units[k], steps[k] = unit if unit > 0 else 1.0, h
         knots[k] = sorted([float(t) for t in np.concatenate([neg, pos])])
-    return Discrepancy(prior=prior, inputs=list(law.inputs), units=units, steps=steps, knots=knots)
+    return Discrepancy(prior=prior, inputs=list(law.inputs), units=units, steps=steps, knots=knots,
+                       group=group, n_groups=n_groups if group else 1)
 
 
 def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
@@ -166,28 +213,40 @@ def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
     return xp.concatenate(cols, axis=1)
 
 
-def walk_inputs(disc: Discrepancy, x: dict) -> dict:
-    """The walk's data for the sampler: its basis at the fitted rows (rows x knots). It is passed
-    to the compiled model as data, not built into it, so one compiled program serves every data
-    set of the same shape whatever its knots (a program built with one data set's knots and
-    reused for another's would bend the curve at the wrong places)."""
-    return {"basis": np.asarray(basis(disc, x, np), dtype=np.float64)}
+def walk_inputs(disc: Discrepancy, x: dict, group_index: dict | None = None) -> dict:
+    """The walk's data for the sampler: its basis at the fitted rows (rows x knots) and, for a walk
+    per group, each row's group index. It is passed to the compiled model as data, not built into
+    it, so one compiled program serves every data set of the same shape whatever its knots (a
+    program built with one data set's knots and reused for another's would bend the curve at the
+    wrong places)."""
+    out = {"basis": np.asarray(basis(disc, x, np), dtype=np.float64)}
+    if disc.group:
+        out["group"] = np.asarray(group_index[disc.group], dtype=np.int32)
+    return out
 
 
 def sample_term(disc: Discrepancy, walk: dict):
     """NumPyro: sample the scale and the increments; return delta at the fitted rows (``walk``:
-    :func:`walk_inputs`, its basis padded like the rows)."""
+    :func:`walk_inputs`, padded like the rows)."""
     s = numpyro.sample(SCALE, disc.prior)
-    with numpyro.plate(KNOT_DIM, disc.size):
-        z = numpyro.sample(STEPS, dist.Normal(0.0, 1.0))
-    return s * (walk["basis"] @ z)
+    if not disc.group:
+        with numpyro.plate(KNOT_DIM, disc.size):
+            z = numpyro.sample(STEPS, dist.Normal(0.0, 1.0))
+        return s * (walk["basis"] @ z)
+    with numpyro.plate("disc_group", disc.n_groups, dim=-2), numpyro.plate(KNOT_DIM, disc.size, dim=-1):
+        z = numpyro.sample(STEPS, dist.Normal(0.0, 1.0))      # groups x knots
+    return s * (walk["basis"] * z[walk["group"]]).sum(axis=-1)
 
 
-def pymc_term(pm, pt, disc: Discrepancy, x: dict, prior_maker):
-    """PyMC: the same term (``prior_maker(name, prior)`` builds the scale's prior)."""
+def pymc_term(pm, pt, disc: Discrepancy, x: dict, prior_maker, idx=None):
+    """PyMC: the same term (``prior_maker(name, prior)`` builds the scale's prior; ``idx``: the
+    rows' group indices by grouping)."""
     s = prior_maker(SCALE, disc.prior)
-    z = pm.Normal(STEPS, mu=0.0, sigma=1.0, dims=KNOT_DIM)
-    return s * pt.dot(basis(disc, x, pt), z)
+    if not disc.group:
+        z = pm.Normal(STEPS, mu=0.0, sigma=1.0, dims=KNOT_DIM)
+        return s * pt.dot(basis(disc, x, pt), z)
+    z = pm.Normal(STEPS, mu=0.0, sigma=1.0, dims=(disc.group, KNOT_DIM))
+    return s * (basis(disc, x, pt) * z[idx[disc.group]]).sum(axis=1)
 
 
 def extended_knots(disc: Discrepancy, v_lo: dict, v_hi: dict) -> dict:
@@ -204,10 +263,11 @@ def extended_knots(disc: Discrepancy, v_lo: dict, v_hi: dict) -> dict:
 
 
 def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dict,
-                 rng: np.random.Generator) -> np.ndarray:
+                 rng: np.random.Generator, row_group: np.ndarray | None = None) -> np.ndarray:
     """Draws (samples x rows) of delta at centred inputs ``x`` (each rows, or samples x rows), given
-    posterior draws of the scale (samples) and increments (samples x knots); beyond the fitted
-    knots the walk goes on with fresh increments from its prior."""
+    posterior draws of the scale (samples) and increments (samples x knots; for a walk per group
+    samples x groups x knots, with ``row_group`` each row's index into the groups); beyond the
+    fitted knots each walk goes on with fresh increments from its prior."""
     n = len(scale)
     shape = np.broadcast_shapes(*[np.shape(v) for v in x.values()], (n, 1))
     flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).reshape(-1) for k, v in x.items()}
@@ -215,7 +275,9 @@ def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dic
 
     def walk(knots, z):
         b = basis(disc, flat, np, knots=knots).reshape(shape + (-1,))
-        return scale[:, None] * np.einsum("drk,dk->dr", b, z)
+        if row_group is None:
+            return scale[:, None] * np.einsum("drk,dk->dr", b, z)
+        return scale[:, None] * np.einsum("drk,drk->dr", b, z[:, row_group, :])
 
     delta = walk(None, steps)
     v_lo = {k: float(np.min(axes[k] / disc.units[k])) for k in disc.knots}
@@ -223,5 +285,6 @@ def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dic
     more = extended_knots(disc, v_lo, v_hi)
     n_more = sum(len(t) for t in more.values())
     if n_more:
-        delta = delta + walk(more, rng.standard_normal((n, n_more)))
+        fresh = (n, n_more) if row_group is None else (n, steps.shape[1], n_more)
+        delta = delta + walk(more, rng.standard_normal(fresh))
     return delta

@@ -137,7 +137,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
               natural=None, levels=LEVELS, progress: bool = False, columns=None,
               duplicates: str = "error", discrepancy="auto", target_accept=None,
-              strict: bool = False, offset=None) -> CalibrationResult:
+              strict: bool = False, offset=None, discrepancy_by="auto") -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
 
     ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
@@ -180,7 +180,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         main = fit_law(train, law_arg, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                        target_accept=target_accept, strict=strict,
                        draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy,
-                       offset=offset)
+                       offset=offset, discrepancy_by=discrepancy_by)
         bar.update(1)
         t_fit = time.perf_counter() - t_start
         obs_table, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)

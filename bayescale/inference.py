@@ -144,7 +144,7 @@ def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
     y = _pad(spec.law.observation.site_value(data.response, aux_np), size).astype(np.float64)
     walk = {}
     if spec.discrepancy is not None:
-        walk = {k: _pad(v, size) for k, v in walk_inputs(spec.discrepancy, centred).items()}
+        walk = {k: _pad(v, size) for k, v in walk_inputs(spec.discrepancy, centred, data.group_index).items()}
     return x, idx, y, aux, walk
 
 
@@ -214,7 +214,7 @@ def default_target_accept(spec: ModelSpec) -> float:
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=1000,
         progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
-        parametrisation="auto", discrepancy="auto", offset=None, strict=False):
+        parametrisation="auto", discrepancy="auto", offset=None, discrepancy_by="auto", strict=False):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
 
     ``law`` is one law ("chinchilla") or several (["chinchilla", "farseer"]): then each is fitted
@@ -226,7 +226,9 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     or ``{"alpha": "Normal(0.3, 0.1)"}``. ``discrepancy`` adds a model-discrepancy term whose
     variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): "auto"
     (the default) gives its scale the prior learned across the public studies, a prior such as
-    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``offset="family"`` (or another
+    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``discrepancy_by``: "auto" gives each group its own walk (one
+    scale) when the law's parameters vary by exactly one grouping, "none" one walk for all rows, or
+    a grouping column. ``offset="family"`` (or another
     grouping column, an interaction such as "family*task", or a list of them) adds a shift of the
     curve per group, shared across scales and across the groupings the law's parameters vary by
     (:mod:`bayescale.group_offset`). ``seed`` lies in
@@ -243,10 +245,11 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
         options = dict(pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
                        progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
                        dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
-                       offset=offset, strict=strict)
+                       offset=offset, discrepancy_by=discrepancy_by, strict=strict)
         return StackedFit({str(one): fit(df, one, **options) for one in law})
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
-                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset)
+                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,
+                       discrepancy_by=discrepancy_by)
     if target_accept is None:
         target_accept = default_target_accept(spec)
     for note in spec.notes:

@@ -6,7 +6,7 @@ downstream law, choice accuracies, the bootstrap baseline, compute-optimal alloc
 target loss and optimal hyperparameters. A *source* of draws is anything with ``law``, ``logref``, ``pooled``,
 ``ranges`` (fitted range of each centred input, or None), ``has_discrepancy``, ``n_draws``,
 ``param_draws(frame, rng, notes, typical=False)`` (per-row parameter draws, samples x rows),
-``discrepancy_draws(x, n, rng)``, ``offset_draws(frame, n, rng, notes)`` (group offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
+``discrepancy_draws(x, n, rng, frame, notes)``, ``offset_draws(frame, n, rng, notes)`` (group offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
 :class:`bayescale.baselines.BootstrapFit`. All arithmetic after sampling is float64.
 
 ``kind``:
@@ -182,7 +182,7 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
     aux_mean = extra_columns(frame, law.mean_extras)
     if stages is not None:
         stages["parameters"] = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
-    delta = source.discrepancy_draws(x, n, rng)
+    delta = source.discrepancy_draws(x, n, rng, frame, notes)
     if delta is not None:   # what the law misses, growing beyond the fitted runs
         mu = obs.inverse_link(obs.link(mu, np) + delta, np)
     expected = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)

@@ -84,13 +84,15 @@ def support_transform(pt, support):
 
 
 def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, columns=None,
-            duplicates: str = "error", parametrisation: str = "auto", discrepancy="none", offset=None):
+            duplicates: str = "error", parametrisation: str = "auto", discrepancy="none", offset=None,
+            discrepancy_by="auto"):
     """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors,
-    discrepancy=discrepancy, offset=offset)``."""
+    discrepancy=discrepancy, offset=offset, discrepancy_by=discrepancy_by)``."""
     pm, pt = _import_pymc()
     law = get_law(law)
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
-                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset)
+                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,
+                       discrepancy_by=discrepancy_by)
     x_np = centre(law, data.inputs, spec.logref)
     aux_np = extra_columns(data.frame, law.extras)
     y_np = law.observation.site_value(data.response, aux_np)
@@ -121,7 +123,7 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
         make_prior = lambda name, prior: pymc_prior(pm, name, prior)  # noqa: E731
         shift = 0.0
         if spec.discrepancy is not None:
-            shift = shift + pymc_term(pm, pt, spec.discrepancy, x, make_prior)
+            shift = shift + pymc_term(pm, pt, spec.discrepancy, x, make_prior, idx)
         for term in spec.offsets:
             shift = shift + offset_pymc_term(pm, term, idx[term.dim], make_prior)
         if spec.discrepancy is not None or spec.offsets:

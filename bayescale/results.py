@@ -220,14 +220,30 @@ class Fit:
         """Per-row parameter draws (samples x rows); see :func:`bayescale.predict.group_parameter_draws`."""
         return predictive.group_parameter_draws(self, frame, rng, notes, typical)
 
-    def discrepancy_draws(self, x: dict, n: int, rng) -> np.ndarray | None:
+    def discrepancy_draws(self, x: dict, n: int, rng, frame: pd.DataFrame | None = None,
+                          notes: list[str] | None = None) -> np.ndarray | None:
         """Draws (n x rows) of the model-discrepancy term at centred inputs ``x``, or None when the
-        fit has none."""
+        fit has none. With a walk per group, each row of ``frame`` follows its group's walk; a group
+        the fit has not seen gets a walk drawn from the prior, with the fitted scale."""
         disc = self.spec.discrepancy
         if disc is None:
             return None
-        return discrepancy.predict_term(disc, self.draws(discrepancy.SCALE)[:n],
-                                        self.draws(discrepancy.STEPS)[:n], x, rng)
+        scale, steps = self.draws(discrepancy.SCALE)[:n], self.draws(discrepancy.STEPS)[:n]
+        if not disc.group:
+            return discrepancy.predict_term(disc, scale, steps, x, rng)
+        known = self.spec.coords[disc.group]
+        rows = len(frame) if frame is not None else len(next(iter(x.values())).reshape(-1))
+        labels = (frame[disc.group].astype(str).tolist() if frame is not None and disc.group in frame
+                  else [""] * rows)
+        index = {lab: i for i, lab in enumerate(known)}
+        unseen = sorted({lab for lab in labels if lab not in index})
+        if unseen:
+            steps = np.concatenate([steps, rng.standard_normal((len(steps), len(unseen), steps.shape[2]))], axis=1)
+            index.update({lab: len(known) + i for i, lab in enumerate(unseen)})
+            if notes is not None:
+                notes.append(f"{disc.group} label(s) {unseen} not in the fit: their discrepancy walk is drawn from "
+                             "its prior, with the fitted scale")
+        return discrepancy.predict_term(disc, scale, steps, x, rng, np.array([index[lab] for lab in labels]))
 
     def offset_draws(self, frame: pd.DataFrame, n: int, rng, notes: list[str]) -> np.ndarray | None:
         """Draws (n x rows) of the group offsets, summed over the terms, at the rows of ``frame`` (a
@@ -441,7 +457,7 @@ def _dims(spec: ModelSpec) -> dict[str, list[str]]:
         dims[f"{name}_{'u' if name in spec.centred else 'z'}"] = [g]
         dims[f"{name}_by_{g}"] = [g]
     if spec.discrepancy is not None:
-        dims[discrepancy.STEPS] = [discrepancy.KNOT_DIM]
+        dims[discrepancy.STEPS] = ([spec.discrepancy.group] if spec.discrepancy.group else []) + [discrepancy.KNOT_DIM]
     if spec.law_coordinates:
         dims[law_coordinates.SITE] = [law_coordinates.DIM]
     for term in spec.offsets:

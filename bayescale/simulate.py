@@ -54,7 +54,7 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
     aux_np = extra_columns(frame, law.extras)
     if params is None:
         walk = {} if spec.discrepancy is None else {
-            k: jnp.asarray(v, dtype=jnp.float32) for k, v in walk_inputs(spec.discrepancy, x).items()}
+            k: jnp.asarray(v, dtype=jnp.float32) for k, v in walk_inputs(spec.discrepancy, x, data.group_index).items()}
         x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in x.items()}
         idx = {g: jnp.asarray(data.group_index[g]) for g in spec.coords}
         with tracing():   # NumPyro's handler stack is global: one trace at a time

@@ -10,7 +10,7 @@ import numpyro.distributions as dist
 
 from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
 from .design import centre, extra_columns, reference_scales
-from .discrepancy import Discrepancy, coordinates
+from .discrepancy import Discrepancy, coordinates, walk_group
 from .discrepancy import resolve as discrepancy_term
 from .errors import BayescaleError
 from .group_offset import GroupOffset
@@ -170,7 +170,7 @@ def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str 
 
 def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
           parametrisation="auto", check_response=True, discrepancy=None,
-          offset=None) -> tuple[ModelSpec, Dataset]:
+          offset=None, discrepancy_by="auto") -> tuple[ModelSpec, Dataset]:
     """Validate the data and resolve law, pooling, priors, reference scales, the model
     discrepancy (see :mod:`bayescale.discrepancy`) and the group offset (:mod:`bayescale.group_offset`)."""
     law = get_law(law)
@@ -186,14 +186,18 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
     x = centre(law, data.inputs, logref)
     resolved = resolve_priors(law, priors, pooled)
     offsets = offset_terms(law, offset, pooled, data, GROUP_COLUMNS)
-    groupings = set(pooled.values()) | {t.dim for t in offsets}
+    by, walk_notes = walk_group(law, discrepancy_by, pooled, data, GROUP_COLUMNS)
+    disc = discrepancy_term(law, discrepancy, x, by, len(data.coords[by]) if by else 1)
+    if disc is None:
+        walk_notes = []
+    groupings = set(pooled.values()) | {t.dim for t in offsets} | ({disc.group} if disc and disc.group else set())
     spec = ModelSpec(
         law=law, pooled=pooled, priors=resolved,
         coords={g: data.coords[g] for g in sorted(groupings)},
         logref=logref,
-        notes=data.notes + notes,
+        notes=data.notes + notes + walk_notes,
         centred=choose_centring(pooled, data, parametrisation),
-        discrepancy=discrepancy_term(law, discrepancy, x),
+        discrepancy=disc,
         ranges={k: [float(v.min()), float(v.max())] for k, v in coordinates(law.inputs, x).items()},
         law_coordinates=law.coordinates is not None and law.coordinates.applies(resolved, pooled),
         offsets=offsets,
