@@ -25,6 +25,15 @@ def sbc_in_fresh_process(law: str, design=None, **kwargs) -> SBCResult:
         return pool.submit(_sbc, law, design, kwargs).result()
 
 
+def sbc_runs_in_fresh_processes(law: str, design, *settings: dict) -> list[SBCResult]:
+    """Several SBC runs at once, each in its own fresh interpreter (their compiles and fits overlap;
+    the draws do not depend on it)."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=len(settings), mp_context=ctx) as pool:
+        futures = [pool.submit(_sbc, law, design, kwargs) for kwargs in settings]
+        return [f.result() for f in futures]
+
+
 def law_pvalues(result: SBCResult) -> dict[str, float]:
     """Uniformity p-values of the law's own parameters (not noise parameters or group values)."""
     law = get_law(result.law)

@@ -179,19 +179,26 @@ DEVICES = textwrap.dedent("""
 """)
 
 
-def _run_on_devices(n: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu",
-               BAYESCALE_JAX_CACHE="0")
-    proc = subprocess.run([sys.executable, "-c", DEVICES], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def _run_on_devices(*counts: int) -> list[dict]:
+    """The script in one fresh interpreter per device count, all at once."""
+    procs = []
+    for n in counts:
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu",
+                   BAYESCALE_JAX_CACHE="0")
+        procs.append(subprocess.Popen([sys.executable, "-c", DEVICES], env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
 
 
 def test_draws_do_not_depend_on_the_device_count():
     """One device or two (forced host devices): the batch is cut into the same blocks, each run by
     the same program, so every fit's draws are bit-identical; with two devices both are used."""
-    one, two = _run_on_devices(1), _run_on_devices(2)
+    one, two = _run_on_devices(1, 2)
     assert one["n_devices"] == 1 and two["n_devices"] == 2
     assert one["used"] == [1, 1, 1]
     assert two["used"] == [2, 2, 2]  # 3 datasets in blocks of 2: one block per device

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 SCRIPT = textwrap.dedent("""
     import json, sys, threading, traceback, warnings
     from concurrent.futures import ThreadPoolExecutor
@@ -75,16 +77,22 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def run(mode: str) -> dict:
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    """Both cases at once, each in its own fresh interpreter."""
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "BAYESCALE_JAX_CACHE": "0"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, env=env,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    procs = {mode: subprocess.Popen([sys.executable, "-c", SCRIPT, mode], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, env=env) for mode in ("same", "laws")}
+    out = {}
+    for mode, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=900)
+        assert proc.returncode == 0, stderr[-3000:]
+        out[mode] = json.loads(stdout.strip().splitlines()[-1])
+    return out
 
 
-def test_four_threads_fitting_tables_of_one_shape():
-    out = run("same")
+def test_four_threads_fitting_tables_of_one_shape(runs):
+    out = runs["same"]
     assert not out["errors"], out["errors"]
     assert out["identical"] == [True] * 4, out
     # the four racing threads compiled the shared program once, and the later fits reused it
@@ -92,8 +100,8 @@ def test_four_threads_fitting_tables_of_one_shape():
     assert out["traces_alone"] == 0, out
 
 
-def test_four_threads_fitting_four_laws():
-    out = run("laws")
+def test_four_threads_fitting_four_laws(runs):
+    out = runs["laws"]
     assert not out["errors"], out["errors"]
     assert out["identical"] == [True] * 4, out
     assert out["traces_alone"] == 0, out

@@ -26,7 +26,7 @@ import pytest
 
 from bayescale.sbc import SBCResult, rank_uniformity, sbc
 from bayescale.models import REGISTRY
-from sbc_helpers import LEVEL, law_pvalues, sbc_in_fresh_process
+from sbc_helpers import LEVEL, law_pvalues, sbc_runs_in_fresh_processes
 
 SETTINGS = {"chains": 1, "warmup": 150, "draws": 200, "thin": 2, "bins": 10}
 N_SIMS = 100                     # correct model
@@ -34,18 +34,20 @@ N_SIMS_CONTROL = 30              # the control fails by a wide margin; fewer sim
 MISSPECIFIED = {"sigma": "Delta(0.002)"}
 
 
-def in_fresh_process(**kwargs) -> SBCResult:
-    return sbc_in_fresh_process("chinchilla", **kwargs)
+@pytest.fixture(scope="module")
+def correct_and_control():
+    return sbc_runs_in_fresh_processes("chinchilla", None, dict(n_sims=N_SIMS, seed=0, **SETTINGS),
+                                       dict(n_sims=N_SIMS_CONTROL, seed=0, fit_priors=MISSPECIFIED, **SETTINGS))
 
 
 @pytest.fixture(scope="module")
-def correct():
-    return in_fresh_process(n_sims=N_SIMS, seed=0, **SETTINGS)
+def correct(correct_and_control):
+    return correct_and_control[0]
 
 
 @pytest.fixture(scope="module")
-def control():
-    return in_fresh_process(n_sims=N_SIMS_CONTROL, seed=0, fit_priors=MISSPECIFIED, **SETTINGS)
+def control(correct_and_control):
+    return correct_and_control[1]
 
 
 def test_rank_uniformity_test_itself():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sbc_helpers import assert_calibrated, assert_control_fails, sbc_in_fresh_process
+from sbc_helpers import assert_calibrated, assert_control_fails, sbc_runs_in_fresh_processes
 
 DESIGN = pd.DataFrame({"params": np.geomspace(1e7, 1e10, 16)})   # one curve over three decades
 PRIOR = "HalfNormal(0.05)"
@@ -21,9 +21,9 @@ SETTINGS = dict(seed=2, chains=1, warmup=300, draws=400, thin=4, discrepancy=PRI
 # 2.2e-5 for the control against a threshold of 0.0033); 200 with --run-slow
 @pytest.mark.parametrize("n_sims", [pytest.param(40, id="ci"), pytest.param(200, id="full", marks=pytest.mark.slow)])
 def test_sbc_with_discrepancy_and_control(n_sims):
-    ok = sbc_in_fresh_process("power", DESIGN, n_sims=n_sims, **SETTINGS)
+    ok, control = sbc_runs_in_fresh_processes("power", DESIGN, dict(n_sims=n_sims, **SETTINGS),
+                                              dict(n_sims=n_sims, fit_discrepancy="none", **SETTINGS))
     assert "disc_scale" in ok.pvalues
     assert_calibrated(ok, max_failed_share=0.05)
-    control = sbc_in_fresh_process("power", DESIGN, n_sims=n_sims, fit_discrepancy="none", **SETTINGS)
     assert "disc_scale" not in control.pvalues
     assert_control_fails(control)
