@@ -177,7 +177,7 @@ def row(name: str, law: str, s: dict, method: str) -> str:
             f"| {s['median_are']:.4f} | {s['crps']:.4f} | {s.get('runtime_seconds', float('nan')):.0f} |")
 
 
-def render(done: list[tuple[Entry, dict]], elapsed: float, seed: int, quick: bool) -> str:
+def render(done: list[tuple[Entry, dict]], elapsed: float, seed: int, quick: bool, reruns: dict | None = None) -> str:
     """The RESULTS.md section from the entries' summaries."""
     lines, selections, wins, classical = [], [], [0, 0], [0, 0]
     for entry, s in done:
@@ -236,8 +236,16 @@ Law selection and stacking (training runs only):
 
 bayescale's headline CRPS is lower than the bootstrap of the same law on {wins[0]} of {wins[1]} entries,
 and lower than Epoch's method as usually run (the Chinchilla form where the entry has N and D, else
-the entry's law) on {classical[0]} of {classical[1]}. Whole suite: {elapsed:.0f} s.
+the entry's law) on {classical[0]} of {classical[1]}. Whole suite: {elapsed:.0f} s.{_reruns_text(reruns)}
 """
+
+
+def _reruns_text(reruns: dict | None) -> str:
+    if not reruns:
+        return ""
+    parts = ", ".join(f"{name} ({r['seconds']:.0f} s, {r['date']})" for name, r in reruns.items())
+    return (f" Re-run on their own after the whole suite, with the code and shipped priors of that day: {parts}; "
+            "the other entries are from the whole run.")
 
 
 def headline(s: dict) -> dict:
@@ -296,18 +304,30 @@ def main() -> None:
     if args.render:
         meta = json.loads((OUT / "suite.json").read_text())
         done = [(e, json.loads((OUT / e.name / "summary.json").read_text())) for e in selected]
-        md = render(done, meta["elapsed"], meta["seed"], meta["quick"])
+        md = render(done, meta["elapsed"], meta["seed"], meta["quick"], meta.get("reruns"))
     else:
         done = []
         t_all = time.perf_counter()
         for entry in selected:
             print(f"== {entry.name}", flush=True)
+            t0 = time.perf_counter()
             s = run_entry(entry, args.seed, args.quick, args.discrepancy)
             done.append((entry, s))
             print(json.dumps({k: s[k] for k in ("coverage", "median_are", "crps")}), flush=True)
+            if args.only:   # a partial re-run: said in the section, beside the whole run's time
+                meta = json.loads((OUT / "suite.json").read_text()) if (OUT / "suite.json").exists() else {}
+                meta.setdefault("reruns", {})[entry.name] = {
+                    "seconds": time.perf_counter() - t0, "date": time.strftime("%Y-%m-%d")}
+                (OUT / "suite.json").write_text(json.dumps(meta))
         elapsed = time.perf_counter() - t_all
-        (OUT / "suite.json").write_text(json.dumps({"elapsed": elapsed, "seed": args.seed, "quick": args.quick}))
-        md = render(done, elapsed, args.seed, args.quick)
+        if not args.only:
+            (OUT / "suite.json").write_text(json.dumps({"elapsed": elapsed, "seed": args.seed, "quick": args.quick}))
+            md = render(done, elapsed, args.seed, args.quick)
+        else:   # the section shows every entry: the others from their last run
+            meta = json.loads((OUT / "suite.json").read_text())
+            done = [(e, json.loads((OUT / e.name / "summary.json").read_text())) for e in ENTRIES]
+            md = render(done, meta.get("elapsed", elapsed), meta.get("seed", args.seed), meta.get("quick", args.quick),
+                        meta.get("reruns"))
     write_section("calibration-suite", md)
     print(md)
     if args.side_by_side:

@@ -21,10 +21,12 @@ natural priors plus the log-determinant of its Jacobian, so the model (and every
 unchanged; only the sampler's coordinates differ. Measured on 160-run Chinchilla simulations
 (1 % noise, 4 chains x 1000 + 1000): the law alone went from 13 leapfrog steps per draw and 29-45
 divergences (seeds 0, 2, 4, target_accept 0.8) to 6.6 steps and none (seeds 0-3); with the walk,
-at target_accept 0.95, from 100-218 steps per draw to 40-56 (benchmarks/law_coordinates.py). Not
-better everywhere: on the power law alone fitted to 5-9 points of the NMT learning curves, fewer
-fits diverge (4 of 15 against 9 of 15) but 2 of the 15 had a stuck chain (max r_hat 1.57; the
-natural coordinates' worst was 1.13). See RESULTS.md, "Sampling health: what was found".
+at target_accept 0.95, from 100-218 steps per draw to 40-70 (benchmarks/law_coordinates.py). On the
+power law alone fitted to 5-9 points of the NMT learning curves, 4 of 15 fits have divergences
+(22 in all) against 9 of 15 (225), and the worst max r_hat is 1.02 against 1.13. An earlier run
+of the same benchmark, before the offsets below were computed once at trace time (in float64
+rather than in the sampler's float32), had two stuck chains there (r_hat 1.57); they did not
+recur, and whether that change removed them was not isolated. See RESULTS.md, "Sampling health: what was found".
 """
 from __future__ import annotations
 
