@@ -18,7 +18,9 @@ already fit those), bends with curvature whose size is set by one scale s, and i
 as s^2 |v|^3 / 3, so the term is small where the runs are and widens with every decade beyond.
 Inside the fitted range the data inform both the bends (the law's misfit) and s; beyond it the
 walk continues with fresh increments, drawn at prediction time. It is discretised with knots
-every ``h`` (a quarter of the larger half-span of the data), each knot carrying an increment
+every ``h`` (the larger half-span of the data divided by one to four: one knot per side for
+every 8 distinct values along the axis, so the walk bends more coarsely than the data are spaced
+and cannot pass through every point in place of the noise), each knot carrying an increment
 z_j ~ Normal(0, 1):
 
     W(v) = s · sum_j sqrt(h) · z_j · (v - t_j)_+     (knots t_j > 0; mirrored for t_j < 0).
@@ -47,7 +49,8 @@ import numpyro.distributions as dist
 from .errors import BayescaleError
 from .priors import describe, parse
 
-KNOTS_PER_SIDE = 4
+KNOTS_PER_SIDE = 4        # at most, on each side of the reference
+POINTS_PER_KNOT = 8       # distinct values of an axis per knot on each side (at least one knot)
 SCALE = "disc_scale"   # the walk's scale s (latent)
 STEPS = "disc_z"       # its standardised increments at the knots (latent)
 KNOT_DIM = "disc_knot"
@@ -156,12 +159,28 @@ def walk_group(law, by, pooled: dict[str, str], data, groupings=("family", "data
     return by, []
 
 
-def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1) -> Discrepancy | None:
+def knots_per_side(values: np.ndarray, rows_group: np.ndarray | None = None) -> int:
+    """How finely the walk may bend along an axis: one knot per side for every
+    :data:`POINTS_PER_KNOT` distinct values of it (in the thinnest group, for a walk per group),
+    from 1 to :data:`KNOTS_PER_SIDE`. A walk with about as many bends as there are points can
+    pass through every point: on 5-9 point curves it then competes with the noise for the
+    scatter, and the posterior has a second mode (tiny noise, large walk) that chains do not leave."""
+    values = np.round(np.asarray(values, dtype=np.float64), 9)
+    if rows_group is None:
+        distinct = len(np.unique(values))
+    else:
+        distinct = min(len(np.unique(values[rows_group == g])) for g in np.unique(rows_group))
+    return int(np.clip(distinct // POINTS_PER_KNOT, 1, KNOTS_PER_SIDE))
+
+
+def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
+            rows_group: np.ndarray | None = None) -> Discrepancy | None:
     """The discrepancy of a fit: ``"none"`` (or None) for the law alone, ``"auto"`` for the prior
     learned across the public studies (:func:`learned_prior`), or a prior for the walk's scale s
     (text such as "HalfNormal(0.01)" or a NumPyro distribution, in link units per decade^1.5), with
-    knots placed over the centred inputs ``x`` of the data; with ``group``, one walk per of its
-    ``n_groups`` labels, all with the one scale s."""
+    knots placed over the centred inputs ``x`` of the data (:func:`knots_per_side`); with
+    ``group``, one walk per of its ``n_groups`` labels (``rows_group``: each row's), all with the
+    one scale s."""
     if setting is None or (isinstance(setting, str) and setting.lower() == "none"):
         return None
     if isinstance(setting, str) and setting.lower() == "auto":
@@ -182,7 +201,7 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1) 
         half = max(float(v.max()), float(-v.min()))
         if not half > 0:
             continue                      # a constant input: nothing to bend along
-        h = half / KNOTS_PER_SIDE
+        h = half / knots_per_side(v, rows_group if group else None)
         pos = np.arange(h / 2, float(v.max()), h)
         neg = -np.arange(h / 2, float(-v.min()), h)
         units[k], steps[k] = unit if unit > 0 else 1.0, h

@@ -128,10 +128,24 @@ def test_knots_cover_the_data_on_both_sides():
     assert set(d.knots) == {"params", "tokens", "compute", "tokens_per_param"}   # N, D, C and D/N
     for k in d.knots:
         v = axes[k] / d.units[k]
-        assert min(d.knots[k]) > v.min() and max(d.knots[k]) < v.max()
-        assert any(t < 0 for t in d.knots[k]) and any(t > 0 for t in d.knots[k])
+        assert d.knots[k] and min(d.knots[k]) > v.min() and max(d.knots[k]) < v.max()
+        # one knot per side for every 8 distinct values along the axis (8 sizes of N: one per side)
+        per_side = discrepancy.knots_per_side(v)
+        assert per_side == min(max(len(np.unique(np.round(v, 9))) // 8, 1), 4)
+        assert np.isclose(d.steps[k], max(v.max(), -v.min()) / per_side)
     assert len(d.labels()) == d.size == len(set(d.labels()))
     assert discrepancy.basis(d, {k: np.zeros(1) for k in law.inputs}, np).sum() == 0   # anchored at the reference
+
+
+def test_the_walk_bends_no_finer_than_the_data_allow():
+    """A few-point curve gets one knot per side (a walk with as many bends as points would compete
+    with the noise); long ladders get up to four; a walk per group counts the thinnest group."""
+    assert discrepancy.knots_per_side(np.linspace(-1, 1, 5)) == 1
+    assert discrepancy.knots_per_side(np.linspace(-1, 1, 17)) == 2
+    assert discrepancy.knots_per_side(np.linspace(-1, 1, 200)) == 4
+    v = np.concatenate([np.linspace(-1, 1, 40), np.linspace(-1, 1, 9)])
+    assert discrepancy.knots_per_side(v, np.repeat([0, 1], [40, 9])) == 1
+    assert discrepancy.knots_per_side(np.repeat(np.linspace(-1, 1, 9), 5)) == 1   # repeats are not new points
 
 
 def test_default_is_the_shipped_cross_study_prior():
