@@ -34,6 +34,7 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from .errors import BayescaleError
+from .predict import label_indices
 from .priors import describe, parse
 
 # Weakly informative spreads of the groups on the link scale: about 10 % in loss between families
@@ -169,12 +170,9 @@ def predict_term(off: GroupOffset, known: list[str], table: np.ndarray, tau: np.
     """Draws (samples x rows) of b at the rows of ``frame``: the posterior offset of a group the fit
     has seen (``table``: samples x known groups), a fresh Normal(0, tau) draw per unseen group (one
     per group, shared by its rows)."""
-    labels = off.row_labels(frame).tolist()
-    index = {lab: i for i, lab in enumerate(known)}
-    unseen = sorted({lab for lab in labels if lab not in index})
+    columns, unseen = label_indices(known, off.row_labels(frame).tolist())
     if unseen:
         table = np.concatenate([table, tau[:, None] * rng.standard_normal((len(tau), len(unseen)))], axis=1)
-        index.update({lab: len(known) + i for i, lab in enumerate(unseen)})
         notes.append(f"{off.group} label(s) {unseen} not in the fit: their offset is drawn from the spread "
                      f"between {off.group} labels")
-    return np.asarray(table[:, [index[lab] for lab in labels]], dtype=np.float64)
+    return np.asarray(table[:, columns], dtype=np.float64)

@@ -79,6 +79,15 @@ def stacked(posterior, name: str) -> np.ndarray:
     return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", *extra).values, dtype=np.float64)
 
 
+def label_indices(known: list[str], labels) -> tuple[np.ndarray, list[str]]:
+    """Each label's column in a table of the ``known`` groups extended by the unseen ones (sorted,
+    after the known): the indices, and the unseen labels whose columns the caller must draw."""
+    index = {lab: i for i, lab in enumerate(known)}
+    unseen = sorted({lab for lab in labels if lab not in index})
+    index.update({lab: len(known) + i for i, lab in enumerate(unseen)})
+    return np.array([index[lab] for lab in labels], dtype=np.int64), unseen
+
+
 def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, notes: list[str],
                           typical: bool = False) -> dict[str, np.ndarray]:
     """Per-row parameter draws (samples x rows) of a hierarchical fit. Rows of a group the fit has
@@ -93,19 +102,17 @@ def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, no
             values[name] = pop[:, None]
             continue
         table = stacked(post, f"{name}_by_{g}")
-        known = {label: i for i, label in enumerate(spec.coords[g])}
         labels = frame[g].astype(str).to_numpy() if g in frame else np.full(len(frame), "")
-        unseen = sorted({lab for lab in labels if lab not in known})
+        columns, unseen = label_indices(spec.coords[g], labels)
         if unseen:
             t = biject_to(spec.priors[name].support)
             tau = stacked(post, f"{name}_tau")
             z = rng.standard_normal((len(pop), len(unseen)))
             new = np.asarray(t(np.asarray(t.inv(pop))[:, None] + tau[:, None] * z), dtype=np.float64)
             table = np.concatenate([table, new], axis=1)
-            known.update({lab: len(spec.coords[g]) + i for i, lab in enumerate(unseen)})
             notes.append(f"{g} label(s) {unseen} not in the fit: '{name}' drawn from the population "
                          f"distribution over {g} labels")
-        values[name] = table[:, [known[lab] for lab in labels]]
+        values[name] = table[:, columns]
     return values
 
 

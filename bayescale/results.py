@@ -231,19 +231,16 @@ class Fit:
         scale, steps = self.draws(discrepancy.SCALE)[:n], self.draws(discrepancy.STEPS)[:n]
         if not disc.group:
             return discrepancy.predict_term(disc, scale, steps, x, rng)
-        known = self.spec.coords[disc.group]
         rows = len(frame) if frame is not None else len(next(iter(x.values())).reshape(-1))
         labels = (frame[disc.group].astype(str).tolist() if frame is not None and disc.group in frame
                   else [""] * rows)
-        index = {lab: i for i, lab in enumerate(known)}
-        unseen = sorted({lab for lab in labels if lab not in index})
+        columns, unseen = predictive.label_indices(self.spec.coords[disc.group], labels)
         if unseen:
             steps = np.concatenate([steps, rng.standard_normal((len(steps), len(unseen), steps.shape[2]))], axis=1)
-            index.update({lab: len(known) + i for i, lab in enumerate(unseen)})
             if notes is not None:
                 notes.append(f"{disc.group} label(s) {unseen} not in the fit: their discrepancy walk is drawn from "
                              "its prior, with the fitted scale")
-        return discrepancy.predict_term(disc, scale, steps, x, rng, np.array([index[lab] for lab in labels]))
+        return discrepancy.predict_term(disc, scale, steps, x, rng, columns)
 
     def offset_draws(self, frame: pd.DataFrame, n: int, rng, notes: list[str]) -> np.ndarray | None:
         """Draws (n x rows) of the group offsets, summed over the terms, at the rows of ``frame`` (a

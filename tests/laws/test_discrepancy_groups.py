@@ -98,9 +98,9 @@ def test_saved_fit_keeps_the_walks_and_an_unseen_family_gets_a_new_walk(fits, tm
 
 
 def test_pymc_twin_matches_numpyro_with_a_walk_per_group(fits):
+    pytest.importorskip("pymc", reason="PyMC not installed (pip install bayescale[pymc])")
     from pymc.model.transform.conditioning import remove_value_transforms
 
-    pytest.importorskip("pymc")
     from bayescale.pymc_interop import to_pymc
 
     df = families()

@@ -110,7 +110,7 @@ def test_an_offset_on_a_grouping_that_pools_a_law_parameter_is_refused():
 
 
 def test_pymc_twin_has_the_same_density_with_offsets():
-    pm = pytest.importorskip("pymc", reason="PyMC not installed (pip install bayescale[pymc])")
+    pytest.importorskip("pymc", reason="PyMC not installed (pip install bayescale[pymc])")
     from pymc.model.transform.conditioning import remove_value_transforms
 
     from bayescale.pymc_interop import to_pymc

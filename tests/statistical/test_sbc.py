@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayescale.sbc import SBCResult, rank_uniformity, sbc
+from bayescale.sbc import rank_uniformity, sbc
 from bayescale.models import REGISTRY
 from sbc_helpers import LEVEL, law_pvalues, sbc_runs_in_fresh_processes
 
