@@ -73,7 +73,7 @@ class BootstrapFit:
         """Bootstrap refits (samples x 1): every row shares them (no groups)."""
         return {k: v[:, None] for k, v in self.draws.items()}
 
-    def discrepancy_draws(self, x, n, rng, frame=None, notes=None):
+    def discrepancy_draws(self, x, n, rng, frame, notes):
         """The point fit has no model-discrepancy term."""
         return None
 

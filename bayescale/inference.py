@@ -201,8 +201,8 @@ def _count_latent(spec: ModelSpec) -> int:
 
 def default_target_accept(spec: ModelSpec) -> float:
     """NUTS's target acceptance at the defaults. A scale times standard-normal offsets makes a
-    funnel, so smaller steps there: 0.95 for pooled law parameters and group offsets. With the discrepancy walk the
-    law's curvature trades against the walk's, more freely the larger its scale: on 160-run
+    funnel, so smaller steps there: 0.95 for pooled law parameters and group offsets. With the
+    discrepancy walk the law's curvature trades against the walk's, more freely the larger its scale: on 160-run
     Chinchilla simulations (law coordinates) 0.95 left 0-12 divergences in 4,000 draws in 6 seeds
     at 40-56 leapfrog steps per draw, 0.99 none at 72-110 (the natural coordinates took 100-218
     at 0.95). The law alone: 0.8."""
@@ -226,13 +226,12 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     or ``{"alpha": "Normal(0.3, 0.1)"}``. ``discrepancy`` adds a model-discrepancy term whose
     variance grows with the distance from the fitted runs (:mod:`bayescale.discrepancy`): "auto"
     (the default) gives its scale the prior learned across the public studies, a prior such as
-    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``discrepancy_by``: "auto" gives each group its own walk (one
-    scale) when the law's parameters vary by exactly one grouping, "none" one walk for all rows, or
-    a grouping column. ``offset="family"`` (or another
-    grouping column, an interaction such as "family*task", or a list of them) adds a shift of the
-    curve per group, shared across scales and across the groupings the law's parameters vary by
-    (:mod:`bayescale.group_offset`). ``seed`` lies in
-    [0, 2^32).
+    ``"LogNormal(-4, 1)"`` sets it, ``"none"`` fits the law alone. ``discrepancy_by``: "auto" gives
+    each group its own walk (one scale) when the law's parameters vary by exactly one grouping and
+    every group has 8 distinct runs, "none" one walk for all rows, or a grouping column.
+    ``offset="family"`` (or another grouping column, an interaction such as "family*task", or a list
+    of them) adds a shift of the curve per group, shared across scales and across the groupings the
+    law's parameters vary by (:mod:`bayescale.group_offset`). ``seed`` lies in [0, 2^32).
     When the convergence diagnostics fail, a :class:`bayescale.errors.UnreliableSampling` warning
     carries the fit as ``.fit``; ``strict=True`` raises :class:`bayescale.errors.UnreliableSamplingError`
     (also with ``.fit``) instead.

@@ -6,7 +6,8 @@ downstream law, choice accuracies, the bootstrap baseline, compute-optimal alloc
 target loss and optimal hyperparameters. A *source* of draws is anything with ``law``, ``logref``, ``pooled``,
 ``ranges`` (fitted range of each centred input, or None), ``has_discrepancy``, ``n_draws``,
 ``param_draws(frame, rng, notes, typical=False)`` (per-row parameter draws, samples x rows),
-``discrepancy_draws(x, n, rng, frame, notes)``, ``offset_draws(frame, n, rng, notes)`` (group offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
+``discrepancy_draws(x, n, rng, frame, notes)``, ``offset_draws(frame, n, rng, notes)`` (group
+offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayescale.Fit`, or a
 :class:`bayescale.baselines.BootstrapFit`. All arithmetic after sampling is float64.
 
 ``kind``:

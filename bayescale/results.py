@@ -220,8 +220,7 @@ class Fit:
         """Per-row parameter draws (samples x rows); see :func:`bayescale.predict.group_parameter_draws`."""
         return predictive.group_parameter_draws(self, frame, rng, notes, typical)
 
-    def discrepancy_draws(self, x: dict, n: int, rng, frame: pd.DataFrame | None = None,
-                          notes: list[str] | None = None) -> np.ndarray | None:
+    def discrepancy_draws(self, x: dict, n: int, rng, frame: pd.DataFrame, notes: list[str]) -> np.ndarray | None:
         """Draws (n x rows) of the model-discrepancy term at centred inputs ``x``, or None when the
         fit has none. With a walk per group, each row of ``frame`` follows its group's walk; a group
         the fit has not seen gets a walk drawn from the prior, with the fitted scale."""
@@ -231,15 +230,12 @@ class Fit:
         scale, steps = self.draws(discrepancy.SCALE)[:n], self.draws(discrepancy.STEPS)[:n]
         if not disc.group:
             return discrepancy.predict_term(disc, scale, steps, x, rng)
-        rows = len(frame) if frame is not None else len(next(iter(x.values())).reshape(-1))
-        labels = (frame[disc.group].astype(str).tolist() if frame is not None and disc.group in frame
-                  else [""] * rows)
+        labels = frame[disc.group].astype(str).tolist() if disc.group in frame else [""] * len(frame)
         columns, unseen = predictive.label_indices(self.spec.coords[disc.group], labels)
         if unseen:
             steps = np.concatenate([steps, rng.standard_normal((len(steps), len(unseen), steps.shape[2]))], axis=1)
-            if notes is not None:
-                notes.append(f"{disc.group} label(s) {unseen} not in the fit: their discrepancy walk is drawn from "
-                             "its prior, with the fitted scale")
+            notes.append(f"{disc.group} label(s) {unseen} not in the fit: their discrepancy walk is drawn from "
+                         "its prior, with the fitted scale")
         return discrepancy.predict_term(disc, scale, steps, x, rng, columns)
 
     def offset_draws(self, frame: pd.DataFrame, n: int, rng, notes: list[str]) -> np.ndarray | None:
