@@ -159,7 +159,7 @@ def _fit_from_args(args, df):
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
         columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, discrepancy=args.discrepancy,
         offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
-        strict=args.strict,
+        strict=args.strict, max_draws=args.max_draws,
     )
 
 
@@ -540,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--chains", type=int, default=4)
     s.add_argument("--warmup", type=int, default=1000)
-    s.add_argument("--draws", type=int, default=1000)
+    s.add_argument("--draws", type=int, default=None,
+                   help="draws per chain (default 1000, continued up to --max-draws when the diagnostics "
+                        "miss their targets by what more draws can fix; a number given here is kept exactly)")
+    s.add_argument("--max-draws", type=int, default=None, help="default 4000 with the default --draws")
     s.add_argument("--out", required=True, help="where to write the fit (.nc)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_fit)

@@ -27,6 +27,36 @@ QUANTILES = (0.025, 0.05, 0.5, 0.95, 0.975)
 RHAT_MAX, ESS_MIN = 1.01, 400
 
 
+def latent_names(spec: ModelSpec, posterior: xr.Dataset) -> list[str]:
+    """The sampled variables of a posterior (fixed parameters and derived quantities left out)."""
+    names = [k for k in spec.law.all_params()
+             if k in posterior and type(spec.priors[k]).__name__ != "Delta"]
+    for k in spec.pooled:
+        names += [f"{k}_tau", f"{k}_{'u' if k in spec.centred else 'z'}"]
+    if spec.discrepancy is not None:
+        names += [discrepancy.SCALE, discrepancy.STEPS]
+    for term in spec.offsets:
+        names += [term.scale_name, term.steps_name]
+    return names
+
+
+def sampling_diagnostics(idata: az.InferenceData, names: list[str]) -> dict:
+    """Max rank-normalised split r_hat and min bulk ESS over ``names``, divergences and mean
+    leapfrog steps per draw."""
+    post = idata.posterior[names]
+    rhat = az.rhat(post)
+    ess = az.ess(post, method="bulk")
+    stats = idata.sample_stats
+    if post.sizes["chain"] < 2:  # r_hat needs two chains
+        rhat = rhat.map(lambda v: v * np.nan)
+    return {
+        "max_rhat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
+        "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
+        "divergences": int(stats["diverging"].sum()),
+        "mean_steps_per_draw": float(stats["n_steps"].mean()),
+    }
+
+
 class Fit:
     """A fitted law. ``fit.idata`` is the ArviZ InferenceData (labelled dims), ``fit.posterior`` its
     posterior group."""
@@ -119,34 +149,11 @@ class Fit:
         return json.loads(self.idata.posterior.attrs["_derived"])
 
     def latent_names(self) -> list[str]:
-        post = self.idata.posterior
-        names = [k for k in self.law.all_params() if k in post and not self._is_fixed(k)]
-        for k in self.spec.pooled:
-            names += [f"{k}_tau", f"{k}_{'u' if k in self.spec.centred else 'z'}"]
-        if self.spec.discrepancy is not None:
-            names += [discrepancy.SCALE, discrepancy.STEPS]
-        for term in self.spec.offsets:
-            names += [term.scale_name, term.steps_name]
-        return names
+        return latent_names(self.spec, self.idata.posterior)
 
-    def _is_fixed(self, name: str) -> bool:
-        return type(self.spec.priors[name]).__name__ == "Delta"
-
-    # ---- diagnostics -------------------------------------------------------------------------
     @property
     def diagnostics(self) -> dict:
-        post = self.idata.posterior[self.latent_names()]
-        rhat = az.rhat(post)
-        ess = az.ess(post, method="bulk")
-        stats = self.idata.sample_stats
-        if post.sizes["chain"] < 2:  # r_hat needs two chains
-            rhat = rhat.map(lambda v: v * np.nan)
-        return {
-            "max_rhat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
-            "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
-            "divergences": int(stats["diverging"].sum()),
-            "mean_steps_per_draw": float(stats["n_steps"].mean()),
-        }
+        return sampling_diagnostics(self.idata, self.latent_names())
 
     def sampling_problems(self) -> list[str]:
         """What the convergence diagnostics flag (empty when r_hat, bulk ESS and divergences pass)."""
@@ -168,6 +175,9 @@ class Fit:
         problems = self.sampling_problems()
         if not problems:
             return
+        stats = self.config.get("stats", {})
+        if stats.get("draws_per_chain", 0) > stats.get("draws_requested", stats.get("draws_per_chain", 0)):
+            problems.append(f"after continuing the chains to {stats['draws_per_chain']} draws each")
         message = ("sampling looks unreliable: " + "; ".join(problems)
                    + ". Run more warmup/draws, raise target_accept (CLI --target-accept), or simplify the pooling.")
         if strict:
@@ -428,7 +438,7 @@ def inference_data(spec: ModelSpec, data: Dataset, samples: dict, sample_stats: 
 
 
 def fit_config(spec: ModelSpec, data: Dataset, *, seed, chains, warmup, draws, target_accept,
-               stats, columns=None) -> dict:
+               stats, columns=None, max_draws=None) -> dict:
     """The JSON record a Fit carries in ``posterior.attrs["bayescale"]``."""
     return {
         **spec.to_json(),
@@ -436,6 +446,7 @@ def fit_config(spec: ModelSpec, data: Dataset, *, seed, chains, warmup, draws, t
         "n_obs": data.n,
         "columns": columns or {},
         "seed": int(seed), "chains": chains, "warmup": warmup, "draws": draws,
+        "max_draws": draws if max_draws is None else max_draws,
         "target_accept": target_accept,
         "notes": spec.notes,
         "versions": versions(),

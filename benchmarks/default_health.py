@@ -1,6 +1,6 @@
 """Sampling health at the defaults: how often does an ordinary fit get flagged as unreliable?
 
-Cases (everything at bayescale.fit's defaults, 4 chains x 1000 + 1000, seed as listed):
+Cases (everything at bayescale.fit's defaults, 4 chains x 1000 + 1000 continued up to 4000 draws, seed as listed):
 * demo: the embedded synthetic demo (3 families), seeds 0, 1, 2;
 * small table: 12 chinchilla runs (4 sizes x 3 token counts), seeds 0, 1, 2;
 * chinchilla simulation: 160 runs simulated from Hoffmann et al.'s fit (1% noise, N in 5e7-2e9,
@@ -143,12 +143,14 @@ def main(argv=None) -> int:
         d = f.diagnostics
         rows.append({"case": name, "law": law, "seed": seed, "max r_hat": d["max_rhat"], "min ESS": d["min_ess_bulk"],
                      "divergences": int(d["divergences"]), "steps/draw": d["mean_steps_per_draw"],
+                     "draws/chain": int(f.posterior.sizes["draw"]),
                      "flagged": "yes" if flagged else "no", "seconds": time.perf_counter() - t0})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     n_flag = int((table["flagged"] == "yes").sum())
     md = (f"## Sampling health at the defaults (`benchmarks/default_health.py --discrepancy {args.discrepancy}`)\n\n"
-          f"Every fit at `bayescale.fit`'s defaults (4 chains x 1000 warmup + 1000 draws), discrepancy "
+          f"Every fit at `bayescale.fit`'s defaults (4 chains x 1000 warmup + 1000 draws, continued 1000 at a "
+          f"time up to 4000 when only more draws are missing: `bayescale.inference.more_draws_help`), discrepancy "
           f"`{args.discrepancy}`; 'flagged' = bayescale's unreliable-sampling warning fired (max r_hat > 1.01, "
           f"min bulk ESS < 400 or any divergence). {n_flag} of {len(table)} fits flagged.\n\n"
           + targets(table) + "\n\n" + markdown(table) + "\n")

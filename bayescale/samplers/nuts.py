@@ -264,15 +264,20 @@ def _model_functions(model, example_args):
 
 def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, draws: int,
                outputs: Callable | None = None,
-               on_progress: Callable[[int], None] | None = None) -> tuple[dict, dict]:
-    """Run ``chains`` chains; return per-draw arrays, each (chain, draw, ...).
+               on_progress: Callable[[int], None] | None = None,
+               resume: list | None = None) -> tuple[dict, dict, list]:
+    """Run ``chains`` chains; return per-draw arrays, each (chain, draw, ...), and each chain's
+    final state.
 
-    Without ``outputs``: (unconstrained draws, fields). With ``outputs`` (from
+    Without ``outputs``: (unconstrained draws, fields, states). With ``outputs`` (from
     :meth:`CompiledNUTS.compile_outputs` for ``draws``), each chain's thread also evaluates it:
-    ((constrained samples, pointwise log likelihood), fields). ``args`` must be arrays of the
-    sampler's float type. Transitions run in chunks of ``CHUNK``; the total is rounded up to whole
-    chunks and the extra trailing draws are dropped, so every call reuses the one chunk program."""
-    total = sampler.warmup + draws
+    ((constrained samples, pointwise log likelihood), fields, states). ``resume`` (the states of
+    an earlier call) continues those chains for ``draws`` more draws, without warmup. ``args`` must
+    be arrays of the sampler's float type. Transitions run in chunks of ``CHUNK``; the total is
+    rounded up to whole chunks and the extra trailing draws are dropped (a thinning that leaves a
+    continued chain valid), so every call reuses the one chunk program."""
+    skip = 0 if resume is not None else sampler.warmup
+    total = skip + draws
     n_chunks = -(-total // CHUNK)
     keys = jax.random.split(jax.random.PRNGKey(seed), chains)
     lock = threading.Lock()
@@ -280,8 +285,11 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
 
     def one_chain(c: int):
         with precision(sampler.x64):   # thread-local: every chain thread enters it
-            carry = sampler.init(keys[c], args)
-            if not np.isfinite(float(carry[0].potential_energy)):
+            if resume is not None:
+                carry = resume[c]
+            else:
+                carry = sampler.init(keys[c], args)
+            if resume is None and not np.isfinite(float(carry[0].potential_energy)):
                 raise BayescaleError(
                     f"chain {c}: no starting point with a finite log density in {INIT_TRIES} draws from "
                     f"Uniform(-{INIT_RADIUS:g}, {INIT_RADIUS:g}) on the unconstrained scale; check that "
@@ -295,10 +303,10 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
                 if on_progress is not None:
                     with lock:
                         on_progress(min(CHUNK, total - i * CHUNK))   # the last chunk's extras do not count
-            z, *rest = jax.tree.map(lambda *a: np.concatenate(a)[sampler.warmup:total], *parts)
+            z, *rest = jax.tree.map(lambda *a: np.concatenate(a)[skip:total], *parts)
             if outputs is not None:
                 z = jax.device_get(outputs(z, args))
-            return z, *rest
+            return (z, *rest), carry
 
     with ThreadPoolExecutor(worker_count(chains)) as pool:
         futures = [pool.submit(one_chain, c) for c in range(chains)]
@@ -310,5 +318,5 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
             wait(futures)   # within one chunk per chain; the compiled programs stay usable
             raise
         results = [f.result() for f in futures]
-    first, *rest = jax.tree.map(lambda *a: np.stack(a), *results)   # leaves: (chain, draw, ...)
-    return first, dict(zip(FIELDS[1:], rest))
+    first, *rest = jax.tree.map(lambda *a: np.stack(a), *[r[0] for r in results])   # (chain, draw, ...)
+    return first, dict(zip(FIELDS[1:], rest)), [r[1] for r in results]

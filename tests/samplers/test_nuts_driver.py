@@ -67,7 +67,7 @@ def test_relative_shrinkage_takes_fewer_leapfrog_steps():
     for relative in (True, False):
         settings = Settings(warmup=300, dense=True, target_accept=0.8, relative_shrinkage=relative)
         sampler = compile_nuts(make_model(spec), args, settings)
-        _, fields = run_chains(sampler, args, seed=0, chains=2, draws=200)
+        _, fields, _ = run_chains(sampler, args, seed=0, chains=2, draws=200)
         assert fields["diverging"].sum() <= 2
         steps[relative] = float(np.mean(fields["num_steps"]))
     jax.clear_caches()

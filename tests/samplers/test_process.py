@@ -22,14 +22,23 @@ from bayescale.runtime import cache_dir_from_env
 PACKAGE = Path(bayescale.__file__).parent
 
 
-def run_python(code: str, **env) -> dict:
-    """Run ``code`` in a fresh interpreter; it prints one JSON line last, returned as a dict."""
+def start_python(code: str, **env) -> subprocess.Popen:
+    """Start ``code`` in a fresh interpreter (several run at once: each mostly waits on imports)."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("BAYESCALE_JAX_CACHE", "JAX_COMPILATION_CACHE_DIR", "MPLBACKEND")}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env={**base, "JAX_PLATFORMS": "cpu", **env}, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**base, "JAX_PLATFORMS": "cpu", **env})
+
+
+def result_of(proc: subprocess.Popen) -> dict:
+    """The JSON line a started interpreter printed last, as a dict."""
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_python(code: str, **env) -> dict:
+    return result_of(start_python(code, **env))
 
 
 # ---- import has no side effects ------------------------------------------------------------------
@@ -97,14 +106,26 @@ CONFIGURE = """
 """
 
 
-@pytest.mark.parametrize("mode", ["configure", "fit", "env-off", "user", "opt-out"])
-def test_configuration_is_opt_in_and_done_by_the_first_fit(mode, tmp_path):
-    env = {"BAYESCALE_JAX_CACHE": "0" if mode == "env-off" else str(tmp_path / "jax")}
-    user = str(tmp_path / "mine")
-    out = run_python(CONFIGURE.format(mode=mode, user=user), **env)
+MODES = ["configure", "fit", "env-off", "user", "opt-out"]
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory) -> dict:
+    """Each mode's interpreter, all started at once; {mode: (its output, its temporary folder)}."""
+    started = {}
+    for mode in MODES:
+        tmp = tmp_path_factory.mktemp(mode.replace("-", "_"))
+        env = {"BAYESCALE_JAX_CACHE": "0" if mode == "env-off" else str(tmp / "jax")}
+        started[mode] = (start_python(CONFIGURE.format(mode=mode, user=str(tmp / "mine")), **env), tmp)
+    return {mode: (result_of(proc), tmp) for mode, (proc, tmp) in started.items()}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_configuration_is_opt_in_and_done_by_the_first_fit(mode, configured):
+    out, tmp = configured[mode]
     assert out["configured"]
-    expected = {"configure": str(tmp_path / "jax"), "fit": str(tmp_path / "jax"), "env-off": None,
-                "user": user, "opt-out": None}[mode]
+    expected = {"configure": str(tmp / "jax"), "fit": str(tmp / "jax"), "env-off": None,
+                "user": str(tmp / "mine"), "opt-out": None}[mode]
     assert out["cache"] == expected or (expected is None and not out["cache"]), out
     assert out["numba"] is False   # ArviZ's numba off once configured
 
