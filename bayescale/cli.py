@@ -315,20 +315,26 @@ def cmd_summary(args) -> int:
     return 0
 
 
-def cmd_allocate(args) -> int:
-    from .saved import load
-
-    fit = load(args.fit)
+def _compute_budgets(values: list[str], option: str) -> list[float]:
+    """FLOP budgets from repeatable, comma-separated option values."""
     budgets = []
-    for v in (v.strip() for part in args.compute for v in part.split(",")):
+    for v in (v.strip() for part in values for v in part.split(",")):
         if not v:
             continue
         try:
             budgets.append(float(v))
         except ValueError:
-            raise BayescaleError(f"--compute expects FLOP budgets like 1e21,1e22, got {v!r}") from None
+            raise BayescaleError(f"{option} expects FLOP budgets like 1e21,1e22, got {v!r}") from None
     if not budgets:
-        raise BayescaleError("--compute expects at least one FLOP budget, e.g. --compute 1e21,1e22")
+        raise BayescaleError(f"{option} expects at least one FLOP budget, e.g. {option} 1e21,1e22")
+    return budgets
+
+
+def cmd_allocate(args) -> int:
+    from .saved import load
+
+    fit = load(args.fit)
+    budgets = _compute_budgets(args.compute, "--compute")
     labels = parse_pairs(args.label, "--label")
     table = fit.optimal_allocation(budgets, levels=(0.9,), **labels)
     if args.json:
@@ -443,7 +449,10 @@ def cmd_report(args) -> int:
     from .report import fit_report
 
     _check_out_dir(args.out, "--out")
-    path = fit_report(load(args.fit), args.out)
+    fit = load(args.fit)
+    targets = _points(args, fit) if (args.at or args.data) else None
+    budgets = _compute_budgets(args.compute, "--compute") if args.compute else []
+    path = fit_report(fit, args.out, targets, budgets, seed=args.seed)
     print(f"wrote {path}")
     return 0
 
@@ -625,9 +634,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sbc)
 
-    s = sub.add_parser("report", help="plots and summary of a saved fit")
+    s = sub.add_parser("report", help="one HTML page: what a new run at each target will reach, the "
+                       "compute-optimal allocation, the fit's plot, diagnostics, parameters and priors",
+                       epilog="example: bayescale report fit.nc --out report --at params=7e10,tokens=1.4e12 "
+                              "--compute 1e24")
     s.add_argument("fit")
-    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--out", required=True, metavar="DIR", help="folder for report.html (and fit.png)")
+    s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12",
+                   help="a target run (repeatable); default: the largest fitted run at 10x and 100x its compute")
+    s.add_argument("--data", help="a table of targets instead of --at")
+    s.add_argument("--compute", action="append", metavar="FLOP",
+                   help="budgets for the compute-optimal allocation, e.g. 1e24 (repeatable or comma-separated)")
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping for --data")
+    s.add_argument("--seed", type=int, default=0, help="seed of the predictive draws (as bayescale predict)")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("compare", help="rank saved fits of different laws on the same data (PSIS-LOO)")

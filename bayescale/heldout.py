@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import holdout as holdout_protocols
+from .data import GROUP_COLUMNS
 from .errors import BayescaleError
 from .models import get_law
 from .scores import LEVELS, aggregate, score_points
@@ -112,8 +113,36 @@ class CalibrationResult:
         plot_pit(self.pit, out_dir / "pit.png")
         return write_html(out_dir, f"bayescale calibration: {self.law}, holdout {self.holdout}",
                           images + ["reliability.png", "pit.png"],
-                          {"scores on held-out runs": self.table(), "held-out points": self.points},
-                          summary=self.summary, notes=self.notes, intro=[self.width_explanation()])
+                          {"scores on held-out runs": self.table(), "held-out points": _readable(self.points)},
+                          summary=self.summary, notes=self.notes, intro=[self.width_explanation()],
+                          glossary=SCORE_GLOSSARY)
+
+
+SCORE_GLOSSARY = {
+    "cov_0.5, cov_0.9 (coverage)": "share of held-out runs inside the central 50% / 90% interval; calibrated "
+                                   "intervals give about 0.5 / 0.9 (more is too wide, less too narrow).",
+    "median_are": "median absolute relative error of the predictive median, |median - truth| / truth; "
+                  "lower is better (0.01 = 1%).",
+    "crps": "continuous ranked probability score, mean over held-out runs, in the response's units: the error "
+            "of the whole predictive distribution (a point prediction's absolute error when it is a point); "
+            "lower is better.",
+    "interval_score_90": "width of the 90% interval plus 20x how far the truth lies outside it, mean over "
+                         "held-out runs; rewards narrow intervals that still cover; lower is better.",
+    "elpd": "log predictive density of the held-out runs, summed (a kernel estimate from each method's "
+            "draws, so every method is scored alike); higher is better.",
+    "reliability diagram": "nominal against empirical coverage at every level; calibrated methods lie on "
+                           "the diagonal, below it they are overconfident.",
+    "PIT histogram": "where each held-out run falls in its predictive distribution; flat is calibrated, "
+                     "U-shaped overconfident, humped underconfident.",
+}
+
+
+def _readable(points: pd.DataFrame) -> pd.DataFrame:
+    """The held-out points without columns that tell a reader nothing: plot colours and group
+    columns with one value throughout."""
+    drop = [c for c in points.columns
+            if c == "hex_color" or (c in GROUP_COLUMNS and points[c].nunique(dropna=False) <= 1)]
+    return points.drop(columns=drop)
 
 
 def _narrowing(table: pd.DataFrame, shares) -> float | None:

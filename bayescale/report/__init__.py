@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..scores import LEVELS
 from .downstream import plot_accuracy
-from .html import fit_report, write_html
+from .fit_page import fit_report
+from .html import write_html
 from .plots import plot_fit, plot_pit, plot_reliability
 
 __all__ = ["fit_report", "plot_fit", "plot_reliability", "plot_pit", "write_html", "plot_accuracy", "LEVELS"]

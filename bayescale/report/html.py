@@ -1,69 +1,57 @@
-"""The HTML report: tables, plots and a JSON summary in one page, and `bayescale report` for a fit."""
+"""HTML pages: one self-contained file (plots embedded as PNG data), readable offline."""
 from __future__ import annotations
 
+import base64
 import html
 import json
 from pathlib import Path
 
 import pandas as pd
 
-from .downstream import plot_accuracy
-from .plots import MAX_GROUP_PLOTS, _training_table, plot_fit
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;line-height:1.45;"
+         "color:#222}h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}"
+         "table{border-collapse:collapse;font-size:13px;margin:.4em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
+         "text-align:right}th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee;margin:6px 0}"
+         ".headline{font-size:1.05em;background:#eef5fb;border-left:4px solid #0072B2;padding:.5em .8em}"
+         ".warning{background:#fdecea;border-left:4px solid #D55E00;padding:.5em .8em;font-weight:600}"
+         ".ok{background:#edf7ef;border-left:4px solid #009E73;padding:.5em .8em}dt{font-weight:600}")
 
 
-def write_html(out_dir, title: str, images: list[str], tables: dict[str, pd.DataFrame],
-               summary: dict | None = None, notes: list[str] = (), intro: list[str] = ()) -> Path:
-    out_dir = Path(out_dir)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-             "img{max-width:100%;border:1px solid #eee;margin:6px 0}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    for paragraph in intro:
-        parts.append(f"<p>{html.escape(paragraph)}</p>")
-    for note in notes:
-        parts.append(f"<p><em>note:</em> {html.escape(note)}</p>")
-    for name, table in tables.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(table.to_html(float_format=lambda v: f"{v:.4g}", border=0))
-    for img in images:
-        parts.append(f"<div><img src='{html.escape(img)}' alt='{html.escape(img)}'></div>")
-    if summary is not None:
-        parts.append("<h2>summary (JSON)</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    path = out_dir / "report.html"
-    path.write_text("\n".join(parts))
+def embedded_image(path, alt: str) -> str:
+    """An <img> carrying the PNG itself, so the page needs no other file."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"<div><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'></div>"
+
+
+def table_html(name: str, table: pd.DataFrame) -> str:
+    """A titled table; a default RangeIndex is not shown (it means nothing to a reader)."""
+    show_index = not isinstance(table.index, pd.RangeIndex)
+    return (f"<h3>{html.escape(name)}</h3>"
+            + table.to_html(float_format=lambda v: f"{v:.4g}", border=0, index=show_index))
+
+
+def page(out_dir, title: str, body: list[str]) -> Path:
+    """Write ``out_dir/report.html`` from ready HTML pieces."""
+    text = ("<!doctype html><html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>")
+    path = Path(out_dir) / "report.html"
+    path.write_text(text, encoding="utf-8")
     return path
 
 
-def fit_report(fit, out_dir) -> Path:
-    """`bayescale report FIT.nc --out DIR`: the fit plot, the summary table and diagnostics (for a
-    stacked fit: the weights, then each law's plot, parameters and diagnostics)."""
+def write_html(out_dir, title: str, images: list[str], tables: dict[str, pd.DataFrame],
+               summary: dict | None = None, notes: list[str] = (), intro: list[str] = (),
+               glossary: dict[str, str] | None = None) -> Path:
+    """A page of paragraphs, a glossary, tables and the images in ``out_dir`` (embedded)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if hasattr(fit, "fits"):
-        images = []
-        for i, one in enumerate(fit.fits.values()):
-            images.append(f"fit_{i}.png")
-            plot_fit(one, out_dir / images[-1])
-        weights = pd.DataFrame({"law": list(fit.weights), "stacking weight": list(fit.weights.values()),
-                                "formula": [one.law.formula for one in fit.fits.values()]}).set_index("law")
-        diag = pd.DataFrame.from_dict(fit.diagnostics, orient="index")
-        intro = ["Several laws fitted to the same runs; predictions draw each posterior draw from one law, "
-                 "picked with its PSIS-LOO stacking weight, so intervals carry the laws' disagreement."]
-        return write_html(out_dir, f"bayescale stacked fit: {fit.law_spec}", images,
-                          {"laws and stacking weights": weights, "posterior summary": fit.summary(),
-                           "diagnostics": diag}, notes=fit.notes, intro=intro)
-    if fit.law.response == "p_correct":  # accuracy laws: one plot per task, with the chance level
-        table = _training_table(fit)
-        images = []
-        for i, task in enumerate(sorted(set(table["task"]))[:MAX_GROUP_PLOTS]):
-            name = f"accuracy_{i}.png"
-            plot_accuracy(fit, table, out_dir / name, labels={"task": task})
-            images.append(name)
-    else:
-        plot_fit(fit, out_dir / "fit.png")
-        images = ["fit.png"]
-    diag = pd.DataFrame([fit.diagnostics])
-    return write_html(out_dir, f"bayescale fit: {fit.law.spec}", images,
-                      {"posterior summary": fit.summary(), "diagnostics": diag}, notes=fit.notes)
+    body = [f"<p>{html.escape(p)}</p>" for p in intro]
+    body += [f"<p><em>note:</em> {html.escape(n)}</p>" for n in notes]
+    if glossary:
+        body.append("<h2>How to read the scores</h2><dl>" + "".join(
+            f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in glossary.items()) + "</dl>")
+    body += [table_html(name, table) for name, table in tables.items()]
+    body += [embedded_image(out_dir / img, img) for img in images]
+    if summary is not None:
+        body.append("<h2>summary (JSON)</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>")
+    return page(out_dir, title, body)

@@ -91,9 +91,10 @@ def test_cli_fits_predicts_allocates_and_reports_a_stack(tmp_path, capsys):
     assert row["decades_beyond_data"] > 1
     assert main(["allocate", str(out), "--compute", "1e22"]) == 0
     assert "1e+22" in capsys.readouterr().out
-    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--at", "params=7e10,tokens=1.4e12"]) == 0
     page = (tmp_path / "rep" / "report.html").read_text()
-    assert "stacking weight" in page and (tmp_path / "rep" / "fit_1.png").exists()
+    assert "PSIS-LOO stacking weight" in page and "chinchilla" in page and "kaplan-nd" in page
+    assert f"<b>{row['median']:.4g}</b>" in page   # the same prediction as predict
 
 
 def test_calibrate_accepts_a_stack_and_explains_the_width(stacked):
