@@ -10,7 +10,8 @@ from .chaining import chain  # noqa: E402
 from .comparison import compare  # noqa: E402
 from .samplers.cache import clear_caches  # noqa: E402
 from .stacking import StackedFit  # noqa: E402
+from .next_runs import plan  # noqa: E402
 from . import datasets  # noqa: E402  (bs.datasets.list(), bs.datasets.load(name))
 
 __all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "StackedFit", "chain", "clear_caches",
-           "compare", "datasets", "fit", "get_law", "list_laws", "load", "__version__"]
+           "compare", "datasets", "fit", "get_law", "list_laws", "load", "plan", "__version__"]

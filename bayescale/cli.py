@@ -457,6 +457,43 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from .next_runs import plan
+    from .saved import load
+
+    if args.json:
+        _check_out(args.json, "--json", "plan.json")
+    if args.report:
+        _check_out_dir(args.report, "--report")
+    fit = load(args.fit)
+    if not args.at or len(args.at) != 1:
+        raise BayescaleError("give one target run: --at params=7e10,tokens=1.4e12 (and its group labels, if any)")
+    target = _points(args, fit)
+    candidates = read_table(args.candidates) if args.candidates else None
+    budget = _compute_budgets([args.budget], "--budget")[0] if args.budget else None
+    result = plan(fit, target, candidates, budget=budget, batch=args.batch, method=args.method, seed=args.seed)
+    chosen = result.chosen
+    print(f"target's 90% interval width now {_fmt(result.width_now)} ({result.response}); "
+          f"{len(chosen)} run(s) chosen ({result.method} estimate), cost {_fmt(chosen['cost'].sum())} FLOP"
+          + (f" of the budget {_fmt(budget)}" if budget else ""))
+    if len(chosen):
+        print(f"expected width after them: {_fmt(chosen['width_90_after'].iloc[-1])}")
+        print(chosen.to_string(index=False, float_format=_fmt))
+    for note in result.notes:
+        print(f"note: {note}")
+    if args.json:
+        from .files import write_atomically
+
+        text = json.dumps(result.to_json(), indent=2)
+        write_atomically(args.json, lambda tmp: Path(tmp).write_text(text), example="plan.json")
+        print(f"wrote {args.json}")
+    if args.report:
+        from .report.plan_page import plan_report
+
+        print(f"wrote {plan_report(result, args.report)}")
+    return 0
+
+
 def cmd_compare(args) -> int:
     from . import comparison
     from .saved import load
@@ -648,6 +685,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping for --data")
     s.add_argument("--seed", type=int, default=0, help="seed of the predictive draws (as bayescale predict)")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("plan", help="which runs to train next: the candidates that would narrow a target "
+                       "run's interval most per FLOP, chosen within a budget",
+                       epilog="example: bayescale plan fit.nc --at params=7e10,tokens=1.4e12 --budget 1e21 "
+                              "--report plan")
+    s.add_argument("fit")
+    s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12", help="the target run (one)")
+    s.add_argument("--candidates", metavar="RUNS.csv",
+                   help="candidate runs (params, tokens[, group labels][, cost]); default: a grid of sizes "
+                        "from the smallest fitted run to the target at 5-160 tokens per parameter")
+    s.add_argument("--budget", metavar="FLOP", help="total compute for the chosen runs (6ND each)")
+    s.add_argument("--batch", type=int, help="at most this many runs (default: fill the budget; one without)")
+    s.add_argument("--method", choices=("gaussian", "importance"), default="gaussian",
+                   help="how the expected width after the runs is computed (default gaussian)")
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
+    s.add_argument("--data", help=argparse.SUPPRESS)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", metavar="OUT.json", help="write the ranked candidates and the chosen runs")
+    s.add_argument("--report", metavar="DIR", help="write report.html with the width-against-cost plot")
+    s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("compare", help="rank saved fits of different laws on the same data (PSIS-LOO)")
     s.add_argument("fits", nargs="+", metavar="FIT.nc")

@@ -1,0 +1,289 @@
+"""Which runs to train next: the candidate runs whose results would shrink a target run's predictive
+interval the most per FLOP.
+
+Preposterior analysis of the fit's own draws. At the target and at every candidate the predictive
+path (:func:`bayescale.predict.response_draws`) gives, draw by draw, the expected response with
+the model discrepancy (``m``, on the link scale: log loss, logit rate) and a new run's measured
+value (``y``). Observing a candidate ``c`` reveals ``y_c = m_c + e_c``; what it teaches about the
+target is what its draws share with the target's draws. Two estimates of the target's predictive
+variance once a batch ``B`` is observed:
+
+* ``"gaussian"`` (default): ``m`` over the target and the candidates as jointly Gaussian (the
+  draws' covariance), the noise ``e`` as independent with each row's posterior mean variance:
+  ``Var(y_T | y_B) = S_TT - S_TB (S_BB + diag(t2_B))^-1 S_BT + t2_T``. Exact for a linear-Gaussian
+  model, cheap, and a batch is scored jointly, so later picks only get credit for what earlier
+  picks did not already teach.
+* ``"importance"``: no Gaussian assumption on the posterior: simulated outcomes ``y_B`` from the
+  predictive, and the draws reweighted by their likelihood (Gaussian noise on the link scale);
+  the expected weighted variance of the target. Its weights degenerate when one run is far more
+  precise than the posterior (then it underestimates what remains); the table reports their
+  effective sample size.
+
+The variance is of the target's *new-run* value, on the link scale; widths on the response scale
+are the current 90 % width scaled by the ratio of standard deviations. Selection is greedy within
+the budget: by variance removed per FLOP and by variance removed, whichever ends lower; it stops
+when no affordable run would narrow the width by MIN_WIDTH_GAIN.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import GROUP_COLUMNS
+from .errors import BayescaleError
+from .predict import decades_beyond, prepare, response_draws
+
+METHODS = ("gaussian", "importance")
+RATIOS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)   # default grid: tokens per parameter
+GRID_SIZES = 8                                  # default grid: sizes per ratio
+IMPORTANCE_SIMS = 100
+IMPORTANCE_DRAWS = 1000   # draws reweighted (a subsample: the cost is sims x draws x batch)
+RATE_CLIP = 1e-6
+MIN_WIDTH_GAIN = 0.002   # a pick must narrow the target's width by 0.2 %: not a budget of runs that teach nothing
+
+
+@dataclass
+class Plan:
+    """The ranked candidates, the chosen batch in pick order, and the target's width now."""
+    target: pd.DataFrame
+    candidates: pd.DataFrame
+    chosen: pd.DataFrame
+    width_now: float
+    budget: float | None
+    method: str
+    response: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"method": self.method, "budget": self.budget, "response": self.response,
+                "target": json.loads(self.target.to_json(orient="records"))[0],
+                "width_90_now": self.width_now,
+                "chosen": json.loads(self.chosen.to_json(orient="records")),
+                "candidates": json.loads(self.candidates.to_json(orient="records")), "notes": self.notes}
+
+    def plot(self, path) -> Path:
+        """The target's expected 90 % width against the cumulative cost of the chosen runs."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7.0, 4.2))
+        ax = fig.subplots()
+        cost = np.concatenate([[0.0], self.chosen["cumulative_cost"].to_numpy()])
+        width = np.concatenate([[self.width_now], self.chosen["width_90_after"].to_numpy()])
+        ax.step(cost, width, where="post", color="#0072B2", lw=1.8)
+        ax.plot(cost, width, "o", color="#0072B2")
+        for i, row in enumerate(self.chosen.itertuples(), start=1):
+            ax.annotate(str(i), (row.cumulative_cost, row.width_90_after), textcoords="offset points",
+                        xytext=(4, 4), fontsize=8)
+        if self.budget is not None:
+            ax.axvline(self.budget, color="#D55E00", ls="--", lw=1, label=f"budget {self.budget:.3g} FLOP")
+            ax.legend(fontsize=8, frameon=False)
+        ax.set_xlabel("cumulative cost of the chosen runs (FLOP)")
+        ax.set_ylabel(f"expected 90% width of the target's {self.response}")
+        ax.set_title(f"what the next runs would teach about the target ({self.method} estimate)", fontsize=10)
+        pad = 0.15 * max(width.max() - width.min(), 0.01 * width.max())
+        ax.set_ylim(width.min() - pad, width.max() + pad)   # the change is the point, not the zero
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path, dpi=200)
+        return path
+
+
+def default_candidates(fit, target: pd.DataFrame) -> pd.DataFrame:
+    """Sizes from the smallest fitted run to the target's (geometric), at several tokens per
+    parameter for laws in N and D; the target's group labels; only runs cheaper than the target."""
+    law = _law(fit)
+    train = _training_inputs(fit)
+    labels = {g: target[g].iloc[0] for g in GROUP_COLUMNS if g in target}
+    if {"params", "tokens"} <= set(law.inputs):
+        n = np.geomspace(train["params"].min(), float(target["params"].iloc[0]), GRID_SIZES + 1)[:-1]
+        grid = pd.DataFrame([{"params": a, "tokens": a * r} for r in RATIOS for a in n])
+        grid = grid[6 * grid["params"] * grid["tokens"] < 6 * float(target["params"].iloc[0] * target["tokens"].iloc[0])]
+    else:
+        (x,) = [c for c in law.inputs]
+        grid = pd.DataFrame({x: np.geomspace(train[x].min(), float(target[x].iloc[0]), GRID_SIZES + 1)[:-1]})
+    for k, v in labels.items():
+        grid[k] = v
+    for c in (*law.extras, *law.mean_extras):
+        if c in target and c not in grid:
+            grid[c] = target[c].iloc[0]
+    return grid.reset_index(drop=True)
+
+
+def run_costs(candidates: pd.DataFrame, cost) -> np.ndarray:
+    """FLOP of each candidate: "6ND" (6 x params x tokens), a column name, or a function of the table."""
+    if callable(cost):
+        values = np.asarray(cost(candidates), dtype=np.float64)
+    elif cost == "6ND":
+        missing = [c for c in ("params", "tokens") if c not in candidates]
+        if missing:
+            raise BayescaleError(f"cost='6ND' needs columns params and tokens; the candidates lack {missing}: "
+                                 "give a cost column (cost='my_column') or a function of the table")
+        values = 6.0 * candidates["params"].to_numpy(np.float64) * candidates["tokens"].to_numpy(np.float64)
+    elif isinstance(cost, str) and cost in candidates:
+        values = candidates[cost].to_numpy(np.float64)
+    else:
+        raise BayescaleError(f"cost must be '6ND', a column of the candidates or a function, got {cost!r}")
+    if values.shape != (len(candidates),) or not np.all(np.isfinite(values) & (values > 0)):
+        raise BayescaleError("every candidate's cost must be a positive finite number of FLOP")
+    return values
+
+
+def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | None = None, cost="6ND",
+         batch: int | None = None, *, method: str = "gaussian", seed: int = 0) -> Plan:
+    """Rank candidate runs by how much observing each would narrow ``target``'s predictive
+    interval per FLOP, and choose a batch greedily within ``budget`` (FLOP) and/or ``batch`` runs
+    (default: fill the budget; without a budget, one run). ``target`` is one row (a dict or a
+    one-row DataFrame: params, tokens and group labels as for ``predict``)."""
+    if method not in METHODS:
+        raise BayescaleError(f"method must be one of {METHODS}, got {method!r}")
+    target = pd.DataFrame([target]) if isinstance(target, dict) else pd.DataFrame(target).reset_index(drop=True)
+    if len(target) != 1:
+        raise BayescaleError(f"plan takes one target run, got {len(target)} rows")
+    if budget is not None and not (np.isfinite(budget) and budget > 0):
+        raise BayescaleError(f"budget must be a positive number of FLOP, got {budget!r}")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+        raise BayescaleError(f"batch must be a positive integer, got {batch!r}")
+    one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
+    notes: list[str] = []
+    beyond = decades_beyond(one, prepare(one, target, "observation").frame)
+    if beyond is not None and beyond[0] <= 0:
+        raise BayescaleError("the target lies inside the fitted runs' range: plan chooses runs that teach about "
+                             "a target beyond the data (a larger run); predict it directly with predict")
+    candidates = default_candidates(fit, target) if candidates is None else pd.DataFrame(candidates).reset_index(drop=True)
+    if not len(candidates):
+        raise BayescaleError("no candidate runs: give candidates=... (a table of runs) or a target beyond the data")
+    costs = run_costs(candidates, cost)
+    if budget is not None and costs.min() > budget:
+        raise BayescaleError(f"the budget ({budget:.3g} FLOP) is smaller than the cheapest candidate "
+                             f"({costs.min():.3g} FLOP): raise it or give cheaper candidates")
+    if batch is None:
+        batch = len(candidates) if budget is not None else 1
+
+    m, y, response_target = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, notes)
+    noise = np.mean((y - m) ** 2, axis=0)            # each row's posterior mean noise variance (link scale)
+    var_now = float(np.var(y[:, 0]))
+    lo, hi = np.quantile(response_target, [0.05, 0.95])
+    width_now = float(hi - lo)
+    score = _gaussian(m, noise) if method == "gaussian" else _importance(m, y, noise, seed)
+
+    alone = np.array([score([c + 1])[0] for c in range(len(candidates))])
+    table = candidates.copy()
+    table["cost"] = costs
+    table["width_90_after"] = width_now * np.sqrt(alone / var_now)
+    table["variance_removed_share"] = 1.0 - alone / var_now
+    table["share_removed_per_exaflop"] = table["variance_removed_share"] / (costs / 1e18)
+    if method == "importance":
+        table["weights_ess"] = [score([c + 1])[1] for c in range(len(candidates))]
+
+    # cost-benefit greedy (variance removed per FLOP) can fill the budget with cheap runs that teach
+    # little; greedy by variance removed can spend it on one big run. Take whichever ends lower.
+    by_ratio = _greedy(score, costs, var_now, budget, batch, per_flop=True)
+    by_gain = _greedy(score, costs, var_now, budget, batch, per_flop=False)
+    chosen = min(by_ratio, by_gain, key=lambda b: score([i + 1 for i in b])[0] if b else var_now)
+    picks = candidates.iloc[chosen].copy()
+    picks["cost"] = costs[chosen]
+    picks["cumulative_cost"] = np.cumsum(costs[chosen])
+    var_path = [score([i + 1 for i in chosen[:k]])[0] for k in range(1, len(chosen) + 1)]
+    picks["width_90_after"] = width_now * np.sqrt(np.asarray(var_path) / var_now)
+    table = table.sort_values("share_removed_per_exaflop", ascending=False).reset_index(drop=True)
+    return Plan(target=target, candidates=table, chosen=picks.reset_index(drop=True), width_now=width_now,
+                budget=budget, method=method, response=_law(fit).response, notes=notes)
+
+
+# ---- the pieces ------------------------------------------------------------------------------------
+
+def _greedy(score, costs: np.ndarray, var_now: float, budget, batch: int, *, per_flop: bool) -> list[int]:
+    """Pick candidates one at a time, each the best given the earlier picks, within the budget."""
+    chosen, spent, current = [], 0.0, var_now
+    while len(chosen) < batch:
+        best, best_gain, best_var = None, 0.0, current
+        for c in range(len(costs)):
+            if c in chosen or (budget is not None and spent + costs[c] > budget):
+                continue
+            var_after = score([i + 1 for i in chosen] + [c + 1])[0]
+            gain = (current - var_after) / (costs[c] if per_flop else 1.0)
+            if best is None or gain > best_gain:
+                best, best_gain, best_var = c, gain, var_after
+        if best is None or np.sqrt(best_var / current) > 1.0 - MIN_WIDTH_GAIN:
+            break
+        chosen.append(best)
+        spent += costs[best]
+        current = best_var
+    return chosen
+
+
+def _law(fit):
+    return next(iter(fit.fits.values())).law if hasattr(fit, "fits") else fit.law
+
+
+def _training_inputs(fit) -> pd.DataFrame:
+    one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
+    const = one.idata.constant_data
+    return pd.DataFrame({k: np.asarray(const[k].values) for k in one.law.inputs})
+
+
+def _link_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw-aligned (m, y, y on the response scale) at ``rows`` for one fit."""
+    data = prepare(fit, rows, "observation")
+    notes += [n for n in data.notes if n not in notes]
+    stages: dict = {}
+    y = response_draws(fit, data.frame, "observation", np.random.default_rng(seed), notes, stages=stages)
+    obs = fit.law.observation
+    expected = stages["discrepancy"]
+    if obs.link_name == "logit":
+        return (obs.link(np.clip(expected, RATE_CLIP, 1 - RATE_CLIP), np),
+                obs.link(np.clip(y, RATE_CLIP, 1 - RATE_CLIP), np), y)
+    return obs.link(expected, np), obs.link(y, np), y
+
+
+def _joint_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]):
+    if not hasattr(fit, "fits"):
+        m, y, raw = _link_draws(fit, rows, seed, notes)
+        return m, y, raw[:, 0]
+    per_law = {}
+    for i, (name, f) in enumerate(fit.fits.items()):
+        m, y, raw = _link_draws(f, rows, seed + i, notes)
+        per_law[name] = np.concatenate([m, y, raw], axis=1)
+    mixed, _ = fit._mixture(per_law, seed)   # each draw from one law, by its stacking weight
+    r = len(rows)
+    return mixed[:, :r], mixed[:, r:2 * r], mixed[:, 2 * r]
+
+
+def _gaussian(m: np.ndarray, noise: np.ndarray):
+    cov = np.cov(m, rowvar=False)
+    var_target = cov[0, 0] + noise[0]
+
+    def score(batch: list[int]) -> tuple[float, float]:
+        if not batch:
+            return float(var_target), float("nan")
+        idx = np.asarray(batch)
+        s_bb = cov[np.ix_(idx, idx)] + np.diag(noise[idx])
+        s_tb = cov[0, idx]
+        return float(var_target - s_tb @ np.linalg.solve(s_bb, s_tb)), float("nan")
+    return score
+
+
+def _importance(m: np.ndarray, y: np.ndarray, noise: np.ndarray, seed: int):
+    rng = np.random.default_rng([seed, 7])
+    keep = rng.choice(len(m), size=min(len(m), IMPORTANCE_DRAWS), replace=False)
+    m, y = m[keep], y[keep]
+    sims = rng.integers(len(m), size=IMPORTANCE_SIMS)
+
+    def score(batch: list[int]) -> tuple[float, float]:
+        if not batch:
+            return float(np.var(y[:, 0])), float(len(m))
+        idx = np.asarray(batch)
+        outcome = y[sims][:, idx]                                     # (sims, batch)
+        logw = -0.5 * (((outcome[:, None, :] - m[None, :, idx]) ** 2) / noise[idx]).sum(axis=2)   # (sims, draws)
+        w = np.exp(logw - logw.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        mean = w @ y[:, 0]
+        var = w @ (y[:, 0] ** 2) - mean ** 2
+        ess = 1.0 / (w ** 2).sum(axis=1)
+        return float(np.mean(var)), float(np.median(ess))
+    return score

@@ -1,0 +1,102 @@
+"""`bayescale.plan` / `bayescale plan`: which runs would narrow a big run's interval most per FLOP."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale
+from bayescale.cli import main
+from bayescale.models import get_law
+from bayescale.next_runs import _gaussian, _importance
+from bayescale.simulate import simulate
+
+TRUTH = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.01, "nu": 30.0}
+TARGET = {"params": 7e10, "tokens": 1.4e12}
+
+
+@pytest.fixture(scope="module")
+def fit():
+    n, r = np.meshgrid(np.geomspace(3e7, 1e9, 5), [10.0, 20.0, 40.0], indexing="ij")
+    design = pd.DataFrame({"params": n.ravel(), "tokens": (n * r).ravel()})
+    df, _ = simulate(get_law("chinchilla"), design, TRUTH, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        return bayescale.fit(df, "chinchilla", chains=2, warmup=400, draws=500, seed=0, progress=False)
+
+
+def test_a_run_near_the_target_teaches_more_than_one_inside_the_data(fit):
+    candidates = pd.DataFrame({"params": [5e8, 2e10], "tokens": [1e10, 4e11]})   # inside / near the target
+    result = bayescale.plan(fit, TARGET, candidates, batch=2)
+    by_size = result.candidates.set_index("params")
+    assert by_size.loc[2e10, "width_90_after"] < 0.8 * result.width_now
+    assert by_size.loc[5e8, "width_90_after"] > 0.97 * result.width_now   # control: it teaches little
+    widths = result.chosen["width_90_after"].to_numpy()
+    assert len(widths) >= 1 and np.all(np.diff(widths) <= 1e-12) and widths[-1] < result.width_now
+
+
+def test_later_picks_only_count_what_earlier_picks_did_not_teach(fit):
+    twins = pd.DataFrame({"params": [2e10, 2.02e10, 3e8], "tokens": [4e11, 4.04e11, 6e9]})
+    result = bayescale.plan(fit, TARGET, twins, batch=2, cost=lambda t: np.ones(len(t)))
+    alone = result.candidates.set_index("params")["variance_removed_share"]
+    first, second = result.chosen["params"].tolist()
+    assert first in (2e10, 2.02e10)
+    # after one twin, the other adds far less than it would alone (it repeats the same lesson)
+    var_now = result.width_now ** 2
+    after_one = result.chosen["width_90_after"].iloc[0] ** 2
+    after_two = result.chosen["width_90_after"].iloc[1] ** 2
+    assert (after_one - after_two) / var_now < 0.5 * alone.loc[second]
+
+
+def test_the_budget_is_kept_and_the_default_grid_spans_ratios(fit):
+    result = bayescale.plan(fit, TARGET, budget=1e21)
+    assert result.chosen["cost"].sum() <= 1e21 and len(result.chosen) >= 1
+    ratios = (result.candidates["tokens"] / result.candidates["params"]).round(3)
+    assert ratios.nunique() >= 5
+    assert (6 * result.candidates["params"] * result.candidates["tokens"] < 6 * 7e10 * 1.4e12).all()
+
+
+def test_the_two_estimates_agree_on_a_simple_case():
+    """Jointly Gaussian draws: the importance estimate of the variance left matches the Gaussian formula."""
+    rng = np.random.default_rng(0)
+    cov = np.array([[1.0, 0.6, 0.1], [0.6, 1.0, 0.0], [0.1, 0.0, 1.0]])
+    m = rng.multivariate_normal(np.zeros(3), cov, size=4000)
+    noise = np.array([0.05, 0.3, 0.3])
+    y = m + rng.normal(size=m.shape) * np.sqrt(noise)
+    gauss, imp = _gaussian(m, noise), _importance(m, y, noise, seed=1)
+    for batch in ([1], [2], [1, 2]):
+        assert imp(batch)[0] == pytest.approx(gauss(batch)[0], rel=0.15), batch
+    assert gauss([1])[0] < 0.8 * gauss([])[0] and gauss([2])[0] > 0.97 * gauss([])[0]   # informative / not
+
+
+def test_bad_input_is_a_clear_error(fit):
+    with pytest.raises(bayescale.BayescaleError, match="inside the fitted runs' range"):
+        bayescale.plan(fit, {"params": 1e8, "tokens": 2e9})
+    with pytest.raises(bayescale.BayescaleError, match="smaller than the cheapest candidate"):
+        bayescale.plan(fit, TARGET, budget=1e10)
+    with pytest.raises(bayescale.BayescaleError, match="one target run"):
+        bayescale.plan(fit, pd.DataFrame([TARGET, TARGET]))
+    with pytest.raises(bayescale.BayescaleError, match="cost must be"):
+        bayescale.plan(fit, TARGET, cost="dollars")
+    with pytest.raises(bayescale.BayescaleError, match="method must be one of"):
+        bayescale.plan(fit, TARGET, method="bald")
+
+
+def test_cli_prints_a_batch_and_writes_json_and_report(fit, tmp_path, capsys):
+    saved = tmp_path / "fit.nc"
+    fit.save(saved)
+    out, js = tmp_path / "plan", tmp_path / "plan.json"
+    assert main(["plan", str(saved), "--at", "params=7e10,tokens=1.4e12", "--budget", "1e21",
+                 "--json", str(js), "--report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "run(s) chosen" in text and "expected width after them" in text
+    got = json.loads(js.read_text())
+    assert got["chosen"] and sum(r["cost"] for r in got["chosen"]) <= 1e21
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "is expected to narrow the 90% interval" in page
+    assert (out / "width_vs_cost.png").exists()
+    assert main(["plan", str(saved), "--at", "params=7e10,tokens=1.4e12", "--budget", "1e3"]) != 0
+    assert "smaller than the cheapest candidate" in capsys.readouterr().err
