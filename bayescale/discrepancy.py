@@ -159,6 +159,10 @@ def walk_group(law, by, pooled: dict[str, str], data, groupings=("family", "data
     return by, []
 
 
+FLAT_AXIS = 1e-6       # decades: an axis the runs spread less than this along has no fitted knots
+STEP_OFF_AXIS = 0.5    # decades between the walk's knots along such an axis, beyond the runs
+
+
 def knots_per_side(values: np.ndarray, rows_group: np.ndarray | None = None) -> int:
     """How finely the walk may bend along an axis: one knot per side for every
     :data:`POINTS_PER_KNOT` distinct values of it (in the thinnest group, for a walk per group),
@@ -199,8 +203,14 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
         unit = float(np.std(values)) if k in law.linear_inputs else float(np.log(10.0))
         v = np.asarray(values, dtype=np.float64) / (unit if unit > 0 else 1.0)
         half = max(float(v.max()), float(-v.min()))
-        if not half > 0:
-            continue                      # a constant input: nothing to bend along
+        if half < FLAT_AXIS:
+            if k in law.linear_inputs:
+                continue                  # a constant linear input: no scale to walk along
+            # the runs do not spread along this axis (a fixed tokens-per-parameter ladder): no
+            # fitted knots, but beyond the runs the walk goes on from the prior, every STEP_OFF_AXIS
+            # decades, so a prediction off the runs' line is wider, not a silent law-only guess
+            units[k], steps[k], knots[k] = unit, STEP_OFF_AXIS, []
+            continue
         h = half / knots_per_side(v, rows_group if group else None)
         pos = np.arange(h / 2, float(v.max()), h)
         neg = -np.arange(h / 2, float(-v.min()), h)

@@ -226,3 +226,29 @@ def test_a_compiled_sampler_reused_for_new_data_uses_the_new_data_knots():
     np.testing.assert_allclose(stored, _loglik_by_hand(fit_b, b, db), rtol=1e-3, atol=1e-3)
     # control: the first ladder's knots give a different likelihood
     assert np.abs(stored - _loglik_by_hand(fit_b, b, da)).max() > 1e-2
+
+
+def test_a_fixed_ratio_ladder_widens_predictions_off_its_line():
+    """Every run at 20 tokens per parameter: the walk has no fitted knots along D/N, but beyond the
+    runs it goes on from the prior, so a run at 200 tokens per parameter (one decade off the line)
+    gets the walk's variance; the control, a run on the line at the same compute, almost none."""
+    n = np.geomspace(5e7, 1.5e9, 8)
+    df = pd.DataFrame({"params": n, "tokens": 20 * n})
+    df["loss"] = true_loss(df["params"], df["tokens"], 0.0) * np.exp(np.random.default_rng(1).normal(0, 0.005, 8))
+    spec, _ = build(df, "chinchilla", discrepancy=PRIOR)
+    assert spec.discrepancy.knots["tokens_per_param"] == [] and spec.discrepancy.steps["tokens_per_param"] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        fit = bs.fit(df, "chinchilla", discrepancy=PRIOR, seed=0, **BUDGET)
+    c = 6 * 3e8 * 6e9                                           # inside the runs' compute range
+    points = pd.DataFrame({"params": [np.sqrt(c / 120), np.sqrt(c / 1200)]})
+    points["tokens"] = c / (6 * points["params"])
+    from bayescale.predict import prepare, response_draws
+
+    stages: dict = {}
+    response_draws(fit, prepare(fit, points, "observation").frame, "observation", np.random.default_rng(0), [],
+                   stages=stages)
+    delta = np.log(stages["discrepancy"]) - np.log(stages["parameters"])   # the walk, on log loss
+    on_line, off_line = np.std(delta, axis=0)
+    assert off_line > 0.003 and on_line < 0.2 * off_line, (on_line, off_line)
+    assert fit.predict(points, seed=0)["decades_beyond_data"].tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
