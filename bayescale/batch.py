@@ -144,7 +144,7 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
         idata = inference_data(
             spec, data, out["samples"],
             {"diverging": out["diverging"].astype(bool), "n_steps": n_steps,
-             "acceptance_rate": out["acceptance_rate"], "lp": out["lp"]},
+             "acceptance_rate": out["acceptance_rate"], "lp": out["lp"], "energy": out["energy"]},
             out["loglik"])
         config = fit_config(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
                             target_accept=target_accept, stats=stats)

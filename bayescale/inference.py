@@ -182,6 +182,7 @@ def sample_posterior(
             idata = inference_data(spec, data, samples, {
                 "diverging": extra["diverging"].astype(bool), "n_steps": extra["num_steps"],
                 "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
+                "energy": extra["energy"],
             }, loglik)
             if (len(blocks) + 1) * draws > max_draws or more_draws is None or not more_draws(idata):
                 break
