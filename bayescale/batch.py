@@ -152,7 +152,9 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
         idata.posterior.attrs["bayescale"] = json.dumps(config)
         idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=seed,
                                      bayescale_version=__version__)
-        fits.append(Fit(idata))
+        fitted = Fit(idata)
+        fitted.add_posterior_predictive()
+        fits.append(fitted)
     return fits
 
 
