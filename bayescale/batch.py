@@ -144,7 +144,7 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
         idata = inference_data(
             spec, data, out["samples"],
             {"diverging": out["diverging"].astype(bool), "n_steps": n_steps,
-             "acceptance_rate": out["acceptance_rate"], "lp": out["lp"]},
+             "acceptance_rate": out["acceptance_rate"], "lp": out["lp"], "energy": out["energy"]},
             out["loglik"])
         config = fit_config(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
                             target_accept=target_accept, stats=stats)
@@ -152,7 +152,9 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
         idata.posterior.attrs["bayescale"] = json.dumps(config)
         idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=seed,
                                      bayescale_version=__version__)
-        fits.append(Fit(idata))
+        fitted = Fit(idata)
+        fitted.add_posterior_predictive()
+        fits.append(fitted)
     return fits
 
 

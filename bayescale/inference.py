@@ -182,6 +182,7 @@ def sample_posterior(
             idata = inference_data(spec, data, samples, {
                 "diverging": extra["diverging"].astype(bool), "n_steps": extra["num_steps"],
                 "acceptance_rate": extra["accept_prob"], "lp": -extra["potential_energy"],
+                "energy": extra["energy"],
             }, loglik)
             if (len(blocks) + 1) * draws > max_draws or more_draws is None or not more_draws(idata):
                 break
@@ -325,6 +326,7 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=int(seed),
                                  bayescale_version=__version__)
     result = Fit(idata)
+    result.add_posterior_predictive()
     result.warn_diagnostics(strict=strict)
     return result
 

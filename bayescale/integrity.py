@@ -2,9 +2,10 @@
 
 A fit file that was damaged on disk (a flipped byte, a truncated copy, an edited attribute) must
 not load as a fit that prints NaN or a wrong interval. :func:`stamp` records a SHA-256 of every
-variable and coordinate of every group and of the posterior's metadata in the posterior's
-attribute ``bayescale_checksums``; :func:`verify` recomputes them after reading. Files written
-before checksums existed carry none: they are checked for finite draws and readable metadata only.
+variable and coordinate of every group (and of their attributes), and of the posterior's
+metadata in the posterior's attribute ``bayescale_checksums``; :func:`verify` recomputes them after
+reading. Files written before checksums existed carry none: they are checked for finite draws and
+readable metadata only.
 """
 from __future__ import annotations
 
@@ -48,13 +49,16 @@ def _metadata(posterior) -> str:
 
 
 def checksums(idata) -> dict[str, str]:
-    """{"group/name": sha256} for every variable and coordinate, and "metadata" for the posterior's
+    """{"group/name": sha256} for every variable and coordinate, "group/name/attrs" for those that
+    carry attributes (e.g. the scale ``observed_data.y`` is on), and "metadata" for the posterior's
     attributes."""
     out = {"metadata": _metadata(idata.posterior)}
     for group in idata.groups():
         ds = idata[group]
         for name in list(ds.data_vars) + list(ds.coords):
             out[f"{group}/{name}"] = _digest(ds[name].values)
+            if ds[name].attrs:   # only then: files written before variables had attributes still verify
+                out[f"{group}/{name}/attrs"] = json_digest({k: str(v) for k, v in ds[name].attrs.items()})
     return out
 
 
@@ -84,7 +88,8 @@ def verify(idata, path) -> None:
         now = checksums(idata)
         for key in sorted(set(recorded) | set(now)):
             if recorded.get(key) != now.get(key):
-                what = "its metadata" if key == "metadata" else f"array {key}"
+                what = ("its metadata" if key == "metadata" else
+                        f"the attributes of {key[:-len('/attrs')]}" if key.endswith("/attrs") else f"array {key}")
                 raise damaged(path, f"{what} does not match the checksum written with it")
     for name, var in idata.posterior.data_vars.items():
         values = np.asarray(var.values)

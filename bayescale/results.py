@@ -25,6 +25,12 @@ from .predict import check_levels, label_draws, stacked, summary_frame
 
 QUANTILES = (0.025, 0.05, 0.5, 0.95, 0.975)
 RHAT_MAX, ESS_MIN = 1.01, 400
+# The posterior_predictive group holds two float32 variables of chains x draws x rows each; above
+# this many cells (400 MB for the two, e.g. 4,000 draws x 12,500 rows) a fit leaves it out and says
+# so in its notes: a 200,000-row table at 4,000 draws would need 6.4 GB in memory and on disk.
+PREDICTIVE_MAX_CELLS = 50_000_000
+PREDICTIVE_BLOCK_CELLS = 1 << 20   # draws x rows drawn at once (float64 intermediates stay ~10 MB each)
+PREDICTIVE_STREAM = 0x70707063     # the predictive's random stream: apart from predict(seed=...)'s
 
 
 def latent_names(spec: ModelSpec, posterior: xr.Dataset) -> list[str]:
@@ -257,6 +263,66 @@ class Fit:
                                              self.draws(t.scale_name)[:n], frame, rng, notes)
                    for t in self.spec.offsets)
 
+    def fitted_rows(self) -> pd.DataFrame:
+        """The fitted runs as a table (inputs, per-row columns, group labels), from constant_data."""
+        names = [*self.law.inputs, *self.law.extras, *GROUP_COLUMNS]
+        const = self.idata.constant_data if "constant_data" in self.idata.groups() else {}
+        missing = [k for k in names if k not in const]
+        if missing:
+            raise BayescaleError(f"this fit does not record its fitted rows (constant_data lacks {missing}), "
+                                 "so it cannot draw new observations at them")
+        return pd.DataFrame({k: const[k].values for k in names})
+
+    def posterior_predictive(self, seed: int | None = None) -> xr.Dataset:
+        """New measurements at the fitted runs, one per posterior draw (chain, draw, obs; float32),
+        drawn as :meth:`predict` draws ``kind="observation"``: ``y`` on the likelihood's scale
+        (that of ``observed_data.y`` and ``log_likelihood.y``, e.g. log loss) and the response on
+        its own scale (e.g. ``loss``), each labelled by its ``scale`` attribute. ``seed`` defaults
+        to the fit's; the same seed gives the same draws."""
+        seed = int(self.config.get("seed", 0)) if seed is None else int(seed)
+        frame = self.fitted_rows()
+        law, obs = self.law, self.law.observation
+        post = self.idata.posterior
+        n, rows = self.n_draws, len(frame)
+        site = np.empty((n, rows), np.float32)
+        response = np.empty((n, rows), np.float32)
+        rng = np.random.default_rng([seed, PREDICTIVE_STREAM])
+        step = max(1, PREDICTIVE_BLOCK_CELLS // n)
+        for start in range(0, rows, step):   # in blocks of rows: float64 intermediates stay small
+            part = frame.iloc[start:start + step].reset_index(drop=True)
+            # notes come only from unseen groups, and every fitted row's group is in the fit
+            draws = predictive.response_draws(self, part, "observation", rng, [])
+            response[:, start:start + step] = draws
+            site[:, start:start + step] = obs.site_value(draws, extra_columns(part, law.extras))
+        shape = (post.sizes["chain"], post.sizes["draw"], rows)
+        coords = {"chain": post["chain"].values, "draw": post["draw"].values, "obs": np.arange(rows)}
+        dims = ("chain", "draw", "obs")
+        ds = xr.Dataset({"y": (dims, site.reshape(shape)), law.response: (dims, response.reshape(shape))},
+                        coords=coords, attrs={"seed": seed})
+        label_scales(ds, law)
+        return ds
+
+    def add_posterior_predictive(self) -> None:
+        """Add the posterior_predictive group (see :meth:`posterior_predictive`) to ``idata``, or
+        for a table too large for it (PREDICTIVE_MAX_CELLS) a note saying how to draw it. Fits
+        made by :func:`bayescale.fit` and :func:`bayescale.fit_many` have had it called; for a fit
+        saved before it existed, call it and save again."""
+        if "posterior_predictive" in self.idata.groups():
+            return
+        cells = self.n_draws * int(self.config["n_obs"])
+        if cells > PREDICTIVE_MAX_CELLS:
+            self._add_note(
+                f"posterior_predictive left out: {self.n_draws} draws x {self.config['n_obs']} rows would take "
+                f"{8 * cells / 1e9:.1f} GB; fit.posterior_predictive() draws it, or fit.predict(rows, "
+                "return_draws=True) for chosen rows")
+            return
+        self.idata.add_groups(posterior_predictive=self.posterior_predictive())
+
+    def _add_note(self, note: str) -> None:
+        """Record a note in the fit's saved configuration (``fit.notes``)."""
+        self.config["notes"] = [*self.config.get("notes", []), note]
+        self.idata.posterior.attrs["bayescale"] = json.dumps(self.config)
+
     def new_observations(self, rng, mu, values, aux) -> np.ndarray:
         """New measurements at curve draws ``mu``, from the law's observation model."""
         return self.law.observation.sample(rng, mu, values, aux)
@@ -417,24 +483,42 @@ class Fit:
 def inference_data(spec: ModelSpec, data: Dataset, samples: dict, sample_stats: dict,
                    loglik: np.ndarray) -> az.InferenceData:
     """Labelled InferenceData from (chain, draw, ...) arrays: posterior sites, sample stats
-    (diverging, n_steps, acceptance_rate, lp) and the pointwise log likelihood of the data rows."""
-    aux_np = extra_columns(data.frame, spec.law.extras)
-    constant = {k: data.inputs[k] for k in spec.law.inputs}
+    (diverging, n_steps, acceptance_rate, lp, energy), the pointwise log likelihood of the data
+    rows, and the observed data: ``y`` on the likelihood's scale and the response on its own
+    (see :func:`label_scales`)."""
+    law = spec.law
+    aux_np = extra_columns(data.frame, law.extras)
+    constant = {k: data.inputs[k] for k in law.inputs}
     constant.update(aux_np)
     for g in GROUP_COLUMNS:
         constant[g] = np.asarray(data.frame[g].to_numpy(), dtype=str)
-    constant[spec.law.response] = data.response
-    return az.from_dict(
+    constant[law.response] = data.response
+    observed = {"y": law.observation.site_value(data.response, aux_np),
+                law.response: np.asarray(data.response, dtype=np.float64)}
+    idata = az.from_dict(
         posterior=samples,
         sample_stats=sample_stats,
         log_likelihood={"y": loglik},
-        observed_data={"y": spec.law.observation.site_value(data.response, aux_np)},
+        observed_data=observed,
         constant_data=constant,
         coords={**{g: spec.coords[g] for g in spec.coords}, "obs": np.arange(data.n),
                 **({} if spec.discrepancy is None else {discrepancy.KNOT_DIM: spec.discrepancy.labels()}),
-                **({law_coordinates.DIM: spec.law.coordinates.labels()} if spec.law_coordinates else {})},
-        dims={**_dims(spec), **{k: ["obs"] for k in constant}},
+                **({law_coordinates.DIM: law.coordinates.labels()} if spec.law_coordinates else {})},
+        dims={**_dims(spec), **{k: ["obs"] for k in {*constant, *observed}}},
     )
+    label_scales(idata.observed_data, law)
+    return idata
+
+
+def label_scales(group: xr.Dataset, law) -> None:
+    """Name the scale of ``y`` (the likelihood's site, e.g. log loss: what log_likelihood and LOO
+    use) and of the response variable (its own scale, e.g. loss) in their ``scale`` attributes."""
+    site = law.observation.site_label(law.response)
+    group["y"].attrs.update(scale=site, description=(
+        f"the likelihood's observed site, on the scale {site}; log_likelihood.y is its log density; "
+        f"'{law.response}' is the response on its own scale"))
+    group[law.response].attrs.update(scale=law.response, description=(
+        f"the response {law.response} on its own scale; 'y' holds it on the likelihood's scale ({site})"))
 
 
 def fit_config(spec: ModelSpec, data: Dataset, *, seed, chains, warmup, draws, target_accept,

@@ -102,12 +102,15 @@ class Program:
 
         _, z1, r1, u1, g1 = jax.lax.while_loop(
             lambda s: (s[0] < n) & jnp.isfinite(s[3]), leapfrog, (0, z, r, u, g))
-        delta = u1 + 0.5 * r1 @ r1 - (u + 0.5 * r @ r)
+        h0, h1 = u + 0.5 * r @ r, u1 + 0.5 * r1 @ r1   # Hamiltonians at the start and the end
+        delta = h1 - h0
         delta = jnp.where(jnp.isfinite(delta) & jnp.all(jnp.isfinite(g1)), delta, jnp.inf)
         accept_prob = jnp.exp(-jnp.maximum(delta, 0.0))
         accept = jax.random.uniform(k_acc, dtype=z.dtype) < accept_prob
         z, u, g = (jnp.where(accept, a, b) for a, b in ((z1, z), (u1, u), (g1, g)))
-        return z, u, g, accept_prob, n, delta > 1000.0
+        # the Hamiltonian at the kept point (with the refreshed momentum when rejected), as Stan reports it
+        energy = jnp.where(accept, h1, h0)
+        return z, u, g, accept_prob, n, delta > 1000.0, energy
 
     def _factor(self, cov, fallback):
         """A square root of the inverse mass matrix (the whitening map), dense or diagonal."""
@@ -142,7 +145,7 @@ class Program:
             z, u, g, chol, dual, window = carry
             key, length, collect, end, sampling = xs
             eps = ad.step_size(jnp.where(sampling, dual.log_step_avg, dual.log_step))
-            z, u, g, acc, n_steps, div = step(length, jax.random.split(key, chains), z, u, g, eps, chol)
+            z, u, g, acc, n_steps, div, energy = step(length, jax.random.split(key, chains), z, u, g, eps, chol)
             warm = ~sampling
             dual = jax.tree.map(partial(jnp.where, warm), ad.dual_averaging_update(dual, jnp.mean(acc), target),
                                 dual)
@@ -151,7 +154,7 @@ class Program:
             chol = jnp.where(end, self._factor(ad.window_covariance(window), chol), chol)
             dual = jax.tree.map(partial(jnp.where, end), ad.dual_averaging_init(new_eps), dual)
             window = jax.tree.map(partial(jnp.where, end), ad.welford_init(dim, self.dense, floating), window)
-            return (z, u, g, chol, dual, window), (z, u, acc, n_steps, div, eps)
+            return (z, u, g, chol, dual, window), (z, u, acc, n_steps, div, eps, energy)
 
         total = self.warmup + self.draws
         flags = [np.concatenate([a, np.zeros(self.draws, bool)]) for a in (self.collect, self.ends)]
@@ -160,10 +163,10 @@ class Program:
         init = (z, u, g, chol, ad.dual_averaging_init(jnp.asarray(0.5, floating)),
                 ad.welford_init(dim, self.dense, floating))
         _, trace = jax.lax.scan(iteration, init, xs)
-        zs, us, acc, n, div, eps = (a[self.warmup:] for a in trace)
+        zs, us, acc, n, div, eps, energy = (a[self.warmup:] for a in trace)
         swap = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  (draw, chain) -> (chain, draw)
         return {"z": swap(zs), "lp": -swap(us), "acceptance_rate": swap(acc), "n_steps": swap(n),
-                "diverging": swap(div), "step_size": eps[0]}
+                "diverging": swap(div), "energy": swap(energy), "step_size": eps[0]}
 
     # ---- constrained draws and pointwise log likelihood of one dataset -------------------------
     def _outputs(self, z, args):
@@ -204,7 +207,7 @@ def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJEC
         devices=None, max_steps=None):
     """Fit every (spec, data) of ``built`` (one model, any numbers of rows). Returns per dataset a
     dict of numpy arrays: constrained ``samples`` (chain, draw, ...), ``loglik`` (chain, draw, row,
-    padding cut off), ``n_steps``, ``acceptance_rate``, ``lp``, ``diverging`` and ``step_size``,
+    padding cut off), ``n_steps``, ``acceptance_rate``, ``lp``, ``energy``, ``diverging`` and ``step_size``,
     plus (elapsed seconds, devices used)."""
     from ..inference import bucket_size
 
@@ -258,6 +261,6 @@ def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJEC
         n = built[i][1].n
         results.append({
             "samples": {k: v[j] for k, v in samples.items()}, "loglik": loglik[j][..., :n],
-            **{k: out[k][j] for k in ("n_steps", "acceptance_rate", "lp", "diverging", "step_size")},
+            **{k: out[k][j] for k in ("n_steps", "acceptance_rate", "lp", "energy", "diverging", "step_size")},
         })
     return results, elapsed, len(pool[:n_blocks])

@@ -39,7 +39,8 @@ from .precision import precision
 CHUNK = 50          # transitions per call of the compiled program (progress granularity)
 INIT_RADIUS = 2.0   # initial unconstrained values ~ Uniform(-2, 2), like NumPyro's init_to_uniform
 INIT_TRIES = 100
-FIELDS = ("z", "num_steps", "diverging", "accept_prob", "potential_energy")
+# per transition; "energy" is the Hamiltonian (potential + kinetic) of the draw, for ArviZ's BFMI
+FIELDS = ("z", "num_steps", "diverging", "accept_prob", "potential_energy", "energy")
 OUTPUT_BLOCK = 1 << 20   # draws x rows evaluated at once by the log-likelihood (memory bound)
 WARM_START_MIN_ROWS = 2048   # from this many data rows, chains start near the mode (see warm_start)
 WARM_START_MAX_LATENT = 60   # the damped Newton steps need the Hessian: latent dimensions up to this

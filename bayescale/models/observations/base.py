@@ -13,11 +13,12 @@ class Observation:
     (:meth:`expected`), the likelihood of the measured response (:meth:`observe`, NumPyro site
     ``"y"``, and :meth:`pymc_observe`, its PyMC twin), and new measurements (:meth:`sample`).
     The site ``"y"`` holds the response on the site's own scale (:meth:`site_value`; e.g. log
-    loss), named by :attr:`site_scale`.
+    loss), named by :attr:`site_scale` ("{response}" stands for the law's response, see
+    :meth:`site_label`).
     """
 
     name = ""
-    site_scale = "response"
+    site_scale = "{response}"
     extras: tuple[str, ...] = ()        # per-row columns the likelihood needs (e.g. trials)
     mean_extras: tuple[str, ...] = ()   # per-row columns :meth:`expected` needs (a subset of extras)
 
@@ -45,6 +46,10 @@ class Observation:
     def site_value(self, y: np.ndarray, aux: dict) -> np.ndarray:
         """The response on the observed site's scale."""
         return np.asarray(y, dtype=np.float64)
+
+    def site_label(self, response: str) -> str:
+        """The site's scale for a law whose response is ``response``, e.g. "log loss"."""
+        return self.site_scale.format(response=response)
 
     def from_site(self, value: np.ndarray, aux: dict) -> np.ndarray:
         """The inverse of :meth:`site_value`."""

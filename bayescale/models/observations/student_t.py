@@ -15,7 +15,7 @@ class LogStudentT(Observation):
     """log y ~ StudentT(nu, log mu, sigma): a noise scale per dataset, shared degrees of freedom."""
 
     name = "student-t on log response"
-    site_scale = "log response"
+    site_scale = "log {response}"
 
     def noise_params(self):
         return {
