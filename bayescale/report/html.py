@@ -50,8 +50,10 @@ def write_html(out_dir, title: str, images: list[str], tables: dict[str, pd.Data
     if glossary:
         body.append("<h2>How to read the scores</h2><dl>" + "".join(
             f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in glossary.items()) + "</dl>")
-    body += [table_html(name, table) for name, table in tables.items()]
+    tables = [table_html(name, table) for name, table in tables.items()]
+    body += tables[:1]   # the headline table, then the plots, then the details
     body += [embedded_image(out_dir / img, img) for img in images]
+    body += tables[1:]
     if summary is not None:
         body.append("<h2>summary (JSON)</h2><pre>" + html.escape(json.dumps(summary, indent=2)) + "</pre>")
     return page(out_dir, title, body)
