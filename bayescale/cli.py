@@ -52,12 +52,7 @@ def read_table(source: str) -> pd.DataFrame:
     if source.startswith("dataset:"):
         from . import datasets
 
-        name = source.split(":", 1)[1]
-        if name == "demo":
-            return datasets.demo_data()
-        if not hasattr(datasets, "load"):
-            raise BayescaleError("dataset loaders are not available in this version")
-        return datasets.load(name)
+        return datasets.load(source.split(":", 1)[1])
     path = Path(source)
     if not path.exists():
         raise BayescaleError(f"no such file: {source}; give a CSV or Parquet path, or dataset:NAME")
