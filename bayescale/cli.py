@@ -97,7 +97,9 @@ def _unique_columns(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _progress(args) -> bool:
     """Progress bars on stderr for long commands, unless --quiet or stderr is not a terminal."""
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    from .progress import resolve
+
+    return not getattr(args, "quiet", False) and resolve(None)
 
 
 def _fmt(x: float) -> str:
@@ -648,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .progress import warnings_above_bars
     from .runtime import ensure_configured
 
     ensure_configured()   # JAX's persistent compile cache, ArviZ without numba (bayescale.runtime)
@@ -658,7 +661,8 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():  # CLI-style warnings only while a command runs
             warnings.simplefilter("default", BayescaleWarning)
             warnings.formatwarning = _format_warning
-            return int(args.func(args) or 0)
+            with warnings_above_bars():   # a warning is a line of its own, never inside a bar's line
+                return int(args.func(args) or 0)
     except UnreliableSamplingError as exc:   # --strict
         print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
         return STRICT_FAILED
