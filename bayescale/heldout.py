@@ -271,7 +271,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         # than the law's posterior alone, and what that buys
         alone = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                         target_accept=target_accept,
-                        draws=draws, progress=False, duplicates=duplicates, discrepancy="none", offset=offset)
+                        draws=draws, progress=progress, duplicates=duplicates, discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         _, alone_summary = _scored(alone_draws.values, truth, levels)
         ratio = (obs_table["upper_90"] - obs_table["lower_90"]) / (alone_table["upper_90"] - alone_table["lower_90"])
