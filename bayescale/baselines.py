@@ -24,6 +24,7 @@ from .design import centre, reference_scales
 from .discrepancy import coordinates
 from .models import get_law
 from .predict import predict
+from .progress import bar as progress_bar, resolve as resolve_progress
 
 
 def _huber(r, delta):
@@ -93,11 +94,12 @@ class BootstrapFit:
 
 def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, delta: float = 1e-3,
                     grid: tuple[float, ...] = (0.2, 0.5, 0.8), n_starts: int = 16, seed: int = 0,
-                    columns=None, duplicates: str = "error") -> BootstrapFit:
+                    columns=None, duplicates: str = "error", progress: bool | None = None) -> BootstrapFit:
     """Huber (delta on log loss, objective scaled by 1/delta so L-BFGS does not stop early) +
     L-BFGS from a grid of starts (each parameter at the ``grid`` quantiles of its prior; the
     ``n_starts`` best starts by objective are optimised) + ``n_boot`` bootstrap refits started
-    from the full-data estimate. Every law parameter is shared (no groups)."""
+    from the full-data estimate. Every law parameter is shared (no groups). ``progress`` (None: only
+    when stderr is a terminal) draws a bar of the refits on stderr: they take most of the time."""
     law = get_law(law)
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
                     min_points=law.n_free)
@@ -140,9 +142,12 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     rng = np.random.default_rng(seed)
     n = data.n
     boot = np.empty((n_boot, len(names)))
-    for b in range(n_boot):
-        w = jnp.asarray(rng.multinomial(n, np.full(n, 1.0 / n)), dtype=jnp.float32)
-        boot[b], _ = solve(u_hat, w)
+    with progress_bar(total=n_boot, desc=f"bootstrap refits of {law.spec}", unit="fit", leave=False,
+                      disable=not resolve_progress(progress)) as bar:
+        for b in range(n_boot):
+            w = jnp.asarray(rng.multinomial(n, np.full(n, 1.0 / n)), dtype=jnp.float32)
+            boot[b], _ = solve(u_hat, w)
+            bar.update(1)
     t_boot = time.perf_counter() - t0 - t_point
 
     estimate = {k: float(v) for k, v in unpack(jnp.asarray(u_hat)).items()}

@@ -12,11 +12,11 @@ from collections import defaultdict
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import __version__
 from .checks import check_seed
 from .errors import BayescaleError
+from .progress import bar as progress_bar, resolve as resolve_progress
 from .runtime import ensure_configured
 from .samplers import batched_hmc
 from .samplers.precision import use_x64
@@ -29,7 +29,7 @@ SAMPLERS = ("hmc", "nuts")
 def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, sampler="hmc", chains=4,
              warmup=400, draws=500, target_accept=0.9, trajectory=batched_hmc.TRAJECTORY, dense_mass=None,
              devices=None, scheduler=None, chunk=64, parametrisation="auto", columns=None,
-             duplicates="error", progress=False, on_done=None, discrepancy="none"):
+             duplicates="error", progress=None, on_done=None, discrepancy="none"):
     """Fit ``law`` to each table in ``datasets``; returns a list of :class:`bayescale.Fit`.
 
     ``sampler="hmc"`` (default) runs every dataset with the same law and model shape through one
@@ -39,9 +39,9 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     (default: all); the draws do not depend on it. ``scheduler`` is a Dask distributed scheduler
     address: the batch is cut into chunks of ``chunk`` datasets, each fitted on a worker.
 
-    ``progress=True`` shows a bar of finished fits on stderr, advanced as each NUTS fit, each
-    compiled batch or each Dask chunk finishes; ``on_done(n)``, when given, is called instead with
-    the number of fits just finished (how :func:`bayescale.calibration.sbc` drives its own bar).
+    ``progress`` (None: only when stderr is a terminal) shows a bar of finished fits on stderr,
+    advanced as each NUTS fit, each compiled batch or each Dask chunk finishes; ``on_done(n)``,
+    when given, is called instead with the number of fits just finished (how :func:`bayescale.calibration.sbc` drives its own bar).
 
     ``discrepancy`` is "none" here (sweeps fit the law alone, unlike :func:`bayescale.fit`, whose
     default is "auto"); a model-discrepancy term needs ``sampler="nuts"``, since its knots depend
@@ -68,7 +68,8 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
                    parametrisation=parametrisation, columns=columns, duplicates=duplicates)
     if on_done is None:  # the caller wants no callback: run again with this bar's update as one
         law_name = law if isinstance(law, str) else law.spec
-        with tqdm(total=len(datasets), desc=f"fitting {law_name}", unit="fit", disable=not progress) as bar:
+        with progress_bar(total=len(datasets), desc=f"fitting {law_name}", unit="fit",
+                          disable=not resolve_progress(progress)) as bar:
             return fit_many(datasets, law, seed=seeds, devices=devices, scheduler=scheduler, chunk=chunk,
                             on_done=bar.update, **options)
     if scheduler is not None:

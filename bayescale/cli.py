@@ -5,8 +5,10 @@ import argparse
 import csv
 import json
 import os
+import re
 import sys
 import warnings
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,55 @@ STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostic
 
 
 # ---- argument helpers ---------------------------------------------------------------------------
+
+# model and data sizes as people write them: 70B parameters, 1.4T tokens
+SI_EXPONENTS = {"k": 3, "K": 3, "M": 6, "B": 9, "b": 9, "G": 9, "T": 12, "t": 12, "P": 15}
+SI_FORMS = "7e10, 70B, 1.4T, 500M or 3k (k/K = 1e3, M = 1e6, B/G = 1e9, T = 1e12, P = 1e15)"
+_NUMBER = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([A-Za-z]?)")
+
+
+def parse_number(text, option: str, *, what: str = "a number", si: bool = True,
+                 examples: str | None = None) -> float:
+    """The one reader of numbers typed on the command line: '1e24', '0.9', and with ``si`` the
+    suffixes of SI_EXPONENTS ('70B' -> 7e10, '1.4T' -> 1.4e12). A bad value is a one-line error
+    naming the option, the value and the accepted forms. Lower-case m and p are refused: they
+    read as milli and pico."""
+    value = str(text).strip()
+    match = _NUMBER.fullmatch(value)
+    exponent = 0
+    if match and match.group(2):
+        exponent = SI_EXPONENTS.get(match.group(2)) if si else None
+    if match is None or exponent is None:
+        suffix = match.group(2) if match and si else ""
+        hint = {"m": " ('m' would be milli: write M)", "p": " ('p' would be pico: write P)"}.get(suffix, "")
+        forms = examples or (SI_FORMS if si else "a plain number such as 0.9")
+        raise BayescaleError(f"{option} expects {what}, got {value!r}; write {forms}{hint}")
+    return float(Decimal(match.group(1)).scaleb(exponent))   # exact: 1.4T is 1.4e12, not 1.4 * 1e12
+
+
+class Numbers(argparse.Action):
+    """An option taking numbers read by :func:`parse_number`. With ``many`` (the default) it is
+    repeatable and each value may be a comma list: ``--level 0.5,0.9`` = ``--level 0.5 --level 0.9``."""
+
+    def __init__(self, option_strings, dest, *, many: bool = True, what: str = "a number", si: bool = True,
+                 examples: str | None = None, **kwargs):
+        self.many, self.what, self.si, self.examples = many, what, si, examples
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parts = [part for part in values.split(",") if part.strip()] if self.many else [values]
+        try:
+            if not parts:   # nothing but commas: the same error as any unreadable value
+                parse_number(values, option_string, what=self.what, si=self.si, examples=self.examples)
+            numbers = [parse_number(part, option_string, what=self.what, si=self.si, examples=self.examples)
+                       for part in parts]
+        except BayescaleError as exc:
+            parser.error(str(exc))   # names this command's --help
+        if self.many:
+            setattr(namespace, self.dest, list(getattr(namespace, self.dest, None) or []) + numbers)
+        else:
+            setattr(namespace, self.dest, numbers[0])
+
 
 def parse_pairs(items, what: str, convert=str) -> dict:
     """["a=1", "b=2,c=3"] -> {"a": 1, ...}; clear error on a malformed pair."""
@@ -52,12 +103,7 @@ def read_table(source: str) -> pd.DataFrame:
     if source.startswith("dataset:"):
         from . import datasets
 
-        name = source.split(":", 1)[1]
-        if name == "demo":
-            return datasets.demo_data()
-        if not hasattr(datasets, "load"):
-            raise BayescaleError("dataset loaders are not available in this version")
-        return datasets.load(name)
+        return datasets.load(source.split(":", 1)[1])
     path = Path(source)
     if not path.exists():
         raise BayescaleError(f"no such file: {source}; give a CSV or Parquet path, or dataset:NAME")
@@ -102,7 +148,9 @@ def _unique_columns(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def _progress(args) -> bool:
     """Progress bars on stderr for long commands, unless --quiet or stderr is not a terminal."""
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    from .progress import resolve
+
+    return not getattr(args, "quiet", False) and resolve(None)
 
 
 def _fmt(x: float) -> str:
@@ -121,10 +169,12 @@ def cmd_laws(args) -> int:
     for d in rows:
         print(f"{d['name']}: {d['formula']}")
         print(f"  inputs: {', '.join(d['inputs'])}")
+        forms = [f"{d['name']}:{option}" for option in REGISTRY[d["name"]].options or ()]
+        if forms:   # the same law with another input or number of breaks, e.g. power:tokens
+            print(f"  forms: {', '.join(forms)}")
         for k, v in d["params"].items():
             pool = f", pooled by {v['pool']}" if v["pool"] else ""
             print(f"  {k:<8} {v['prior']}{pool}  {v['doc']}")
-    print("options: power:params | power:tokens | power:compute")
     return 0
 
 
@@ -231,30 +281,25 @@ def _points(args, fit) -> pd.DataFrame:
     if args.data:
         return read_table(args.data)
     if not args.at:
-        raise BayescaleError("give the points to predict: --at params=7e10,tokens=1.4e12 (repeatable) or --data FILE")
+        raise BayescaleError("give the points to predict: --at params=70B,tokens=1.4T (repeatable) or --data FILE")
     from .data import GROUP_COLUMNS
 
+    mapping = parse_pairs(args.col, "--col")
+    # group labels under their own names or the user's (--col family=team)
+    labels = set(GROUP_COLUMNS) | {yours for schema, yours in mapping.items() if schema in GROUP_COLUMNS}
     known = None
     if fit is not None:   # a misspelt name (famly=dense) must not be dropped in silence
         law = next(iter(fit.fits.values())).law if hasattr(fit, "fits") else fit.law
         known = (set(law.inputs) | set(GROUP_COLUMNS) | set(law.extras) | set(law.mean_extras) | {"compute"}
-                 | set(parse_pairs(args.col, "--col").values()))
+                 | set(mapping.values()))
     rows = []
     for item in args.at:
         pairs = parse_pairs([item], "--at")
         unknown = sorted(set(pairs) - known) if known is not None else []
         if unknown:
             raise BayescaleError(f"--at: unknown column(s) {unknown}; this fit knows {sorted(known)}")
-        row = {}
-        for k, v in pairs.items():
-            if k in GROUP_COLUMNS:   # labels stay as typed: family=1 is the label '1', not 1.0
-                row[k] = v
-                continue
-            try:
-                row[k] = float(v)
-            except ValueError:
-                row[k] = v
-        rows.append(row)
+        # labels stay as typed (family=1 is the label '1', not 1.0); every other column is a number
+        rows.append({k: v if k in labels else parse_number(v, f"--at {k}") for k, v in pairs.items()})
     return pd.DataFrame(rows)
 
 
@@ -315,28 +360,12 @@ def cmd_summary(args) -> int:
     return 0
 
 
-def _compute_budgets(values: list[str], option: str) -> list[float]:
-    """FLOP budgets from repeatable, comma-separated option values."""
-    budgets = []
-    for v in (v.strip() for part in values for v in part.split(",")):
-        if not v:
-            continue
-        try:
-            budgets.append(float(v))
-        except ValueError:
-            raise BayescaleError(f"{option} expects FLOP budgets like 1e21,1e22, got {v!r}") from None
-    if not budgets:
-        raise BayescaleError(f"{option} expects at least one FLOP budget, e.g. {option} 1e21,1e22")
-    return budgets
-
-
 def cmd_allocate(args) -> int:
     from .saved import load
 
     fit = load(args.fit)
-    budgets = _compute_budgets(args.compute, "--compute")
     labels = parse_pairs(args.label, "--label")
-    table = fit.optimal_allocation(budgets, levels=(0.9,), **labels)
+    table = fit.optimal_allocation(args.compute, levels=(0.9,), **labels)   # read by Numbers
     if args.json:
         print(table.to_json(orient="records", indent=2))
     else:
@@ -451,7 +480,7 @@ def cmd_report(args) -> int:
     _check_out_dir(args.out, "--out")
     fit = load(args.fit)
     targets = _points(args, fit) if (args.at or args.data) else None
-    budgets = _compute_budgets(args.compute, "--compute") if args.compute else []
+    budgets = args.compute or []
     path = fit_report(fit, args.out, targets, budgets, seed=args.seed)
     print(f"wrote {path}")
     return 0
@@ -470,7 +499,7 @@ def cmd_plan(args) -> int:
         raise BayescaleError("give one target run: --at params=7e10,tokens=1.4e12 (and its group labels, if any)")
     target = _points(args, fit)
     candidates = read_table(args.candidates) if args.candidates else None
-    budget = _compute_budgets([args.budget], "--budget")[0] if args.budget else None
+    budget = args.budget
     result = plan(fit, target, candidates, budget=budget, batch=args.batch, method=args.method, seed=args.seed)
     chosen = result.chosen
     print(f"target's 90% interval width now {_fmt(result.width_now)} ({result.response}); "
@@ -528,20 +557,73 @@ def cmd_compare(args) -> int:
 
 # ---- the parser ---------------------------------------------------------------------------------
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples (the epilog) printed as written, and every option's default shown unless its help
+    already says it or there is none to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        shown = not (default is None or default is False or default is argparse.SUPPRESS or default == "")
+        if (shown and "default" not in text
+                and (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, except that a usage error is one line on stderr and exit 2, like any user error."""
+    """argparse, except that a usage error is one line on stderr and exit 2, like any user error,
+    naming the help of the command it is about (`bayescale fit --help`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)   # subcommands' parsers too
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"bayescale: error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports an unknown option of a subcommand from the top parser, whose help does
+        # not list it: report it from the subcommand that was given instead
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._innermost(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _innermost(self, parsed) -> argparse.ArgumentParser:
+        parser = self
+        while True:
+            chosen = next((a.choices[getattr(parsed, a.dest)] for a in parser._actions
+                           if isinstance(a, argparse._SubParsersAction)
+                           and getattr(parsed, a.dest, None) in a.choices), None)
+            if chosen is None:
+                return parser
+            parser = chosen
+
+
+def command(sub, name: str, summary: str, examples, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand whose --help starts with ``summary`` and ends with example lines."""
+    epilog = "examples:\n" + "\n".join(f"  {line}" for line in examples)
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          epilog=epilog, **kwargs)
+
+
+def law_names_help() -> str:
+    """The registered laws by base name (from the law registry), for --law's help."""
+    from .models import REGISTRY
+
+    return (f"one of {', '.join(sorted(REGISTRY))}; some take a form after a colon, e.g. power:tokens "
+            "or bnsl:2 (`bayescale laws` lists the forms and formulas)")
 
 
 def _add_data_and_law(s) -> None:
     """The table, the law(s), the model discrepancy and NUTS's target acceptance: shared by `fit`
     and `calibrate`."""
-    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME")
-    s.add_argument("--law", default="chinchilla",
-                   help="a law (see `bayescale laws`), or several comma-separated (chinchilla,farseer): each is "
-                        "fitted and predictions mix them by PSIS-LOO stacking weights")
+    s.add_argument("data", help="CSV or Parquet file, or dataset:NAME (`bayescale datasets list`; "
+                                "dataset:demo is the built-in synthetic table)")
+    s.add_argument("--law", default="chinchilla", metavar="LAW[,LAW...]",
+                   help=f"the law: {law_names_help()}. Several comma-separated (chinchilla,farseer): each "
+                        "is fitted and predictions mix them by PSIS-LOO stacking weights")
     s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
                    help="model-discrepancy term that widens intervals beyond the fitted runs: auto (default: "
                         "its scale's prior learned across public studies), none (the law alone), or a "
@@ -556,7 +638,8 @@ def _add_data_and_law(s) -> None:
                         "consistently better or worse than the law at every size. An interaction such as "
                         "family*task gives each (family, task) pair its own shift; several terms are "
                         "comma-separated, e.g. family,family*task (default: none)")
-    s.add_argument("--target-accept", type=float, metavar="P",
+    s.add_argument("--target-accept", action=Numbers, many=False, metavar="P",
+                   what="a target acceptance rate between 0 and 1", si=False, examples="0.95 or 0.99",
                    help="NUTS's target acceptance rate in (0, 1): higher (0.95, 0.99) takes smaller steps, "
                         "for posteriors with divergences (default 0.99 with a discrepancy, 0.95 with pooling, else 0.8)")
     _add_strict(s)
@@ -568,134 +651,181 @@ def _add_strict(s) -> None:
                         "(`fit` still saves it, for inspection)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="bayescale", description="Bayesian scaling laws with calibrated intervals.")
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_sampling(s, draws: int | None = 1000, chains: int = 4, warmup: int = 1000) -> None:
+    s.add_argument("--seed", type=int, default=0, help="random seed, in [0, 2^32)")
+    s.add_argument("--chains", type=int, default=chains, help="NUTS chains")
+    s.add_argument("--warmup", type=int, default=warmup, help="warmup (adaptation) iterations per chain")
+    if draws is not None:
+        s.add_argument("--draws", type=int, default=draws, help="draws per chain")
 
-    s = sub.add_parser("laws", help="list the laws")
-    s.add_argument("--json", action="store_true")
+
+def _add_quiet(s, what: str = "no progress bars") -> None:
+    s.add_argument("--quiet", action="store_true",
+                   help=f"{what} (bars are drawn on stderr only when it is a terminal)")
+
+
+def _add_col(s) -> None:
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS",
+                   help="your column names, e.g. params=n_params,loss=val_loss (repeatable)")
+
+
+def _add_pool_and_prior(s) -> None:
+    s.add_argument("--pool", action="append", metavar="PARAM=GROUP",
+                   help="a law parameter that varies by a grouping column, e.g. log_A0=family; "
+                        "PARAM=none shares it (repeatable; default: the law's own pooling)")
+    s.add_argument("--prior", action="append", metavar="PARAM=DIST",
+                   help="a prior, e.g. alpha='Normal(0.3, 0.1)' (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bayescale", description="Bayesian scaling laws with calibrated intervals.",
+                epilog="examples:\n"
+                       "  bayescale datasets export demo --out runs.csv   # a synthetic table to try things on\n"
+                       "  bayescale fit runs.csv --law chinchilla --out fit.nc\n"
+                       "  bayescale predict fit.nc --at params=70B,tokens=1.4T --level 0.5,0.9\n\n"
+                       "`bayescale COMMAND --help` shows a command's options, defaults and examples.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = command(sub, "laws", "list the laws: formulas, inputs, parameters, priors",
+                ["bayescale laws", "bayescale laws --json"])
+    s.add_argument("--json", action="store_true", help="print them as JSON")
     s.set_defaults(func=cmd_laws)
 
-    s = sub.add_parser("fit", help="fit a law to a table and save the posterior (netCDF)")
+    s = command(sub, "fit", "fit a law to a table and save the posterior (netCDF)", [
+        "bayescale fit runs.csv --law chinchilla --pool log_A0=family --out fit.nc",
+        "bayescale fit runs.csv --law chinchilla,farseer --out stack.nc   # law uncertainty",
+        "bayescale fit my_runs.csv --col params=n_params,loss=val_loss --out fit.nc --quiet"])
     _add_data_and_law(s)
-    s.add_argument("--pool", action="append", metavar="PARAM=GROUP", help="e.g. alpha=family (repeatable)")
+    _add_pool_and_prior(s)
     s.add_argument("--no-pool", action="store_true", help="share every law parameter")
-    s.add_argument("--prior", action="append", metavar="PARAM=DIST", help="e.g. alpha='Normal(0.3, 0.1)'")
-    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping, e.g. params=n_params")
-    s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chains", type=int, default=4)
-    s.add_argument("--warmup", type=int, default=1000)
+    _add_col(s)
+    s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error",
+                   help="what to do with repeated rows")
+    _add_sampling(s, draws=None)
     s.add_argument("--draws", type=int, default=None,
                    help="draws per chain (default 1000, continued up to --max-draws when the diagnostics "
                         "miss their targets by what more draws can fix; a number given here is kept exactly)")
     s.add_argument("--max-draws", type=int, default=None, help="default 4000 with the default --draws")
     s.add_argument("--out", required=True, help="where to write the fit (.nc)")
-    s.add_argument("--quiet", action="store_true")
+    _add_quiet(s)
     s.set_defaults(func=cmd_fit)
 
-    s = sub.add_parser("predict", help="credible intervals at new points from a saved fit")
-    s.add_argument("fit", nargs="?")
+    s = command(sub, "predict", "credible intervals at new points from a saved fit", [
+        "bayescale predict fit.nc --at params=70B,tokens=1.4T --level 0.5,0.9",
+        "bayescale predict fit.nc --data new_runs.csv --kind mean --json",
+        "bayescale predict --chain loss.nc err.nc --at params=7B,tokens=2T"])
+    s.add_argument("fit", nargs="?", help="a saved fit (.nc), from `bayescale fit`")
     s.add_argument("--chain", nargs=2, metavar=("LOSS_FIT", "DOWNSTREAM_FIT"),
                    help="accuracy at new (N, D): loss from the first fit fed into the second (a law of loss)")
     s.add_argument("--loss-kind", choices=("mean", "observation"), default="mean",
                    help="with --chain: the loss fit's curve or a new run's loss")
-    s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12")
+    s.add_argument("--at", action="append", metavar="params=70B,tokens=1.4T",
+                   help=f"one point, NAME=VALUE pairs (repeatable); numbers as {SI_FORMS}")
     s.add_argument("--data", help="a table of points instead of --at")
-    s.add_argument("--level", action="append", type=float, help="interval level(s), default 0.5 and 0.9")
+    s.add_argument("--level", action=Numbers, what="interval levels between 0 and 1", si=False,
+                   examples="0.5,0.9", metavar="L[,L...]",
+                   help="interval level(s), e.g. 0.5,0.9 (repeatable; default 0.5 and 0.9)")
     s.add_argument("--kind", choices=("observation", "mean", "curve"), default=None,
                    help="observation (default for one fit): what a new run will measure, model "
                         "discrepancy and noise included; mean (default with --chain, where a new run's "
                         "score would need the number of questions): expected value (an accuracy for "
                         "accuracy-sigmoid); curve: the law's own curve (for accuracy-sigmoid the share "
                         "above chance)")
-    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--json", action="store_true")
+    _add_col(s)
+    s.add_argument("--seed", type=int, default=0, help="random seed of the predictive draws")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_predict)
 
-    s = sub.add_parser("summary", help="posterior summary and diagnostics of a saved fit")
-    s.add_argument("fit")
+    s = command(sub, "summary", "posterior summary and diagnostics of a saved fit", ["bayescale summary fit.nc"])
+    s.add_argument("fit", help="a saved fit (.nc)")
     s.set_defaults(func=cmd_summary)
 
-    s = sub.add_parser("allocate", help="compute-optimal N*, D* at given budgets")
-    s.add_argument("fit")
-    s.add_argument("--compute", action="append", required=True, metavar="C1,C2")
-    s.add_argument("--label", action="append", metavar="family=NAME")
-    s.add_argument("--json", action="store_true")
+    s = command(sub, "allocate", "compute-optimal N*, D* and loss at given compute budgets", [
+        "bayescale allocate fit.nc --compute 1e22,1e23",
+        "bayescale allocate fit.nc --compute 3e24 --label family=dense --json"])
+    s.add_argument("fit", help="a saved fit (.nc)")
+    s.add_argument("--compute", action=Numbers, required=True, metavar="C[,C...]", what="FLOP budgets",
+                   examples="1e22,1e23 or 3e24 (k/K = 1e3, M = 1e6, B/G = 1e9, T = 1e12, P = 1e15)",
+                   help="FLOP budget(s), e.g. 1e22,1e23 (repeatable)")
+    s.add_argument("--label", action="append", metavar="family=NAME",
+                   help="the group to allocate for, e.g. family=dense (default: a new group)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(func=cmd_allocate)
 
-    s = sub.add_parser("demo", help="fit the embedded synthetic demo and extrapolate 100x")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", help="also save the demo fit")
-    s.add_argument("--quiet", action="store_true")
+    s = command(sub, "demo", "fit the built-in synthetic demo and extrapolate 100x beyond it", [
+        "bayescale demo", "bayescale demo --out demo.nc --quiet"])
+    s.add_argument("--seed", type=int, default=0, help="random seed, in [0, 2^32)")
+    s.add_argument("--out", help="also save the demo fit (.nc)")
+    _add_quiet(s)
     _add_strict(s)
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("calibrate", help="fit on small runs, score predictions of held-out large runs")
+    s = command(sub, "calibrate", "fit on small runs, score predictions of held-out large runs", [
+        "bayescale calibrate runs.csv --law chinchilla --holdout top-compute:0.1",
+        "bayescale calibrate dataset:chinchilla_epoch --holdout natural --json out.json --report rep/",
+        "bayescale calibrate runs.csv --baselines no-pool --by family --quiet"])
     _add_data_and_law(s)
     s.add_argument("--holdout", default="top-compute:0.1",
                    help="top-compute:FRACTION | largest-n:K | natural (dataset:NAME only)")
     s.add_argument("--by", help="apply the holdout per group, e.g. family")
-    s.add_argument("--pool", action="append", metavar="PARAM=GROUP")
-    s.add_argument("--prior", action="append", metavar="PARAM=DIST")
-    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
-    s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error")
-    s.add_argument("--baselines", default="bootstrap,no-pool", help="comma list: bootstrap, no-pool ('' for none)")
-    s.add_argument("--n-boot", type=int, default=1000)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chains", type=int, default=4)
-    s.add_argument("--warmup", type=int, default=1000)
-    s.add_argument("--draws", type=int, default=1000)
+    _add_pool_and_prior(s)
+    _add_col(s)
+    s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error",
+                   help="what to do with repeated rows")
+    s.add_argument("--baselines", default="bootstrap,no-pool",
+                   help="comma list: bootstrap (Huber + L-BFGS + bootstrap refits), no-pool (a fit per "
+                        "group); '' for none")
+    s.add_argument("--n-boot", type=int, default=1000, help="bootstrap refits of the bootstrap baseline")
+    _add_sampling(s)
     s.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
     s.add_argument("--report", metavar="DIR", help="write report.html and plots")
-    s.add_argument("--quiet", action="store_true")
+    _add_quiet(s)
     s.set_defaults(func=cmd_calibrate)
 
-    s = sub.add_parser("sbc", help="simulation-based calibration of a law (exit status 1 if it fails)")
-    s.add_argument("law")
-    s.add_argument("--n-sims", type=int, default=100)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chains", type=int, default=1)
-    s.add_argument("--warmup", type=int, default=200)
-    s.add_argument("--draws", type=int, default=400)
-    s.add_argument("--thin", type=int, default=4)
-    s.add_argument("--bins", type=int)
-    s.add_argument("--pool", action="append", metavar="PARAM=GROUP")
-    s.add_argument("--prior", action="append", metavar="PARAM=DIST")
+    s = command(sub, "sbc", "simulation-based calibration of a law (exit status 1 if it fails)", [
+        "bayescale sbc power --n-sims 50",
+        "bayescale sbc chinchilla --sampler hmc --json sbc.json"])
+    s.add_argument("law", help=f"the law: {law_names_help()}")
+    s.add_argument("--n-sims", type=int, default=100, help="simulated data sets")
+    _add_sampling(s, draws=400, chains=1, warmup=200)
+    s.add_argument("--thin", type=int, default=4, help="keep every THIN-th draw for the ranks")
+    s.add_argument("--bins", type=int, help="rank histogram bins (default: min(20, fits / 5))")
+    _add_pool_and_prior(s)
     s.add_argument("--sampler", choices=("nuts", "hmc"), default="nuts",
                    help="nuts: one fit after another; hmc: all simulations in one compiled batch")
     s.add_argument("--scheduler", metavar="ADDRESS",
                    help="Dask distributed scheduler (e.g. tcp://host:8786): fit the batch on its workers")
     s.add_argument("--json", metavar="OUT.json", help="write p-values and settings as JSON")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quiet(s, "no progress bar")
     s.set_defaults(func=cmd_sbc)
 
-    s = sub.add_parser("report", help="one HTML page: what a new run at each target will reach, the "
-                       "compute-optimal allocation, the fit's plot, diagnostics, parameters and priors",
-                       epilog="example: bayescale report fit.nc --out report --at params=7e10,tokens=1.4e12 "
-                              "--compute 1e24")
-    s.add_argument("fit")
+    s = command(sub, "report", "one HTML page: what a new run at each target will reach (median, 50% and 90% "
+                "intervals), the compute-optimal allocation, the fit's plot, diagnostics, parameters and priors", [
+                    "bayescale report fit.nc --out report/",
+                    "bayescale report fit.nc --out report/ --at params=70B,tokens=1.4T --compute 1e24"])
+    s.add_argument("fit", help="a saved fit (.nc)")
     s.add_argument("--out", required=True, metavar="DIR", help="folder for report.html (and fit.png)")
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12",
                    help="a target run (repeatable); default: the largest fitted run at 10x and 100x its compute")
     s.add_argument("--data", help="a table of targets instead of --at")
-    s.add_argument("--compute", action="append", metavar="FLOP",
+    s.add_argument("--compute", action=Numbers, metavar="C[,C...]", what="FLOP budgets",
                    help="budgets for the compute-optimal allocation, e.g. 1e24 (repeatable or comma-separated)")
     s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping for --data")
     s.add_argument("--seed", type=int, default=0, help="seed of the predictive draws (as bayescale predict)")
     s.set_defaults(func=cmd_report)
 
-    s = sub.add_parser("plan", help="which runs to train next: the candidates that would narrow a target "
-                       "run's interval most per FLOP, chosen within a budget",
-                       epilog="example: bayescale plan fit.nc --at params=7e10,tokens=1.4e12 --budget 1e21 "
-                              "--report plan")
-    s.add_argument("fit")
+    s = command(sub, "plan", "which runs to train next: the candidates that would narrow a target run's "
+                "interval most per FLOP, chosen within a budget", [
+                    "bayescale plan fit.nc --at params=70B,tokens=1.4T --budget 1e21",
+                    "bayescale plan fit.nc --at params=7e10,tokens=1.4e12 --candidates runs.csv --budget 3e20 "
+                    "--report plan/ --json plan.json"])
+    s.add_argument("fit", help="a saved fit (.nc)")
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12", help="the target run (one)")
     s.add_argument("--candidates", metavar="RUNS.csv",
                    help="candidate runs (params, tokens[, group labels][, cost]); default: a grid of sizes "
                         "from the smallest fitted run to the target at 5-160 tokens per parameter")
-    s.add_argument("--budget", metavar="FLOP", help="total compute for the chosen runs (6ND each)")
+    s.add_argument("--budget", action=Numbers, many=False, metavar="FLOP", what="a FLOP budget",
+                   help="total compute for the chosen runs (6ND each), e.g. 1e21")
     s.add_argument("--batch", type=int, help="at most this many runs (default: fill the budget; one without)")
     s.add_argument("--method", choices=("gaussian", "importance"), default="gaussian",
                    help="how the expected width after the runs is computed (default gaussian)")
@@ -706,17 +836,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", metavar="DIR", help="write report.html with the width-against-cost plot")
     s.set_defaults(func=cmd_plan)
 
-    s = sub.add_parser("compare", help="rank saved fits of different laws on the same data (PSIS-LOO)")
-    s.add_argument("fits", nargs="+", metavar="FIT.nc")
+    s = command(sub, "compare", "rank saved fits of different laws on the same data (PSIS-LOO)", [
+        "bayescale compare chinchilla.nc farseer.nc",
+        "bayescale compare a.nc b.nc --holdout top-compute:0.1 --data runs.csv --json compare.json"])
+    s.add_argument("fits", nargs="+", metavar="FIT.nc", help="saved fits of the same rows")
     s.add_argument("--name", action="append", help="a name per fit, in order (default: the law)")
     s.add_argument("--holdout", help="also score held-out runs per law: top-compute:F | largest-n:K | natural")
     s.add_argument("--data", help="the table the fits were made on (needed with --holdout)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chains", type=int, default=4)
-    s.add_argument("--warmup", type=int, default=1000)
-    s.add_argument("--draws", type=int, default=1000)
+    _add_sampling(s)
     s.add_argument("--json", metavar="OUT.json", help="write the ranking as JSON")
-    s.add_argument("--quiet", action="store_true", help="no progress bars (with --holdout)")
+    _add_quiet(s, "no progress bars (with --holdout)")
     s.set_defaults(func=cmd_compare)
 
     try:
@@ -729,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .progress import warnings_above_bars
     from .runtime import ensure_configured
 
     ensure_configured()   # JAX's persistent compile cache, ArviZ without numba (bayescale.runtime)
@@ -739,7 +869,8 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():  # CLI-style warnings only while a command runs
             warnings.simplefilter("default", BayescaleWarning)
             warnings.formatwarning = _format_warning
-            return int(args.func(args) or 0)
+            with warnings_above_bars():   # a warning is a line of its own, never inside a bar's line
+                return int(args.func(args) or 0)
     except UnreliableSamplingError as exc:   # --strict
         print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
         return STRICT_FAILED

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 import arviz as az
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .errors import BayescaleError, BayescaleWarning
+from .progress import bar as progress_bar, resolve as resolve_progress
 
 PARETO_K_BAD = 0.7
 AXES = ("compute", "params", "tokens")
@@ -196,17 +196,19 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
 
 
 def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=None, natural=None,
-                   seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep", progress=False) -> dict:
+                   seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep", progress=None) -> dict:
     """Held-out calibration of each fit's law (same pooling and priors) on one split of ``df``.
 
-    Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``. ``progress=True``
-    shows a bar of refits on the training split (one per law) on stderr, above each fit's own bar."""
+    Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``. ``progress``
+    (None: only when stderr is a terminal) shows a bar of refits on the training split (one per law)
+    on stderr, above each fit's own bar."""
     from .heldout import calibrate
 
     fits = [_as_fit(f) for f in fits]
     names = _names(fits, names)
     out = {}
-    with tqdm(total=len(fits), desc="held-out refits", unit="fit", disable=not progress) as bar:
+    progress = resolve_progress(progress)
+    with progress_bar(total=len(fits), desc="held-out refits", unit="fit", disable=not progress) as bar:
         for fit, name in zip(fits, names):
             bar.set_postfix_str(name)
             pool = {k: v for k, v in fit.spec.pooled.items() if k in fit.law.params} or "none"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import holdout as holdout_protocols
 from .data import GROUP_COLUMNS
 from .errors import BayescaleError
 from .models import get_law
+from .progress import bar as progress_bar, resolve as resolve_progress
 from .scores import LEVELS, aggregate, score_points
 
 __all__ = ["CalibrationResult", "calibrate"]
@@ -164,7 +164,7 @@ def _scored(draws, truth, levels):
 def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, by: str | None = None,
               pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
-              natural=None, levels=LEVELS, progress: bool = False, columns=None,
+              natural=None, levels=LEVELS, progress: bool | None = None, columns=None,
               duplicates: str = "error", discrepancy="auto", target_accept=None,
               strict: bool = False, offset=None, discrepancy_by="auto") -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
@@ -174,7 +174,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     quantity a held-out run measures; ``summary["mean_curve"]`` scores the law's mean curve.
     Baselines on the same split: 'bootstrap' (Huber + L-BFGS grid + bootstrap, Epoch's method)
     and 'no-pool' (separate bayescale fits per group of the pooled grouping).
-    ``progress=True`` shows each fit's sampling bar on stderr and, with baselines, a bar of fits.
+    ``progress`` (None: only when stderr is a terminal) shows each fit's sampling bar on stderr and,
+    with baselines, a bar of fits and one of the bootstrap refits.
     ``discrepancy`` is passed to the fit (see :func:`bayescale.fit`); the summary's
     ``width_shares`` say how much of a held-out run's predictive variance comes from the law's
     parameters, the model discrepancy and the noise. ``offset`` (group offsets, see
@@ -186,6 +187,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     from .inference import fit as fit_law
 
     t_start = time.perf_counter()
+    progress = resolve_progress(progress)
     stacked = isinstance(law, (list, tuple))
     law_arg = list(law) if stacked else law
     law = get_law(law_arg[0] if stacked else law_arg)   # stacked laws share the response
@@ -204,8 +206,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     notes: list[str] = []
 
     # one step per fit: the main fit, the bootstrap baseline, each no-pool group fit
-    with tqdm(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
-              disable=not progress or not baselines) as bar:
+    with progress_bar(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",
+                      disable=not progress or not baselines) as bar:
         main = fit_law(train, law_arg, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                        target_accept=target_accept, strict=strict,
                        draws=draws, progress=progress, duplicates=duplicates, discrepancy=discrepancy,
@@ -244,7 +246,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                 bar.update(1)
                 continue
             if name == "bootstrap":
-                boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates)
+                boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates,
+                                       progress=progress)
                 bar.update(1)
                 _, bdraws = boot.predict(test, kind="mean", return_draws=True)
                 bpoints, bsummary = _scored(bdraws, truth, levels)
@@ -297,7 +300,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         # than the law's posterior alone, and what that buys
         alone = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
                         target_accept=target_accept,
-                        draws=draws, progress=False, duplicates=duplicates, discrepancy="none", offset=offset)
+                        draws=draws, progress=progress, duplicates=duplicates, discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         _, alone_summary = _scored(alone_draws.values, truth, levels)
         ratio = (obs_table["upper_90"] - obs_table["lower_90"]) / (alone_table["upper_90"] - alone_table["lower_90"])

@@ -1,6 +1,7 @@
 """Law + data -> NumPyro model -> NUTS -> InferenceData."""
 from __future__ import annotations
 
+import functools
 import json
 import time
 import warnings
@@ -14,7 +15,6 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.distributions.transforms import biject_to
 from numpyro.handlers import mask as mask_handler
-from tqdm.auto import tqdm
 
 from . import __version__
 from .data import Dataset
@@ -23,6 +23,7 @@ from .discrepancy import sample_term, walk_inputs
 from .group_offset import sample_term as offset_term
 from .checks import check_seed, check_target_accept
 from .errors import BayescaleError, BayescaleWarning
+from .progress import bar as progress_bar, note as progress_note, resolve as resolve_progress
 from .results import ESS_MIN, RHAT_MAX, Fit, fit_config, inference_data, latent_names, sampling_diagnostics  # noqa: F401  (inference_data, fit_config: used by batch)
 from .stacking import StackedFit
 from .spec import CENTRED_MIN_POINTS, ModelSpec, build, choose_centring  # noqa: F401  (re-exported)
@@ -114,12 +115,20 @@ class _Sampler:
 _SAMPLER_CACHE = PROGRAMS   # the one bounded compile cache (bayescale.clear_caches empties it)
 
 
-def _get_sampler(spec: ModelSpec, args: tuple, settings: Settings, x64: bool, draws: int) -> _Sampler:
+def _get_sampler(spec: ModelSpec, args: tuple, settings: Settings, x64: bool, draws: int,
+                 on_compile=None) -> _Sampler:
     # One compiled sampler per model, data shape and float type; padded point counts share it
     # (bucket_size). Built at most once, under the tracing lock, however many threads ask.
+    # ``on_compile`` is called only when it is really built (a cold start takes seconds).
     shapes = jax.tree.map(lambda a: (a.shape, str(a.dtype)), args)
     key = ("nuts", spec.key(), json.dumps(shapes, sort_keys=True, default=str), settings, x64)
-    nuts = PROGRAMS.get(key, lambda: compile_nuts(make_model(spec), args, settings, x64=x64))
+
+    def build():
+        if on_compile is not None:
+            on_compile()
+        return compile_nuts(make_model(spec), args, settings, x64=x64)
+
+    nuts = PROGRAMS.get(key, build)
     outputs = PROGRAMS.get(key + ("outputs", draws), lambda: nuts.compile_outputs(args, draws))
     return _Sampler(nuts, outputs)
 
@@ -150,7 +159,7 @@ def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
 
 def sample_posterior(
     spec: ModelSpec, data: Dataset, *, seed=0, chains=4, warmup=1000, draws=1000,
-    progress=True, target_accept=0.8, dense_mass=None, max_draws=None, more_draws=None,
+    progress=None, target_accept=0.8, dense_mass=None, max_draws=None, more_draws=None,
 ) -> tuple[az.InferenceData, dict]:
     """Run NUTS and return labelled InferenceData plus timing / step statistics.
 
@@ -167,12 +176,15 @@ def sample_posterior(
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
     settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
                         warm_start=use_warm_start(data.n, n_latent))
-    sampler = _get_sampler(spec, args, settings, x64, int(draws))
+    progress = resolve_progress(progress)
+    announce = functools.partial(progress_note, f"compiling the sampler for {spec.law.spec} (first fit of this "
+                                       "shape; later fits reuse it)") if progress else None
+    sampler = _get_sampler(spec, args, settings, x64, int(draws), on_compile=announce)
     max_draws = int(draws) if max_draws is None else max(int(max_draws), int(draws))
     blocks, states = [], None
     t0 = time.perf_counter()
-    with tqdm(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",
-              disable=not progress, leave=False) as bar:
+    with progress_bar(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",
+                      disable=not progress, leave=False) as bar:
         while True:
             *block, states = run_chains(sampler.nuts, args, seed=seed, chains=chains, draws=draws,
                                         outputs=sampler.outputs, on_progress=bar.update, resume=states)
@@ -268,7 +280,7 @@ def more_draws_help(spec: ModelSpec, max_draws: int):
 
 
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=None,
-        progress=True, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
+        progress=None, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
         parametrisation="auto", discrepancy="auto", offset=None, discrepancy_by="auto", strict=False,
         max_draws=None):
     """Fit a scaling law to a table of runs with NUTS; returns a :class:`bayescale.Fit`.
@@ -292,12 +304,15 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     only by what more draws can fix (see :func:`more_draws_help`), continues 1,000 at a time up to
     ``max_draws`` (default 4,000); a number draws exactly that many unless ``max_draws`` is larger.
     The fit records how many were drawn (``fit.config["stats"]["draws_per_chain"]``).
+    ``progress`` None (the default) draws the sampling bar on stderr only when it is a terminal;
+    True or False forces it.
     When the convergence diagnostics fail, a :class:`bayescale.errors.UnreliableSampling` warning
     carries the fit as ``.fit``; ``strict=True`` raises :class:`bayescale.errors.UnreliableSamplingError`
     (also with ``.fit``) instead.
     """
     seed = check_seed(seed)
     target_accept = check_target_accept(target_accept)
+    progress = resolve_progress(progress)
     if isinstance(law, (list, tuple)):   # law uncertainty: one fit per law, mixed by stacking
         if len(set(law)) != len(law) or len(law) < 2:
             raise BayescaleError(f"give two or more different laws to stack, got {list(law)}")

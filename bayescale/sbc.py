@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tqdm.auto import tqdm
 
 from .checks import check_seed
 from .errors import BayescaleError
 from .models import get_law
+from .progress import bar as progress_bar, resolve as resolve_progress
 from .simulate import simulate
 
 __all__ = ["SBCResult", "default_design", "rank_uniformity", "sbc"]
@@ -151,7 +151,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         warmup: int = 200, draws: int = 400, thin: int = 4, pool=None, priors=None, fit_priors=None,
         params=None, bins: int | None = None, target_accept: float | None = None,
         dense_mass=None, sampler: str = "nuts", scheduler: str | None = None,
-        batch_options: dict | None = None, progress: bool = False, discrepancy=None,
+        batch_options: dict | None = None, progress: bool | None = None, discrepancy=None,
         fit_discrepancy="same") -> SBCResult:
     """Simulation-based calibration of ``law`` (see the module docstring).
 
@@ -175,8 +175,9 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     batch over a cluster) instead of one NUTS fit after another; ``batch_options`` are passed on to
     it (e.g. ``{"trajectory": 1.0}``).
 
-    ``progress=True`` shows a bar of finished simulations on stderr: one step per NUTS fit, or
-    per compiled batch (``sampler="hmc"``) or Dask chunk as each finishes.
+    ``progress`` (None: only when stderr is a terminal) shows a bar of finished simulations on
+    stderr: one step per NUTS fit, or per compiled batch (``sampler="hmc"``) or Dask chunk as each
+    finishes.
 
     ``discrepancy`` (the prior of the model-discrepancy walk's scale) simulates the data with the
     walk drawn from its prior and fits with it too; ``fit_discrepancy="none"`` fits the law alone
@@ -240,8 +241,8 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         if missing:
             raise BayescaleError(f"cannot rank {missing}: the simulating model has {sorted(truth)}")
         simulated.append((i, df, truth))
-    with tqdm(total=n_sims, initial=n_sims - len(simulated), desc=f"SBC {law.spec}", unit="sim",
-              disable=not progress) as bar:
+    with progress_bar(total=n_sims, initial=n_sims - len(simulated), desc=f"SBC {law.spec}", unit="sim",
+                      disable=not resolve_progress(progress)) as bar:
         fitted = _sbc_fits(law, simulated, fit_seeds, sampler=sampler, scheduler=scheduler, pool=pool,
                            priors=fit_priors, chains=chains, warmup=warmup, draws=draws,
                            target_accept=target_accept, dense_mass=dense_mass, failures=failures,

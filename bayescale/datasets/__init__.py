@@ -1,7 +1,8 @@
 """Datasets: the embedded synthetic demo and loaders for the public scaling measurements.
 
     from bayescale import datasets
-    datasets.list()                       # registered names
+    datasets.list()                       # the names load() takes
+    runs = datasets.load("demo")          # the built-in SYNTHETIC demo (no files needed)
     print(datasets.info("gemstones"))     # the data card
     df = datasets.load("chinchilla_epoch")
     mask = datasets.holdout("chinchilla_epoch", df)
@@ -24,12 +25,16 @@ from .registry import REGISTRY, Card, format_card, get
 # one module per source; importing registers its tables
 from . import chinchilla_epoch, gadre, gemstones, step_law, obsscaling, sloth, pythia, learning_curves, monkeys  # noqa: E402,F401
 
-__all__ = ["demo_data", "list", "info", "load", "holdout", "reference", "card_text"]
+__all__ = ["DEMO", "demo_data", "list", "info", "load", "holdout", "reference", "card_text"]
+
+DEMO = "demo"   # the built-in synthetic table: part of the package, so no data home is needed
 
 
 def list(primary_only: bool = False) -> builtins.list[str]:  # noqa: A001  (the public name is datasets.list())
-    """Registered dataset names (primary_only: one loss table per source)."""
-    return sorted(n for n, t in REGISTRY.items() if t.primary or not primary_only)
+    """The names :func:`load` takes: "demo" (built in, SYNTHETIC) and the registered public
+    datasets (primary_only: only these, one loss table per source)."""
+    public = sorted(n for n, t in REGISTRY.items() if t.primary or not primary_only)
+    return public if primary_only else [DEMO, *public]
 
 
 def info(name: str) -> Card:
@@ -42,7 +47,12 @@ def card_text(name: str) -> str:
 
 
 def load(name: str, data_home=None, **options) -> pd.DataFrame:
-    """The table in the long schema; fixes are listed in df.attrs['notes'] and warned about."""
+    """The table in the long schema; fixes are listed in df.attrs['notes'] and warned about.
+    ``load("demo")`` is the built-in synthetic table (:func:`demo_data`)."""
+    if name == DEMO:
+        if options:
+            raise BayescaleError(f"the demo table takes no options, got {sorted(options)}")
+        return demo_data()
     table = get(name)
     try:
         return table.loader(data_home=data_home, **options)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from pathlib import Path
 
 from ..errors import BayescaleError, BayescaleWarning
 
@@ -41,6 +42,8 @@ def cmd_list(args) -> int:
 
     home = find_home(args.data_home)
     print(f"data home: {home if home else 'not found (bayescale datasets fetch NAME)'}")
+    print(f"{'demo':<28} SYNTHETIC demo: three model families simulated from known Chinchilla "
+          "parameters  [built in]")
     for name in sorted(REGISTRY):
         t = REGISTRY[name]
         present = home is not None and (home / t.source.folder).is_dir()
@@ -50,36 +53,53 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
+    from . import DEMO
     from .registry import format_card, get
 
-    print(format_card(get(args.name)))
     df = _load_quiet(args)
+    print(f"demo: {df.attrs['description']}" if args.name == DEMO else format_card(get(args.name)))
     print(f"\ntable: {len(df)} rows x {len(df.columns)} columns; response '{df.attrs.get('response')}'")
     for col in ("params", "tokens", "compute", df.attrs.get("response")):
         if col in df:
             print(f"  {col:<10} {df[col].min():.4g} .. {df[col].max():.4g}")
-    for col in ("family", "dataset", "task"):
+    for col in (c for c in ("family", "dataset", "task") if c in df):
         labels = df[col].unique()
         shown = ", ".join(map(str, labels[:6])) + (", ..." if len(labels) > 6 else "")
         print(f"  {col:<10} {len(labels)} label(s): {shown}")
     from . import holdout
 
-    mask = holdout(args.name, df)
-    print(f"  holdout    {int(mask.sum())} row(s); training part {int((~mask).sum())}")
+    if args.name != DEMO:   # the demo has no natural holdout
+        mask = holdout(args.name, df)
+        print(f"  holdout    {int(mask.sum())} row(s); training part {int((~mask).sum())}")
     for note in df.attrs.get("notes", []):
         print(f"note: {note}")
     return 0
 
 
 def cmd_export(args) -> int:
+    from ..files import write_atomically
+
+    out = Path(args.out)
+    parquet = out.suffix.lower() in (".parquet", ".pq")
+    # checked before loading, which can take a while; the file itself is written whole or not at all
+    if out.is_dir():
+        raise BayescaleError(f"--out {args.out} is a folder; give a file name such as {out / (args.name + '.csv')}")
+    if out.exists() and not args.force:
+        raise BayescaleError(f"--out {args.out} exists; add --force to replace it, or choose another name")
+    if not out.parent.is_dir():
+        raise BayescaleError(f"--out {args.out}: folder {out.parent} does not exist; create it first")
     df = _load_quiet(args)
-    try:
-        if str(args.out).lower().endswith((".parquet", ".pq")):
-            df.to_parquet(args.out, index=False)
-        else:
-            df.to_csv(args.out, index=False)
-    except (OSError, ImportError, ValueError) as exc:
-        raise BayescaleError(f"cannot write {args.out}: {exc}") from exc
+
+    def write(tmp: str) -> None:
+        try:
+            if parquet:
+                df.to_parquet(tmp, index=False)
+            else:
+                df.to_csv(tmp, index=False)
+        except (ImportError, ValueError) as exc:
+            raise BayescaleError(f"cannot write {args.out}: {exc}") from exc
+
+    write_atomically(out, write, example=f"{args.name}.csv")
     print(f"wrote {len(df)} rows of {args.name} to {args.out}")
     for note in df.attrs.get("notes", []):
         print(f"note: {note}")
@@ -95,34 +115,48 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def _command(sub, name: str, summary: str, examples):
+    """A subcommand whose --help starts with ``summary`` and ends with example lines."""
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          epilog="examples:\n" + "\n".join(f"  {line}" for line in examples))
+
+
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("datasets", help="public scaling datasets: list, show, export, fetch")
-    sub = p.add_subparsers(dest="datasets_command", required=True)
+    p = _command(subparsers, "datasets", "public scaling datasets and the built-in demo: list, show, export, "
+                 "fetch", ["bayescale datasets list", "bayescale datasets export demo --out runs.csv",
+                           "bayescale datasets show chinchilla_epoch"])
+    sub = p.add_subparsers(dest="datasets_command", required=True, metavar="COMMAND")
 
     def common(s, name=True):
         if name:
-            s.add_argument("name", help="a registered dataset (bayescale datasets list)")
+            s.add_argument("name", help="a dataset: demo (built in) or a public one (bayescale datasets list)")
         s.add_argument("--data-home", default=None, help="folder holding the dataset folders "
                        "(default: $BAYESCALE_DATA, ../shared/datasets, ~/.cache/bayescale/datasets)")
 
-    s = sub.add_parser("list", help="registered datasets")
+    s = _command(sub, "list", "the datasets: the built-in demo and the public ones, with what is downloaded",
+                 ["bayescale datasets list", "bayescale datasets list --data-home ~/data/scaling"])
     common(s, name=False)
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("show", help="the data card and a short summary of the table")
+    s = _command(sub, "show", "the data card and a short summary of the table",
+                 ["bayescale datasets show chinchilla_epoch", "bayescale datasets show gadre_overtraining --option eval=all"])
     common(s)
     s.add_argument("--option", action="append", metavar="NAME=VALUE", help="loader option, e.g. eval=all")
     s.set_defaults(func=cmd_show)
 
-    s = sub.add_parser("export", help="write the loaded table as CSV (or Parquet)")
+    s = _command(sub, "export", "write a dataset's table as CSV (or Parquet, by the file's suffix)",
+                 ["bayescale datasets export demo --out runs.csv",
+                  "bayescale datasets export chinchilla_epoch --out epoch.parquet --force"])
     common(s)
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the file to write: .csv, or .parquet / .pq")
+    s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--option", action="append", metavar="NAME=VALUE", help="loader option, e.g. eval=all")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("fetch", help="download the original files at the pinned commit (sha256-verified)")
+    s = _command(sub, "fetch", "download the original files at the pinned commit (sha256-verified)",
+                 ["bayescale datasets fetch chinchilla_epoch"])
     common(s)
     s.add_argument("--base-url", default=None, help="serves <owner>/<repo>/<commit>/<path> "
                    "(default: raw GitHub)")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="do not say which files are downloaded")
     s.set_defaults(func=cmd_fetch)

@@ -48,6 +48,7 @@ def demo_data() -> pd.DataFrame:
     }
     df, _ = simulate(get_law("chinchilla"), design, centred, seed=SEED, pool={"log_A0": "family"})
     df.attrs["synthetic"] = True
+    df.attrs["response"] = "loss"   # as the public tables say theirs
     df.attrs["description"] = ("SYNTHETIC demo data simulated by bayescale from known chinchilla "
                                f"parameters {TRUTH_RAW}, log-noise sd {NOISE_SIGMA}")
     return df

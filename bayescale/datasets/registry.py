@@ -71,10 +71,14 @@ def register(table: Table) -> Table:
 
 
 def get(name: str) -> Table:
+    if name == "demo":   # built in (datasets.load("demo")), without a source, card or natural holdout
+        raise BayescaleError("'demo' is the built-in synthetic table: load it (bayescale.datasets.load('demo') "
+                             "or dataset:demo); it has no data card, natural holdout or reference fits, "
+                             "so use a holdout protocol such as top-compute:0.1")
     if name not in REGISTRY:
         raise BayescaleError(
-            f"unknown dataset '{name}'; registered datasets: {', '.join(sorted(REGISTRY))} "
-            "(`bayescale datasets list`)"
+            f"unknown dataset '{name}'; registered datasets: {', '.join(sorted(REGISTRY))}, and the "
+            "built-in demo (`bayescale datasets list`)"
         )
     return REGISTRY[name]
 

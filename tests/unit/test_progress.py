@@ -1,5 +1,6 @@
 """Progress bars of the long CLI commands (sbc, compare --holdout): written to stderr when it is a
-terminal, absent under --quiet, when stderr is not a terminal, and by default in the Python API."""
+terminal, absent under --quiet and when stderr is not a terminal; the Python API's default
+(progress=None) follows the same rule."""
 from __future__ import annotations
 
 import io
@@ -69,10 +70,12 @@ def test_sbc_no_bar(monkeypatch, terminal, quiet):
     assert not BAR.search(err), err
 
 
-def test_sbc_api_is_quiet_by_default(monkeypatch):
-    err = Terminal()
+@pytest.mark.parametrize("terminal, progress", [(False, None), (True, False)],
+                         ids=["default-not-a-terminal", "forced-off"])
+def test_sbc_api_is_quiet_off_a_terminal_or_when_told(monkeypatch, terminal, progress):
+    err = Terminal() if terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
-    result = sbc("power", n_sims=2, seed=0, chains=1, warmup=100, draws=100, thin=2)
+    result = sbc("power", n_sims=2, seed=0, chains=1, warmup=100, draws=100, thin=2, progress=progress)
     monkeypatch.undo()
     assert result.n_sims == 2 and err.getvalue() == ""
 
