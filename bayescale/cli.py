@@ -799,8 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quiet(s, "no progress bar")
     s.set_defaults(func=cmd_sbc)
 
-    s = command(sub, "report", "one HTML page: what a new run at each target will reach (median, 50% and 90% "
-                "intervals), the compute-optimal allocation, the fit's plot, diagnostics, parameters and priors", [
+    s = command(sub, "report", "one HTML page: what a new run at each target will reach (median and intervals), "
+                "the compute-optimal allocation, the fit's plot, diagnostics, parameters and priors", [
                     "bayescale report fit.nc --out report/",
                     "bayescale report fit.nc --out report/ --at params=70B,tokens=1.4T --compute 1e24"])
     s.add_argument("fit", help="a saved fit (.nc)")
@@ -829,9 +829,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, help="at most this many runs (default: fill the budget; one without)")
     s.add_argument("--method", choices=("gaussian", "importance"), default="gaussian",
                    help="how the expected width after the runs is computed (default gaussian)")
-    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS")
+    s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping, e.g. params=n_params")
     s.add_argument("--data", help=argparse.SUPPRESS)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="random seed of the predictive draws")
     s.add_argument("--json", metavar="OUT.json", help="write the ranked candidates and the chosen runs")
     s.add_argument("--report", metavar="DIR", help="write report.html with the width-against-cost plot")
     s.set_defaults(func=cmd_plan)
