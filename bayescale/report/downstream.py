@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from ..chaining import rate_draws
 from ..errors import BayescaleError
+from .plots import DPI, OKABE_ITO
 
 
 def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None = None,
@@ -46,11 +47,11 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     ax = fig.subplots()
     for level, alpha in ((0.9, 0.18), (0.5, 0.35)):
         q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        ax.fill_between(grid, q[0], q[1], color="C0", alpha=alpha, lw=0, label=f"{level:.0%} interval")
-    ax.plot(grid, np.median(draws, axis=0), color="C0", lw=1.5, label="posterior median")
+        ax.fill_between(grid, q[0], q[1], color=OKABE_ITO[0], alpha=alpha, lw=0, label=f"{level:.0%} interval")
+    ax.plot(grid, np.median(draws, axis=0), color=OKABE_ITO[0], lw=1.5, label="posterior median")
     ax.scatter(train[xcol], train[law.response], color="k", s=18, zorder=3, label="fitted runs")
     if test is not None and len(test):
-        ax.scatter(test[xcol], test[law.response], facecolor="none", edgecolor="C3", s=60, lw=1.5,
+        ax.scatter(test[xcol], test[law.response], facecolor="none", edgecolor=OKABE_ITO[3], s=60, lw=1.5,
                    marker="D", zorder=4, label="held-out runs")
     if chance is None and "chance" in train:
         chance = float(train["chance"].iloc[0])
@@ -63,10 +64,10 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     ax.set_xlabel(names.get(xcol, xcol))
     ax.set_ylabel({"p_correct": "accuracy"}.get(law.response, law.response))
     ax.set_title(title or f"{law.spec}" + (" — " + ", ".join(f"{v}" for v in labels.values()) if labels else ""))
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)   # off the data
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=DPI)
     return path

@@ -12,16 +12,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+# Okabe & Ito's colour-blind safe palette, for every figure of the reports
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 # one colour per method in every plot (reliability diagram and PIT histogram)
-METHOD_COLORS = {"bayescale (new observation)": "C0", "bayescale (mean curve)": "C1", "bootstrap": "C2",
-                 "no-pool": "C3"}
+METHOD_COLORS = {"bayescale (new observation)": OKABE_ITO[0], "bayescale (mean curve)": OKABE_ITO[1],
+                 "bootstrap": OKABE_ITO[2], "no-pool": OKABE_ITO[3]}
+DPI = 200   # 2x: sharp on high-density screens and in print
 
 
 MAX_GROUP_PLOTS = 8
 
 
 def _color(name: str, i: int) -> str:
-    return METHOD_COLORS.get(name, f"C{(i + len(METHOD_COLORS)) % 10}")
+    return METHOD_COLORS.get(name, OKABE_ITO[(i + len(METHOD_COLORS)) % len(OKABE_ITO)])
 
 
 X_LABEL = {"params": "parameters N", "tokens": "training tokens D", "compute": "training compute C (FLOP)"}
@@ -63,9 +66,9 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
                 if g != group:
                     curve[g] = pts[g].iloc[0]
             pred = fit.predict(curve, levels=(0.5, 0.9), kind="mean")
-            ax.fill_between(grid, pred["lower_90"], pred["upper_90"], color="C0", alpha=0.18, label="90% interval")
-            ax.fill_between(grid, pred["lower_50"], pred["upper_50"], color="C0", alpha=0.35, label="50% interval")
-            ax.plot(grid, pred["median"], color="C0", lw=1.2, label="posterior median")
+            ax.fill_between(grid, pred["lower_90"], pred["upper_90"], color=OKABE_ITO[0], alpha=0.18, label="90% interval")
+            ax.fill_between(grid, pred["lower_50"], pred["upper_50"], color=OKABE_ITO[0], alpha=0.35, label="50% interval")
+            ax.plot(grid, pred["median"], color=OKABE_ITO[0], lw=1.2, label="posterior median")
         else:  # two inputs: bands along lines of constant tokens per parameter
             ratio = pts["tokens"] / pts["params"]
             distinct = np.unique(np.round(ratio, 6))
@@ -78,7 +81,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
                     if g != group:
                         curve[g] = pts[g].iloc[0]
                 pred = fit.predict(curve, levels=(0.5, 0.9), kind="mean")
-                color = f"C{j}"
+                color = OKABE_ITO[j % len(OKABE_ITO)]
                 ax.fill_between(grid_c, pred["lower_90"], pred["upper_90"], color=color, alpha=0.15)
                 ax.fill_between(grid_c, pred["lower_50"], pred["upper_50"], color=color, alpha=0.35)
                 ax.plot(grid_c, pred["median"], color=color, lw=1.1, label=f"D/N = {r:.3g}: median, 50%, 90%")
@@ -86,7 +89,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         ho = pts[pts["_held"]]
         ax.scatter(tr[x_col], tr[law.response], s=12, color="k", zorder=3, label="training runs")
         if len(ho):
-            ax.scatter(ho[x_col], ho[law.response], s=40, marker="*", color="C3", zorder=4, label="held-out runs")
+            ax.scatter(ho[x_col], ho[law.response], s=40, marker="*", color=OKABE_ITO[3], zorder=4, label="held-out runs")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(X_LABEL.get(x_col, x_col))
@@ -95,11 +98,11 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         ax.set_title(f"{group} = {label}")
         ax.grid(True, which="both", alpha=0.25)
     axes[0][0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
-    axes[0][0].legend(fontsize=8, loc="best")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)   # off the data
     fig.suptitle(f"{law.spec}: {law.formula}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     return path
 
 
@@ -121,7 +124,7 @@ def plot_reliability(summaries: dict[str, dict], path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     return path
 
 
@@ -140,5 +143,5 @@ def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=DPI)
     return path
