@@ -26,7 +26,7 @@ def chinchilla_table(n: int, seed: int = 0) -> pd.DataFrame:
 def test_20000_rows_sample_in_float64_from_the_mode():
     df = chinchilla_table(20_000)
     t0 = time.perf_counter()
-    fit = bs.fit(df, "chinchilla", seed=0, warmup=500, draws=500, progress=False, discrepancy="none")   # the law alone
+    fit = bs.fit(df, "chinchilla", seed=0, warmup=300, draws=300, progress=False, discrepancy="none")   # the law alone
     seconds = time.perf_counter() - t0
     stats, d = fit.config["stats"], fit.diagnostics
     print(f"20,000 rows: {seconds:.1f} s, {d}")
