@@ -156,15 +156,22 @@ def main(argv=None) -> int:
     ap.add_argument("--worlds", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", action="store_true")
+    ap.add_argument("--rescore", action="store_true", help=f"rebuild the tables from {OUT.name}, without fitting")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    rows = []
-    for w in range(args.worlds):
-        rows += one_world(w, args.seed)
-        print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.rescore:
+        saved = json.loads(OUT.read_text())
+        rows, seconds = saved["rows"], saved["seconds"]
+        args.worlds, args.seed = saved["worlds"], saved["seed"]
+    else:
+        rows = []
+        for w in range(args.worlds):
+            rows += one_world(w, args.seed)
+            print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
+        seconds = time.perf_counter() - t0
+        OUT.parent.mkdir(exist_ok=True)
+        OUT.write_text(json.dumps({"worlds": args.worlds, "seed": args.seed, "seconds": seconds, "rows": rows}, indent=1))
     table = pd.DataFrame(rows)
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(rows, indent=1))
     summary = summarise(table)
     best = {}
     for budget in BUDGETS:
@@ -178,7 +185,7 @@ def main(argv=None) -> int:
     md = (f"## Which runs next: `bayescale.plan` against fixed designs (`benchmarks/plan_value.py`)\n\n"
           f"{args.worlds} simulated worlds (seed {args.seed}), Chinchilla truths near Hoffmann et al.; seed ladder of "
           f"{SEED_RUNS} runs; target {TARGET['params']:.0e} parameters x {TARGET['tokens']:.1e} tokens; every fit at "
-          f"bayescale's defaults. {time.perf_counter() - t0:.0f} s.\n\n"
+          f"bayescale's defaults. The run took {seconds:.0f} s.\n\n"
           + markdown(summary) + "\n\n"
           "Compute plan needs to reach the best baseline's median width at each budget (budget tried: "
           + ", ".join(f"{b:.0e}" for b in BUDGETS) + "; nan: not reached at any):\n\n"

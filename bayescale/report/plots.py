@@ -5,6 +5,7 @@ so the host's matplotlib backend and figure manager are left alone.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.ticker
@@ -87,9 +88,14 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
                 ax.plot(grid_c, pred["median"], color=color, lw=1.1, label=f"D/N = {r:.3g}: median, 50%, 90%")
         tr = pts[~pts["_held"]]
         ho = pts[pts["_held"]]
-        ax.scatter(tr[x_col], tr[law.response], s=12, color="k", zorder=3, label="training runs")
+        colour = "k"
+        if len(law.inputs) > 1:   # each run in the colour of the band nearest its tokens per parameter
+            near = np.abs(np.log(np.asarray(tr["tokens"] / tr["params"], float))[:, None] - np.log(ratios)[None, :])
+            colour = [OKABE_ITO[j % len(OKABE_ITO)] for j in near.argmin(axis=1)]
+        ax.scatter(tr[x_col], tr[law.response], s=14, color=colour, edgecolor="#222222", lw=0.4, zorder=3,
+                   label="training runs")
         if len(ho):
-            ax.scatter(ho[x_col], ho[law.response], s=40, marker="*", color=OKABE_ITO[3], zorder=4, label="held-out runs")
+            ax.scatter(ho[x_col], ho[law.response], s=60, marker="*", color="#000000", zorder=4, label="held-out runs")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(X_LABEL.get(x_col, x_col))
@@ -99,7 +105,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         ax.grid(True, which="both", alpha=0.25)
     axes[0][0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)   # off the data
-    fig.suptitle(f"{law.spec}: {law.formula}", fontsize=10)
+    fig.suptitle("\n".join(textwrap.wrap(f"{law.spec}: {law.formula}", 40 + 50 * len(labels))), fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=DPI)
