@@ -73,7 +73,11 @@ def seed_design() -> pd.DataFrame:
 def choose(strategy: str, seed_fit, candidates: pd.DataFrame, budget: float, rng) -> pd.DataFrame:
     if strategy == "plan":
         result = bayescale.plan(seed_fit, TARGET, candidates[["params", "tokens"]], budget=budget)
-        return result.chosen[["params", "tokens"]]
+        chosen = result.chosen[["params", "tokens"]].copy()
+        # what plan expected (checked against the refit: the Gaussian update against reality)
+        chosen.attrs["expected_width"] = (float(result.chosen["width_90_after"].iloc[-1]) if len(result.chosen)
+                                          else result.width_now)
+        return chosen
     if strategy == "ladder":
         order = candidates[np.isclose(candidates["tokens"] / candidates["params"], 20)].sort_values("params")
     elif strategy == "random":
@@ -127,6 +131,7 @@ def one_world(w: int, seed: int) -> list[dict]:
             design = pd.concat([base, added], ignore_index=True)
             spent = float((6 * added["params"] * added["tokens"]).sum()) if len(added) else 0.0
             rows.append({"world": w, "strategy": strategy, "budget": budget, "spent": spent, "n_added": len(added),
+                         "expected_width": added.attrs.get("expected_width"),
                          **fit_and_score(runs_of(design), truth_value, w)})
     return rows
 
