@@ -196,6 +196,13 @@ def main(argv=None) -> int:
           + ", ".join(f"{b:.0e}" for b in BUDGETS) + "; nan: not reached at any):\n\n"
           "| budget | best baseline | its median width | plan reaches it at | ratio |\n|---|---|---|---|---|\n"
           + "\n".join(lines) + "\n")
+    plans = table[(table["strategy"] == "plan") & table.get("expected_width", pd.Series(dtype=float)).notna()] \
+        if "expected_width" in table else table.iloc[:0]
+    if len(plans):
+        ratio = plans["width"] / plans["expected_width"]
+        md += (f"\nPlan's expected 90 % width (Gaussian update on the seed fit) against the width the refit gave: "
+               f"median ratio {ratio.median():.2f} (quartiles {ratio.quantile(0.25):.2f}-{ratio.quantile(0.75):.2f}, "
+               f"{len(ratio)} plans).\n")
     print(md)
     if args.results:
         from results_file import write_section
