@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bayescale.cli import main
+from cli_helpers import run, user_error
 from bayescale.datasets import demo_data
 from bayescale.models import REGISTRY
 
@@ -40,27 +41,6 @@ def fitted(workdir, csv):
         rc = main(["fit", str(csv), "--law", "chinchilla", "--seed", "1", *TINY, "--out", str(out)])
     assert rc == 0, stderr.getvalue()
     return out, stdout.getvalue()
-
-
-def run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def user_error(capsys, *argv) -> str:
-    """Run a command that must fail as a user error; return the message."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse usage errors
-        rc = exc.code
-    out, err = capsys.readouterr()
-    assert rc == 2, (argv, out, err)
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("bayescale: error: "), err
-    return lines[0]
 
 
 def write_csv(workdir, name, df) -> str:

@@ -5,25 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bayescale.cli import main
+from cli_helpers import run, user_error
 from bayescale.datasets import demo_data
-
-
-def run(capsys, *argv):
-    rc = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def user_error(capsys, *argv) -> str:
-    """Run a command that must fail as a user error (exit 2, one line, no traceback); the message."""
-    try:
-        rc = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse usage errors
-        rc = exc.code
-    out, err = capsys.readouterr()
-    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, (argv, out, err)
-    return err.strip()
 
 
 def test_export_demo_refuses_to_overwrite_unless_forced(capsys, tmp_path):
