@@ -259,6 +259,14 @@ def _check_out_dir(out: str, flag: str) -> None:
         raise BayescaleError(f"{flag} {out}: cannot write in {parent}; choose another place")
 
 
+def _check_json_and_report(args, json_example: str) -> None:
+    """--json FILE and --report DIR, both checked before any fitting."""
+    if args.json:
+        _check_out(args.json, "--json", json_example)
+    if args.report:
+        _check_out_dir(args.report, "--report")
+
+
 def cmd_fit(args) -> int:
     _check_out(args.out)
     df = read_table(args.data)
@@ -419,10 +427,7 @@ def _natural_holdout(holdout: str, data: str, df, usage: str):
 def cmd_calibrate(args) -> int:
     from .heldout import calibrate
 
-    if args.json:
-        _check_out(args.json, "--json", "out.json")
-    if args.report:
-        _check_out_dir(args.report, "--report")
+    _check_json_and_report(args, "out.json")
     df = read_table(args.data)
     natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
     pool = _pool_from_args(args)
@@ -490,10 +495,7 @@ def cmd_plan(args) -> int:
     from .next_runs import plan
     from .saved import load
 
-    if args.json:
-        _check_out(args.json, "--json", "plan.json")
-    if args.report:
-        _check_out_dir(args.report, "--report")
+    _check_json_and_report(args, "plan.json")
     fit = load(args.fit)
     if not args.at or len(args.at) != 1:
         raise BayescaleError("give one target run: --at params=7e10,tokens=1.4e12 (and its group labels, if any)")

@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import bayescale  # noqa: E402
+from default_health import markdown  # noqa: E402
 from bayescale.models import get_law  # noqa: E402
 from bayescale.simulate import simulate  # noqa: E402
 
@@ -141,13 +142,6 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"worlds": g.size(), "median width 90": g["width"].median(), "coverage 90": g["covered"].mean(),
                          "median abs error": g["abs_error"].median(), "median spent": g["spent"].median(),
                          "fits with r_hat > 1.01": g["max_rhat"].apply(lambda v: int((v > 1.01).sum()))}).reset_index()
-
-
-def markdown(table: pd.DataFrame) -> str:
-    def cell(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)])
 
 
 def compute_to_reach(summary: pd.DataFrame, strategy: str, width: float) -> float:
