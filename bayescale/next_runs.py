@@ -171,14 +171,15 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     width_now = float(hi - lo)
     score = _gaussian(m, noise) if method == "gaussian" else _importance(m, y, noise, seed)
 
-    alone = np.array([score([c + 1])[0] for c in range(len(candidates))])
+    solo = np.array([score([c + 1]) for c in range(len(candidates))])   # (variance left, weights' ESS)
+    alone = solo[:, 0]
     table = candidates.copy()
     table["cost"] = costs
     table["width_90_after"] = width_now * np.sqrt(alone / var_now)
     table["variance_removed_share"] = 1.0 - alone / var_now
     table["share_removed_per_exaflop"] = table["variance_removed_share"] / (costs / 1e18)
     if method == "importance":
-        table["weights_ess"] = [score([c + 1])[1] for c in range(len(candidates))]
+        table["weights_ess"] = solo[:, 1]
 
     # cost-benefit greedy (variance removed per FLOP) can fill the budget with cheap runs that teach
     # little; greedy by variance removed can spend it on one big run. Take whichever ends lower.
