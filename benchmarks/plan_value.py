@@ -6,7 +6,9 @@ Each world draws a Chinchilla truth near Hoffmann et al.'s fit (E, alpha, beta, 
 20-tokens-per-parameter ladder, 2e7-1e8 parameters) and adds runs from one candidate pool (sizes
 2e7-2e9 at 5-160 tokens per parameter) until a cumulative budget:
 
-* plan: `bayescale.plan` on the seed fit, with the budget (one batch, no refits in between);
+* plan: sequential, as a user would run it: `bayescale.plan` on the current fit spends what is left
+  of the next budget, the chosen runs are trained (simulated) and refit, and the next budget's
+  plan starts from that fit;
 * ladder: the next sizes of the fixed 20-tokens-per-parameter ladder, smallest first;
 * random: random candidates (seeded) while they fit the budget;
 * cheapest: the cheapest candidates first.
@@ -17,7 +19,10 @@ Scores per budget: the 90 % width, whether the true new run's loss (simulated) l
 absolute error of the median. Nothing is tuned to the outcome: the truth is used only to simulate
 and to score.
 
-Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--results]
+The baselines do not depend on plan: `--strategies plan` reruns plan alone and takes the other
+strategies' rows from the saved run (same worlds and seed; the fits are reproducible).
+
+Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--strategies plan] [--results]
 """
 from __future__ import annotations
 
@@ -46,7 +51,8 @@ LADDER = np.geomspace(2e7, 2e9, 11)              # the fixed 20-tokens-per-param
 SEED_RUNS = 5
 POOL_SIZES = np.geomspace(2e7, 2e9, 9)
 POOL_RATIOS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
-STRATEGIES = ("plan", "ladder", "random", "cheapest")
+PLANS = {"plan": "gaussian", "plan-importance": "importance"}   # plan's estimate of what a run teaches
+STRATEGIES = (*PLANS, "ladder", "random", "cheapest")
 OUT = HERE / "out" / "plan_value.json"
 
 
@@ -71,14 +77,8 @@ def seed_design() -> pd.DataFrame:
     return pd.DataFrame({"params": LADDER[:SEED_RUNS], "tokens": 20 * LADDER[:SEED_RUNS]})
 
 
-def choose(strategy: str, seed_fit, candidates: pd.DataFrame, budget: float, rng) -> pd.DataFrame:
-    if strategy == "plan":
-        result = bayescale.plan(seed_fit, TARGET, candidates[["params", "tokens"]], budget=budget)
-        chosen = result.chosen[["params", "tokens"]].copy()
-        # what plan expected (checked against the refit: the Gaussian update against reality)
-        chosen.attrs["expected_width"] = (float(result.chosen["width_90_after"].iloc[-1]) if len(result.chosen)
-                                          else result.width_now)
-        return chosen
+def choose(strategy: str, candidates: pd.DataFrame, budget: float, rng) -> pd.DataFrame:
+    """A fixed design's runs within the budget, in its own order."""
     if strategy == "ladder":
         order = candidates[np.isclose(candidates["tokens"] / candidates["params"], 20)].sort_values("params")
     elif strategy == "random":
@@ -93,18 +93,33 @@ def choose(strategy: str, seed_fit, candidates: pd.DataFrame, budget: float, rng
     return pd.DataFrame(picked)[["params", "tokens"]] if picked else pd.DataFrame(columns=["params", "tokens"])
 
 
-def fit_and_score(runs: pd.DataFrame, truth_value: float, seed: int) -> dict:
+def planned(current_fit, candidates: pd.DataFrame, so_far: pd.DataFrame, budget: float,
+            method: str) -> tuple[pd.DataFrame, float]:
+    """The next round of plan: what is left of ``budget`` spent on runs not yet trained. Returns every
+    run chosen so far and plan's expected width after them (from the current fit)."""
+    spent = float((6 * so_far["params"] * so_far["tokens"]).sum()) if len(so_far) else 0.0
+    trained = so_far.set_index(["params", "tokens"]).index
+    left = candidates[~candidates.set_index(["params", "tokens"]).index.isin(trained)]
+    if not len(left) or left["cost"].min() > budget - spent:
+        return so_far, float("nan")
+    result = bayescale.plan(current_fit, TARGET, left[["params", "tokens"]], budget=budget - spent, method=method)
+    expected = float(result.chosen["width_90_after"].iloc[-1]) if len(result.chosen) else result.width_now
+    return pd.concat([so_far, result.chosen[["params", "tokens"]]], ignore_index=True), expected
+
+
+def fit_and_score(runs: pd.DataFrame, truth_value: float, seed: int):
+    """The refit on ``runs`` and its scores at the target."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bayescale.BayescaleWarning)
         f = bayescale.fit(runs, "chinchilla", seed=seed, progress=False)
         pred = f.predict(pd.DataFrame([TARGET]), levels=(0.9,), seed=seed)
     lo, hi, med = (float(pred[c].iloc[0]) for c in ("lower_90", "upper_90", "median"))
     d = f.diagnostics
-    return {"width": hi - lo, "covered": bool(lo <= truth_value <= hi), "abs_error": abs(med - truth_value),
-            "max_rhat": d["max_rhat"], "divergences": d["divergences"]}
+    return f, {"width": hi - lo, "covered": bool(lo <= truth_value <= hi), "abs_error": abs(med - truth_value),
+               "max_rhat": d["max_rhat"], "divergences": d["divergences"]}
 
 
-def one_world(w: int, seed: int) -> list[dict]:
+def one_world(w: int, seed: int, strategies=STRATEGIES) -> list[dict]:
     rng = np.random.default_rng([seed, w])
     truth = world_truth(rng)
     law = get_law("chinchilla")
@@ -119,21 +134,23 @@ def one_world(w: int, seed: int) -> list[dict]:
         return design.assign(loss=[loss_of[(round(a, 3), round(b, 3))] for a, b in zip(design["params"], design["tokens"])])
 
     base = seed_design()
-    seeded = runs_of(base)
     rest = cands[~cands.set_index(["params", "tokens"]).index.isin(base.set_index(["params", "tokens"]).index)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
-        seed_fit = bayescale.fit(seeded, "chinchilla", seed=w, progress=False)
-    rows = [{"world": w, "strategy": "seed", "budget": 0.0, "spent": 0.0, "n_added": 0,
-             **fit_and_score(seeded, truth_value, w)}]
+    seed_fit, scores = fit_and_score(runs_of(base), truth_value, w)
+    rows = [{"world": w, "strategy": "seed", "budget": 0.0, "spent": 0.0, "n_added": 0, **scores}]
+    current = {s: (seed_fit, rest.iloc[:0][["params", "tokens"]]) for s in strategies}
     for budget in BUDGETS:
-        for strategy in STRATEGIES:
-            added = choose(strategy, seed_fit, rest, budget, np.random.default_rng([seed, w, int(np.log10(budget) * 10)]))
-            design = pd.concat([base, added], ignore_index=True)
+        for strategy in strategies:
+            expected = None
+            if strategy in PLANS:
+                fit_now, so_far = current[strategy]
+                added, expected = planned(fit_now, rest, so_far, budget, PLANS[strategy])
+            else:
+                added = choose(strategy, rest, budget, np.random.default_rng([seed, w, int(np.log10(budget) * 10)]))
             spent = float((6 * added["params"] * added["tokens"]).sum()) if len(added) else 0.0
+            refit, scores = fit_and_score(runs_of(pd.concat([base, added], ignore_index=True)), truth_value, w)
+            current[strategy] = (refit, added)
             rows.append({"world": w, "strategy": strategy, "budget": budget, "spent": spent, "n_added": len(added),
-                         "expected_width": added.attrs.get("expected_width"),
-                         **fit_and_score(runs_of(design), truth_value, w)})
+                         "expected_width": expected, **scores})
     return rows
 
 
@@ -156,18 +173,29 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", action="store_true")
     ap.add_argument("--rescore", action="store_true", help=f"rebuild the tables from {OUT.name}, without fitting")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES),
+                    help="strategies to run; the others' rows come from the saved run")
     args = ap.parse_args(argv)
+    strategies = tuple(args.strategies.split(","))
+    if set(strategies) - set(STRATEGIES):
+        ap.error(f"--strategies: choose from {','.join(STRATEGIES)}")
     t0 = time.perf_counter()
     if args.rescore:
         saved = json.loads(OUT.read_text())
         rows, seconds = saved["rows"], saved["seconds"]
         args.worlds, args.seed = saved["worlds"], saved["seed"]
     else:
-        rows = []
+        rows, seconds = [], 0.0
+        if set(strategies) != set(STRATEGIES):
+            saved = json.loads(OUT.read_text())
+            if (saved["worlds"], saved["seed"]) != (args.worlds, args.seed):
+                raise SystemExit(f"{OUT.name} holds {saved['worlds']} worlds of seed {saved['seed']}: run every strategy")
+            rows = [r for r in saved["rows"] if r["strategy"] not in (*strategies, "seed")]
+            seconds = saved["seconds"]
         for w in range(args.worlds):
-            rows += one_world(w, args.seed)
+            rows += one_world(w, args.seed, strategies)
             print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
-        seconds = time.perf_counter() - t0
+        seconds += time.perf_counter() - t0
         OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps({"worlds": args.worlds, "seed": args.seed, "seconds": seconds, "rows": rows}, indent=1))
     table = pd.DataFrame(rows)
@@ -178,25 +206,29 @@ def main(argv=None) -> int:
         best[budget] = base.sort_values("median width 90").iloc[0]
     lines = []
     for budget, row in best.items():
-        need = compute_to_reach(summary, "plan", row["median width 90"])
-        lines.append(f"| {budget:.0e} | {row['strategy']} | {row['median width 90']:.4f} | {need:.0e} | "
-                     f"{need / budget:.2f} |")
+        for name in PLANS:
+            need = compute_to_reach(summary, name, row["median width 90"])
+            lines.append(f"| {budget:.0e} | {row['strategy']} | {row['median width 90']:.4f} | {name} | {need:.0e} | "
+                         f"{need / budget:.2f} |")
     md = (f"## Which runs next: `bayescale.plan` against fixed designs (`benchmarks/plan_value.py`)\n\n"
           f"{args.worlds} simulated worlds (seed {args.seed}), Chinchilla truths near Hoffmann et al.; seed ladder of "
           f"{SEED_RUNS} runs; target {TARGET['params']:.0e} parameters x {TARGET['tokens']:.1e} tokens; every fit at "
-          f"bayescale's defaults. The run took {seconds:.0f} s.\n\n"
+          f"bayescale's defaults; plan in sequential rounds (refit after each budget). The fits took {seconds:.0f} s "
+          "in all.\n\n"
           + markdown(summary) + "\n\n"
-          "Compute plan needs to reach the best baseline's median width at each budget (budget tried: "
+          "Compute each plan needs to reach the best baseline's median width at each budget (budgets tried: "
           + ", ".join(f"{b:.0e}" for b in BUDGETS) + "; nan: not reached at any):\n\n"
-          "| budget | best baseline | its median width | plan reaches it at | ratio |\n|---|---|---|---|---|\n"
+          "| budget | best baseline | its median width | plan | reaches it at | ratio |\n|---|---|---|---|---|---|\n"
           + "\n".join(lines) + "\n")
-    plans = table[(table["strategy"] == "plan") & table.get("expected_width", pd.Series(dtype=float)).notna()] \
-        if "expected_width" in table else table.iloc[:0]
-    if len(plans):
-        ratio = plans["width"] / plans["expected_width"]
-        md += (f"\nPlan's expected 90 % width (Gaussian update on the seed fit) against the width the refit gave: "
-               f"median ratio {ratio.median():.2f} (quartiles {ratio.quantile(0.25):.2f}-{ratio.quantile(0.75):.2f}, "
-               f"{len(ratio)} plans).\n")
+    for name, method in PLANS.items():
+        rows_of = table[table["strategy"] == name]
+        if "expected_width" not in rows_of or not rows_of["expected_width"].notna().any():
+            continue
+        rows_of = rows_of[rows_of["expected_width"].notna()]
+        ratio = rows_of["width"] / rows_of["expected_width"]
+        md += (f"\n{name}: the width the refit gave against plan's expected 90 % width ({method} estimate, from the "
+               f"previous fit): median ratio {ratio.median():.2f} (quartiles {ratio.quantile(0.25):.2f}-"
+               f"{ratio.quantile(0.75):.2f}, {len(ratio)} rounds).\n")
     print(md)
     if args.results:
         from results_file import write_section
