@@ -1,4 +1,4 @@
-"""Performance side by side: bayescale vs PyMC's NUTS on the same model vs Huber + bootstrap.
+"""Performance side by side: bayescale vs PyMC's NUTS and nutpie on the same model vs Huber + bootstrap.
 
 Run:  python benchmarks/perf.py [--boot 1000] [--skip-pymc2] [--batch 64] [--sequential 8]
 Writes the 'Performance' section of benchmarks/RESULTS.md. Each method runs in its own
@@ -60,7 +60,8 @@ def worker_bayescale(args) -> dict:
     from bayescale.inference import trace_count
 
     df = _data()
-    settings = dict(law="chinchilla", chains=CHAINS, warmup=WARMUP, draws=DRAWS, progress=False)
+    # the law alone: the model to_pymc builds for PyMC and nutpie (bayescale's default adds a discrepancy walk)
+    settings = dict(law="chinchilla", chains=CHAINS, warmup=WARMUP, draws=DRAWS, progress=False, discrepancy="none")
     t0, c0 = time.perf_counter(), _cpu()
     first = bs.fit(df, seed=0, **settings)
     t_first, cpu_first = time.perf_counter() - t0, _cpu() - c0
@@ -110,6 +111,32 @@ def worker_pymc(args) -> dict:
     }
 
 
+def worker_nutpie(args) -> dict:
+    """nutpie (numba backend) on the same PyMC model; compile = building and compiling the model."""
+    import warnings
+
+    import nutpie
+
+    from bayescale.models import get_law
+
+    df = _data()
+    t0, c0 = time.perf_counter(), _cpu()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        compiled = nutpie.compile_pymc_model(to_pymc(df, get_law("chinchilla")))
+        t_compile = time.perf_counter() - t0
+        idata = nutpie.sample(compiled, draws=DRAWS, tune=WARMUP, chains=CHAINS, cores=args.cores, seed=0,
+                              progress_bar=False, low_rank_modified_mass_matrix=bool(args.low_rank))
+    total, cpu = time.perf_counter() - t0, _cpu() - c0
+    stats = idata.sample_stats
+    return {
+        "total_seconds": total, "sampling_seconds": total - t_compile, "compile_seconds": t_compile, "cpu": cpu,
+        "ess": _min_ess(idata.posterior), "steps": float(stats["n_steps"].mean()),
+        "divergences": int(stats["diverging"].sum()), "maxrss_mb": _maxrss_mb(), "cores": args.cores,
+        "low_rank": bool(args.low_rank),
+    }
+
+
 def worker_huber(args) -> dict:
     from bayescale.baselines import huber_bootstrap
 
@@ -128,7 +155,8 @@ def worker_batch(args) -> dict:
     return batch_perf.run_case("chinchilla", args.batch, args.sequential)
 
 
-WORKERS = {"bayescale": worker_bayescale, "pymc": worker_pymc, "huber": worker_huber, "batch": worker_batch}
+WORKERS = {"bayescale": worker_bayescale, "pymc": worker_pymc, "nutpie": worker_nutpie, "huber": worker_huber,
+           "batch": worker_batch}
 
 
 def run(method: str, env: dict | None = None, **opts) -> dict:
@@ -150,6 +178,7 @@ def main() -> None:
     ap.add_argument("--worker", choices=sorted(WORKERS))
     ap.add_argument("--cores", type=int, default=1)
     ap.add_argument("--init", default="auto")
+    ap.add_argument("--low-rank", type=int, default=0, help="nutpie worker: low-rank modified mass matrix (1) or diagonal (0)")
     ap.add_argument("--boot", type=int, default=1000)
     ap.add_argument("--skip-pymc2", action="store_true", help="skip the cores=2 PyMC runs")
     ap.add_argument("--batch", type=int, default=64, help="datasets in the batched-fits comparison")
@@ -176,6 +205,8 @@ def main() -> None:
     if not args.skip_pymc2:
         pymc["default, cores=2"] = run("pymc", cores=2, init="auto")
         pymc["jitter+adapt_full, cores=2"] = run("pymc", cores=2, init="jitter+adapt_full")
+    nutpie_runs = {"default (diagonal mass), cores=2": run("nutpie", cores=2, **{"low-rank": 0}),
+                   "low-rank mass matrix, cores=2": run("nutpie", cores=2, **{"low-rank": 1})}
     huber = run("huber", boot=args.boot)
     batch = run("batch", batch=args.batch, sequential=args.sequential)
     load1 = os.getloadavg()
@@ -215,6 +246,32 @@ def main() -> None:
                     f"| {r['total_seconds']:.1f} | {r['ess']:.0f} | {rate:.0f} "
                     f"| {per_s(r['ess'], r['sampling_seconds']):.0f} | {r['steps']:.1f} | {r['maxrss_mb']:.0f} "
                     f"| {rate / ours:.2f} | {r['cpu']:.0f} | {r['ess'] / r['cpu']:.1f} |")
+    for name, r in nutpie_runs.items():
+        rate = per_s(r["ess"], r["total_seconds"])
+        rows.append(f"| nutpie, {name} | {r['compile_seconds']:.1f} | {r['sampling_seconds']:.1f} "
+                    f"| {r['total_seconds']:.1f} | {r['ess']:.0f} | {rate:.0f} "
+                    f"| {per_s(r['ess'], r['sampling_seconds']):.0f} | {r['steps']:.1f} | {r['maxrss_mb']:.0f} "
+                    f"| {rate / ours:.2f} | {r['cpu']:.0f} | {r['ess'] / r['cpu']:.1f} |")
+    versus_nutpie = {k: ours / per_s(r["ess"], r["total_seconds"]) for k, r in nutpie_runs.items()}
+    adapt_full = pymc.get("jitter+adapt_full, cores=2")
+    compile_share = (cold["first_seconds"] - cold["second_seconds"]) / cold["first_seconds"]
+    warm_start = warm["first_seconds"] - warm["second_seconds"]
+    batch_speed = batch["nuts_each_s"] * args.batch / batch["hmc_total_s"]
+    batch_ess = batch["hmc"]["ess_median"] / batch["nuts"]["ess_median"]
+    targets = [
+        ("cold first fit >= 2x nutpie's ESS/s counting compile, each setting",
+         ", ".join(f"{k}: {v:.2f}x" for k, v in versus_nutpie.items()), min(versus_nutpie.values()) >= 2),
+        ("cold first fit >= 4x PyMC jitter+adapt_full",
+         f"{ours / per_s(adapt_full['ess'], adapt_full['total_seconds']):.2f}x" if adapt_full else "not run",
+         bool(adapt_full) and ours / per_s(adapt_full["ess"], adapt_full["total_seconds"]) >= 4),
+        ("compile <= 50% of the cold first fit", f"{100 * compile_share:.0f}%", compile_share <= 0.5),
+        ("warm persistent cache: sampling starts within 1.5 s (first fit minus second fit)", f"{warm_start:.1f} s",
+         warm_start <= 1.5),
+        (f"{args.batch} batched fits >= 15x sequential NUTS's fits/s", f"{batch_speed:.1f}x", batch_speed >= 15),
+        ("batched median min-ESS >= 80% of NUTS's", f"{100 * batch_ess:.0f}%", batch_ess >= 0.8),
+    ]
+    target_table = "| target | measured | met |\n| --- | --- | --- |\n" + "\n".join(
+        f"| {t} | {m} | {'yes' if ok else 'no'} |" for t, m, ok in targets)
     pymc1 = pymc["default, cores=1"]
     ratio = ours / per_s(pymc1["ess"], pymc1["total_seconds"])
     ratio_single = per_s(single["ess_first"], single["first_seconds"]) / per_s(pymc1["ess"], pymc1["total_seconds"])
@@ -225,8 +282,9 @@ def main() -> None:
     md = f"""## Performance (`benchmarks/perf.py`)
 
 Chinchilla law, default priors, on `chinchilla_epoch` (240 points); both samplers 4 chains x
-{WARMUP} warmup + {DRAWS} draws on the same model (PyMC's from `to_pymc(df, law)`: same priors, data,
-parametrisation). bayescale runs NumPyro's NUTS kernels through its own compiled driver
+{WARMUP} warmup + {DRAWS} draws on the same model, the law alone (`discrepancy="none"`; PyMC's and nutpie's from
+`to_pymc(df, law)`: same priors, data, parametrisation). nutpie's compile is building and
+compiling the model with its numba backend. bayescale runs NumPyro's NUTS kernels through its own compiled driver
 (`bayescale/samplers/nuts.py`: one program per model and shape, chains in threads, one per core), with the
 dense mass matrix unregularised for small models (see `sample_posterior`). Each method ran once, one after another, in its own process (times are wall
 clock; peak memory is that process's maxrss). ESS: bulk ESS, minimum over the 7 parameters.
@@ -236,6 +294,8 @@ on-disk C cache may have been partly warm from earlier runs). CPU s = user + sys
 (all threads, and PyMC's worker processes), less sensitive than wall time to other jobs' load. Machine: {os.cpu_count()} CPU cores, {platform.machine()},
 shared with other jobs: load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end, so the
 absolute times are inflated and noisy; compare the ratios.
+
+{target_table}
 
 | method | compile s | sampling s | total s | min bulk ESS | ESS/s incl. compile | ESS/s sampling only | leapfrog steps/draw | peak RSS MB | ESS/s incl. compile vs bayescale cold | CPU s (total) | ESS per CPU s |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |

@@ -161,10 +161,20 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
                          "fits with r_hat > 1.01": g["max_rhat"].apply(lambda v: int((v > 1.01).sum()))}).reset_index()
 
 
-def compute_to_reach(summary: pd.DataFrame, strategy: str, width: float) -> float:
-    """The smallest budget at which a strategy's median width is at most ``width`` (nan if never)."""
-    rows = summary[(summary["strategy"] == strategy) & (summary["median width 90"] <= width)]
-    return float(rows["budget"].min()) if len(rows) else float("nan")
+def compute_to_reach(summary: pd.DataFrame, strategy: str, width: float) -> tuple[float, str]:
+    """The budget at which a strategy's median width first falls to ``width``: between two budgets
+    tried, interpolated linearly in log budget against width ("~"); at or below the first budget
+    tried ("<="); nan if never."""
+    rows = summary[(summary["strategy"] == strategy) & (summary["budget"] > 0)].sort_values("budget")
+    budgets, widths = rows["budget"].to_numpy(), rows["median width 90"].to_numpy()
+    below = np.flatnonzero(widths <= width)
+    if not len(below):
+        return float("nan"), ""
+    k = int(below[0])
+    if k == 0:
+        return float(budgets[0]), "<="
+    t = (widths[k - 1] - width) / (widths[k - 1] - widths[k])
+    return float(np.exp(np.log(budgets[k - 1]) + t * (np.log(budgets[k]) - np.log(budgets[k - 1])))), "~"
 
 
 def main(argv=None) -> int:
@@ -207,9 +217,9 @@ def main(argv=None) -> int:
     lines = []
     for budget, row in best.items():
         for name in PLANS:
-            need = compute_to_reach(summary, name, row["median width 90"])
-            lines.append(f"| {budget:.0e} | {row['strategy']} | {row['median width 90']:.4f} | {name} | {need:.0e} | "
-                         f"{need / budget:.2f} |")
+            need, how = compute_to_reach(summary, name, row["median width 90"])
+            lines.append(f"| {budget:.0e} | {row['strategy']} | {row['median width 90']:.4f} | {name} | "
+                         f"{how}{need:.2g} | {how}{need / budget:.2f} |")
     md = (f"## Which runs next: `bayescale.plan` against fixed designs (`benchmarks/plan_value.py`)\n\n"
           f"{args.worlds} simulated worlds (seed {args.seed}), Chinchilla truths near Hoffmann et al.; seed ladder of "
           f"{SEED_RUNS} runs; target {TARGET['params']:.0e} parameters x {TARGET['tokens']:.1e} tokens; every fit at "
@@ -217,7 +227,8 @@ def main(argv=None) -> int:
           "in all.\n\n"
           + markdown(summary) + "\n\n"
           "Compute each plan needs to reach the best baseline's median width at each budget (budgets tried: "
-          + ", ".join(f"{b:.0e}" for b in BUDGETS) + "; nan: not reached at any):\n\n"
+          + ", ".join(f"{b:.0e}" for b in BUDGETS) + "; ~: interpolated in log budget between two of them, "
+          "<=: reached at the first; nan: not reached at any). The target is a ratio of at most 0.50:\n\n"
           "| budget | best baseline | its median width | plan | reaches it at | ratio |\n|---|---|---|---|---|---|\n"
           + "\n".join(lines) + "\n")
     for name, method in PLANS.items():
