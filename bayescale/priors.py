@@ -7,6 +7,7 @@ import warnings
 import jax
 import numpy as np
 import numpyro.distributions as dist
+from scipy import stats
 
 from .errors import BayescaleError
 
@@ -71,14 +72,58 @@ def parse(text: str) -> dist.Distribution:
         d = getattr(dist, name)(*args, **kwargs, validate_args=True)
     except (TypeError, ValueError) as exc:
         raise BayescaleError(f"invalid prior {text!r}: {exc}") from exc
-    # argument checks miss some impossible priors (Uniform(1, 0), an infinite scale): draw once
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = d.sample(jax.random.PRNGKey(0))
-        log_p = d.log_prob(value)
-    if not (np.all(np.isfinite(np.asarray(value))) and np.all(np.isfinite(np.asarray(log_p)))):
+    # argument checks miss some impossible priors (Uniform(1, 0), an infinite scale). Checked on
+    # scipy's twin where there is one: a draw with JAX would compile a program per family (a
+    # second or more in a new process, for a check of a few numbers)
+    twin = scipy_twin(d)
+    if twin is not None:
+        with np.errstate(all="ignore"):
+            centre = np.asarray(twin.median(), np.float64)
+            ok = np.all(np.isfinite(centre)) and np.all(np.isfinite(twin.logpdf(centre)))
+    elif name == "Delta":
+        ok = np.all(np.isfinite(np.asarray(d.v)))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = d.sample(jax.random.PRNGKey(0))
+            ok = np.all(np.isfinite(np.asarray(value))) and np.all(np.isfinite(np.asarray(d.log_prob(value))))
+    if not ok:
         raise BayescaleError(
             f"invalid prior {text!r}: it has no finite draws or density; "
             "use finite scales and low < high"
         )
     return d
+
+
+def scipy_twin(d: dist.Distribution):
+    """The frozen ``scipy.stats`` distribution equal to prior ``d``, or None for a family without
+    one (Delta). For numbers about a prior (its median, a validity check) without compiling JAX."""
+    name = type(d).__name__
+    a = lambda key: np.asarray(getattr(d, key), np.float64)   # noqa: E731
+    if name.endswith("TruncatedDistribution"):
+        loc, scale = np.asarray(d.base_dist.loc, np.float64), np.asarray(d.base_dist.scale, np.float64)
+        low = np.asarray(getattr(d, "low", -np.inf), np.float64)
+        high = np.asarray(getattr(d, "high", np.inf), np.float64)
+        return stats.truncnorm((low - loc) / scale, (high - loc) / scale, loc=loc, scale=scale)
+    twins = {
+        "Normal": lambda: stats.norm(a("loc"), a("scale")),
+        "LogNormal": lambda: stats.lognorm(a("scale"), scale=np.exp(a("loc"))),
+        "HalfNormal": lambda: stats.halfnorm(scale=a("scale")),
+        "HalfCauchy": lambda: stats.halfcauchy(scale=a("scale")),
+        "StudentT": lambda: stats.t(a("df"), a("loc"), a("scale")),
+        "Gamma": lambda: stats.gamma(a("concentration"), scale=1.0 / a("rate")),
+        "Exponential": lambda: stats.expon(scale=1.0 / a("rate")),
+        "Beta": lambda: stats.beta(a("concentration1"), a("concentration0")),
+        "Uniform": lambda: stats.uniform(a("low"), a("high") - a("low")),
+        "Cauchy": lambda: stats.cauchy(a("loc"), a("scale")),
+        "InverseGamma": lambda: stats.invgamma(a("concentration"), scale=a("rate")),
+    }
+    return twins[name]() if name in twins else None
+
+
+def median(d: dist.Distribution) -> np.ndarray:
+    """The prior's median, exactly, from its scipy twin (Delta: its value)."""
+    twin = scipy_twin(d)
+    if twin is None:
+        return np.asarray(d.v if type(d).__name__ == "Delta" else d.mean, np.float64)
+    return np.asarray(twin.median(), np.float64)

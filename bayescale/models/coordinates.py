@@ -38,6 +38,8 @@ import numpy as np
 import numpyro.distributions as dist
 from numpyro.distributions import constraints
 
+from ..priors import median as prior_median
+
 SITE = "law_coords"      # the sampler's coordinates (latent, a vector)
 DIM = "law_coord"
 
@@ -79,9 +81,8 @@ class FloorPlusPowers:
         so that chains start (uniformly within +-2 of 0, as for every site) around values the
         priors find typical, as natural coordinates near 0 do: from wider starts, short warmups
         left chains in a far, slow corner (the floor at the data, a steep exponent, sigma ~ 0)."""
-        with jax.ensure_compile_time_eval():   # constants of the program, not work per step
-            key = jax.random.PRNGKey(0)
-            med = {n: np.median(np.asarray(priors[n].sample(key, (1001,)), np.float64)) for n in self.names}
+        # exact medians, in numpy: constants of the program, and no JAX work at trace time
+        med = {n: float(prior_median(priors[n])) for n in self.names}
         k = len(self.terms)
         log_a = np.array([med[t[0]] for t in self.terms])
         l0 = med[self.floor] + np.sum(np.exp(log_a))
