@@ -22,7 +22,9 @@ and to score.
 The baselines do not depend on plan: `--strategies plan` reruns plan alone and takes the other
 strategies' rows from the saved run (same worlds and seed; the fits are reproducible).
 
-Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--strategies plan] [--results]
+`--extend` adds worlds to the saved run.
+
+Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--strategies plan] [--extend] [--results]
 """
 from __future__ import annotations
 
@@ -185,6 +187,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rescore", action="store_true", help=f"rebuild the tables from {OUT.name}, without fitting")
     ap.add_argument("--strategies", default=",".join(STRATEGIES),
                     help="strategies to run; the others' rows come from the saved run")
+    ap.add_argument("--extend", action="store_true",
+                    help="keep the saved run's worlds and add worlds up to --worlds (same seed, every strategy)")
     args = ap.parse_args(argv)
     strategies = tuple(args.strategies.split(","))
     if set(strategies) - set(STRATEGIES):
@@ -195,14 +199,20 @@ def main(argv=None) -> int:
         rows, seconds = saved["rows"], saved["seconds"]
         args.worlds, args.seed = saved["worlds"], saved["seed"]
     else:
-        rows, seconds = [], 0.0
-        if set(strategies) != set(STRATEGIES):
+        rows, seconds, first = [], 0.0, 0
+        if args.extend:
+            saved = json.loads(OUT.read_text())
+            if saved["seed"] != args.seed or saved["worlds"] >= args.worlds or set(strategies) != set(STRATEGIES):
+                raise SystemExit(f"--extend: {OUT.name} holds {saved['worlds']} worlds of seed {saved['seed']}; "
+                                 "give more --worlds, the same --seed and every strategy")
+            rows, seconds, first = saved["rows"], saved["seconds"], saved["worlds"]
+        elif set(strategies) != set(STRATEGIES):
             saved = json.loads(OUT.read_text())
             if (saved["worlds"], saved["seed"]) != (args.worlds, args.seed):
                 raise SystemExit(f"{OUT.name} holds {saved['worlds']} worlds of seed {saved['seed']}: run every strategy")
             rows = [r for r in saved["rows"] if r["strategy"] not in (*strategies, "seed")]
             seconds = saved["seconds"]
-        for w in range(args.worlds):
+        for w in range(first, args.worlds):
             rows += one_world(w, args.seed, strategies)
             print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
         seconds += time.perf_counter() - t0
