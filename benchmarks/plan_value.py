@@ -212,11 +212,14 @@ def main(argv=None) -> int:
                 raise SystemExit(f"{OUT.name} holds {saved['worlds']} worlds of seed {saved['seed']}: run every strategy")
             rows = [r for r in saved["rows"] if r["strategy"] not in (*strategies, "seed")]
             seconds = saved["seconds"]
+        OUT.parent.mkdir(exist_ok=True)
         for w in range(first, args.worlds):
             rows += one_world(w, args.seed, strategies)
             print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
+            if args.extend:   # saved after every world: an interrupted run keeps the worlds it finished
+                OUT.write_text(json.dumps({"worlds": w + 1, "seed": args.seed, "rows": rows,
+                                           "seconds": seconds + time.perf_counter() - t0}, indent=1))
         seconds += time.perf_counter() - t0
-        OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps({"worlds": args.worlds, "seed": args.seed, "seconds": seconds, "rows": rows}, indent=1))
     table = pd.DataFrame(rows)
     summary = summarise(table)

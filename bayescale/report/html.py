@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from io import BytesIO
 from pathlib import Path
 
 import pandas as pd
@@ -11,16 +12,25 @@ import pandas as pd
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;line-height:1.45;"
          "color:#222}h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}"
          "table{border-collapse:collapse;font-size:13px;margin:.4em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
-         "text-align:right}th{background:#f4f4f4}img{max-width:100%;border:1px solid #eee;margin:6px 0}"
+         "text-align:right}th{background:#f4f4f4}img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}"
          ".headline{font-size:1.05em;background:#eef5fb;border-left:4px solid #0072B2;padding:.5em .8em}"
          ".warning{background:#fdecea;border-left:4px solid #D55E00;padding:.5em .8em;font-weight:600}"
          ".ok{background:#edf7ef;border-left:4px solid #009E73;padding:.5em .8em}dt{font-weight:600}")
 
 
 def embedded_image(path, alt: str) -> str:
-    """An <img> carrying the PNG itself, so the page needs no other file."""
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f"<div><img src='data:image/png;base64,{data}' alt='{html.escape(alt)}'></div>"
+    """An <img> carrying the PNG itself, so the page needs no other file. Shown at the figure's
+    size in inches (100 CSS px each), not one CSS px per image pixel: plots saved at 2x resolution
+    would otherwise show at twice the size of the text, and plots of different sizes at different
+    text sizes."""
+    from PIL import Image
+
+    raw = Path(path).read_bytes()
+    with Image.open(BytesIO(raw)) as image:
+        dpi = float((image.info.get("dpi") or (100.0,))[0]) or 100.0
+        width = round(image.size[0] * 100.0 / dpi)
+    data = base64.b64encode(raw).decode("ascii")
+    return f"<div><img src='data:image/png;base64,{data}' width='{width}' alt='{html.escape(alt)}'></div>"
 
 
 def table_html(name: str, table: pd.DataFrame) -> str:
