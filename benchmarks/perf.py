@@ -240,15 +240,10 @@ def main() -> None:
         f"| {per_s(single['ess_first'], single['first_seconds']) / ours:.2f} "
         f"| {single['first_cpu']:.0f} | {single['ess_first'] / single['first_cpu']:.1f} |",
     ]
-    for name, r in pymc.items():
+    others = [(f"PyMC NUTS, {k}", r) for k, r in pymc.items()] + [(f"nutpie, {k}", r) for k, r in nutpie_runs.items()]
+    for name, r in others:
         rate = per_s(r["ess"], r["total_seconds"])
-        rows.append(f"| PyMC NUTS, {name} | {r['compile_seconds']:.1f} | {r['sampling_seconds']:.1f} "
-                    f"| {r['total_seconds']:.1f} | {r['ess']:.0f} | {rate:.0f} "
-                    f"| {per_s(r['ess'], r['sampling_seconds']):.0f} | {r['steps']:.1f} | {r['maxrss_mb']:.0f} "
-                    f"| {rate / ours:.2f} | {r['cpu']:.0f} | {r['ess'] / r['cpu']:.1f} |")
-    for name, r in nutpie_runs.items():
-        rate = per_s(r["ess"], r["total_seconds"])
-        rows.append(f"| nutpie, {name} | {r['compile_seconds']:.1f} | {r['sampling_seconds']:.1f} "
+        rows.append(f"| {name} | {r['compile_seconds']:.1f} | {r['sampling_seconds']:.1f} "
                     f"| {r['total_seconds']:.1f} | {r['ess']:.0f} | {rate:.0f} "
                     f"| {per_s(r['ess'], r['sampling_seconds']):.0f} | {r['steps']:.1f} | {r['maxrss_mb']:.0f} "
                     f"| {rate / ours:.2f} | {r['cpu']:.0f} | {r['ess'] / r['cpu']:.1f} |")
