@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 
 import bayescale  # noqa: E402
 from default_health import markdown  # noqa: E402
+from plan_value import within  # noqa: E402
 
 DATASETS = {"chinchilla_epoch": {}, "step_law": {"best_only": True}}
 FRACTIONS = (0.03, 0.1, 0.3, 0.5)   # of the pool's compute beyond the seed runs
@@ -55,15 +56,6 @@ def fixed_order(strategy: str, pool: pd.DataFrame, rng) -> pd.DataFrame:
         ratio = pool["tokens"] / pool["params"]
         return pool[(ratio >= 10) & (ratio <= 40)].sort_values("params")
     return pool.iloc[rng.permutation(len(pool))]
-
-
-def within(order: pd.DataFrame, budget: float) -> pd.DataFrame:
-    keep, spent = [], 0.0
-    for i, c in zip(order.index, order["cost"]):
-        if spent + c <= budget:
-            keep.append(i)
-            spent += c
-    return order.loc[keep]
 
 
 def score(runs: pd.DataFrame, held: pd.DataFrame, seed: int):

@@ -87,12 +87,18 @@ def choose(strategy: str, candidates: pd.DataFrame, budget: float, rng) -> pd.Da
         order = candidates.iloc[rng.permutation(len(candidates))]
     else:
         order = candidates.sort_values("cost")
-    picked, spent = [], 0.0
-    for _, row in order.iterrows():
-        if spent + row["cost"] <= budget:
-            picked.append(row)
-            spent += row["cost"]
-    return pd.DataFrame(picked)[["params", "tokens"]] if picked else pd.DataFrame(columns=["params", "tokens"])
+    return within(order, budget)[["params", "tokens"]]
+
+
+def within(order: pd.DataFrame, budget: float) -> pd.DataFrame:
+    """The runs of ``order`` (a table with a cost column), in order, that fit the budget, each
+    skipped run leaving room for cheaper ones after it."""
+    keep, spent = [], 0.0
+    for i, c in zip(order.index, order["cost"]):
+        if spent + c <= budget:
+            keep.append(i)
+            spent += c
+    return order.loc[keep]
 
 
 def planned(current_fit, candidates: pd.DataFrame, so_far: pd.DataFrame, budget: float,
@@ -139,7 +145,7 @@ def one_world(w: int, seed: int, strategies=STRATEGIES) -> list[dict]:
     rest = cands[~cands.set_index(["params", "tokens"]).index.isin(base.set_index(["params", "tokens"]).index)]
     seed_fit, scores = fit_and_score(runs_of(base), truth_value, w)
     rows = [{"world": w, "strategy": "seed", "budget": 0.0, "spent": 0.0, "n_added": 0, **scores}]
-    current = {s: (seed_fit, rest.iloc[:0][["params", "tokens"]]) for s in strategies}
+    current = {s: (seed_fit, rest.iloc[:0][["params", "tokens"]]) for s in strategies if s in PLANS}
     for budget in BUDGETS:
         for strategy in strategies:
             expected = None
@@ -150,7 +156,8 @@ def one_world(w: int, seed: int, strategies=STRATEGIES) -> list[dict]:
                 added = choose(strategy, rest, budget, np.random.default_rng([seed, w, int(np.log10(budget) * 10)]))
             spent = float((6 * added["params"] * added["tokens"]).sum()) if len(added) else 0.0
             refit, scores = fit_and_score(runs_of(pd.concat([base, added], ignore_index=True)), truth_value, w)
-            current[strategy] = (refit, added)
+            if strategy in PLANS:   # the next round plans from this fit
+                current[strategy] = (refit, added)
             rows.append({"world": w, "strategy": strategy, "budget": budget, "spent": spent, "n_added": len(added),
                          "expected_width": expected, **scores})
     return rows
