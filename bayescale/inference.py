@@ -175,7 +175,7 @@ def sample_posterior(
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
     settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
-                        warm_start=use_warm_start(data.n, n_latent))
+                        warm_start=use_warm_start(data.n, n_latent, bool(spec.centred)))
     progress = resolve_progress(progress)
     announce = functools.partial(progress_note, f"compiling the sampler for {spec.law.spec} (first fit of this "
                                        "shape; later fits reuse it)") if progress else None

@@ -84,3 +84,40 @@ def test_200000_rows_sample():
     d = fit.diagnostics
     assert d["max_rhat"] <= 1.01 and d["divergences"] == 0, d
     assert fit.config["stats"]["mean_steps_per_draw"] < 20
+
+
+def pooled_masses(seed: int = 0, tasks: int = 3, runs: int = 8, questions: int = 25) -> pd.DataFrame:
+    """choice-mass rows of ``tasks`` tasks with different levels and one slope (log_b's group
+    spread is 0), every task with many rows: the law's default pooling samples them centred."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for t in range(tasks):
+        for c in np.geomspace(1e18, 1e22, runs):
+            m = 1 / (1 + np.exp(-(-2.5 + 0.5 * t + 0.3 * np.log(c / 1e20))))
+            frames.append(pd.DataFrame({"compute": c, "p_choice_correct": rng.beta(10 * m, 10 * (1 - m), questions),
+                                        "task": f"t{t}", "question": np.arange(questions)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("warm_start", ["default", "forced (control)"])
+def test_centred_groups_never_start_at_the_joint_mode(monkeypatch, warm_start):
+    """A centred hierarchical density grows without bound as a group spread shrinks to 0, so the
+    Newton warm start runs into that neck and the chains never leave it. Such models start from
+    the uniform draw at any size (the warm start's row threshold is lifted here so a small table
+    shows it); the control forces the warm start and its chains are stuck."""
+    from bayescale import inference
+    from bayescale.samplers import nuts
+
+    monkeypatch.setattr(nuts, "WARM_START_MIN_ROWS", 0)
+    forced = warm_start != "default"
+    if forced:
+        monkeypatch.setattr(inference, "use_warm_start", lambda rows, latent, centred=False: True)
+    fit = bs.fit(pooled_masses(), "choice-mass", seed=0, chains=2, warmup=50 if forced else 150,
+                 draws=20 if forced else 100, progress=False, discrepancy="none")
+    assert set(fit.spec.centred) == {"a", "log_b"}
+    stats, d = fit.config["stats"], fit.diagnostics
+    assert stats["warm_start"] == forced
+    if forced:
+        assert stats["mean_steps_per_draw"] > 900 or d["max_rhat"] > 10, (stats, d)
+    else:
+        assert d["max_rhat"] < 1.1 and stats["mean_steps_per_draw"] < 200, (stats, d)
