@@ -8,6 +8,7 @@ datasets; see there), or with NUTS one fit after another (``sampler="nuts"``); w
 from __future__ import annotations
 
 import json
+import warnings
 from collections import defaultdict
 
 import jax
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import __version__
 from .checks import check_seed
-from .errors import BayescaleError
+from .errors import BayescaleError, BayescaleWarning
 from .progress import bar as progress_bar, resolve as resolve_progress
 from .runtime import ensure_configured
 from .samplers import batched_hmc
@@ -91,6 +92,14 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
                                parametrisation=parametrisation))
         except BayescaleError as exc:
             raise BayescaleError(f"dataset {i} of {len(datasets)}: {exc}") from exc
+    centred = sorted({k for spec, _ in built for k in spec.centred})
+    if centred:
+        # every batched chain starts near the joint mode, which a centred hierarchy does not have
+        warnings.warn(BayescaleWarning(
+            f"fit_many: {centred} are pooled and sampled centred; the batched sampler starts its chains at "
+            "the joint mode, and a centred hierarchy whose groups barely differ has none (its density grows "
+            "as the group spread shrinks to 0), so some chains can stick there. Check each fit's r_hat, or "
+            "use sampler='nuts', which starts such models from a uniform draw"), stacklevel=2)
     groups = defaultdict(list)
     for i, (spec, _) in enumerate(built):
         groups[spec.key()].append(i)

@@ -63,3 +63,17 @@ def constructed_fit(law: str, draws: dict, design: pd.DataFrame) -> Fit:
     idata.posterior.attrs["bayescale"] = json.dumps({**spec.to_json(), "n_obs": data.n, "notes": [],
                                                      "data_hash": data.data_hash()})
     return Fit(idata)
+
+
+def pooled_masses(seed: int = 0, tasks: int = 3, runs: int = 8, questions: int = 25) -> pd.DataFrame:
+    """choice-mass rows of ``tasks`` tasks with different levels and one slope (log_b's group
+    spread is 0), every task with many rows: the law's default pooling samples them centred."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for t in range(tasks):
+        for c in np.geomspace(1e18, 1e22, runs):
+            m = 1 / (1 + np.exp(-(-2.5 + 0.5 * t + 0.3 * np.log(c / 1e20))))
+            frames.append(pd.DataFrame({"compute": c, "p_choice_correct": rng.beta(10 * m, 10 * (1 - m), questions),
+                                        "task": f"t{t}", "question": np.arange(questions)}))
+    return pd.concat(frames, ignore_index=True)
+

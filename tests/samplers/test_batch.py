@@ -26,15 +26,17 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from bayescale.batch import fit_many
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, BayescaleWarning
 from bayescale.models import get_law
 from bayescale.simulate import simulate
+from fit_helpers import pooled_masses
 
 TRUTH = {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28, "sigma": 0.02, "nu": 10.0}
 SETTINGS = {"chains": 2, "warmup": 300, "draws": 200}
@@ -205,3 +207,16 @@ def test_draws_do_not_depend_on_the_device_count():
     assert one["hash"] == two["hash"], (one, two)
     assert all(abs(a - 0.3) < 0.1 for a in two["alpha"]), two
     assert all(r < 1.1 for r in two["rhat"]), two
+
+
+def test_fit_many_warns_that_centred_hierarchies_may_stick():
+    """The batched sampler starts every chain at the joint mode, which a centred hierarchy lacks
+    (tests/samplers/test_large_tables.py shows NUTS stuck there); the user is told, and an
+    unpooled batch is not."""
+    tables = [pooled_masses(seed) for seed in (0, 1)]
+    with pytest.warns(BayescaleWarning, match=r"\['a', 'log_b'\] are pooled and sampled centred"):
+        fit_many(tables, "choice-mass", chains=1, warmup=20, draws=20, progress=False)
+    one_task = [t[t.task == "t0"].drop(columns="task") for t in tables]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BayescaleWarning)
+        fit_many(one_task, "choice-mass", chains=1, warmup=20, draws=20, progress=False)

@@ -14,6 +14,7 @@ import pytest
 
 import bayescale as bs
 from bayescale.simulate import log_uniform_design, simulate
+from fit_helpers import pooled_masses
 
 TRUTH = {"E": 1.7, "log_A0": -1.0, "alpha": 0.34, "log_B0": -1.2, "beta": 0.28, "sigma": 0.01, "nu": 30.0}
 
@@ -84,19 +85,6 @@ def test_200000_rows_sample():
     d = fit.diagnostics
     assert d["max_rhat"] <= 1.01 and d["divergences"] == 0, d
     assert fit.config["stats"]["mean_steps_per_draw"] < 20
-
-
-def pooled_masses(seed: int = 0, tasks: int = 3, runs: int = 8, questions: int = 25) -> pd.DataFrame:
-    """choice-mass rows of ``tasks`` tasks with different levels and one slope (log_b's group
-    spread is 0), every task with many rows: the law's default pooling samples them centred."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for t in range(tasks):
-        for c in np.geomspace(1e18, 1e22, runs):
-            m = 1 / (1 + np.exp(-(-2.5 + 0.5 * t + 0.3 * np.log(c / 1e20))))
-            frames.append(pd.DataFrame({"compute": c, "p_choice_correct": rng.beta(10 * m, 10 * (1 - m), questions),
-                                        "task": f"t{t}", "question": np.arange(questions)}))
-    return pd.concat(frames, ignore_index=True)
 
 
 @pytest.mark.parametrize("warm_start", ["default", "forced (control)"])
