@@ -78,6 +78,7 @@ def worker_bayescale(args) -> dict:
         "first_seconds": t_first, "second_seconds": t_second, "fit230_seconds": t_230,
         "first_cpu": cpu_first, "second_cpu": cpu_second,
         "sampling_seconds": second.config["stats"]["sampling_seconds"],
+        "prepare_first": first.config["stats"]["prepare_seconds"],
         "traces_first": traces_first, "traces_second": traces_second, "traces_230": traces_230,
         "ess_first": _min_ess(first.posterior), "ess_second": _min_ess(second.posterior),
         "steps": float(second.diagnostics["mean_steps_per_draw"]),
@@ -250,7 +251,8 @@ def main() -> None:
     versus_nutpie = {k: ours / per_s(r["ess"], r["total_seconds"]) for k, r in nutpie_runs.items()}
     adapt_full = pymc.get("jitter+adapt_full, cores=2")
     compile_share = (cold["first_seconds"] - cold["second_seconds"]) / cold["first_seconds"]
-    warm_start = warm["first_seconds"] - warm["second_seconds"]
+    warm_start = warm["prepare_first"]   # the first fit's wait before its chains start
+    warm_extra = warm["first_seconds"] - warm["second_seconds"]
     batch_speed = batch["nuts_each_s"] * args.batch / batch["hmc_total_s"]
     batch_ess = batch["hmc"]["ess_median"] / batch["nuts"]["ess_median"]
     targets = [
@@ -260,8 +262,8 @@ def main() -> None:
          f"{ours / per_s(adapt_full['ess'], adapt_full['total_seconds']):.2f}x" if adapt_full else "not run",
          bool(adapt_full) and ours / per_s(adapt_full["ess"], adapt_full["total_seconds"]) >= 4),
         ("compile <= 50% of the cold first fit", f"{100 * compile_share:.0f}%", compile_share <= 0.5),
-        ("warm persistent cache: sampling starts within 1.5 s (first fit minus second fit)", f"{warm_start:.1f} s",
-         warm_start <= 1.5),
+        ("warm persistent cache: sampling starts within 1.5 s (the first fit's wait before its chains start; "
+         "first fit minus second fit in brackets)", f"{warm_start:.2f} s ({warm_extra:.1f} s)", warm_start <= 1.5),
         (f"{args.batch} batched fits >= 15x sequential NUTS's fits/s", f"{batch_speed:.1f}x", batch_speed >= 15),
         ("batched median min-ESS >= 80% of NUTS's", f"{100 * batch_ess:.0f}%", batch_ess >= 0.8),
     ]
