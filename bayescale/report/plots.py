@@ -56,9 +56,17 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         frames.append(h.assign(_held=True))
     allpts = pd.concat(frames, ignore_index=True)
     labels = sorted(allpts[group].astype(str).unique())
-    fig = Figure(figsize=(5.2 * len(labels), 4.2))
-    axes = fig.subplots(1, len(labels), squeeze=False, sharey=True)
-    for ax, label in zip(axes[0], labels):
+    # at most two panels a row: a page shows the figure at its size (100 px per inch), so a row of
+    # three or more panels was wider than the page and the browser shrank its type
+    ncols = min(2, len(labels))
+    nrows = -(-len(labels) // ncols)
+    fig = Figure(figsize=(5.2 * ncols + (2.4 if ncols == 1 else 0), 4.2 * nrows))   # one panel: its legend beside it
+    grid_axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+    spare = list(grid_axes.ravel()[len(labels):])
+    for ax in spare:
+        ax.set_visible(False)
+    panels = list(grid_axes.ravel()[:len(labels)])
+    for ax, label in zip(panels, labels):
         pts = allpts[allpts[group].astype(str) == label].sort_values(x_col)
         if len(law.inputs) == 1:
             grid = np.geomspace(pts[x_col].min() / 1.5, pts[x_col].max() * 3, 120)
@@ -103,10 +111,20 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
         ax.set_title(f"{group} = {label}")
         ax.grid(True, which="both", alpha=0.25)
-    axes[0][0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)   # off the data
-    fig.suptitle("\n".join(textwrap.wrap(f"{law.spec}: {law.formula}", 40 + 50 * len(labels))), fontsize=10)
-    fig.tight_layout()
+    for row in grid_axes:
+        row[0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
+    handles, names = panels[0].get_legend_handles_labels()
+    below = ncols > 1 and not spare
+    if ncols == 1:   # one panel: the legend beside it, off the data
+        panels[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+    elif spare:      # in the empty slot of the last row
+        spare[0].set_visible(True)
+        spare[0].axis("off")
+        spare[0].legend(handles, names, fontsize=9, loc="center", frameon=False)
+    else:            # below the panels, across the figure
+        fig.legend(handles, names, fontsize=8, loc="lower center", ncol=min(len(names), 4), frameon=False)
+    fig.suptitle("\n".join(textwrap.wrap(f"{law.spec}: {law.formula}", 40 + 50 * ncols)), fontsize=10)
+    fig.tight_layout(rect=(0, 0.12 / nrows if below else 0, 1, 1))   # room for a legend below
     path = Path(path)
     fig.savefig(path, dpi=DPI)
     return path
