@@ -120,3 +120,64 @@ class FloorPlusPowers:
         log_prior = sum(priors[n].log_prob(theta[i]) for i, n in enumerate(self.names))
         numpyro.factor(f"{SITE}_prior", log_prior + self.log_abs_det_jacobian(theta))
         return {n: numpyro.deterministic(n, theta[i]) for i, n in enumerate(self.names)}
+
+
+@dataclass(frozen=True)
+class FloorTimesExpPower:
+    """Coordinates for a term U = E·exp(u·(N/N0)^-gamma), u = exp(log_u) (Farseer's N-term).
+
+    The data fix U at the reference, U0 = E·e^u, and its slope there, -gamma·u·U0; the floor E and
+    the curvature trade along a ridge (on Epoch, E, log_u and gamma correlate at +-0.99 in the
+    natural coordinates). NUTS moves in
+
+    * l = log U0;
+    * g = log(gamma·u·U0), the log of the (minus) slope of U in log N at the reference;
+    * q = logit(E / U0) = logit(e^-u), the floor's share of U0;
+
+    each as an offset from its value at the priors' medians, like :class:`FloorPlusPowers`."""
+
+    floor: str
+    log_scale: str
+    exponent: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.floor, self.log_scale, self.exponent)
+
+    size = 3
+
+    def labels(self) -> list[str]:
+        return ["log_U0", f"log_slope_{self.log_scale}", f"logit_{self.floor}_share"]
+
+    def applies(self, priors: dict, pooled: dict) -> bool:
+        """Only for unpooled parameters on the supports the map fills (E, gamma > 0; log_u real)."""
+        want = {self.floor: constraints.positive, self.log_scale: constraints.real,
+                self.exponent: constraints.positive}
+        return all(name not in pooled and not isinstance(priors[name], dist.Delta)
+                   and priors[name].support is want[name] for name in self.names)
+
+    def centre(self, priors: dict) -> jax.Array:
+        """The coordinates of the priors' medians (see :meth:`FloorPlusPowers.centre`)."""
+        e, log_u, gamma = (float(prior_median(priors[n])) for n in self.names)
+        u = np.exp(log_u)
+        log_u0 = np.log(e) + u
+        q = -u - np.log(-np.expm1(-u))
+        return jnp.asarray([log_u0, np.log(gamma) + log_u + log_u0, q])
+
+    def natural(self, c) -> jax.Array:
+        """(E, log_u, gamma) at coordinates ``c`` (not offset)."""
+        log_u0, g, q = c[0], c[1], c[2]
+        u = jax.nn.softplus(-q)                 # e^-u = sigmoid(q)
+        floor = jnp.exp(log_u0 + jax.nn.log_sigmoid(q))
+        log_u = jnp.log(u)
+        return jnp.stack([floor, log_u, jnp.exp(g - log_u - log_u0)])
+
+    def log_abs_det_jacobian(self, theta) -> jax.Array:
+        """log |det d(E, log_u, gamma)/d(l, q, g)| = log E + log gamma + log(1 - e^-u) - log u.
+
+        Lower block triangular in that order: dE/dl = E, d log_u/dq = -sigmoid(-q)/u with
+        sigmoid(-q) = 1 - e^-u, d gamma/dg = gamma."""
+        u = jnp.exp(theta[1])
+        return jnp.log(theta[0]) + jnp.log(theta[2]) + jnp.log(-jnp.expm1(-u)) - theta[1]
+
+    sample = FloorPlusPowers.sample

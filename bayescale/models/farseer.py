@@ -12,6 +12,7 @@ import numpy as np
 import numpyro.distributions as dist
 
 from .base import Law, Param
+from .coordinates import FloorTimesExpPower
 from .registry import register
 
 
@@ -25,6 +26,7 @@ class Farseer(Law):
     name = "farseer"
     formula = "L = E·exp(u·(N/N0)^-gamma) + B0·(N/N0)^-phi·(D/D0)^-(beta·(N/N0)^kappa)"
     inputs = ("params", "tokens")
+    coordinates = FloorTimesExpPower("E", "log_u", "gamma")   # the N-term's floor/curvature ridge
     params = {
         "E": Param(dist.LogNormal(0.5, 0.5), pool="dataset", doc="irreducible loss (N, D -> inf)"),
         "log_u": Param(dist.Normal(-1.5, 0.7), pool="family", doc="log of log(U(N0)/E): the N-term at N0"),
