@@ -17,12 +17,12 @@ Run: python benchmarks/downstream_suite.py [--quick]. Cases (all on real public 
 * monkeys pass-until: pass-until pooled by benchmark on per-problem passes of Pythia <= 2.8B,
   predict the 6.9B and 12B models' mean pass rate over the 128 problems.
 * monkeys pass-until:attempts: the same split, with samples until the first pass per problem (from a
-  random order of each problem's samples; censored at its sample count) instead of counts. Its
-  figures are in the section "Downstream calibration: pass-until attempts" (run alone with
-  --cases "monkeys pass-until:attempts" --section "Downstream calibration: pass-until attempts").
+  random order of each problem's samples; censored at its sample count) instead of counts.
 * choice-mass: per-question correct-choice masses of Gemstones <= 5.4e8 (40 questions per task), predict the
-  larger models' mean mass per task and their accuracy (gemstones_downstream). Its figures so far are in
-  the section "Downstream calibration: choice-mass" (run alone with --cases choice-mass --no-write).
+  larger models' mean mass per task and their accuracy (gemstones_downstream); what its figures
+  mean is in the section "Downstream calibration: choice-mass".
+
+Every case runs by default; ``--cases`` picks some (with ``--section`` for their own section).
 """
 from __future__ import annotations
 
