@@ -4,7 +4,8 @@ from __future__ import annotations
 import functools
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future
 import warnings
 from dataclasses import dataclass
 
@@ -114,17 +115,27 @@ class _Sampler:
 
 
 _SAMPLER_CACHE = PROGRAMS   # the one bounded compile cache (bayescale.clear_caches empties it)
-# One thread builds the outputs program while the chains sample: they need it only after their
-# last draw, and building it first delayed the start of sampling (0.4-1.0 s of a first fit).
-_BACKGROUND = ThreadPoolExecutor(1, thread_name_prefix="bayescale-compile")
 
 
 class _Deferred:
-    """A program being built in the background; calling it waits for the build, and a build's
-    error is raised here, in the caller's thread."""
+    """A program built in a background thread while the chains sample (they need it only after
+    their last draw; building it first delayed the start of sampling by 0.4-1.0 s of a first
+    fit). Calling it waits for the build; a build's error is raised in the caller's thread.
 
-    def __init__(self, future):
-        self._future = future
+    One daemon thread per build, started by the fit that needs it: nothing survives a fork
+    half-alive (a process-wide executor's thread would not exist in a forked child, and its
+    work would never run), and interpreter exit does not wait for a build."""
+
+    def __init__(self, build):
+        self._future = Future()
+
+        def run():
+            try:
+                self._future.set_result(build())
+            except BaseException as exc:   # noqa: BLE001  (raised again where the program is called)
+                self._future.set_exception(exc)
+
+        threading.Thread(target=run, name="bayescale-compile", daemon=True).start()
 
     def __call__(self, *args):
         return self._future.result()(*args)
@@ -144,8 +155,11 @@ def _get_sampler(spec: ModelSpec, args: tuple, settings: Settings, x64: bool, dr
         return compile_nuts(make_model(spec), args, settings, x64=x64)
 
     nuts = PROGRAMS.get(key, build)
-    outputs = _BACKGROUND.submit(PROGRAMS.get, key + ("outputs", draws), lambda: nuts.compile_outputs(args, draws))
-    return _Sampler(nuts, _Deferred(outputs))
+    outputs_key = key + ("outputs", draws)
+    found, outputs = PROGRAMS.peek(outputs_key)
+    if found:   # compiled already: no thread
+        return _Sampler(nuts, outputs)
+    return _Sampler(nuts, _Deferred(lambda: PROGRAMS.get(outputs_key, lambda: nuts.compile_outputs(args, draws))))
 
 
 def _pad(a, size: int):
@@ -174,17 +188,19 @@ def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
 
 def sample_posterior(
     spec: ModelSpec, data: Dataset, *, seed=0, chains=4, warmup=1000, draws=1000,
-    progress=None, target_accept=0.8, dense_mass=None, max_draws=None, more_draws=None,
+    progress=None, target_accept=0.8, dense_mass=None, max_draws=None, more_draws=None, started=None,
 ) -> tuple[az.InferenceData, dict]:
     """Run NUTS and return labelled InferenceData plus timing / step statistics.
 
     With ``more_draws`` (a function of the InferenceData so far), the chains continue for another
-    ``draws`` draws each while it returns True, up to ``max_draws`` draws per chain in all."""
+    ``draws`` draws each while it returns True, up to ``max_draws`` draws per chain in all.
+    ``started`` (a ``time.perf_counter()`` value): when the caller began, for ``prepare_seconds``,
+    the wait before the chains start."""
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
+    t_prepare = time.perf_counter() if started is None else started
     ensure_configured()
-    t_prepare = time.perf_counter()
     x64 = use_x64(data.n)
     with precision(x64):   # float64 (or float32) device arrays, whatever model_arguments built
         args = jax.device_put(cast_arguments(model_arguments(spec, data), x64))
@@ -219,7 +235,7 @@ def sample_posterior(
     elapsed = time.perf_counter() - t0
     stats = {
         "sampling_seconds": elapsed,
-        "prepare_seconds": t0 - t_prepare,   # arguments and compiled sampler: the wait before the chains start
+        "prepare_seconds": t0 - t_prepare,   # checks, arguments, compiled sampler: the wait before the chains start
         "mean_steps_per_draw": float(extra["num_steps"].mean()),
         "dense_mass": dense,
         "covariance_shrinkage": "relative",
@@ -338,6 +354,7 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
                        dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
                        offset=offset, discrepancy_by=discrepancy_by, strict=strict, max_draws=max_draws)
         return StackedFit({str(one): fit(df, one, **options) for one in law})
+    started = time.perf_counter()
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,
                        discrepancy_by=discrepancy_by)
@@ -350,7 +367,8 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     draws, max_draws = check_draws(draws, max_draws, chains, data.n)
     idata, stats = sample_posterior(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
                                     progress=progress, target_accept=target_accept, dense_mass=dense_mass,
-                                    max_draws=max_draws, more_draws=more_draws_help(spec, max_draws))
+                                    max_draws=max_draws, more_draws=more_draws_help(spec, max_draws),
+                                    started=started)
     stats["total_seconds"] = time.perf_counter() - t0
     config = fit_config(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
                         target_accept=target_accept, stats=stats, columns=columns, max_draws=max_draws)

@@ -113,10 +113,14 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         ax.grid(True, which="both", alpha=0.25)
     for row in grid_axes:
         row[0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
-    handles, names = panels[0].get_legend_handles_labels()
+    entries = {}   # every panel's entries once (two-input laws pick their D/N bands per panel)
+    for ax in panels:
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(name, handle)
+    handles, names = list(entries.values()), list(entries)
     below = ncols > 1 and not spare
     if ncols == 1:   # one panel: the legend beside it, off the data
-        panels[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        panels[0].legend(handles, names, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     elif spare:      # in the empty slot of the last row
         spare[0].set_visible(True)
         spare[0].axis("off")

@@ -70,6 +70,10 @@ class CompileCache:
                     self._items.popitem(last=False)
             return value
 
+    def peek(self, key: Hashable) -> tuple[bool, Any]:
+        """(True, the object) if ``key`` is cached, else (False, None); never builds."""
+        return self._lookup(key)
+
     def clear(self) -> None:
         with self._guard:
             self._items.clear()

@@ -73,6 +73,21 @@ def test_round_trip_is_a_bijection():
     np.testing.assert_allclose(back, np.asarray(u), rtol=1e-4, atol=1e-4)
 
 
+def test_farseer_coordinates_round_trip_and_centre_on_the_prior_medians():
+    law = get_law("farseer")
+    coords = law.coordinates
+    priors = {k: p.prior for k, p in law.params.items()}
+    medians = [float(np.median(np.asarray(priors[n].sample(jax.random.PRNGKey(0), (200_000,))))) for n in coords.names]
+    np.testing.assert_allclose(np.asarray(coords.natural(coords.centre(priors))), medians, rtol=1e-2)
+    for seed in range(3):
+        c = jax.random.normal(jax.random.PRNGKey(seed), (3,))
+        e, log_u, gamma = np.asarray(coords.natural(c), np.float64)
+        u = np.exp(log_u)
+        u0 = e * np.exp(u)
+        back = [np.log(u0), np.log(gamma * u * u0), np.log(np.exp(-u) / (1 - np.exp(-u)))]
+        np.testing.assert_allclose(back, np.asarray(c), rtol=1e-4, atol=1e-4)
+
+
 def test_only_unpooled_parameters_with_matching_supports_use_them():
     law = get_law("chinchilla")
     priors = {k: p.prior for k, p in law.params.items()}
@@ -148,7 +163,7 @@ def test_farseer_samples_cleanly_where_its_natural_coordinates_do_not():
         for name, s in (("law", spec), ("natural", dataclasses.replace(spec, law_coordinates=False))):
             idata, stats_ = sample_posterior(s, data, seed=0, progress=False, warmup=500, draws=500)
             runs[name] = (idata, stats_["mean_steps_per_draw"], int(idata.sample_stats["diverging"].sum()))
-    (ours, ours_steps, ours_div), (natural, natural_steps, natural_div) = runs["law"], runs["natural"]
+    (ours, ours_steps, ours_div), (_, natural_steps, natural_div) = runs["law"], runs["natural"]
     assert ours_steps < 20 and ours_div <= 10, (ours_steps, ours_div)
     assert natural_steps > 2 * ours_steps and natural_div > 50, (natural_steps, natural_div)   # control
     for k in ("E", "gamma", "beta"):

@@ -214,8 +214,9 @@ def test_fit_many_warns_that_centred_hierarchies_may_stick():
     (tests/samplers/test_large_tables.py shows NUTS stuck there); the user is told, and an
     unpooled batch is not."""
     tables = [pooled_masses(seed) for seed in (0, 1)]
-    with pytest.warns(BayescaleWarning, match=r"\['a', 'log_b'\] are pooled and sampled centred"):
+    with pytest.warns(BayescaleWarning, match=r"\['a', 'log_b'\] are pooled and sampled centred") as caught:
         fit_many(tables, "choice-mass", chains=1, warmup=20, draws=20, progress=False)
+    assert {w.filename for w in caught if "sampled centred" in str(w.message)} == {__file__}   # the user's line
     one_task = [t[t.task == "t0"].drop(columns="task") for t in tables]
     with warnings.catch_warnings():
         warnings.simplefilter("error", BayescaleWarning)
