@@ -66,6 +66,10 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
     for ax in spare:
         ax.set_visible(False)
     panels = list(grid_axes.ravel()[:len(labels)])
+    if len(law.inputs) > 1:   # one set of D/N bands for all panels, so one legend reads for each
+        ratio = allpts["tokens"] / allpts["params"]
+        distinct = np.unique(np.round(ratio, 6))
+        ratios = distinct if len(distinct) <= 4 else np.quantile(ratio, [0.1, 0.5, 0.9])
     for ax, label in zip(panels, labels):
         pts = allpts[allpts[group].astype(str) == label].sort_values(x_col)
         if len(law.inputs) == 1:
@@ -78,10 +82,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
             ax.fill_between(grid, pred["lower_90"], pred["upper_90"], color=OKABE_ITO[0], alpha=0.18, label="90% interval")
             ax.fill_between(grid, pred["lower_50"], pred["upper_50"], color=OKABE_ITO[0], alpha=0.35, label="50% interval")
             ax.plot(grid, pred["median"], color=OKABE_ITO[0], lw=1.2, label="posterior median")
-        else:  # two inputs: bands along lines of constant tokens per parameter
-            ratio = pts["tokens"] / pts["params"]
-            distinct = np.unique(np.round(ratio, 6))
-            ratios = distinct if len(distinct) <= 4 else np.quantile(ratio, [0.1, 0.5, 0.9])
+        else:  # two inputs: bands along lines of constant tokens per parameter, the same in every panel
             grid_c = np.geomspace(pts["compute"].min() / 2, pts["compute"].max() * 4, 80)
             for j, r in enumerate(ratios):
                 n = np.sqrt(grid_c / (6 * r))
