@@ -31,8 +31,9 @@ from .stacking import StackedFit
 from .spec import CENTRED_MIN_POINTS, ModelSpec, build, choose_centring  # noqa: F401  (re-exported)
 from .runtime import cache_dir_from_env, enable_compilation_cache, ensure_configured  # noqa: F401  (re-exported)
 from .samplers.cache import PROGRAMS, _TRACES, trace_count  # noqa: F401  (trace_count: re-exported)
-from .samplers.nuts import CompiledNUTS, Settings, compile_nuts, run_chains, use_warm_start, worker_count
+from .samplers.nuts import CompiledNUTS, Settings, compile_nuts, neck_floors, run_chains, use_warm_start, worker_count
 from .samplers.precision import cast_arguments, precision, use_x64
+from .priors import median as prior_median
 
 DENSE_MASS_MAX_PARAMS = 60
 MASK = "__mask__"       # aux key of the 0/1 row mask of padded data (see bucket_size)
@@ -206,8 +207,12 @@ def sample_posterior(
         args = jax.device_put(cast_arguments(model_arguments(spec, data), x64))
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
+    warm_start = use_warm_start(data.n, n_latent)
+    spreads = {f"{k}_tau": prior_median(spec.priors[f"{k}_tau"]) for k in spec.centred
+               if not isinstance(spec.priors[f"{k}_tau"], dist.Delta)}
+    floors = neck_floors(spreads) if warm_start else ()
     settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
-                        warm_start=use_warm_start(data.n, n_latent, bool(spec.centred)))
+                        warm_start=warm_start, neck_floors=floors)
     progress = resolve_progress(progress)
     announce = functools.partial(progress_note, f"compiling the sampler for {spec.law.spec} (first fit of this "
                                        "shape; later fits reuse it)") if progress else None
