@@ -100,25 +100,37 @@ def test_only_unpooled_parameters_with_matching_supports_use_them():
 HOFFMANN = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.01, "nu": 30.0}
 
 
+def simulated_ladder(law: str, truth: dict, n_max: float, ratio_max: float, seed: int):
+    """160 runs, N log-uniform in [5e7, n_max], tokens per parameter in [5, ratio_max]; the law
+    alone built on them."""
+    rng = np.random.default_rng(seed)
+    n = np.exp(rng.uniform(np.log(5e7), np.log(n_max), 160))
+    design = pd.DataFrame({"params": n, "tokens": n * np.exp(rng.uniform(np.log(5), np.log(ratio_max), 160))})
+    spec, data = build(simulate(law, design, truth, seed=seed)[0], law, discrepancy="none")
+    assert spec.law_coordinates
+    return spec, data
+
+
+def sample_both(spec, data, **settings) -> dict:
+    """The same model sampled in the law coordinates ("law") and the natural ones ("natural"):
+    per name, (InferenceData, leapfrog steps per draw, divergences)."""
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, s in (("law", spec), ("natural", dataclasses.replace(spec, law_coordinates=False))):
+            idata, stats_ = sample_posterior(s, data, progress=False, **settings)
+            out[name] = (idata, stats_["mean_steps_per_draw"], int(idata.sample_stats["diverging"].sum()))
+    return out
+
+
 def test_the_law_alone_samples_cleanly_where_the_natural_coordinates_diverge():
     # 160 runs of a well-specified Chinchilla simulation (1% noise, N in 5e7-2e9, 5-80 tokens per
     # parameter), the law alone at its default target_accept: offline, the natural coordinates
     # diverged 29-45 times in 4,000 draws (seeds 0, 2, 4) at 13 leapfrog steps per draw; the
     # law coordinates did not diverge in 4 seeds, at 6.6 steps per draw.
-    rng = np.random.default_rng(2)
-    n = np.exp(rng.uniform(np.log(5e7), np.log(2e9), 160))
-    design = pd.DataFrame({"params": n, "tokens": n * np.exp(rng.uniform(np.log(5), np.log(80), 160))})
-    df = simulate("chinchilla", design, HOFFMANN, seed=2)[0]
-    spec, data = build(df, "chinchilla", discrepancy="none")
-    assert spec.law_coordinates
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ours, ours_stats = sample_posterior(spec, data, seed=2, progress=False)
-        natural, natural_stats = sample_posterior(dataclasses.replace(spec, law_coordinates=False), data,
-                                                  seed=2, progress=False)
-    ours_div = int(ours.sample_stats["diverging"].sum())
-    natural_div = int(natural.sample_stats["diverging"].sum())
-    assert ours_div == 0 and ours_stats["mean_steps_per_draw"] < 10, (ours_div, ours_stats)
+    runs = sample_both(*simulated_ladder("chinchilla", HOFFMANN, 2e9, 80, seed=2), seed=2)
+    (ours, ours_steps, ours_div), (natural, _, natural_div) = runs["law"], runs["natural"]
+    assert ours_div == 0 and ours_steps < 10, (ours_div, ours_steps)
     assert natural_div > 5, natural_div        # control: the same model in natural coordinates
     # the same posterior either way
     for k in ("E", "alpha", "beta"):
@@ -151,18 +163,8 @@ def test_farseer_samples_cleanly_where_its_natural_coordinates_do_not():
     # 160 runs simulated from Farseer near its fit to Epoch (its N-term nearly flat, gamma 0.1):
     # offline, 500 + 500 draws took 58 leapfrog steps per draw with 207 divergences and r_hat 1.36
     # in the natural coordinates, 11 steps with 3 divergences and r_hat 1.00 in the law coordinates
-    rng = np.random.default_rng(0)
-    n = np.exp(rng.uniform(np.log(5e7), np.log(1e10), 160))
-    design = pd.DataFrame({"params": n, "tokens": n * np.exp(rng.uniform(np.log(5), np.log(100), 160))})
-    df = simulate("farseer", design, EPOCH_LIKE_FARSEER, seed=0)[0]
-    spec, data = build(df, "farseer", discrepancy="none")
-    assert spec.law_coordinates
-    runs = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for name, s in (("law", spec), ("natural", dataclasses.replace(spec, law_coordinates=False))):
-            idata, stats_ = sample_posterior(s, data, seed=0, progress=False, warmup=500, draws=500)
-            runs[name] = (idata, stats_["mean_steps_per_draw"], int(idata.sample_stats["diverging"].sum()))
+    runs = sample_both(*simulated_ladder("farseer", EPOCH_LIKE_FARSEER, 1e10, 100, seed=0), seed=0,
+                       warmup=500, draws=500)
     (ours, ours_steps, ours_div), (_, natural_steps, natural_div) = runs["law"], runs["natural"]
     assert ours_steps < 20 and ours_div <= 10, (ours_steps, ours_div)
     assert natural_steps > 2 * ours_steps and natural_div > 50, (natural_steps, natural_div)   # control
