@@ -208,9 +208,8 @@ def sample_posterior(
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
     warm_start = use_warm_start(data.n, n_latent)
-    spreads = {f"{k}_tau": prior_median(spec.priors[f"{k}_tau"]) for k in spec.centred
-               if not isinstance(spec.priors[f"{k}_tau"], dist.Delta)}
-    floors = neck_floors(spreads) if warm_start else ()
+    floors = neck_floors({f"{k}_tau": prior_median(spec.priors[f"{k}_tau"]) for k in spec.centred
+                          if not isinstance(spec.priors[f"{k}_tau"], dist.Delta)}) if warm_start else ()
     settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
                         warm_start=warm_start, neck_floors=floors)
     progress = resolve_progress(progress)
