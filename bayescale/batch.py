@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from collections import defaultdict
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from . import __version__
 from .checks import check_seed
-from .errors import BayescaleError, BayescaleWarning
+from .errors import BayescaleError, BayescaleWarning, caller_stacklevel
 from .progress import bar as progress_bar, resolve as resolve_progress
 from .runtime import ensure_configured
 from .samplers import batched_hmc
@@ -101,7 +100,7 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
             f"fit_many: {centred} are pooled and sampled centred; the batched sampler starts its chains at "
             "the joint mode, and a centred hierarchy whose groups barely differ has none (its density grows "
             "as the group spread shrinks to 0), so some chains can stick there. Check each fit's r_hat, or "
-            "use sampler='nuts', which starts such models from a uniform draw"), stacklevel=_user_stacklevel())
+            "use sampler='nuts', which starts such models from a uniform draw"), stacklevel=caller_stacklevel(os.path.dirname(__file__)))
     groups = defaultdict(list)
     for i, (spec, _) in enumerate(built):
         groups[spec.key()].append(i)
@@ -116,16 +115,6 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
             fits[i] = fitted
         on_done(len(members))
     return fits
-
-
-def _user_stacklevel() -> int:
-    """The ``stacklevel`` that attributes a warning raised in the caller of this function to the
-    first frame outside bayescale (fit_many may have called itself to add a progress bar)."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def _count_latent(spec):

@@ -1,4 +1,6 @@
 """The one exception and the one warning class users see."""
+import os
+import sys
 
 
 class BayescaleError(ValueError):
@@ -24,3 +26,14 @@ class UnreliableSamplingError(BayescaleError):
     def __init__(self, message: str, fit=None):
         super().__init__(message)
         self.fit = fit
+
+
+def caller_stacklevel(folder: str) -> int:
+    """The ``stacklevel`` that attributes a warning raised by the caller of this function to the
+    first frame outside ``folder`` (a package directory), i.e. the user's call however deep the
+    package's own calls go."""
+    folder = os.path.abspath(folder) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(folder):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from ..data import validate
-from ..errors import BayescaleError, BayescaleWarning
+from ..errors import BayescaleError, BayescaleWarning, caller_stacklevel
 from .paths import data_file
 
 LABELS = ("family", "dataset", "task")
@@ -26,15 +25,7 @@ class Notes(list):
     def fix(self, message: str) -> None:
         msg = f"{self.name}: {message}"
         self.append(msg)
-        warnings.warn(msg, BayescaleWarning, stacklevel=_caller_level())
-
-
-def _caller_level() -> int:
-    """stacklevel of the first frame outside this package, so warnings point at the user's call."""
-    here, frame, level = os.path.dirname(__file__), sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(here):
-        frame, level = frame.f_back, level + 1
-    return level
+        warnings.warn(msg, BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
 
 
 def read_csv(folder: str, relpath: str, data_home=None, **kw) -> pd.DataFrame:

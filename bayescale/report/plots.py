@@ -114,7 +114,7 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         ax.grid(True, which="both", alpha=0.25)
     for row in grid_axes:
         row[0].set_ylabel(f"{law.response} (nats/token)" if law.response == "loss" else law.response)
-    entries = {}   # every panel's entries once (two-input laws pick their D/N bands per panel)
+    entries = {}   # every panel's entries once (a panel may have no held-out runs)
     for ax in panels:
         for handle, name in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(name, handle)
