@@ -1,5 +1,5 @@
 """bayescale: Bayesian scaling laws with calibrated extrapolation intervals."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from .errors import BayescaleError, BayescaleWarning  # noqa: E402
 from .models import Law, Param, get_law, list_laws  # noqa: E402

@@ -74,6 +74,13 @@ class Fit:
         self.config = json.loads(idata.posterior.attrs["bayescale"])
         self.spec = ModelSpec.from_json(self.config)
         self.law = self.spec.law
+        missing = [k for k in self.law.params if k not in idata.posterior]
+        if missing:   # saved before the law gained a parameter (accuracy-sigmoid's floor, from 0.2.0)
+            saved = self.config.get("versions", {}).get("bayescale", "an unknown version")
+            raise BayescaleError(
+                f"this fit has no draws of {missing}, parameter(s) of law {self.law.spec!r} in bayescale "
+                f"{__version__}; it was saved by bayescale {saved}, whose law differed. Refit the table with "
+                "this version (or predict with the version that saved it)")
         if "_derived" not in idata.posterior.attrs:
             self._add_derived()
 

@@ -57,20 +57,20 @@ def test_means_match_the_published_forms():
 
     sig = get_law("accuracy-sigmoid")
     c = np.geomspace(1e18, 1e23, 7)
-    p = {"a": -0.4, "log_b": -0.3, "lapse": 0.1}
+    p = {"a": -0.4, "log_b": -0.3, "lapse": 0.1, "floor": 0.02}
     ref = np.log(1e20)
     q = np.asarray(sig.mean({"compute": np.log(c) - ref}, p))
     acc = np.asarray(sig.observation.expected(q, {"chance": np.full(7, 0.25)}, np))
     b = np.exp(-0.3)
-    want = 0.25 + (1 - 0.25) * 0.9 / (1 + np.exp(-(-0.4 + b * (np.log(c) - ref))))
+    want = 0.25 + (1 - 0.25) * (0.02 + 0.98 * 0.9 / (1 + np.exp(-(-0.4 + b * (np.log(c) - ref)))))
     np.testing.assert_allclose(acc, want, rtol=1e-4)
-    # at the derived midpoint the accuracy is halfway between chance and its ceiling
+    # at the derived midpoint the rise above the floor is halfway to its ceiling
     mid = sig.derived(p, {"compute": ref})["log_C_mid"]
     q_mid = float(np.asarray(sig.mean({"compute": np.array([mid - ref])}, p))[0])
-    assert q_mid == pytest.approx(0.45, rel=1e-4)
+    assert q_mid == pytest.approx(0.02 + 0.98 * 0.45, rel=1e-4)
     # in loss, accuracy falls as loss rises
     q_loss = np.asarray(get_law("accuracy-sigmoid:loss").mean({"loss": L - 3.2}, {"a": 0.0, "log_b": 1.5,
-                                                                                  "lapse": 0.0}))
+                                                                                  "lapse": 0.0, "floor": 0.0}))
     assert np.all(np.diff(q_loss) < 0)
 
     for spec, col in (("pass-until", "params"), ("pass-at-k", "attempts")):
@@ -90,7 +90,7 @@ def test_rate_responses_are_checked():
     df = pd.DataFrame({"loss": L[:4], "p_correct": [0.0, 0.3, 0.2, 0.4], "trials": 0.0})
     with pytest.raises(BayescaleError, match="trials = 0 need 0 < p_correct < 1"):
         bayescale.fit(df, "loss-to-error", chains=1, warmup=5, draws=5, progress=False)
-    df = pd.DataFrame({"compute": [1e18, 1e19, 1e20], "p_correct": 0.3, "trials": 10.0, "chance": 1.0})
+    df = pd.DataFrame({"compute": [1e18, 1e19, 1e20, 1e21, 1e22], "p_correct": 0.3, "trials": 10.0, "chance": 1.0})
     with pytest.raises(BayescaleError, match="'chance' must lie in \\[0, 1\\)"):
         bayescale.fit(df, "accuracy-sigmoid", chains=1, warmup=5, draws=5, progress=False)
     with pytest.raises(BayescaleError, match="missing column.*chance"):
@@ -109,16 +109,17 @@ CASES = [
     ("loss-to-error:rates", "loss-to-error", pd.DataFrame({"loss": L, "trials": 0.0}),
      {**LTE.from_published(0.6, -2.0), "gamma": 1.5, "phi": 2000.0}, None, True),
     ("accuracy-sigmoid", "accuracy-sigmoid", compute_design(0.25),
-     {"a": -0.5, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}, None, True),
+     {"a": -0.5, "log_b": -0.3, "lapse": 0.1, "floor": 0.02, "phi": 300.0}, None, True),
     ("accuracy-sigmoid:loss", "accuracy-sigmoid:loss", pd.DataFrame({"loss": L, "trials": 500.0, "chance": 0.25}),
-     {"a": 0.2, "log_b": 1.5, "lapse": 0.1, "phi": 300.0}, None, True),
+     {"a": 0.2, "log_b": 1.5, "lapse": 0.1, "floor": 0.02, "phi": 300.0}, None, True),
     ("pass-until", "pass-until", pd.DataFrame({"params": np.geomspace(1e7, 1e10, 10), "trials": 2000.0}),
      {"log_c0": 1.5, "alpha": 0.5, "phi": 50.0}, None, True),
     ("pass-at-k", "pass-at-k", pd.DataFrame({"attempts": np.geomspace(1, 1e4, 12), "trials": 128.0}),
      {"log_c0": 0.0, "alpha": 0.3, "phi": 300.0}, None, True),
-    # control: a two-choice task (chance 0.5) fitted as if answers were free-form (chance 0)
-    ("control:chance-ignored", "accuracy-sigmoid", compute_design(0.5),
-     {"a": -0.5, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}, lambda d: d.assign(chance=0.0), False),
+    # control: a four-choice task fitted as if it had two choices (chance 0.5). (Chance ignored,
+    # 0 instead of 0.5, is no longer a wrong model: the floor then takes the chance level's place.)
+    ("control:wrong-chance", "accuracy-sigmoid", compute_design(0.25),
+     {"a": -0.5, "log_b": -0.3, "lapse": 0.1, "floor": 0.02, "phi": 300.0}, lambda d: d.assign(chance=0.5), False),
 ]
 
 
@@ -129,7 +130,8 @@ def test_recovery(case):
     if transform is not None:
         df = transform(df)
     fit = fit_quietly(df, spec, seed=1)
-    z = z_scores(fit, truth, law_only=True)
+    # the noise too: a wrong chance level can be absorbed by the floor and lapse, not by phi
+    z = z_scores(fit, truth)
     report = f"{spec}: z={ {k: round(v, 2) for k, v in z.items()} } diagnostics={fit.diagnostics}"
     if must_pass:
         assert max(z.values()) < Z_MAX, report
@@ -142,7 +144,7 @@ def test_predicted_mean_is_the_expected_accuracy():
     # a 4-choice task still near chance: the law's curve q = (acc - chance)/(1 - chance) is ~0 there,
     # the accuracy ~0.25. kind="mean" must be the accuracy (it was q), kind="curve" q itself.
     design = compute_design(0.25)
-    truth = {"a": -4.0, "log_b": -0.3, "lapse": 0.1, "phi": 300.0}
+    truth = {"a": -4.0, "log_b": -0.3, "lapse": 0.1, "floor": 0.02, "phi": 300.0}
     law = get_law("accuracy-sigmoid")
     df, _ = simulate(law, design, truth, seed=2)
     fit = fit_quietly(df, law, seed=2)

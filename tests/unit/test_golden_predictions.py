@@ -4,6 +4,10 @@ tests/golden/ holds small fits saved by an earlier version and the predictions t
 from them (tests/golden/make_golden.py wrote both). Loading those files and predicting again must
 give the same numbers up to float rounding: the refactor of the predictive path changed nothing
 else. It also checks that fits saved by that version still load.
+
+The accuracy-sigmoid fixture was written again by 0.2.0, when the law gained its floor; the fit
+0.1.0 saved (``accuracy-sigmoid_0.1.0.nc``) must now fail to load with a clear error, not predict
+with a parameter missing.
 """
 from __future__ import annotations
 
@@ -47,6 +51,11 @@ def test_every_entry_point_is_pinned(computed):
         rtol = TOLERANCE.get(name, TOLERANCE.get(name.split("/")[0], 1e-5))
         np.testing.assert_allclose(np.asarray(got[name], dtype=float), np.asarray(expected[name], dtype=float),
                                    rtol=rtol, atol=1e-9, err_msg=name)
+
+
+def test_a_fit_saved_before_the_law_changed_is_refused():
+    with pytest.raises(bs.BayescaleError, match=r"no draws of \['floor'\].*accuracy-sigmoid.*saved by bayescale 0\.1\.0.*Refit"):
+        bs.load(GOLDEN / "accuracy-sigmoid_0.1.0.nc")
 
 
 def test_a_changed_draw_fails_the_check(computed):
