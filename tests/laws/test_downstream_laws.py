@@ -167,6 +167,29 @@ def test_predicted_mean_is_the_expected_accuracy():
     assert len(fit.predict(new.drop(columns="chance"), kind="curve")) == 4
 
 
+def test_floor_lets_an_emergent_task_rise_beyond_the_runs():
+    """An exact-match task (chance 0) sits at a 1 % floor, then rises near the largest fitted run.
+    With the floor the fit's 90 % intervals cover the larger runs; with the floor fixed at 0 (the
+    control: the law before it had one) the sigmoid's slope is learned from the flat points and
+    the larger runs lie above the intervals."""
+    law = get_law("accuracy-sigmoid")
+    design = pd.DataFrame({"compute": np.geomspace(1e18, 1e24, 16), "trials": 500.0, "chance": 0.0})
+    # midpoint at 1e23 (the design's reference is 1e21), 0.8 logits per e-fold
+    truth = {"a": -0.8 * np.log(100.0), "log_b": np.log(0.8), "lapse": 0.05, "floor": 0.01, "phi": 300.0}
+    df, _ = simulate(law, design, truth, seed=1)
+    train, test = df[df.compute <= 1.01e22], df[df.compute > 1.01e22]
+    y = test.p_correct.to_numpy()
+
+    def placed(priors):
+        p = fit_quietly(train, law, seed=1, priors=priors).predict(test, kind="observation", levels=(0.9,), seed=1)
+        return int(((y >= p["lower_90"]) & (y <= p["upper_90"])).sum()), int((y > p["upper_90"]).sum())
+
+    covered, _ = placed(None)
+    assert covered >= 4, f"{covered} of {len(y)} covered"
+    covered, above = placed({"floor": "Delta(0.0)"})
+    assert covered <= 2 and above >= 3, f"control: {covered} covered, {above} above, of {len(y)}"
+
+
 # ---- SBC (slow) ---------------------------------------------------------------------------------
 
 SBC_SETTINGS = {"chains": 1, "warmup": 200, "draws": 300, "thin": 3, "bins": 10}
