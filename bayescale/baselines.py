@@ -20,6 +20,7 @@ from numpyro.distributions.transforms import biject_to
 from scipy.optimize import minimize
 
 from .data import validate
+from .errors import BayescaleError
 from .design import centre, reference_scales
 from .discrepancy import coordinates
 from .models import get_law
@@ -101,6 +102,11 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     from the full-data estimate. Every law parameter is shared (no groups). ``progress`` (None: only
     when stderr is a terminal) draws a bar of the refits on stderr: they take most of the time."""
     law = get_law(law)
+    if law.observation.link_name != "log":
+        # its objective compares log(curve) with log(response): for a rate law the curve is not the
+        # response (accuracy-sigmoid's is the share above chance), so it would fit the wrong thing
+        raise BayescaleError(f"the Huber + bootstrap baseline fits losses (log link); law {law.spec!r} models "
+                             f"a rate ({law.response}). Fit it with bayescale.fit instead")
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
                     min_points=law.n_free)
     names = list(law.params)

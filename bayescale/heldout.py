@@ -245,6 +245,11 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                                               "stacked fit"}
                 bar.update(1)
                 continue
+            if name == "bootstrap" and law.observation.link_name != "log":
+                summary["baselines"][name] = {"skipped": f"the Huber + bootstrap baseline is for losses; "
+                                              f"{law.spec} models a rate"}
+                bar.update(1)
+                continue
             if name == "bootstrap":
                 boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates,
                                        progress=progress)

@@ -80,7 +80,9 @@ class Fit:
             raise BayescaleError(
                 f"this fit has no draws of {missing}, parameter(s) of law {self.law.spec!r} in bayescale "
                 f"{__version__}; it was saved by bayescale {saved}, whose law differed. Refit the table with "
-                "this version (or predict with the version that saved it)")
+                "this version (or predict with the version that saved it)"
+                + ("; priors={'floor': 'Delta(0.0)'} refits the 0.1.0 law, which had no floor"
+                   if missing == ["floor"] and self.law.name == "accuracy-sigmoid" else ""))
         if "_derived" not in idata.posterior.attrs:
             self._add_derived()
 

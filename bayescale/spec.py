@@ -168,6 +168,19 @@ def choose_centring(pooled: dict[str, str], data: Dataset, parametrisation: str 
                  if np.bincount(data.group_index[g]).min() >= CENTRED_MIN_POINTS)
 
 
+def free_parameters(law: Law, priors: dict | None) -> int:
+    """The law's parameters left free by ``priors``: a Delta prior fixes one (e.g.
+    ``{"floor": "Delta(0.0)"}``), so it needs no data point of its own."""
+    fixed = 0
+    for k, p in (priors or {}).items():
+        if k in law.params:
+            try:
+                fixed += isinstance(parse(p) if isinstance(p, str) else p, dist.Delta)
+            except BayescaleError:
+                pass   # reported with its name by resolve_priors
+    return law.n_free - fixed
+
+
 def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
           parametrisation="auto", check_response=True, discrepancy=None,
           offset=None, discrepancy_by="auto") -> tuple[ModelSpec, Dataset]:
@@ -175,8 +188,8 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
     discrepancy (see :mod:`bayescale.discrepancy`) and the group offset (:mod:`bayescale.group_offset`)."""
     law = get_law(law)
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,
-                    min_points=law.n_free, extra_numeric=law.extras, linear_inputs=law.linear_inputs,
-                    positive_response=False)
+                    min_points=free_parameters(law, priors), extra_numeric=law.extras,
+                    linear_inputs=law.linear_inputs, positive_response=False)
     if check_response:
         law.observation.check(data.response, extra_columns(data.frame, law.extras), law)
     pooled, notes = resolve_pool(law, pool, data)

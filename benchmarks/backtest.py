@@ -613,7 +613,8 @@ RIVALS = ("bootstrap", "conformal")
 
 def paired_crps(rows, new: str = NEW) -> dict:
     """Per study and rival: the mean CRPS of the new model and of the rival over the held-out runs
-    both predicted. Conformal skips groups with too few calibration residuals (on Pythia 64 of 112
+    both predicted. Conformal skips groups with fewer proper-training runs than the law has parameters
+(on Pythia, since accuracy-sigmoid gained its floor, 64 of 112
     runs), so the two methods' means over their own runs would compare different runs."""
     by = {(st, o, m): p for st, o, m, _b, _d, p in rows}
     out = {}
@@ -985,7 +986,8 @@ Per distance bin, every prediction equal weight:
 {side_by_side("distance", per_bin, methods, "rel_crps")}
 
 CRPS (response units) of the new model against each classical baseline on the held-out runs both
-predict (the target above compares these; conformal skips groups with too few calibration residuals):
+predict (the target above compares these; conformal skips groups with fewer proper-training runs than
+the law has parameters):
 
 {paired_table(t["paired_crps"])}
 

@@ -12,7 +12,9 @@ models sit a little above 1/choices. Without it the sigmoid's lower tail has to 
 flat points, so its slope is learned from the floor and the rise beyond the runs is predicted far
 too low (on the leaderboard's MATH-hard, 12 of 27 held-out models above the 90 % interval with
 the 50 % origin). One floor is shared by the tasks by default (pooling it by task mixed badly:
-r_hat 1.3 on the leaderboard); ``pool={"floor": "task"}`` gives each task its own.
+r_hat 1.3 on the leaderboard); ``pool={"a": "task", "log_b": "task", "floor": "task"}`` gives each
+task its own (a ``pool`` dict replaces the default pooling, so name a and log_b too).
+``priors={"floor": "Delta(0.0)"}`` is the law without a floor (bayescale 0.1.0's).
 
 ``Fit.predict(df, kind="mean")`` gives the expected accuracy (it needs column ``chance``); ``kind="curve"`` gives q itself.
 """
@@ -47,7 +49,7 @@ class AccuracySigmoid(RateLaw):
                        doc="logit of the rise at the reference (C0 or L0)"),
             "log_b": Param(dist.Normal(-0.5 if self.option == "compute" else 1.5, 1.0), pool="task",
                            group_scale=0.5, doc=f"log slope of the logit per unit of {x}"),
-            "lapse": Param(dist.Beta(1.0, 9.0), doc="share of the above-chance range never reached"),
+            "lapse": Param(dist.Beta(1.0, 9.0), doc="share of the range above the floor never reached"),
             # a few per cent at most: mean 0.05, 95 % below 0.15 of the above-chance range
             "floor": Param(dist.Beta(1.0, 19.0), doc="share of the above-chance range scored before the rise"),
         }

@@ -97,6 +97,20 @@ def test_rate_responses_are_checked():
         bayescale.fit(df.drop(columns="chance"), "accuracy-sigmoid", chains=1, warmup=5, draws=5, progress=False)
 
 
+def test_a_fixed_floor_needs_no_data_point_of_its_own():
+    from bayescale.baselines import huber_bootstrap
+    from bayescale.spec import build
+
+    df = pd.DataFrame({"compute": [1e19, 1e20, 1e21], "p_correct": [0.3, 0.4, 0.6], "trials": 100.0, "chance": 0.25})
+    with pytest.raises(BayescaleError, match="3 row\\(s\\) but the law has 4 free parameters"):
+        build(df, "accuracy-sigmoid")
+    spec, _ = build(df, "accuracy-sigmoid", priors={"floor": "Delta(0.0)"})   # 3 free: enough
+    assert spec.law.name == "accuracy-sigmoid"
+    # the loss baseline refuses a rate law rather than fit log(curve) to the accuracy
+    with pytest.raises(BayescaleError, match="fits losses.*accuracy-sigmoid.*rate"):
+        huber_bootstrap(df, "accuracy-sigmoid", n_boot=2)
+
+
 def compute_design(chance: float) -> pd.DataFrame:
     return pd.DataFrame({"compute": np.geomspace(1e18, 1e23, 12), "trials": 500.0, "chance": chance})
 
