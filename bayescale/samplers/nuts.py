@@ -42,6 +42,14 @@ INIT_TRIES = 100
 # per transition; "energy" is the Hamiltonian (potential + kinetic) of the draw, for ArviZ's BFMI
 FIELDS = ("z", "num_steps", "diverging", "accept_prob", "potential_energy", "energy")
 OUTPUT_BLOCK = 1 << 20   # draws x rows evaluated at once by the log-likelihood (memory bound)
+# XLA:CPU's default code generator for fusions ("fusion emitters") took twice as long to compile
+# the sampler's programs as its older elemental emitters (Epoch's law alone: init 1.4 -> 0.8 s,
+# NUTS chunk 2.1 -> 1.2 s), with the same gradient speed on small tables (240-480 rows) but 12-20 %
+# slower on Gadre's pooled 104 rows, 2x slower from 2,400 rows, and 7-70 % slower with a
+# discrepancy walk, whose fits take hundreds of leapfrog steps per draw. So the older emitters are
+# used only where compiling dominates: the law alone (a handful of steps per draw with a dense
+# metric) on at most this many rows, on CPU.
+FAST_COMPILE_MAX_ROWS = 1024
 WARM_START_MIN_ROWS = 2048   # from this many data rows, chains start near the mode (see warm_start)
 WARM_START_MAX_LATENT = 60   # the damped Newton steps need the Hessian: latent dimensions up to this
 
@@ -143,7 +151,26 @@ class CompiledNUTS:
 
         z_spec = jax.tree.map(lambda v: jax.ShapeDtypeStruct((draws,) + v.shape, v.dtype), self.prototype)
         with tracing(), precision(self.x64):
-            return jax.jit(outputs).lower(z_spec, example_args).compile()
+            return compile_lowered(jax.jit(outputs).lower(z_spec, example_args), compiler_options(example_args))
+
+
+def compiler_options(example_args: tuple) -> dict | None:
+    """XLA options for the programs of ``model(*example_args)``: see FAST_COMPILE_MAX_ROWS."""
+    _x, _idx, y, _aux, walk = example_args
+    if walk or np.size(y) > FAST_COMPILE_MAX_ROWS or jax.default_backend() != "cpu":
+        return None
+    return {"xla_cpu_use_fusion_emitters": False}
+
+
+def compile_lowered(lowered, options: dict | None):
+    """``lowered.compile`` with ``options``; without them where this XLA does not know one."""
+    if options:
+        try:
+            return lowered.compile(compiler_options=options)
+        except Exception as exc:   # noqa: BLE001  (an XLA without the option: compile as usual)
+            if not any(k in str(exc) for k in options):
+                raise
+    return lowered.compile()
 
 
 def compile_nuts(model, example_args: tuple, settings: Settings, *, x64: bool = False) -> CompiledNUTS:
@@ -260,9 +287,10 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
             return (state, adaptation), tuple(getattr(state, f) for f in FIELDS)
         return jax.lax.scan(step, carry, None, length=CHUNK)
 
+    options = compiler_options(example_args)
     lowered = jax.jit(init).lower(jax.random.PRNGKey(0), example_args)
-    init_compiled = lowered.compile()
-    chunk_compiled = jax.jit(chunk).lower(lowered.out_info, example_args).compile()
+    init_compiled = compile_lowered(lowered, options)
+    chunk_compiled = compile_lowered(jax.jit(chunk).lower(lowered.out_info, example_args), options)
     return CompiledNUTS(init=init_compiled, chunk=chunk_compiled, settings=settings, x64=x64,
                         model=model, postprocess_gen=postprocess_gen, prototype=prototype)
 
