@@ -443,6 +443,8 @@ def cmd_calibrate(args) -> int:
     print(f"law {result.law}, holdout {result.holdout}: {result.n_train} training runs, "
           f"{result.n_heldout} held out")
     print(result.table().to_string(float_format=_fmt))
+    for line in result.skipped_baselines():   # asked for (by default or by name) but not run: why
+        print(line)
     print(result.width_explanation())
     for note in result.summary.get("notes", []):
         print(f"note: {note}")

@@ -96,6 +96,11 @@ class CalibrationResult:
         path.write_text(json.dumps(self.summary, indent=2))
         return path
 
+    def skipped_baselines(self) -> list[str]:
+        """One line per baseline that was asked for but not run, with the reason."""
+        return [f"baseline {k} not run: {v['skipped']}" for k, v in self.summary["baselines"].items()
+                if "skipped" in v]
+
     def write_report(self, out_dir) -> Path:
         from .report import plot_fit, plot_pit, plot_reliability, write_html
 
@@ -114,7 +119,8 @@ class CalibrationResult:
         return write_html(out_dir, f"bayescale calibration: {self.law}, holdout {self.holdout}",
                           images + ["reliability.png", "pit.png"],
                           {"scores on held-out runs": self.table(), "held-out points": _readable(self.points)},
-                          summary=self.summary, notes=self.notes, intro=[self.width_explanation()],
+                          summary=self.summary, notes=self.notes,
+                          intro=[self.width_explanation(), *self.skipped_baselines()],
                           glossary=SCORE_GLOSSARY)
 
 

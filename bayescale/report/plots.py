@@ -78,6 +78,9 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
             for g in ("family", "dataset", "task"):
                 if g != group:
                     curve[g] = pts[g].iloc[0]
+            for k in law.mean_extras:   # e.g. accuracy's chance level: the panel's own (most common) value
+                if k in pts:
+                    curve[k] = pts[k].mode().iloc[0]
             pred = fit.predict(curve, levels=(0.5, 0.9), kind="mean")
             ax.fill_between(grid, pred["lower_90"], pred["upper_90"], color=OKABE_ITO[0], alpha=0.18, label="90% interval")
             ax.fill_between(grid, pred["lower_50"], pred["upper_50"], color=OKABE_ITO[0], alpha=0.35, label="50% interval")
@@ -106,10 +109,15 @@ def plot_fit(fit, path, heldout: pd.DataFrame | None = None, group: str | None =
         if len(ho):
             ax.scatter(ho[x_col], ho[law.response], s=60, marker="*", color="#000000", zorder=4, label="held-out runs")
         ax.set_xscale("log")
-        ax.set_yscale("log")
         ax.set_xlabel(X_LABEL.get(x_col, x_col))
-        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
+        if law.observation.link_name == "logit":   # a rate: the logit axis is the law's own scale
+            ax.set_yscale("logit")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))   # 0.01, 0.5, 0.9
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        else:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.1f"))
         ax.set_title(f"{group} = {label}")
         ax.grid(True, which="both", alpha=0.25)
     for row in grid_axes:

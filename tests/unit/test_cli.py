@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -498,3 +499,20 @@ def test_at_labels_under_the_users_column_names_stay_text(capsys):
     pts = _points(Namespace(data=None, at=["params=7B,tokens=2T,team=1B"], col=["family=team"]), None)
     assert pts.loc[0, "team"] == "1B" and pts.loc[0, "params"] == 7e9 and pts.loc[0, "tokens"] == 2e12
 
+
+
+def test_calibrate_says_which_baselines_it_did_not_run(capsys, workdir):
+    """A rate law gets no Huber + bootstrap baseline (it fits losses), and a table without groups
+    no no-pool baseline: both are said, in the output and the report, not silently left out."""
+    rows = pd.DataFrame({"compute": np.geomspace(1e18, 1e23, 10), "trials": 200.0, "chance": 0.25,
+                         "p_correct": np.linspace(0.27, 0.8, 10)})
+    path = workdir / "acc.csv"
+    rows.to_csv(path, index=False)
+    rc, out, _ = run(capsys, "calibrate", path, "--law", "accuracy-sigmoid", "--holdout", "top-compute:0.2",
+                     *TINY, "--discrepancy", "none", "--report", workdir / "acc_report")
+    assert rc == 0
+    assert "baseline bootstrap not run: the Huber + bootstrap baseline is for losses" in out
+    assert "baseline no-pool not run: no law parameter is pooled" in out
+    # the report's fit plot draws the accuracy curve with the runs' chance level (it needed the column)
+    page = (workdir / "acc_report" / "report.html").read_text()
+    assert (workdir / "acc_report" / "fit.png").exists() and "baseline bootstrap not run" in page
