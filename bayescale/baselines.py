@@ -93,6 +93,12 @@ class BootstrapFit:
         return predict(self, df, levels, kind, seed=seed, columns=columns, return_draws=return_draws)
 
 
+def fits_losses(law) -> bool:
+    """Whether :func:`huber_bootstrap` applies: its objective compares log(curve) with log(response),
+    and for a rate law the curve is not the response (accuracy-sigmoid's is the share above chance)."""
+    return law.observation.link_name == "log"
+
+
 def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, delta: float = 1e-3,
                     grid: tuple[float, ...] = (0.2, 0.5, 0.8), n_starts: int = 16, seed: int = 0,
                     columns=None, duplicates: str = "error", progress: bool | None = None) -> BootstrapFit:
@@ -102,9 +108,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     from the full-data estimate. Every law parameter is shared (no groups). ``progress`` (None: only
     when stderr is a terminal) draws a bar of the refits on stderr: they take most of the time."""
     law = get_law(law)
-    if law.observation.link_name != "log":
-        # its objective compares log(curve) with log(response): for a rate law the curve is not the
-        # response (accuracy-sigmoid's is the share above chance), so it would fit the wrong thing
+    if not fits_losses(law):
         raise BayescaleError(f"the Huber + bootstrap baseline fits losses (log link); law {law.spec!r} models "
                              f"a rate ({law.response}). Fit it with bayescale.fit instead")
     data = validate(df, law.inputs, law.response, columns=columns, duplicates=duplicates,

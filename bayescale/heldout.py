@@ -188,7 +188,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     :func:`bayescale.fit`) is passed to the main fit and its law-alone twin, not to the no-pool
     baseline.
     """
-    from .baselines import huber_bootstrap
+    from .baselines import fits_losses, huber_bootstrap
     from .data import apply_column_map
     from .inference import fit as fit_law
 
@@ -251,7 +251,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                                               "stacked fit"}
                 bar.update(1)
                 continue
-            if name == "bootstrap" and law.observation.link_name != "log":
+            if name == "bootstrap" and not fits_losses(law):
                 summary["baselines"][name] = {"skipped": f"the Huber + bootstrap baseline is for losses; "
                                               f"{law.spec} models a rate"}
                 bar.update(1)
