@@ -278,8 +278,10 @@ def plot_targets(fit, targets: pd.DataFrame, pred: pd.DataFrame, path, *, seed: 
                     fmt="none", ecolor="#000000", elinewidth=3.0, zorder=5)
         ax.scatter([xv], [row["median"]], marker="*", s=170, color="#000000", zorder=6,
                    label="targets: median, 50% and 90%" if i == 1 else None)
-        ax.annotate(f"target {i}: {_g(row['median'])}", (xv, row["median"]), textcoords="offset points",
-                    xytext=(8, 8), fontsize=8)
+        # the name centred above its 90 % bar (the value is in the text above the figure): a label
+        # beside the star ran into the next target's bar when targets were a decade apart
+        ax.annotate(f"target {i}", (xv, row["upper_90"]), textcoords="offset points", xytext=(0, 4),
+                    ha="center", va="bottom", fontsize=8)
     if log_x:
         ax.set_xscale("log")
     if log_y:
