@@ -77,6 +77,8 @@ CAL_SHARE = 0.3                       # conformal: the largest 30 % of training 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 BINS = ((0.0, 0.5, "<0.5"), (0.5, 1.0, "0.5-1"), (1.0, 2.0, "1-2"), (2.0, math.inf, ">2"))
 METHODS = ("law", "discrepancy", "bootstrap", "conformal")
+NEW = "discrepancy@prior"      # the discrepancy fit's draws reweighted to the leave-one-study-out prior
+RIVALS = ("bootstrap", "conformal")   # the classical baselines the new model's CRPS is compared with
 CACHE = HERE / "backtest_cache"
 OUT = HERE / "out" / "backtest"
 SEED = 0
@@ -508,7 +510,7 @@ def method_points(c: dict, prior: str | None = None) -> tuple[dict, dict]:
     if "disc_draws" in c:
         out["discrepancy"] = score_weighted(c["disc_draws"], None, truth)
         if prior is not None:
-            out["discrepancy@prior"], extra["ess"] = reweighted_scores(c, prior)
+            out[NEW], extra["ess"] = reweighted_scores(c, prior)
             extra["n_draws"] = int(len(c["disc_scale"]))
     if "boot_draws" in c:
         ok = ~np.isnan(c["boot_draws"]).any(axis=0)
@@ -570,7 +572,7 @@ def build_tables(caches: dict[str, dict[str, dict]], priors: dict | None) -> dic
             bins = bin_of(c["distance"])
             for method, p in pts.items():
                 rows.append((study, origin, method, bins, c["distance"], p))
-    methods = [m for m in METHODS + ("discrepancy@prior",) if any(r[2] == m for r in rows)]
+    methods = [m for m in METHODS + (NEW,) if any(r[2] == m for r in rows)]
 
     def collect(pred):
         acc = {}
@@ -607,15 +609,12 @@ def build_tables(caches: dict[str, dict[str, dict]], priors: dict | None) -> dic
     return out
 
 
-NEW = "discrepancy@prior"
-RIVALS = ("bootstrap", "conformal")
-
 
 def paired_crps(rows, new: str = NEW) -> dict:
     """Per study and rival: the mean CRPS of the new model and of the rival over the held-out runs
-    both predicted. Conformal skips groups with fewer proper-training runs than the law has parameters
-(on Pythia, since accuracy-sigmoid gained its floor, 64 of 112
-    runs), so the two methods' means over their own runs would compare different runs."""
+    both predicted. Conformal skips groups with fewer proper-training runs than the law has
+    parameters (on Pythia, since accuracy-sigmoid gained its floor, 64 of 112 runs), so the two
+    methods' means over their own runs would compare different runs."""
     by = {(st, o, m): p for st, o, m, _b, _d, p in rows}
     out = {}
     for st, o, m in by:
@@ -627,9 +626,11 @@ def paired_crps(rows, new: str = NEW) -> dict:
         d = out.setdefault(st, {}).setdefault(m, {"new": [], "rival": []})
         d["new"].append(a[ok])
         d["rival"].append(b[ok])
-    return {st: {m: {"n": int(sum(len(x) for x in d["new"])),
-                     "new": float(np.mean(np.concatenate(d["new"]))) if any(len(x) for x in d["new"]) else float("nan"),
-                     "rival": float(np.mean(np.concatenate(d["rival"]))) if any(len(x) for x in d["rival"]) else float("nan")}
+    def mean(parts):
+        v = np.concatenate(parts)
+        return float(np.mean(v)) if len(v) else float("nan")
+
+    return {st: {m: {"n": int(sum(len(x) for x in d["new"])), "new": mean(d["new"]), "rival": mean(d["rival"])}
                  for m, d in ms.items()}
             for st, ms in out.items()}
 
@@ -822,9 +823,10 @@ def side_by_side(title_col: str, blocks: list[tuple[str, dict]], methods, key="c
     return "\n".join(lines)
 
 
-def targets(t: dict, new: str = "discrepancy@prior", old: str = "law") -> str:
+def targets(t: dict, old: str = "law") -> str:
     """The backtest's targets for the new model (the discrepancy with each study's leave-one-study-out
     prior), each with its figures and whether it holds."""
+    new = NEW
     if new not in t["methods"]:
         return "(no reweighted discrepancy method in this run: give --prior or --prior-file)"
     lines = ["| target | figures | holds |", "|---|---|---|"]
