@@ -161,6 +161,8 @@ def main(argv=None) -> int:
     p.add_argument("--sequential", type=int, default=8)
     p.add_argument("--n-sims", type=int, default=100)
     p.add_argument("--laws", default="chinchilla,power")
+    p.add_argument("--section", default="Batched fits", help="the RESULTS.md section written (benchmarks/gpu.py "
+                   "gives its own)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     laws = args.laws.split(",")
@@ -172,7 +174,9 @@ def main(argv=None) -> int:
         sbcs.append((law, run_sbc(law, args.n_sims)))
         print(law, sbcs[-1][0], sbcs[-1][1], flush=True)
     text = markdown(cases, sbcs, args)
-    write_section("Batched fits", text)
+    if args.section != "Batched fits":
+        text = text.replace("## Batched fits", f"## {args.section}", 1)
+    write_section(args.section, text)
     print(text)
     return 0
 
