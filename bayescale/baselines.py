@@ -58,7 +58,7 @@ class BootstrapFit:
     names: list[str]
     estimate: dict[str, float]
     draws: dict[str, np.ndarray]          # bootstrap refits, one value per resample
-    residual_sd: float                    # sd of log residuals at the estimate
+    residual_sd: float                    # sd of log residuals at the estimate (nan: runs <= parameters)
     residuals: np.ndarray
     logref: dict[str, float]
     stats: dict = field(default_factory=dict)
@@ -97,6 +97,12 @@ def fits_losses(law) -> bool:
     """Whether :func:`huber_bootstrap` applies: its objective compares log(curve) with log(response),
     and for a rate law the curve is not the response (accuracy-sigmoid's is the share above chance)."""
     return law.observation.link_name == "log"
+
+
+def _residual_sd(resid: np.ndarray, n_params: int) -> float:
+    """The residual sd with one degree of freedom per fitted parameter; undefined (nan) when there
+    are no more runs than parameters."""
+    return float(np.std(resid, ddof=n_params)) if len(resid) > n_params else float("nan")
 
 
 def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, delta: float = 1e-3,
@@ -165,7 +171,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
              for i, (k, t) in enumerate(zip(names, transforms))}
     resid = np.log(data.response) - np.log(np.asarray(law.mean(x, {k: jnp.asarray(v) for k, v in estimate.items()})))
     return BootstrapFit(
-        law=law, names=names, estimate=estimate, draws=draws, residual_sd=float(np.std(resid, ddof=len(names))),
+        law=law, names=names, estimate=estimate, draws=draws, residual_sd=_residual_sd(resid, len(names)),
         residuals=np.asarray(resid, dtype=np.float64), logref=logref,
         ranges={k: [float(np.min(v)), float(np.max(v))]
                 for k, v in coordinates(law.inputs, centre(law, data.inputs, logref)).items()},

@@ -109,3 +109,13 @@ def test_epoch_chinchilla_point_estimate():
     assert all(abs(r) < REL_TOL for r in rel.values()), rel
     # and not Hoffmann et al.'s published fit, which Epoch showed the data do not support
     assert abs(est["E"] / 1.69 - 1) > REL_TOL and abs(est["B"] / 410.7 - 1) > REL_TOL
+
+
+def test_residual_sd_is_undefined_without_spare_runs():
+    from bayescale.baselines import _residual_sd
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # numpy's ddof warning would fail here
+        assert np.isnan(_residual_sd(np.array([0.1, -0.2, 0.05]), 4))
+        five = np.array([0.1, -0.1, 0.1, -0.1, 0.1])
+        assert _residual_sd(five, 4) == pytest.approx(np.std(five, ddof=4))
