@@ -2,7 +2,8 @@
 batched sampler.
 
 Run:  python benchmarks/batch_perf.py [--batch 64] [--sequential 8] [--n-sims 100]
-Writes the 'Batched fits' section of benchmarks/RESULTS.md. Takes ~10-15 minutes on 2 cores.
+Writes the 'Batched fits' section of benchmarks/RESULTS.md (``--section``: another section, as
+benchmarks/gpu.py does for its GPU run). Takes ~10-15 minutes on 2 cores.
 
 Cases: chinchilla on a 16 x 15 (N, D) grid (240 runs, the size of the Chinchilla/Epoch table) and
 the one-input power law on 240 sizes of N; 64 datasets each, simulated with law.simulate from fixed
@@ -111,12 +112,13 @@ def run_sbc(law: str, n_sims: int) -> tuple:
 
 def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
     lines = [
-        "## Batched fits",
+        f"## {args.section}",
         "",
         f"`benchmarks/batch_perf.py --batch {args.batch} --sequential {args.sequential} --n-sims "
         f"{args.n_sims}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
-        f"{platform.processor() or platform.machine()}, {jax.device_count()} JAX CPU device(s), "
-        f"jax {jax.__version__}. The machine's 2 cores were shared with other jobs (1-minute load "
+        f"{platform.processor() or platform.machine()}, {jax.device_count()} JAX "
+        f"{jax.devices()[0].platform.upper()} device(s) ({getattr(jax.devices()[0], 'device_kind', '')}), "
+        f"jax {jax.__version__}. The machine's {os.cpu_count()} cores were shared with other jobs (1-minute load "
         f"average {os.getloadavg()[0]:.1f} at the end), so absolute times are inflated; both samplers "
         "ran under similar load.",
         "",
@@ -124,7 +126,7 @@ def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
         "per core), "
         f"{args.sequential} timed fits after one compile fit, scaled to {args.batch}. Batched: "
         "`fit_many` defaults (fixed-length HMC with Laplace warm start, 4 chains x 400 + 500, target "
-        "acceptance 0.9, the batch sharded over one JAX CPU device per core), one "
+        "acceptance 0.9, the batch sharded over the JAX devices: one CPU device per core on a CPU), one "
         "compile run, then one timed run. Data: 240 rows per dataset, simulated from fixed parameters.",
         "",
         "| law | NUTS s/fit | batched s/fit | speed-up (fits/s) | NUTS first fit s (compile + 1 fit) "
@@ -174,8 +176,6 @@ def main(argv=None) -> int:
         sbcs.append((law, run_sbc(law, args.n_sims)))
         print(law, sbcs[-1][0], sbcs[-1][1], flush=True)
     text = markdown(cases, sbcs, args)
-    if args.section != "Batched fits":
-        text = text.replace("## Batched fits", f"## {args.section}", 1)
     write_section(args.section, text)
     print(text)
     return 0

@@ -1,7 +1,8 @@
 """Performance side by side: bayescale vs PyMC's NUTS and nutpie on the same model vs Huber + bootstrap.
 
 Run:  python benchmarks/perf.py [--boot 1000] [--skip-pymc2] [--batch 64] [--sequential 8]
-Writes the 'Performance' section of benchmarks/RESULTS.md. Each method runs in its own
+Writes the 'Performance' section of benchmarks/RESULTS.md (``--section``: another section, as
+benchmarks/gpu.py does for its GPU run). Each method runs in its own
 subprocess (so peak memory, from getrusage maxrss, is per method, and compile caches in memory do
 not carry over). Data: `chinchilla_epoch` (240 points), law `chinchilla`, default priors,
 4 chains x 1000 warmup + 1000 draws for both samplers. Needs the datasets folder.
@@ -18,7 +19,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from bayescale.pymc_interop import to_pymc
 
 _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 if "BAYESCALE_DATA" not in os.environ and _DEFAULT_DATA.is_dir():
@@ -74,7 +74,11 @@ def worker_bayescale(args) -> dict:
     bs.fit(df.iloc[:230], seed=2, **settings)   # 230 points: same bucket (240), same program
     t_230 = time.perf_counter() - t0
     traces_230 = trace_count("chinchilla") - traces_first - traces_second
+    import jax
+
+    device = jax.devices()[0]
     return {
+        "device": f"{device.platform} ({getattr(device, 'device_kind', '')})",
         "first_seconds": t_first, "second_seconds": t_second, "fit230_seconds": t_230,
         "first_cpu": cpu_first, "second_cpu": cpu_second,
         "sampling_seconds": second.config["stats"]["sampling_seconds"],
@@ -93,6 +97,7 @@ def worker_pymc(args) -> dict:
     import pymc as pm
 
     from bayescale.models import get_law
+    from bayescale.pymc_interop import to_pymc
 
     df = _data()
     t0, c0 = time.perf_counter(), _cpu()
@@ -119,6 +124,7 @@ def worker_nutpie(args) -> dict:
     import nutpie
 
     from bayescale.models import get_law
+    from bayescale.pymc_interop import to_pymc
 
     df = _data()
     t0, c0 = time.perf_counter(), _cpu()
@@ -278,7 +284,8 @@ def main() -> None:
     ratio_sampling = ours_sampling / per_s(pymc1["ess"], pymc1["sampling_seconds"])
     best_pymc = max(per_s(r["ess"], r["total_seconds"]) for r in pymc.values())
     boot_rate = huber["n_boot"] / huber["total_seconds"]
-    md = f"""## Performance (`benchmarks/perf.py`)
+    batch_section = args.section.replace("Performance", "Batched fits", 1)
+    md = f"""## {args.section} (`benchmarks/perf.py`)
 
 Chinchilla law, default priors, on `chinchilla_epoch` (240 points); both samplers 4 chains x
 {WARMUP} warmup + {DRAWS} draws on the same model, the law alone (`discrepancy="none"`; PyMC's and nutpie's from
@@ -286,7 +293,7 @@ Chinchilla law, default priors, on `chinchilla_epoch` (240 points); both sampler
 compiling the model with its numba backend. bayescale runs NumPyro's NUTS kernels through its own compiled driver
 (`bayescale/samplers/nuts.py`: one program per model and shape, chains in threads, one per core), with the
 dense mass matrix unregularised for small models (see `sample_posterior`). Each method ran once, one after another, in its own process (times are wall
-clock; peak memory is that process's maxrss). ESS: bulk ESS, minimum over the 7 parameters.
+clock; peak memory is that process's maxrss). bayescale's JAX device: {cold.get('device', 'cpu')}. ESS: bulk ESS, minimum over the 7 parameters.
 "compile" for bayescale = first fit minus second fit of the same shape in the same process; for
 PyMC = total minus PyMC's own `sampling_time` (model build, pytensor compilation, init; PyTensor's
 on-disk C cache may have been partly warm from earlier runs). CPU s = user + system CPU of the fit
@@ -322,16 +329,14 @@ absolute times are inflated and noisy; compare the ratios.
   {huber['maxrss_mb']:.0f} MB. bayescale's first fit gave {ours:.0f} effective draws/s counting compile,
   {ours / boot_rate:.1f}x the bootstrap's draws/s (treating each resample as one independent draw).
 - **Batched fits (target >= 10x):** {args.batch} chinchilla fits (240 simulated rows each) with
-  `fit_many` (fixed-length HMC, 4 chains x 400 + 500, batch sharded over one JAX CPU device per
-  core) took {batch['hmc_total_s'] / args.batch:.3f} s per fit against {batch['nuts_each_s']:.2f} s per sequential default
+  `fit_many` (fixed-length HMC, 4 chains x 400 + 500, batch sharded over the JAX devices: one
+  CPU device per core on a CPU) took {batch['hmc_total_s'] / args.batch:.3f} s per fit against {batch['nuts_each_s']:.2f} s per sequential default
   NUTS fit ({args.sequential} timed after a compile fit): **{batch['nuts_each_s'] * args.batch / batch['hmc_total_s']:.1f}x** the fits per second
   ({"target met" if batch['nuts_each_s'] * args.batch / batch['hmc_total_s'] >= 10 else "target NOT met"}). Min bulk ESS per fit, median: NUTS {batch['nuts']['ess_median']:.0f}, batched
-  {batch['hmc']['ess_median']:.0f}; the batched sampler's SBC is in "Batched fits".
+  {batch['hmc']['ess_median']:.0f}; the batched sampler's SBC is in "{batch_section}".
 - bayescale first fit (cold): {cold['divergences']} divergences, max r_hat {cold['max_rhat']:.4f}.
   PyMC divergences: {', '.join(f"{k}: {r['divergences']}" for k, r in pymc.items())}.
 """
-    if args.section != "Performance":   # another machine's run (benchmarks/gpu.py): its own heading
-        md = md.replace("## Performance (`benchmarks/perf.py`)", f"## {args.section} (`benchmarks/perf.py`)", 1)
     write_section(args.section, md)
     print(md)
 

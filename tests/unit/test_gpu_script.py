@@ -17,7 +17,7 @@ def _no_run(cmd, env):
 
 
 def test_without_a_gpu_nothing_runs_and_the_skip_is_recorded(tmp_path, monkeypatch):
-    monkeypatch.setattr(gpu, "gpu_devices", lambda: ([], ["cpu:0 cpu"]))
+    monkeypatch.setattr(gpu, "gpu_devices", lambda: {"gpus": [], "devices": ["cpu:0 cpu"], "versions": "jax x"})
     results = tmp_path / "RESULTS.md"
     earlier = "<!-- begin:Performance on GPU -->\n## Performance on GPU\nan earlier GPU run\n<!-- end:Performance on GPU -->\n"
     results.write_text(earlier)
@@ -31,19 +31,39 @@ def test_without_a_gpu_nothing_runs_and_the_skip_is_recorded(tmp_path, monkeypat
     assert "No GPU run is recorded here yet" in results.read_text()
 
 
-def test_this_machine_reports_its_devices():
-    gpus, every = gpu.gpu_devices()
-    assert every and all(isinstance(d, str) for d in every)
-    assert all(d.startswith(("gpu", "cuda")) for d in gpus)
+def test_the_probe_reports_this_machines_devices_without_starting_jax_here():
+    import sys
+
+    imported_before = "jax" in sys.modules   # other test files may share this worker process
+    found = gpu.gpu_devices()
+    assert found["devices"] and all(isinstance(d, str) for d in found["devices"]), found
+    assert "bayescale" in found["versions"] and "jax" in found["versions"]
+    assert all(d.startswith(("gpu", "cuda")) for d in found["gpus"])
+    if not imported_before:   # the probe ran in a child process
+        assert "jax" not in sys.modules
+
+
+def test_a_probe_that_fails_is_reported_as_no_gpu(tmp_path, monkeypatch):
+    """JAX_PLATFORMS=cuda on a machine without one: the probe's error is recorded, not a crash."""
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    found = gpu.gpu_devices()
+    if found["gpus"]:
+        pytest.skip("this machine has a CUDA GPU")
+    assert found["devices"] == [] and "error" in found, found
+    results = tmp_path / "RESULTS.md"
+    assert gpu.main([], run=_no_run, results=results) == 0
+    assert "**skipped**" in results.read_text()
 
 
 @pytest.mark.parametrize("exit_code", [0, 3])
 def test_with_a_gpu_both_benchmarks_run_on_it(tmp_path, monkeypatch, exit_code):
-    monkeypatch.setattr(gpu, "gpu_devices", lambda: (["gpu:0 NVIDIA H100"], ["gpu:0 NVIDIA H100"]))
+    monkeypatch.setattr(gpu, "gpu_devices", lambda: {"gpus": ["cuda:0 NVIDIA H100"], "devices": ["cuda:0 NVIDIA H100"],
+                                                     "versions": "jax x"})
     ran = []
 
     def fake_run(cmd, env):
         ran.append((cmd, env["JAX_PLATFORMS"]))
+        assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
         return subprocess.CompletedProcess(cmd, exit_code)
 
     results = tmp_path / "RESULTS.md"
