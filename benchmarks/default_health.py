@@ -61,30 +61,32 @@ def one_curve(k, seed):
     return simulate(get_law("power"), design, POWER, seed=seed)[0]
 
 
-NMT_FILE = Path("learning_curves_nslpfn") / "data" / "benchmark.lang.csv"
-
-
 def _nmt_table():
-    path = Path(os.environ.get("BAYESCALE_DATA", "")) / NMT_FILE
-    if not path.is_file():
+    """The NMT rows (tokens, loss, task = the curve's architecture), as the backtest reads them;
+    None without the data folder."""
+    from backtest import _lc_nmt
+
+    from bayescale.errors import BayescaleError
+
+    try:
+        return _lc_nmt().sort_values(["task", "tokens"])
+    except BayescaleError:
         return None
-    raw = pd.read_csv(path).drop_duplicates()   # the file repeats rows (see its PROVENANCE.md)
-    return raw[raw["Domain"] == "NMT"].sort_values("Seen Examples")
 
 
 def nmt_curves():
     """(model, points fitted, points in the curve) for the first 50 / 70 / 85 % of each NMT curve."""
     table = _nmt_table()
     if table is None:
-        print(f"NMT curves skipped: no {NMT_FILE} under BAYESCALE_DATA")
+        print("NMT curves skipped: no learning_curves_nslpfn data under BAYESCALE_DATA")
         return []
-    return [(model, int(np.floor(frac * len(g))), len(g)) for model, g in table.groupby("Model")
+    return [(model, int(np.floor(frac * len(g))), len(g)) for model, g in table.groupby("task")
             for frac in (0.5, 0.7, 0.85)]
 
 
 def nmt_curve(model, k):
-    g = _nmt_table().query("Model == @model")
-    return pd.DataFrame({"tokens": g["Seen Examples"].to_numpy()[:k], "loss": g["Loss"].to_numpy()[:k]})
+    g = _nmt_table().query("task == @model")
+    return pd.DataFrame({"tokens": g["tokens"].to_numpy()[:k], "loss": g["loss"].to_numpy()[:k]})
 
 
 def cases(quick: bool):
