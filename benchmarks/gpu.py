@@ -6,9 +6,9 @@ Run on a CUDA machine:
     python benchmarks/gpu.py [--batch 64] [--sequential 8] [--n-sims 100]
 
 With a GPU that JAX sees, this runs ``benchmarks/perf.py`` and ``benchmarks/batch_perf.py`` with
-JAX on the GPU (``JAX_PLATFORMS=cuda``, without JAX's preallocation of most of the GPU's memory in each of the
-processes they start), each writing its own section of ``RESULTS.md``
-("Performance on GPU", "Batched fits on GPU"), and records the devices, versions and date in
+JAX on the GPU (``JAX_PLATFORMS=cuda``, without JAX's preallocation of most of the GPU's memory in
+each of the processes they start), each writing its own section of ``RESULTS.md`` ("Performance
+on GPU", "Batched fits on GPU"), and records the devices, versions and date in
 "GPU runs". PyMC and nutpie in ``perf.py`` still run on the CPU: they are the baselines a user
 has either way. Without a GPU it runs nothing, says why, and records in "GPU runs" that it was
 skipped; the GPU sections of an earlier run are left as they were.
