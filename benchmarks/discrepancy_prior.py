@@ -28,8 +28,8 @@ Two objectives (``--objective``):
 Both are learned separately for each link (log for losses, logit for rates: the walk's units
 differ). The shipped default (``bayescale/discrepancy_prior.json``) is learned from all studies of
 a link but the stress tests (:data:`STRESS_TESTS`, whose law is knowingly wrong). For scoring,
-each study gets the prior learned from the *other* studies only (leave one study out), written to ``benchmarks/out/backtest/loso_priors[_crps].json`` for
-``python benchmarks/backtest.py --rescore --prior-file benchmarks/out/backtest/loso_priors.json``.
+each study gets the prior learned from the *other* studies only (leave one study out), written
+to ``benchmarks/out/backtest/loso_priors[_crps].json`` for ``python benchmarks/backtest.py --rescore --prior-file benchmarks/out/backtest/loso_priors.json``.
 No held-out run of a study is ever used to set the prior it is scored with.
 
 Run: ``python benchmarks/discrepancy_prior.py [--cache DIR] [--objective hierarchical|crps] [--no-ship]``.
