@@ -19,6 +19,13 @@ pytestmark = pytest.mark.skipif(HOME is None or not (HOME / FOLDER).is_dir(),
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
+@pytest.fixture(autouse=True)
+def _data_home(monkeypatch):
+    # the benchmark scripts set $BAYESCALE_DATA on import when it is unset; set it here, so that
+    # the import does not change the environment of other tests in this worker process
+    monkeypatch.setenv("BAYESCALE_DATA", str(HOME.resolve()))
+
+
 def test_nmt_curves():
     import backtest
 

@@ -130,9 +130,12 @@ def test_marks_leave_out_exactly_the_install_and_test_suite_blocks():
 
 
 def test_readme_examples_run(tmp_path, monkeypatch, capsys, small_budgets):
+    home = find_home()   # before the chdir: ../shared/datasets is relative to the working directory
+    if home is not None:
+        monkeypatch.setenv("BAYESCALE_DATA", str(home.resolve()))
     monkeypatch.chdir(tmp_path)
     assert main(["datasets", "export", "demo", "--out", "runs.csv"]) == 0
-    have_data = find_home() is not None
+    have_data = home is not None
     namespace: dict = {"__name__": "__readme__"}
     left_out = []
     for block in readme_blocks():
