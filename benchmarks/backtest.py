@@ -251,7 +251,6 @@ STUDIES = [
                "(downstream suite); log c, alpha pooled by (model, benchmark)"),
 ]
 BY_NAME = {s.name: s for s in STUDIES}
-NOT_OFFERED: dict[str, str] = {}
 
 
 # ---- origins ---------------------------------------------------------------------------------
@@ -564,8 +563,8 @@ def method_points(c: dict, prior: str | None = None) -> tuple[dict, dict]:
         out["discrepancy"] = score_weighted(c["disc_draws"], None, truth)
         out["discrepancy"]["link_crps"] = bscores.crps(link(c["disc_draws"]), t_link)
         if prior is not None:
-            out[NEW], extra["ess"] = reweighted_scores(c, prior)
-            w, _ = importance_weights(c["disc_scale"], prior, c["meta"]["wide"])
+            w, extra["ess"] = importance_weights(c["disc_scale"], prior, c["meta"]["wide"])
+            out[NEW] = score_weighted(c["disc_draws"], w, truth)   # as reweighted_scores, with w kept
             out[NEW]["link_crps"] = _weighted_crps(link(c["disc_draws"]), w, t_link)
             extra["n_draws"] = int(len(c["disc_scale"]))
     if "boot_draws" in c:
@@ -1174,7 +1173,7 @@ def main(argv=None) -> int:
     ap.add_argument("--results", action="store_true", help="also write the section into benchmarks/RESULTS.md")
     args = ap.parse_args(argv)
     names = [s.strip() for s in args.studies.split(",") if s.strip()]
-    unknown = [n for n in names if n not in BY_NAME and n not in NOT_OFFERED]
+    unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         ap.error(f"unknown studies {unknown}; choose from {list(BY_NAME)}")
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -1186,9 +1185,7 @@ def main(argv=None) -> int:
             prior_logpdf(p, np.array([0.01]))     # fail early on a prior that does not parse
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    skipped = {n: NOT_OFFERED[n] for n in list(NOT_OFFERED) if n in names or args.studies == ",".join(BY_NAME)}
-    for n, why in skipped.items():
-        print(f"[{n}] skipped: {why}", flush=True)
+    skipped: dict[str, str] = {}
     t_all = time.perf_counter()
     studies, caches = {}, {}
     quick_flags = set()
