@@ -25,6 +25,14 @@ z_j ~ Normal(0, 1):
 
     W(v) = s · sum_j sqrt(h) · z_j · (v - t_j)_+     (knots t_j > 0; mirrored for t_j < 0).
 
+A walk fitted to fewer than 8 distinct runs (a 5-point curve) has no knots inside the runs: a
+bend there could pass through every point, and on such curves the noise and the walk traded the
+scatter between two modes that chains did not leave (small noise and a large walk, or the
+reverse). It is zero over the runs and starts at their edge, with knots every half decade (or half
+a standard deviation, for a linear input) beyond them, so a prediction past the runs still
+widens; the data then say nothing about s, which keeps its prior. The same holds along an axis
+the runs do not spread along (a fixed tokens-per-parameter ladder).
+
 Where the law's own parameters vary by a grouping (ten task curves, three corpora), each group's
 curve misses the law in its own way: one walk shared by all would bend them alike, and its scale
 would grow to cover misfits of opposite sign. So by default (``discrepancy_by="auto"``) each
@@ -40,7 +48,7 @@ is sampled with the law, so it appears in SBC, in the PyMC twin and in the saved
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpyro
@@ -67,6 +75,9 @@ class Discrepancy:
     knots: dict[str, list[float]]    # input -> knot positions t_j (in v), signed
     group: str | None = None         # a walk per label of this grouping, sharing the scale s
     n_groups: int = 1
+    # input -> [lowest, highest] v of the fitted runs along an axis without fitted knots: its walk
+    # is zero up to there and starts beyond
+    edges: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -80,7 +91,8 @@ class Discrepancy:
 
     def to_json(self) -> dict:
         return {"prior": describe(self.prior, digits=15), "inputs": self.inputs, "units": self.units,
-                "steps": self.steps, "knots": self.knots, "group": self.group, "n_groups": self.n_groups}
+                "steps": self.steps, "knots": self.knots, "group": self.group, "n_groups": self.n_groups,
+                "edges": self.edges}
 
     @classmethod
     def from_json(cls, d: dict) -> "Discrepancy":
@@ -88,7 +100,8 @@ class Discrepancy:
                    units={k: float(v) for k, v in d["units"].items()},
                    steps={k: float(v) for k, v in d["steps"].items()},
                    knots={k: [float(t) for t in v] for k, v in d["knots"].items()},
-                   group=d.get("group"), n_groups=int(d.get("n_groups", 1)))
+                   group=d.get("group"), n_groups=int(d.get("n_groups", 1)),
+                   edges={k: [float(e) for e in v] for k, v in d.get("edges", {}).items()})
 
 
 PRIOR_FILE = "discrepancy_prior.json"
@@ -160,7 +173,7 @@ def walk_group(law, by, pooled: dict[str, str], data, groupings=("family", "data
 
 
 FLAT_AXIS = 1e-6       # decades: an axis the runs spread less than this along has no fitted knots
-STEP_OFF_AXIS = 0.5    # decades between the walk's knots along such an axis, beyond the runs
+STEP_OFF_AXIS = 0.5    # decades between the walk's knots beyond the runs along an axis without fitted knots
 
 
 def knots_per_side(values: np.ndarray, rows_group: np.ndarray | None = None) -> int:
@@ -168,7 +181,8 @@ def knots_per_side(values: np.ndarray, rows_group: np.ndarray | None = None) -> 
     :data:`POINTS_PER_KNOT` distinct values of it (in the thinnest group, for a walk per group),
     from 1 to :data:`KNOTS_PER_SIDE`. A walk with about as many bends as there are points can
     pass through every point: on 5-9 point curves it then competes with the noise for the
-    scatter, and the posterior has a second mode (tiny noise, large walk) that chains do not leave."""
+    scatter, and the posterior has a second mode (tiny noise, large walk) that chains do not leave
+    (and below :data:`POINTS_PER_KNOT` runs there are no fitted knots at all: :func:`fitted_runs`)."""
     values = np.round(np.asarray(values, dtype=np.float64), 9)
     if rows_group is None:
         distinct = len(np.unique(values))
@@ -177,14 +191,28 @@ def knots_per_side(values: np.ndarray, rows_group: np.ndarray | None = None) -> 
     return int(np.clip(distinct // POINTS_PER_KNOT, 1, KNOTS_PER_SIDE))
 
 
+def fitted_runs(inputs, x: dict, rows_group: np.ndarray | None = None,
+                labels: np.ndarray | None = None) -> int:
+    """Distinct runs one walk is fitted to (a run: its inputs and, where the law is pooled over
+    groupings, its group labels ``labels``, rows x groupings): all of them, or for a walk per
+    group the thinnest group's."""
+    runs = np.round(np.column_stack([np.asarray(x[k], dtype=np.float64) for k in inputs]), 9)
+    if labels is not None and np.size(labels):
+        runs = np.column_stack([runs, np.asarray(labels, dtype=np.float64).reshape(len(runs), -1)])
+    if rows_group is None:
+        return len(np.unique(runs, axis=0))
+    return min(len(np.unique(runs[rows_group == g], axis=0)) for g in np.unique(rows_group))
+
+
 def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
-            rows_group: np.ndarray | None = None) -> Discrepancy | None:
+            rows_group: np.ndarray | None = None, labels: np.ndarray | None = None) -> Discrepancy | None:
     """The discrepancy of a fit: ``"none"`` (or None) for the law alone, ``"auto"`` for the prior
     learned across the public studies (:func:`learned_prior`), or a prior for the walk's scale s
     (text such as "HalfNormal(0.01)" or a NumPyro distribution, in link units per decade^1.5), with
     knots placed over the centred inputs ``x`` of the data (:func:`knots_per_side`); with
     ``group``, one walk per of its ``n_groups`` labels (``rows_group``: each row's), all with the
-    one scale s."""
+    one scale s. ``labels`` (rows x groupings the law is pooled over) tells runs of different
+    groups at the same inputs apart when counting the runs a walk is fitted to (:func:`fitted_runs`)."""
     if setting is None or (isinstance(setting, str) and setting.lower() == "none"):
         return None
     if isinstance(setting, str) and setting.lower() == "auto":
@@ -198,26 +226,28 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
     if not np.all(draws >= 0):
         raise BayescaleError(f"the discrepancy scale's prior {describe(prior)} must be on s >= 0 "
                              f"(support {support}); use e.g. HalfNormal(0.01) or LogNormal(-4, 1)")
-    units, steps, knots = {}, {}, {}
+    units, steps, knots, edges = {}, {}, {}, {}
+    few_runs = fitted_runs(law.inputs, x, rows_group if group else None, labels) < POINTS_PER_KNOT
     for k, values in coordinates(law.inputs, x).items():
         unit = float(np.std(values)) if k in law.linear_inputs else float(np.log(10.0))
+        if k in law.linear_inputs and not unit > 0:
+            continue                      # a constant linear input: no scale to walk along
         v = np.asarray(values, dtype=np.float64) / (unit if unit > 0 else 1.0)
         half = max(float(v.max()), float(-v.min()))
-        if half < FLAT_AXIS:
-            if k in law.linear_inputs:
-                continue                  # a constant linear input: no scale to walk along
-            # the runs do not spread along this axis (a fixed tokens-per-parameter ladder): no
-            # fitted knots, but beyond the runs the walk goes on from the prior, every STEP_OFF_AXIS
-            # decades, so a prediction off the runs' line is wider, not a silent law-only guess
-            units[k], steps[k], knots[k] = unit, STEP_OFF_AXIS, []
+        units[k] = unit if unit > 0 else 1.0
+        if few_runs or half < FLAT_AXIS:
+            # too few runs to tell a bend from the noise (or no spread along this axis: a fixed
+            # tokens-per-parameter ladder): no fitted knots, but beyond the runs the walk goes on
+            # from their edge, so a prediction off them is wider, not a silent law-only guess
+            steps[k], knots[k], edges[k] = STEP_OFF_AXIS, [], [float(v.min()), float(v.max())]
             continue
         h = half / knots_per_side(v, rows_group if group else None)
         pos = np.arange(h / 2, float(v.max()), h)
         neg = -np.arange(h / 2, float(-v.min()), h)
-        units[k], steps[k] = unit if unit > 0 else 1.0, h
+        steps[k] = h
         knots[k] = sorted([float(t) for t in np.concatenate([neg, pos])])
     return Discrepancy(prior=prior, inputs=list(law.inputs), units=units, steps=steps, knots=knots,
-                       group=group, n_groups=n_groups if group else 1)
+                       group=group, n_groups=n_groups if group else 1, edges=edges)
 
 
 def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
@@ -239,6 +269,9 @@ def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
             cols.append(xp.maximum(neg[None, :] - v, 0.0) * root_h)
         if len(pos):
             cols.append(xp.maximum(v - pos[None, :], 0.0) * root_h)
+    if not cols:    # no axis has knots here: a basis with no columns
+        rows = np.broadcast_shapes(*[np.shape(v) for v in x.values()])[0]
+        return xp.zeros((rows, 0))
     return xp.concatenate(cols, axis=1)
 
 
@@ -258,6 +291,8 @@ def sample_term(disc: Discrepancy, walk: dict):
     """NumPyro: sample the scale and the increments; return delta at the fitted rows (``walk``:
     :func:`walk_inputs`, padded like the rows)."""
     s = numpyro.sample(SCALE, disc.prior)
+    if not disc.size:     # no fitted knots: the walk is zero over the runs, s keeps its prior
+        return 0.0
     if not disc.group:
         with numpyro.plate(KNOT_DIM, disc.size):
             z = numpyro.sample(STEPS, dist.Normal(0.0, 1.0))
@@ -271,6 +306,8 @@ def pymc_term(pm, pt, disc: Discrepancy, x: dict, prior_maker, idx=None):
     """PyMC: the same term (``prior_maker(name, prior)`` builds the scale's prior; ``idx``: the
     rows' group indices by grouping)."""
     s = prior_maker(SCALE, disc.prior)
+    if not disc.size:
+        return 0.0 * s
     if not disc.group:
         z = pm.Normal(STEPS, mu=0.0, sigma=1.0, dims=KNOT_DIM)
         return s * pt.dot(basis(disc, x, pt), z)
@@ -283,8 +320,9 @@ def extended_knots(disc: Discrepancy, v_lo: dict, v_hi: dict) -> dict:
     out = {}
     for k, ts in disc.knots.items():
         h = disc.steps[k]
-        top = max([t for t in ts if t > 0], default=-h / 2)
-        bottom = min([t for t in ts if t < 0], default=h / 2)
+        lo, hi = disc.edges.get(k, (0.0, 0.0))   # the walk starts at the runs' edge on an axis without knots
+        top = max([t for t in ts if t > 0], default=hi - h / 2)
+        bottom = min([t for t in ts if t < 0], default=lo + h / 2)
         up = np.arange(top + h, v_hi[k] + h, h) if v_hi[k] > top + h / 2 else np.array([])
         down = -np.arange(-bottom + h, -v_lo[k] + h, h) if v_lo[k] < bottom - h / 2 else np.array([])
         out[k] = [float(t) for t in np.concatenate([down, up])]
@@ -308,7 +346,7 @@ def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dic
             return scale[:, None] * np.einsum("drk,dk->dr", b, z)
         return scale[:, None] * np.einsum("drk,drk->dr", b, z[:, row_group, :])
 
-    delta = walk(None, steps)
+    delta = walk(None, steps) if disc.size else np.zeros(shape)
     v_lo = {k: float(np.min(axes[k] / disc.units[k])) for k in disc.knots}
     v_hi = {k: float(np.max(axes[k] / disc.units[k])) for k in disc.knots}
     more = extended_knots(disc, v_lo, v_hi)

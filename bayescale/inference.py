@@ -217,13 +217,14 @@ def sample_posterior(
                                        "shape; later fits reuse it)") if progress else None
     sampler = _get_sampler(spec, args, settings, x64, int(draws), on_compile=announce)
     max_draws = int(draws) if max_draws is None else max(int(max_draws), int(draws))
-    blocks, states = [], None
+    blocks, states, restarts = [], None, []
     t0 = time.perf_counter()
     with progress_bar(total=chains * (warmup + draws), desc=f"NUTS {chains} chains", unit="it",
                       disable=not progress, leave=False) as bar:
         while True:
             *block, states = run_chains(sampler.nuts, args, seed=seed, chains=chains, draws=draws,
-                                        outputs=sampler.outputs, on_progress=bar.update, resume=states)
+                                        outputs=sampler.outputs, on_progress=bar.update, resume=states,
+                                        restarts=restarts if states is None else None)
             blocks.append(block)
             (samples, loglik), extra = jax.tree.map(lambda *a: np.concatenate(a, axis=1), *blocks)
             loglik = np.ascontiguousarray(loglik[..., :data.n])
@@ -249,6 +250,8 @@ def sample_posterior(
         "n_latent": n_latent,
         "draws_requested": int(draws),
         "draws_per_chain": len(blocks) * int(draws),
+        # per chain: how often it started again, stuck at the end of warmup (samplers.nuts.STUCK_SHARE)
+        "warmup_restarts": [int(r) for r in restarts],
     }
     return idata, stats
 

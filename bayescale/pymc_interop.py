@@ -97,7 +97,7 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
     aux_np = extra_columns(data.frame, law.extras)
     y_np = law.observation.site_value(data.response, aux_np)
     coords = {**{g: list(v) for g, v in spec.coords.items()}, "obs": np.arange(data.n)}
-    if spec.discrepancy is not None:
+    if spec.discrepancy is not None and spec.discrepancy.size:
         coords[KNOT_DIM] = spec.discrepancy.labels()
     with pm.Model(coords=coords) as model:
         x = {k: pm.Data(f"x_{k}", v, dims="obs") for k, v in x_np.items()}

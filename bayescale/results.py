@@ -40,7 +40,7 @@ def latent_names(spec: ModelSpec, posterior: xr.Dataset) -> list[str]:
     for k in spec.pooled:
         names += [f"{k}_tau", f"{k}_{'u' if k in spec.centred else 'z'}"]
     if spec.discrepancy is not None:
-        names += [discrepancy.SCALE, discrepancy.STEPS]
+        names += [discrepancy.SCALE] + ([discrepancy.STEPS] if spec.discrepancy.size else [])
     for term in spec.offsets:
         names += [term.scale_name, term.steps_name]
     return names
@@ -252,7 +252,11 @@ class Fit:
         disc = self.spec.discrepancy
         if disc is None:
             return None
-        scale, steps = self.draws(discrepancy.SCALE)[:n], self.draws(discrepancy.STEPS)[:n]
+        scale = self.draws(discrepancy.SCALE)[:n]
+        if disc.size:
+            steps = self.draws(discrepancy.STEPS)[:n]
+        else:       # no fitted knots: no increments were sampled
+            steps = np.zeros((len(scale), 0) if not disc.group else (len(scale), disc.n_groups, 0))
         if not disc.group:
             return discrepancy.predict_term(disc, scale, steps, x, rng)
         labels = frame[disc.group].astype(str).tolist() if disc.group in frame else [""] * len(frame)
@@ -553,7 +557,7 @@ def _dims(spec: ModelSpec) -> dict[str, list[str]]:
     for name, g in spec.pooled.items():
         dims[f"{name}_{'u' if name in spec.centred else 'z'}"] = [g]
         dims[f"{name}_by_{g}"] = [g]
-    if spec.discrepancy is not None:
+    if spec.discrepancy is not None and spec.discrepancy.size:
         dims[discrepancy.STEPS] = ([spec.discrepancy.group] if spec.discrepancy.group else []) + [discrepancy.KNOT_DIM]
     if spec.law_coordinates:
         dims[law_coordinates.SITE] = [law_coordinates.DIM]

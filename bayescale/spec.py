@@ -200,8 +200,10 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
     resolved = resolve_priors(law, priors, pooled)
     offsets = offset_terms(law, offset, pooled, data, GROUP_COLUMNS)
     by, walk_notes = walk_group(law, discrepancy_by, pooled, data, GROUP_COLUMNS)
+    pooled_by = sorted(set(pooled.values()))
+    labels = np.column_stack([data.group_index[g] for g in pooled_by]) if pooled_by else None
     disc = discrepancy_term(law, discrepancy, x, by, len(data.coords[by]) if by else 1,
-                            data.group_index[by] if by else None)
+                            data.group_index[by] if by else None, labels)
     if disc is None:
         walk_notes = []
     groupings = set(pooled.values()) | {t.dim for t in offsets} | ({disc.group} if disc and disc.group else set())

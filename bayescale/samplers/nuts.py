@@ -39,6 +39,13 @@ from .precision import precision
 CHUNK = 50          # transitions per call of the compiled program (progress granularity)
 INIT_RADIUS = 2.0   # initial unconstrained values ~ Uniform(-2, 2), like NumPyro's init_to_uniform
 INIT_TRIES = 100
+# A chain that ends warmup with most transitions at the tree-depth cap is stuck: its step size
+# collapsed in a narrow region it entered early (seen on 5-point curves: the noise scale near 0,
+# log density 100 below the other chains). Warmup draws are discarded, so it restarts from a new
+# starting point (a fresh, independent initialisation: the chains' independence, which r_hat
+# relies on, is kept), at most RESTARTS times.
+STUCK_SHARE = 0.9
+RESTARTS = 2
 # per transition; "energy" is the Hamiltonian (potential + kinetic) of the draw, for ArviZ's BFMI
 FIELDS = ("z", "num_steps", "diverging", "accept_prob", "potential_energy", "energy")
 OUTPUT_BLOCK = 1 << 20   # draws x rows evaluated at once by the log-likelihood (memory bound)
@@ -321,7 +328,7 @@ def _model_functions(model, example_args):
 def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, draws: int,
                outputs: Callable | None = None,
                on_progress: Callable[[int], None] | None = None,
-               resume: list | None = None) -> tuple[dict, dict, list]:
+               resume: list | None = None, restarts: list | None = None) -> tuple[dict, dict, list]:
     """Run ``chains`` chains; return per-draw arrays, each (chain, draw, ...), and each chain's
     final state.
 
@@ -331,7 +338,9 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
     an earlier call) continues those chains for ``draws`` more draws, without warmup. ``args`` must
     be arrays of the sampler's float type. Transitions run in chunks of ``CHUNK``; the total is
     rounded up to whole chunks and the extra trailing draws are dropped (a thinning that leaves a
-    continued chain valid), so every call reuses the one chunk program."""
+    continued chain valid), so every call reuses the one chunk program. A chain stuck at the end
+    of warmup (:data:`STUCK_SHARE`) starts again; ``restarts``, a list, receives each chain's
+    number of restarts."""
     skip = 0 if resume is not None else sampler.warmup
     total = skip + draws
     n_chunks = -(-total // CHUNK)
@@ -339,26 +348,44 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
     lock = threading.Lock()
     stop = threading.Event()   # set on Ctrl-C: every chain stops at its next chunk
 
+    cap = 2 ** sampler.settings.max_tree_depth - 1
+    restarted = [0] * chains
+
+    def stuck(parts) -> bool:
+        steps = np.concatenate([p[1] for p in parts])[max(0, skip - CHUNK):skip]
+        return bool(np.mean(steps >= cap) >= STUCK_SHARE)
+
     def one_chain(c: int):
         with precision(sampler.x64):   # thread-local: every chain thread enters it
-            if resume is not None:
-                carry = resume[c]
-            else:
-                carry = sampler.init(keys[c], args)
-            if resume is None and not np.isfinite(float(carry[0].potential_energy)):
-                raise BayescaleError(
-                    f"chain {c}: no starting point with a finite log density in {INIT_TRIES} draws from "
-                    f"Uniform(-{INIT_RADIUS:g}, {INIT_RADIUS:g}) on the unconstrained scale; check that "
-                    "the priors allow the data (e.g. a response outside the law's range) or tighten the priors")
-            parts = []
-            for i in range(n_chunks):
-                if stop.is_set():
-                    return None
-                carry, fields = sampler.chunk(carry, args)
-                parts.append(jax.device_get(fields))
+            for attempt in range(RESTARTS + 1):
+                if resume is not None:
+                    carry = resume[c]
+                else:
+                    carry = sampler.init(keys[c] if attempt == 0 else jax.random.fold_in(keys[c], attempt), args)
+                if resume is None and not np.isfinite(float(carry[0].potential_energy)):
+                    raise BayescaleError(
+                        f"chain {c}: no starting point with a finite log density in {INIT_TRIES} draws from "
+                        f"Uniform(-{INIT_RADIUS:g}, {INIT_RADIUS:g}) on the unconstrained scale; check that "
+                        "the priors allow the data (e.g. a response outside the law's range) or tighten the priors")
+                parts, counted, again = [], 0, False
+                for i in range(n_chunks):
+                    if stop.is_set():
+                        return None
+                    carry, fields = sampler.chunk(carry, args)
+                    parts.append(jax.device_get(fields))
+                    if on_progress is not None:
+                        with lock:
+                            on_progress(min(CHUNK, total - i * CHUNK))   # the last chunk's extras do not count
+                    counted += min(CHUNK, total - i * CHUNK)
+                    if skip and i == (skip - 1) // CHUNK and attempt < RESTARTS and stuck(parts):
+                        again = True
+                        break
+                if not again:
+                    break
+                restarted[c] += 1
                 if on_progress is not None:
                     with lock:
-                        on_progress(min(CHUNK, total - i * CHUNK))   # the last chunk's extras do not count
+                        on_progress(-counted)
             z, *rest = jax.tree.map(lambda *a: np.concatenate(a)[skip:total], *parts)
             if outputs is not None:
                 z = jax.device_get(outputs(z, args))
@@ -375,4 +402,6 @@ def run_chains(sampler: CompiledNUTS, args: tuple, *, seed: int, chains: int, dr
             raise
         results = [f.result() for f in futures]
     first, *rest = jax.tree.map(lambda *a: np.stack(a), *[r[0] for r in results])   # (chain, draw, ...)
+    if restarts is not None:
+        restarts.extend(restarted)
     return first, dict(zip(FIELDS[1:], rest)), [r[1] for r in results]

@@ -252,3 +252,76 @@ def test_a_fixed_ratio_ladder_widens_predictions_off_its_line():
     on_line, off_line = np.std(delta, axis=0)
     assert off_line > 0.003 and on_line < 0.2 * off_line, (on_line, off_line)
     assert fit.predict(points, seed=0)["decades_beyond_data"].tolist() == pytest.approx([0.0, 1.0], abs=1e-6)
+
+
+def short_curve(n_runs, seed_=0):
+    """One loss curve of ``n_runs`` token counts (a power law in D, 1 % noise)."""
+    d = np.geomspace(1e8, 1.6e9, n_runs)
+    loss = (1.8 + 30.0 * d ** -0.2) * np.exp(np.random.default_rng(seed_).normal(0, 0.01, n_runs))
+    return pd.DataFrame({"tokens": d, "loss": loss})
+
+
+def test_a_walk_on_fewer_than_8_runs_has_no_fitted_knots():
+    """With 5 runs a bend between them could pass through every point (and trade the scatter with
+    the noise): no fitted knots, the walk starts at the runs' edge; 8 runs get one knot per side.
+    Runs of different groups at the same inputs are different runs of a shared walk."""
+    law = get_law("power:tokens")
+    spec, data = build(short_curve(5), law, discrepancy=PRIOR)
+    d = spec.discrepancy
+    v = centre(law, data.inputs, spec.logref)["tokens"] / d.units["tokens"]
+    assert d.size == 0 and d.knots == {"tokens": []}
+    assert d.edges["tokens"] == pytest.approx([v.min(), v.max()])
+    assert discrepancy.basis(d, {"tokens": v}, np).shape == (5, 0)
+    # beyond the runs the walk's knots start at their edge, half a decade apart
+    more = discrepancy.extended_knots(d, {"tokens": v.min() - 1.0}, {"tokens": v.max() + 1.0})["tokens"]
+    assert min(t for t in more if t > 0) == pytest.approx(v.max() + 0.25)
+    assert max(t for t in more if t < 0) == pytest.approx(v.min() - 0.25)
+    assert discrepancy.Discrepancy.from_json(d.to_json()).edges == d.edges
+    # control: 8 runs get fitted knots
+    spec8, _ = build(short_curve(8), law, discrepancy=PRIOR)
+    assert spec8.discrepancy.size == 2 and not spec8.discrepancy.edges
+    # five curves of 5 runs at the same token counts, pooled by task: 25 runs for one shared walk
+    pooled = pd.concat([short_curve(5, s).assign(task=f"t{s}") for s in range(5)], ignore_index=True)
+    spec_p, _ = build(pooled, law, pool={"E": "task"}, discrepancy=PRIOR, discrepancy_by="none")
+    assert spec_p.discrepancy.size == 2
+
+
+def test_a_walk_without_fitted_knots_is_zero_over_the_runs_and_widens_beyond(tmp_path):
+    df = short_curve(5, seed_=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        fit = bs.fit(df, "power:tokens", seed=0, discrepancy=PRIOR, **BUDGET)
+    assert discrepancy.SCALE in fit.posterior and discrepancy.STEPS not in fit.posterior
+    assert fit.diagnostics["max_rhat"] < 1.05
+    # no data inform s: its posterior is its prior, HalfNormal(0.02) (median 0.0135)
+    assert np.median(fit.draws(discrepancy.SCALE)) == pytest.approx(0.02 * 0.6745, rel=0.15)
+    points = pd.DataFrame({"tokens": [df.tokens.iloc[2], df.tokens.max(), 1.6e10, 1.6e11]})
+    p = fit.predict(points, seed=0)
+    assert p["share_discrepancy"].iloc[:2].tolist() == [0.0, 0.0]        # over the runs: the law alone
+    assert 0 < p["share_discrepancy"].iloc[2] < p["share_discrepancy"].iloc[3]
+    alone = fit.predict(points, seed=0, kind="curve")
+    assert np.log(p["upper_90"] / p["lower_90"]).iloc[3] > np.log(alone["upper_90"] / alone["lower_90"]).iloc[3]
+    path = fit.save(tmp_path / "short.nc")
+    again = bs.load(path)
+    assert again.spec.discrepancy.to_json() == fit.spec.discrepancy.to_json()
+    pd.testing.assert_frame_equal(again.predict(points, seed=0), p)
+
+
+def test_pymc_twin_matches_numpyro_without_fitted_knots():
+    law = get_law("power:tokens")
+    df = short_curve(5)
+    spec, data = build(df, law, discrepancy=PRIOR)
+    model = make_model(spec, natural=True)
+    x = {k: jnp.asarray(v) for k, v in centre(law, data.inputs, spec.logref).items()}
+    y = jnp.asarray(np.log(data.response))
+    walk = {k: jnp.asarray(v) for k, v in walk_inputs(spec.discrepancy, x).items()}
+    points, ours = [], []
+    for s in range(3):
+        tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, None, walk)
+        point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
+        assert discrepancy.STEPS not in point
+        points.append(point)
+        ours.append(float(log_density(model, (x, {}, y, None, walk), {}, point)[0]))
+    free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR))
+    logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
+    np.testing.assert_allclose([float(logp(p)) for p in points], ours, rtol=1e-6, atol=1e-3)

@@ -118,3 +118,57 @@ def test_ctrl_c_stops_sampling_fast_and_leaves_the_sampler_usable(data):
     assert time.perf_counter() - start < 8.0
     again = bayescale.fit(data, seed=3, **SETTINGS)
     assert again.posterior.sizes["draw"] == SETTINGS["draws"] and np.isfinite(again.diagnostics["max_rhat"])
+
+
+class _Stuckable:
+    """A stand-in for a compiled sampler: chain 1's first starting point is "stuck" (every
+    transition at the tree-depth cap, its draws constant); any other start moves."""
+
+    class _State:
+        def __init__(self, stuck):
+            self.potential_energy = 0.0
+            self.stuck = stuck
+
+    def __init__(self, keys, warmup=120):
+        import jax
+
+        from bayescale.samplers.nuts import Settings
+        self.settings = Settings(warmup=warmup, dense=True, target_accept=0.8)
+        self.warmup, self.x64 = warmup, False
+        self.stuck_key = np.asarray(jax.random.key_data(keys[1]) if hasattr(jax.random, "key_data") else keys[1])
+
+    def init(self, key, args):
+        import jax
+        k = np.asarray(jax.random.key_data(key) if hasattr(jax.random, "key_data") else key)
+        return (self._State(bool(np.array_equal(k, self.stuck_key))), 0)
+
+    def chunk(self, carry, args):
+        from bayescale.samplers.nuts import CHUNK
+        state, i = carry
+        cap = 2 ** self.settings.max_tree_depth - 1
+        steps = np.full(CHUNK, cap if state.stuck else 7)
+        z = np.zeros(CHUNK) if state.stuck else np.arange(i, i + CHUNK, dtype=float)
+        zero = np.zeros(CHUNK)
+        return (state, i + CHUNK), (z, steps, zero.astype(bool), zero, zero, zero)
+
+
+@pytest.mark.parametrize("restarts_allowed", [2, 0])
+def test_a_chain_stuck_at_the_end_of_warmup_starts_again(monkeypatch, restarts_allowed):
+    """The stuck chain starts again from a fresh point and its draws come from that start; the
+    progress count ends at the same total. Control: with no restarts allowed its draws stay stuck."""
+    import jax
+
+    from bayescale.samplers import nuts
+    monkeypatch.setattr(nuts, "RESTARTS", restarts_allowed)
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    counted, restarts = [], []
+    z, fields, _ = nuts.run_chains(_Stuckable(keys), (), seed=3, chains=3, draws=40,
+                                   on_progress=counted.append, restarts=restarts)
+    assert sum(counted) == 3 * (120 + 40)
+    assert z.shape == (3, 40)
+    if restarts_allowed:
+        assert restarts == [0, 1, 0]
+        assert fields["num_steps"].max() == 7 and np.ptp(z[1]) > 0
+    else:
+        assert restarts == [0, 0, 0]
+        assert fields["num_steps"][1].min() == 1023 and np.ptp(z[1]) == 0
