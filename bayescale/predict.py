@@ -11,7 +11,9 @@ offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayes
 :class:`bayescale.baselines.BootstrapFit`. All arithmetic after sampling is float64.
 
 ``kind``:
-* ``"observation"`` (a new run's measured value: the curve plus the observation model's scatter),
+* ``"observation"`` (a new run's measured value: the curve plus the observation model's scatter;
+  where that scatter has no finite mean, Student-t on the log scale, the ``mean`` column is the
+  mean of the run's expected value, see :data:`NO_MEAN_NOTE`),
 * ``"mean"`` (the expected response: the curve, or for laws with a chance floor the accuracy),
 * ``"curve"`` (the law's curve itself).
 """
@@ -31,6 +33,9 @@ from .errors import BayescaleError, BayescaleWarning
 from .models.choice_mass import accuracy_from_mass
 
 KINDS = ("observation", "mean", "curve")
+NO_MEAN_NOTE = ("'mean' of a new run's value: the mean of its expected value (the curve with the model "
+                "discrepancy); under Student-t scatter on the log scale a single run's value has no finite mean, "
+                "so its median and intervals come from the new-run draws and its mean from the curve")
 
 
 # ---- levels and intervals ---------------------------------------------------------------------
@@ -247,6 +252,11 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
         out["compute"] = data.frame["compute"]
     for col, v in interval_columns(draws, levels).items():
         out[col] = v
+    if kind == "observation" and not law.observation.new_value_has_mean:
+        # a sample mean of draws with no population mean is ruled by the largest draw (one new
+        # run's loss drawn at 1e15 in 400,000): the mean is that of the run's expected curve
+        out["mean"] = stages["discrepancy"].mean(axis=0)
+        notes.append(NO_MEAN_NOTE)
     if kind == "observation":
         for name, v in width_shares(stages, draws).items():
             out[f"share_{name}"] = v

@@ -91,8 +91,10 @@ class StackedFit:
             out[col] = v
         if kind == "observation":
             w = self.weights
-            means = {k: per_law[k].mean(axis=0) for k in per_law}
+            means = {k: tables[k]["mean"].to_numpy() for k in per_law}   # finite where the draws' mean is not
             grand = sum(w[k] * means[k] for k in per_law)
+            if not all(f.law.observation.new_value_has_mean for f in self.fits.values()):
+                out["mean"] = grand   # the mixture's draws have no mean either (see predict.NO_MEAN_NOTE)
             parts = {"law": sum(w[k] * (means[k] - grand) ** 2 for k in per_law)}
             for part in ("parameters", "discrepancy", "noise"):
                 parts[part] = sum(w[k] * tables[k][f"share_{part}"].to_numpy() * np.var(per_law[k], axis=0)

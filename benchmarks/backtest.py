@@ -906,7 +906,20 @@ def targets(t: dict, old: str = "law") -> str:
     ok = all(r <= 1.3 for _, r in sharp)
     lines.append("| where the law alone covered within [0.85, 0.95]: median width at most 1.3x the law alone's | "
                  + (", ".join(f"{s} {r:.2f}x" for s, r in sharp) or "no such study") + f" | {'yes' if ok else 'no'} |")
+    lines += ["", "How often an exactly calibrated model would meet the bin target: with n independent predictions, "
+              "the share inside a calibrated 90 % interval lies in [0.85, 0.95] with probability "
+              + ", ".join(f"{b}: {calibrated_chance(v['n']):.2f} (n = {v['n']})" for b, v in bins)
+              + ". Predictions of one study share its fit, so they are not independent, and the real chances are lower."]
     return "\n".join(lines)
+
+
+def calibrated_chance(n: int, lo: float = 0.85, hi: float = 0.95, level: float = 0.9) -> float:
+    """P(lo <= K / n <= hi) for K ~ Binomial(n, level): the chance that n independent predictions of
+    an exactly calibrated interval meet a coverage band."""
+    from scipy import stats
+
+    k_lo, k_hi = math.ceil(lo * n - 1e-9), math.floor(hi * n + 1e-9)
+    return float(stats.binom.cdf(k_hi, n, level) - stats.binom.cdf(k_lo - 1, n, level)) if k_hi >= k_lo else 0.0
 
 
 def paired_wins(paired: dict) -> tuple[int, int, list[str]]:

@@ -146,6 +146,7 @@ def main(argv=None) -> int:
         rows.append({"case": name, "law": law, "seed": seed, "max r_hat": d["max_rhat"], "min ESS": d["min_ess_bulk"],
                      "divergences": int(d["divergences"]), "steps/draw": d["mean_steps_per_draw"],
                      "draws/chain": int(f.posterior.sizes["draw"]),
+                     "warmup restarts": int(sum(f.config["stats"].get("warmup_restarts", []))),
                      "flagged": "yes" if flagged else "no", "seconds": time.perf_counter() - t0})
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
@@ -154,7 +155,9 @@ def main(argv=None) -> int:
           f"Every fit at `bayescale.fit`'s defaults (4 chains x 1000 warmup + 1000 draws, continued 1000 at a "
           f"time up to 4000 when only more draws are missing: `bayescale.inference.more_draws_help`), discrepancy "
           f"`{args.discrepancy}`; 'flagged' = bayescale's unreliable-sampling warning fired (max r_hat > 1.01, "
-          f"min bulk ESS < 400 or any divergence). {n_flag} of {len(table)} fits flagged.\n\n"
+          f"min bulk ESS < 400 or any divergence). {n_flag} of {len(table)} fits flagged. 'warmup restarts' = chains "
+          f"that ended warmup stuck at the tree-depth cap and started again from a fresh point "
+          f"({int(table['warmup restarts'].sum())} in all).\n\n"
           + targets(table) + "\n\n" + markdown(table) + "\n")
     print(md)
     if args.results:

@@ -8,6 +8,10 @@ else. It also checks that fits saved by that version still load.
 The accuracy-sigmoid fixture was written again by 0.2.0, when the law gained its floor; the fit
 0.1.0 saved (``accuracy-sigmoid_0.1.0.nc``) must now fail to load with a clear error, not predict
 with a parameter missing.
+
+The "mean" column of ``chinchilla/observation`` was pinned again when a new run's mean became the
+mean of its expected value (Student-t scatter on log loss has no finite mean, so the draws' sample
+mean was ruled by its largest draw); its other columns are still the earlier version's.
 """
 from __future__ import annotations
 

@@ -23,6 +23,9 @@ class Observation:
     mean_extras: tuple[str, ...] = ()   # per-row columns :meth:`expected` needs (a subset of extras)
 
     link_name = "log"
+    # whether a new measurement has a finite mean (Student-t scatter on the log scale has none:
+    # E[exp(sigma T)] is infinite for every degrees of freedom)
+    new_value_has_mean = True
 
     def link(self, mu, xp=np):
         """The scale on which the model discrepancy adds to the curve (log for positive responses)."""

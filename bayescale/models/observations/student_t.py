@@ -16,6 +16,7 @@ class LogStudentT(Observation):
 
     name = "student-t on log response"
     site_scale = "log {response}"
+    new_value_has_mean = False
 
     def noise_params(self):
         return {
