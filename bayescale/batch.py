@@ -37,7 +37,9 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     ``sampler="hmc"`` (default) runs every dataset with the same law and model shape through one
     compiled program (see :mod:`bayescale.samplers.batched_hmc`); ``"nuts"`` runs
     :func:`bayescale.fit` on each in turn. ``seed`` is one integer (dataset i gets seed + i) or one
-    seed per dataset. ``devices`` spreads the blocks of the batch over that many JAX devices
+    seed per dataset. ``trajectory`` is the batched sampler's trajectory length (in units
+    whitened by the mass matrix; jittered per iteration), or ``"adapt"`` to adapt it per dataset
+    during warmup (by the expected squared jump distance). ``devices`` spreads the blocks of the batch over that many JAX devices
     (default: all); the draws do not depend on it. ``scheduler`` is a Dask distributed scheduler
     address: the batch is cut into chunks of ``chunk`` datasets, each fitted on a worker.
 
@@ -151,6 +153,7 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
             "float64": use_x64(max(d.n for _, d in built)),
             "mean_steps_per_draw": float(n_steps.mean()), "dense_mass": dense,
             "n_latent": _count_latent(spec), "step_size": float(out["step_size"]),
+            "trajectory": float(out["trajectory"]),   # mean length sampled with (adapted with "adapt")
         }
         idata = inference_data(
             spec, data, out["samples"],

@@ -18,6 +18,16 @@ gradient steps:
   the trajectory length ``T`` jittered uniformly in [T0 / 2, 3 T0 / 2] (T0 = pi/2 by default, a
   quarter period of a whitened Gaussian), Metropolis accept. Jittering T keeps the chain from
   resonating.
+* ``adapt=True`` (``fit_many(trajectory="adapt")``): during warmup, T0 is adapted per dataset by
+  gradient ascent, on log T0, of the expected squared jump distance (ESJD) of one iteration in the
+  whitened coordinates, E[accept · |w1 - w0|^2], estimated from the dataset's chains (their
+  proposals weighted by acceptance probability) with a momentum-free Adam step (learning rate
+  :data:`ADAPT_RATE`), kept within a factor 2 of :data:`TRAJECTORY`; sampling uses its iterate
+  average. On a whitened Gaussian the ESJD peaks at T = pi (the default, which makes successive
+  draws anti-correlated, hence high bulk ESS); a posterior of another shape gets its own length.
+  ChEES (Hoffman, Radul & Sountsov 2021), the change in the squared distance from the chains'
+  mean, peaks near pi/2 on a Gaussian and gave 20-45 % lower bulk ESS here (see RESULTS), so it is
+  not the criterion.
 
 Datasets are padded and masked exactly as single fits are (rows repeated up to a common
 :func:`bayescale.inference.bucket_size`, ``aux["__mask__"]`` zero on padded rows). A batch is cut
@@ -46,6 +56,10 @@ from .precision import cast_arguments, precision, use_x64
 MAX_STEPS = 32        # cap on leapfrog steps per iteration (members of a block run in lockstep)
 MAX_BLOCK = 16        # datasets per compiled block
 TRAJECTORY = math.pi
+ADAPT_RATE = 0.025       # Adam's learning rate on log T (ChEES's)
+ADAPT_DECAY = 0.95       # Adam's second-moment decay
+ADAPT_AVERAGE = 0.75     # iterate averaging of log T: weight n^-0.75 on the newest value
+ADAPT_RANGE = math.log(2.0)   # |log(T / T0)| stays below this: T0 / 2 to 2 T0
 
 
 def block_size(n_datasets: int) -> int:
@@ -60,10 +74,11 @@ class Program:
     with one model and shape, for one device."""
 
     def __init__(self, spec, example_args, *, block, chains, warmup, draws, dense, x64,
-                 max_steps=MAX_STEPS, device=None):
+                 max_steps=MAX_STEPS, device=None, adapt=False):
         from ..inference import make_model
 
         self.model = make_model(spec)
+        self.adapt = bool(adapt)
         self.chains, self.warmup, self.draws, self.dense = chains, warmup, draws, dense
         self.block, self.x64, self.max_steps = block, x64, max_steps
         self.collect, self.ends = ad.window_schedule(warmup)
@@ -110,12 +125,37 @@ class Program:
         z, u, g = (jnp.where(accept, a, b) for a, b in ((z1, z), (u1, u), (g1, g)))
         # the Hamiltonian at the kept point (with the refreshed momentum when rejected), as Stan reports it
         energy = jnp.where(accept, h1, h0)
-        return z, u, g, accept_prob, n, delta > 1000.0, energy
+        # the proposal, its velocity dz/dt at the end and the time integrated (for adapting T)
+        proposal = (z1, chol @ r1, n * eps, jnp.where(jnp.isfinite(delta), accept_prob, 0.0))
+        return z, u, g, accept_prob, n, delta > 1000.0, energy, proposal
 
     def _factor(self, cov, fallback):
         """A square root of the inverse mass matrix (the whitening map), dense or diagonal."""
         chol = jnp.linalg.cholesky(cov) if self.dense else jnp.diag(jnp.sqrt(jnp.diagonal(cov)))
         return jnp.where(jnp.all(jnp.isfinite(chol)), chol, fallback)
+
+    @staticmethod
+    def _jump_gradient(z0, proposal, chol):
+        """d ESJD / d log T from the chains' starts ``z0`` and proposals: per chain
+        t · (w1 - w0) · dw1/dt, weighted by acceptance, in the coordinates whitened by the mass
+        matrix (``chol``: z = chol w), where every direction counts alike."""
+        z1, v1, t, weight = proposal
+        white = lambda a: jax.scipy.linalg.solve_triangular(chol, a.T, lower=True).T   # noqa: E731
+        per_chain = t * jnp.sum(white(z1 - z0) * white(v1), axis=1)
+        ok = jnp.isfinite(per_chain) & (weight > 0)
+        w = jnp.where(ok, weight, 0.0)
+        return jnp.sum(w * jnp.where(ok, per_chain, 0.0)) / jnp.maximum(jnp.sum(w), 1e-12)
+
+    def _length_update(self, state, grad, warm):
+        """One momentum-free Adam step on log T (ascent), and the iterate average; only in warmup."""
+        log_s, log_s_bar, v, n = state
+        n1 = n + 1.0
+        v1 = ADAPT_DECAY * v + (1.0 - ADAPT_DECAY) * grad ** 2
+        step = ADAPT_RATE * grad / (jnp.sqrt(v1 / (1.0 - ADAPT_DECAY ** n1)) + 1e-12)
+        new = jnp.clip(log_s + jnp.where(jnp.isfinite(step), step, 0.0), -ADAPT_RANGE, ADAPT_RANGE)
+        weight = n1 ** -ADAPT_AVERAGE
+        updated = (new, weight * new + (1.0 - weight) * log_s_bar, v1, n1)
+        return jax.tree.map(partial(jnp.where, warm & self.adapt), updated, state)
 
     # ---- all chains of one dataset ----------------------------------------------------------
     def _one(self, key, args, target, lengths):
@@ -142,11 +182,15 @@ class Program:
         step = jax.vmap(partial(self._transition, vg), in_axes=(None, 0, 0, 0, 0, None, None))
 
         def iteration(carry, xs):
-            z, u, g, chol, dual, window = carry
+            z, u, g, chol, dual, window, tuned = carry
             key, length, collect, end, sampling = xs
             eps = ad.step_size(jnp.where(sampling, dual.log_step_avg, dual.log_step))
-            z, u, g, acc, n_steps, div, energy = step(length, jax.random.split(key, chains), z, u, g, eps, chol)
+            length = length * jnp.exp(jnp.where(sampling, tuned[1], tuned[0]))   # adapted T (x1 without)
+            start, chol_used = z, chol
+            z, u, g, acc, n_steps, div, energy, proposal = step(length, jax.random.split(key, chains), z, u, g,
+                                                                eps, chol)
             warm = ~sampling
+            tuned = self._length_update(tuned, self._jump_gradient(start, proposal, chol_used), warm)
             dual = jax.tree.map(partial(jnp.where, warm), ad.dual_averaging_update(dual, jnp.mean(acc), target),
                                 dual)
             window = ad.welford_update(window, z, collect)
@@ -154,19 +198,21 @@ class Program:
             chol = jnp.where(end, self._factor(ad.window_covariance(window), chol), chol)
             dual = jax.tree.map(partial(jnp.where, end), ad.dual_averaging_init(new_eps), dual)
             window = jax.tree.map(partial(jnp.where, end), ad.welford_init(dim, self.dense, floating), window)
-            return (z, u, g, chol, dual, window), (z, u, acc, n_steps, div, eps, energy)
+            return (z, u, g, chol, dual, window, tuned), (z, u, acc, n_steps, div, eps, energy, length)
 
         total = self.warmup + self.draws
         flags = [np.concatenate([a, np.zeros(self.draws, bool)]) for a in (self.collect, self.ends)]
         xs = (jax.random.split(k_run, total), lengths, *map(jnp.asarray, flags),
               jnp.arange(total) >= self.warmup)
+        zero = jnp.zeros((), floating)
         init = (z, u, g, chol, ad.dual_averaging_init(jnp.asarray(0.5, floating)),
-                ad.welford_init(dim, self.dense, floating))
+                ad.welford_init(dim, self.dense, floating), (zero, zero, zero, zero))
         _, trace = jax.lax.scan(iteration, init, xs)
-        zs, us, acc, n, div, eps, energy = (a[self.warmup:] for a in trace)
+        zs, us, acc, n, div, eps, energy, length = (a[self.warmup:] for a in trace)
         swap = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  (draw, chain) -> (chain, draw)
         return {"z": swap(zs), "lp": -swap(us), "acceptance_rate": swap(acc), "n_steps": swap(n),
-                "diverging": swap(div), "energy": swap(energy), "step_size": eps[0]}
+                "diverging": swap(div), "energy": swap(energy), "step_size": eps[0],
+                "trajectory": jnp.mean(length)}
 
     # ---- constrained draws and pointwise log likelihood of one dataset -------------------------
     def _outputs(self, z, args):
@@ -205,15 +251,25 @@ def padded_arguments(spec, data, rows: int) -> tuple:
 
 def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJECTORY, dense,
         devices=None, max_steps=None):
-    """Fit every (spec, data) of ``built`` (one model, any numbers of rows). Returns per dataset a
-    dict of numpy arrays: constrained ``samples`` (chain, draw, ...), ``loglik`` (chain, draw, row,
-    padding cut off), ``n_steps``, ``acceptance_rate``, ``lp``, ``energy``, ``diverging`` and ``step_size``,
-    plus (elapsed seconds, devices used)."""
+    """Fit every (spec, data) of ``built`` (one model, any numbers of rows). ``trajectory``: the
+    fixed length T0 in whitened units, or "adapt" to adapt it from :data:`TRAJECTORY` per dataset
+    (see the module docstring). Returns per dataset a dict of numpy arrays: constrained ``samples``
+    (chain, draw, ...), ``loglik`` (chain, draw, row, padding cut off), ``n_steps``,
+    ``acceptance_rate``, ``lp``, ``energy``, ``diverging``, ``step_size`` and ``trajectory`` (the
+    mean length sampled with), plus (elapsed seconds, devices used)."""
     from ..inference import bucket_size
 
     import time
 
     spec0 = built[0][0]
+    adapt = isinstance(trajectory, str) and trajectory == "adapt"
+    try:
+        fixed = TRAJECTORY if trajectory == "adapt" else float(trajectory)
+    except (TypeError, ValueError):
+        fixed = float("nan")
+    if not fixed > 0 or not math.isfinite(fixed):
+        raise BayescaleError(f"trajectory must be a positive number or 'adapt', got {trajectory!r}")
+    trajectory = fixed
     max_steps = MAX_STEPS if max_steps is None else int(max_steps)
     most = max(data.n for _, data in built)
     n_rows = bucket_size(most)
@@ -230,10 +286,10 @@ def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJEC
 
     def program(device):
         key = ("batched_hmc", spec0.key(), n_rows, block, chains, warmup, draws, dense, x64, max_steps,
-               device.id)
+               adapt, device.id)
         return PROGRAMS.get(key, lambda: Program(spec0, args[0], block=block, chains=chains, warmup=warmup,
                                                  draws=draws, dense=dense, x64=x64, max_steps=max_steps,
-                                                 device=device))
+                                                 device=device, adapt=adapt))
 
     def one_block(b):
         device = pool[b % len(pool)]
@@ -261,6 +317,7 @@ def run(built, seeds, *, chains, warmup, draws, target_accept, trajectory=TRAJEC
         n = built[i][1].n
         results.append({
             "samples": {k: v[j] for k, v in samples.items()}, "loglik": loglik[j][..., :n],
-            **{k: out[k][j] for k in ("n_steps", "acceptance_rate", "lp", "energy", "diverging", "step_size")},
+            **{k: out[k][j] for k in ("n_steps", "acceptance_rate", "lp", "energy", "diverging", "step_size",
+                                      "trajectory")},
         })
     return results, elapsed, len(pool[:n_blocks])

@@ -130,7 +130,8 @@ def _sbc_pair():
     from bayescale.sbc import sbc
 
     return (sbc("chinchilla", **SBC_SETTINGS),
-            sbc("chinchilla", **SBC_SETTINGS, target_accept=0.999, batch_options={"trajectory": 0.04}))
+            sbc("chinchilla", **SBC_SETTINGS, target_accept=0.999, batch_options={"trajectory": 0.04}),
+            sbc("chinchilla", **SBC_SETTINGS, batch_options={"trajectory": "adapt"}))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def sbc_pair():
 
 @pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
 def test_sbc_batched_sampler_is_calibrated(sbc_pair):
-    correct, _ = sbc_pair
+    correct, _, _ = sbc_pair
     print(correct, correct.summary(), sep="\n")
     assert correct.settings["sampler"] == "hmc"
     assert correct.n_failed == 0, correct.failures
@@ -154,9 +155,56 @@ def test_sbc_batched_sampler_is_calibrated(sbc_pair):
 
 @pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
 def test_sbc_batched_sampler_with_too_short_trajectories_fails(sbc_pair):
-    _, control = sbc_pair
+    _, control, _ = sbc_pair
     print(control, control.summary(), sep="\n")
     assert not control.passes(LEVEL), control.summary()
+
+
+@pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
+def test_sbc_batched_sampler_with_an_adapted_trajectory_is_calibrated(sbc_pair):
+    """The trajectory length adapted during warmup (the control above is the one that must fail)."""
+    _, _, adapted = sbc_pair
+    print(adapted, adapted.summary(), sep="\n")
+    assert adapted.n_failed == 0, adapted.failures
+    assert adapted.passes(LEVEL), adapted.summary()
+
+
+# ---- trajectory length adaptation -----------------------------------------------------------------
+
+def test_the_jump_gradient_points_to_half_a_period_on_a_gaussian():
+    """On a whitened standard Gaussian the squared jump |z(t) - z(0)|^2 = 2 (1 - cos t) (per
+    dimension, expected) grows up to t = pi and falls after it: the gradient estimate is positive
+    below pi and negative above (control: the same estimate beyond pi)."""
+    import jax.numpy as jnp
+
+    from bayescale.samplers.batched_hmc import Program
+
+    rng = np.random.default_rng(0)
+    z0, r = rng.standard_normal((2, 20000, 3))
+    signs = []
+    for t in (1.0, 2.5, 3.8, 5.0):
+        z1, v1 = z0 * np.cos(t) + r * np.sin(t), -z0 * np.sin(t) + r * np.cos(t)
+        g = Program._jump_gradient(jnp.asarray(z0), (jnp.asarray(z1), jnp.asarray(v1), jnp.full(20000, t),
+                                                     jnp.ones(20000)), jnp.identity(3))
+        expected = t * 3 * np.sin(t)          # t · E[(z1 - z0) · dz1/dt] = t sin t per dimension
+        assert float(g) == pytest.approx(expected, rel=0.1)
+        signs.append(np.sign(float(g)))
+    assert signs == [1, 1, -1, -1]
+
+
+def test_an_adapted_trajectory_is_recorded_and_bad_values_are_errors(tables):
+    import math
+
+    fits = fit_many(tables[:2], "chinchilla", seed=3, trajectory="adapt", **SETTINGS)
+    for f in fits:
+        length = f.config["stats"]["trajectory"]
+        assert math.pi / 2 * 0.9 <= length <= 2 * math.pi * 1.1 and abs(length - math.pi) > 1e-3
+        assert f.config["sampler"]["trajectory"] == "adapt"
+    fixed = fit_many(tables[:2], "chinchilla", seed=3, **SETTINGS)
+    assert all(abs(f.config["stats"]["trajectory"] - math.pi) < 0.3 for f in fixed)   # 200 jitters: mean 1 +- 0.02
+    for bad in ("chees", -1.0, 0.0, float("nan")):
+        with pytest.raises(BayescaleError, match="trajectory must be a positive number or 'adapt'"):
+            fit_many(tables[:1], "chinchilla", trajectory=bad, **SETTINGS)
 
 
 # ---- devices ------------------------------------------------------------------------------------
