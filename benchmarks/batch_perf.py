@@ -17,7 +17,8 @@ JAX CPU device per core (XLA_FLAGS) so that fit_many shards its batch over them.
 SBC: ``bayescale.sbc.sbc(..., sampler="hmc")`` on the law's default design (1 chain x 150 + 200,
 every 2nd draw, 10 bins), judged at family-wise 1 %; the control is the same sampler with
 trajectories 40x too short and a
-target acceptance of 0.999 (so tiny steps: a near random walk), which must fail.
+target acceptance of 0.999 (so tiny steps: a near random walk), which must fail. The batch and the
+SBC also run with the trajectory length adapted during warmup (``trajectory="adapt"``).
 """
 from __future__ import annotations
 
@@ -91,6 +92,12 @@ def run_case(law: str, batch: int, sequential: int) -> dict:
     t0 = time.perf_counter()
     hmc = fit_many(data, law, seed=0)
     hmc_total = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit_many(data, law, seed=10_000, trajectory="adapt")
+    adapt_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    adapted = fit_many(data, law, seed=0, trajectory="adapt")
+    adapt_total = time.perf_counter() - t0
     true_alpha = CASES[law]["alpha"]
     covered = np.mean([float(f.idata.posterior["alpha"].quantile(0.05)) < true_alpha
                        < float(f.idata.posterior["alpha"].quantile(0.95)) for f in hmc])
@@ -98,7 +105,10 @@ def run_case(law: str, batch: int, sequential: int) -> dict:
             "nuts_each_s": nuts_each, "hmc_first_s": hmc_first, "hmc_total_s": hmc_total,
             "nuts": quality(nuts), "hmc": quality(hmc), "alpha_90_coverage": float(covered),
             "hmc_steps": float(np.mean([f.config["stats"]["mean_steps_per_draw"] for f in hmc])),
-            "nuts_steps": float(np.mean([f.config["stats"]["mean_steps_per_draw"] for f in nuts]))}
+            "nuts_steps": float(np.mean([f.config["stats"]["mean_steps_per_draw"] for f in nuts])),
+            "adapt_first_s": adapt_first, "adapt_total_s": adapt_total, "adapt": quality(adapted),
+            "adapt_steps": float(np.mean([f.config["stats"]["mean_steps_per_draw"] for f in adapted])),
+            "adapt_lengths": [f.config["stats"]["trajectory"] for f in adapted]}
 
 
 def run_sbc(law: str, n_sims: int) -> tuple:
@@ -107,7 +117,8 @@ def run_sbc(law: str, n_sims: int) -> tuple:
     correct = sbc(law, **kw)
     seconds = time.perf_counter() - t0
     control = sbc(law, **kw, target_accept=0.999, batch_options={"trajectory": 0.04})
-    return correct, control, seconds
+    adapted = sbc(law, **kw, batch_options={"trajectory": "adapt"})
+    return correct, control, seconds, adapted
 
 
 def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
@@ -146,13 +157,30 @@ def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
             f"{c['alpha_90_coverage']:.2f} |")
     lines += ["", "Mean leapfrog steps per draw: " + ", ".join(
         f"{c['law']}: NUTS {c['nuts_steps']:.1f}, batched {c['hmc_steps']:.1f}" for c in cases), ""]
+    lines += ["The same batch with the trajectory length adapted per dataset during warmup "
+              "(`fit_many(trajectory=\"adapt\")`: the expected squared jump distance, within a factor 2 of pi), "
+              "compiled and timed the same way in the same run:", "",
+              "| law | batched, adapted s/fit | speed-up vs NUTS | ESS/fit (median, min) | median ESS vs NUTS "
+              "| max r_hat | divergent fits | steps/draw | adapted length (median, range) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for c in cases:
+        a, n = c["adapt"], c["nuts"]
+        per = c["adapt_total_s"] / c["batch"]
+        lengths = np.asarray(c["adapt_lengths"])
+        lines.append(f"| {c['law']} | {per:.3f} | **{c['nuts_each_s'] / per:.1f}x** | {a['ess_median']:.0f}, "
+                     f"{a['ess_min']:.0f} | {a['ess_median'] / n['ess_median']:.0%} | {a['rhat_max']:.3f} | "
+                     f"{a['divergent_fits']}/{c['batch']} | {c['adapt_steps']:.1f} | {np.median(lengths):.2f} "
+                     f"({lengths.min():.2f}-{lengths.max():.2f}) |")
+    lines.append("")
     lines += ["SBC of the batched sampler (`sbc(..., sampler=\"hmc\")`, default design, 1 chain x 150 + "
               "200, thin 2, 10 bins; pass = every p > 0.01 / number of parameters):", "",
-              "| law | sims | min p (correct) | passes | min p (control: T 0.04, accept 0.999) | control passes "
-              "| divergent fits | seconds (correct run, incl. compile) |", "|---|---|---|---|---|---|---|---|"]
-    for law, (correct, control, seconds) in sbcs:
+              "| law | sims | min p (correct) | passes | min p (adapted length) | passes "
+              "| min p (control: T 0.04, accept 0.999) | control passes "
+              "| divergent fits | seconds (correct run, incl. compile) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for law, (correct, control, seconds, adapted) in sbcs:
         lines.append(f"| {law} | {correct.n_ok}/{correct.n_sims} | {correct.min_pvalue:.3g} | "
-                     f"{correct.passes(0.01)} | {control.min_pvalue:.2g} | {control.passes(0.01)} | "
+                     f"{correct.passes(0.01)} | {adapted.min_pvalue:.3g} | {adapted.passes(0.01)} | "
+                     f"{control.min_pvalue:.2g} | {control.passes(0.01)} | "
                      f"{correct.n_divergent_fits} | {seconds:.0f} |")
     return "\n".join(lines)
 
