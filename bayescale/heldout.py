@@ -183,7 +183,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     ``progress`` (None: only when stderr is a terminal) shows each fit's sampling bar on stderr and,
     with baselines, a bar of fits and one of the bootstrap refits.
     ``discrepancy`` is passed to the fit (see :func:`bayescale.fit`); the summary's
-    ``width_shares`` say how much of a held-out run's predictive variance comes from the law's
+    ``width_shares`` say how much of a held-out run's squared 90 % width comes from the law's
     parameters, the model discrepancy and the noise. ``offset`` (group offsets, see
     :func:`bayescale.fit`) is passed to the main fit and its law-alone twin, not to the no-pool
     baseline.

@@ -207,14 +207,26 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
     return expected
 
 
+SHARE_LEVEL = 0.9   # the interval whose width the shares decompose
+
+
+def central_width(draws: np.ndarray, level: float = SHARE_LEVEL) -> np.ndarray:
+    """Width of the central ``level`` interval of each column of ``draws`` (samples x rows)."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return hi - lo
+
+
 def width_shares(stages: dict, draws: np.ndarray) -> dict[str, np.ndarray]:
-    """Shares of a new run's predictive variance (response scale) from the parameters, the model
-    discrepancy and the observation noise; they add up to 1 per row."""
-    total = np.var(draws, axis=0)
-    parts = {"parameters": np.var(stages["parameters"], axis=0),
-             "discrepancy": np.var(stages["discrepancy"], axis=0)}
-    parts["discrepancy"] = np.maximum(parts["discrepancy"] - parts["parameters"], 0.0)
-    parts["noise"] = np.maximum(total - parts["parameters"] - parts["discrepancy"], 0.0)
+    """Shares of a new run's squared 90 % interval width from the parameters, the model
+    discrepancy and the observation noise, added in that order (each share is the growth of the
+    squared width it brings); they add up to 1 per row. For Gaussian parts these are the shares of
+    the variance; unlike variances, widths exist for the heavy tails of Student-t scatter on the
+    log scale (a single draw far in the tail cannot take the whole share)."""
+    w_par = central_width(stages["parameters"]) ** 2
+    w_disc = central_width(stages["discrepancy"]) ** 2
+    w_all = central_width(draws) ** 2
+    parts = {"parameters": w_par, "discrepancy": np.maximum(w_disc - w_par, 0.0)}
+    parts["noise"] = np.maximum(w_all - w_par - parts["discrepancy"], 0.0)
     scale = sum(parts.values())
     return {k: np.where(scale > 0, v / np.where(scale > 0, scale, 1.0), np.nan) for k, v in parts.items()}
 
@@ -239,7 +251,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
             columns: dict | None = None, return_draws: bool = False, given: dict | None = None):
     """``df``'s columns plus mean, median and central intervals of ``kind`` at each row (and the
     draws as an xarray DataArray (sample, row) when ``return_draws``). A new run's value
-    (``kind="observation"``) also gets the shares of its variance from the parameters, the model
+    (``kind="observation"``) also gets the shares of its squared 90 % width from the parameters, the model
     discrepancy and the noise; every kind gets ``decades_beyond_data``."""
     levels = check_levels(levels)
     data = prepare(source, df, kind, columns=columns, given=tuple(given or ()))

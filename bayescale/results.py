@@ -345,7 +345,7 @@ class Fit:
         """Credible intervals at new points: ``df``'s columns plus mean, median, lower_50, upper_50, ...
 
         ``kind="observation"`` (default) is what a new run will measure: the expected response with
-        the model discrepancy and the observation noise, plus the shares of its variance from each
+        the model discrepancy and the observation noise, plus the shares of its squared 90 % width from each
         (``share_parameters``, ``share_discrepancy``, ``share_noise``). ``kind="mean"`` is the
         expected response: the law's curve (with the model discrepancy, if the fit has one), or for
         laws with a chance floor (``accuracy-sigmoid``) the expected accuracy

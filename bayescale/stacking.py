@@ -21,7 +21,7 @@ import xarray as xr
 from .errors import BayescaleError
 from .files import write_atomically
 from .integrity import damaged, json_digest, stamp
-from .predict import check_levels, interval_columns, summary_frame
+from .predict import central_width, check_levels, interval_columns, summary_frame
 from .results import Fit, load_idata
 
 STACK_ATTR = "bayescale_stack"
@@ -76,7 +76,7 @@ class StackedFit:
 
     def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
                 columns: dict | None = None, return_draws: bool = False):
-        """As :meth:`bayescale.Fit.predict`, for the mixture; a new run's variance shares gain
+        """As :meth:`bayescale.Fit.predict`, for the mixture; a new run's width shares gain
         ``share_law`` (the laws' disagreement)."""
         levels = check_levels(levels)
         per_law, tables = {}, {}
@@ -95,10 +95,12 @@ class StackedFit:
             grand = sum(w[k] * means[k] for k in per_law)
             if not all(f.law.observation.new_value_has_mean for f in self.fits.values()):
                 out["mean"] = grand   # the mixture's draws have no mean either (see predict.NO_MEAN_NOTE)
-            parts = {"law": sum(w[k] * (means[k] - grand) ** 2 for k in per_law)}
+            # squared 90 % widths, as predict.width_shares: each law's own width split by its
+            # shares, and the laws' disagreement as what the mixture's width adds beyond them
+            within = {k: central_width(per_law[k]) ** 2 for k in per_law}
+            parts = {"law": np.maximum(central_width(draws) ** 2 - sum(w[k] * within[k] for k in per_law), 0.0)}
             for part in ("parameters", "discrepancy", "noise"):
-                parts[part] = sum(w[k] * tables[k][f"share_{part}"].to_numpy() * np.var(per_law[k], axis=0)
-                                  for k in per_law)
+                parts[part] = sum(w[k] * tables[k][f"share_{part}"].to_numpy() * within[k] for k in per_law)
             scale = sum(parts.values())
             for part in ("parameters", "discrepancy", "noise", "law"):
                 out[f"share_{part}"] = np.where(scale > 0, parts[part] / np.where(scale > 0, scale, 1.0), np.nan)

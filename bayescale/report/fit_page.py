@@ -103,7 +103,7 @@ def _share_sentence(row) -> str:
              "share_discrepancy": "the model discrepancy (the law's possible misfit, growing with distance beyond the data)",
              "share_noise": "run-to-run noise"}
     parts = [f"{row[k] * 100:.0f}% {text}" for k, text in names.items() if k in row and pd.notna(row[k])]
-    return "Of the predictive variance: " + "; ".join(parts) + "." if parts else ""
+    return "Of the squared 90 % width of a new run's interval: " + "; ".join(parts) + "." if parts else ""
 
 
 def prediction_kind(law, targets: pd.DataFrame) -> tuple[str, str | None]:

@@ -56,7 +56,7 @@ def test_the_page_opens_with_predict_and_allocate_numbers(saved, tmp_path, capsy
     assert f"<b>{g(row['median'])}</b>" in first
     assert f"90% interval [{g(row['lower_90'])}, {g(row['upper_90'])}]" in first
     assert f"50% interval [{g(row['lower_50'])}, {g(row['upper_50'])}]" in first
-    assert "decades beyond the fitted runs" in first and "Of the predictive variance" in first
+    assert "decades beyond the fitted runs" in first and "Of the squared 90 % width" in first
     assert f"N* = {g(alloc['params_median'])} parameters" in first and f"D* = {g(alloc['tokens_median'])}" in first
     # control: another seed gives other draws, so the comparison above is not vacuous
     assert main(["predict", str(saved), "--at", at, "--json", "--seed", "7"]) == 0

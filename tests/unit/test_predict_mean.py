@@ -54,6 +54,12 @@ def test_one_extreme_draw_does_not_rule_the_mean(fit, monkeypatch, has_mean):
     np.testing.assert_allclose(hit["mean"], curve["mean"], rtol=1e-12)   # the expected value's mean
     assert hit["median"].iloc[0] == pytest.approx(clean["median"].iloc[0], rel=1e-3)
     assert any("no finite mean" in n for n in hit.attrs["notes"])
+    # the width shares come from interval widths, which one draw barely moves; its variance is
+    # ruled by that draw (the control: variance shares would give the noise everything)
+    np.testing.assert_allclose(hit["share_noise"], clean["share_noise"], atol=0.02)
+    _, draws = fit.predict(points, seed=0, return_draws=True)
+    stages_par = curve["upper_90"] - curve["lower_90"]
+    assert np.var(draws.values[:, 0]) > 1e20 * stages_par.iloc[0] ** 2     # the variance: all noise
 
 
 def test_a_stacked_prediction_has_a_finite_mean_too(monkeypatch):
