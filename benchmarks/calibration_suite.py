@@ -277,7 +277,7 @@ def side_by_side(old_dir: Path, new_dir: Path, entries) -> str:
             "Headline of each entry (the stacking mixture where the entry lists several laws), same seed and "
             "splits; old = the law alone (`--discrepancy none`), new = the default (`auto`: the walk with "
             "its cross-study prior). The last column is the discrepancy's mean share of a held-out run's "
-            "predictive variance in the new fit (of the chosen law).\n\n"
+            "squared 90 % interval width in the new fit (of the chosen law).\n\n"
             "| entry | held out | discrepancy | cov 50 | cov 90 | CRPS | median ARE | discrepancy share |\n"
             "| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n")
 
