@@ -9,20 +9,22 @@ Cases: chinchilla on a 16 x 15 (N, D) grid (240 runs, the size of the Chinchilla
 the one-input power law on 240 sizes of N; 64 datasets each, simulated with law.simulate from fixed
 parameters and different noise seeds. Sequential: ``bayescale.fit`` with its sampler's defaults (NUTS, 4
 chains x 1000 warmup + 1000 draws) on the model fit_many samples (the law alone, ``discrepancy="none"``); after one untimed fit (compilation), ``--sequential`` fits are
-timed and the rate is taken as the rate of 64. Batched: ``fit_many`` with its defaults (fixed-length
-HMC, 4 chains x 400 + 500, target acceptance 0.9), run once untimed to compile, then timed on the 64 datasets with other
-seeds. Both use every core: NUTS runs its chains in one thread per core, and the script makes one
+timed and the rate is taken as the rate of 64. Batched: ``fit_many`` (HMC, 4 chains x 400 + 500, target
+acceptance 0.9) with the trajectory length fixed at pi, and again with its default, the length
+adapted per dataset during warmup (``trajectory="adapt"``), each run once untimed to compile, then
+timed on the 64 datasets with other seeds. Both use every core: NUTS runs its chains in one thread per core, and the script makes one
 JAX CPU device per core (XLA_FLAGS) so that fit_many shards its batch over them. ESS is the smallest bulk ESS over a fit's latent parameters.
 
 SBC: ``bayescale.sbc.sbc(..., sampler="hmc")`` on the law's default design (1 chain x 150 + 200,
 every 2nd draw, 10 bins), judged at family-wise 1 %; the control is the same sampler with
 trajectories 40x too short and a
-target acceptance of 0.999 (so tiny steps: a near random walk), which must fail. The batch and the
-SBC also run with the trajectory length adapted during warmup (``trajectory="adapt"``).
+target acceptance of 0.999 (so tiny steps: a near random walk), which must fail. SBC runs with
+the fixed length pi and with the adapted length.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 # one JAX CPU device per core, so fit_many shards its batch over both cores (sequential NUTS fits
@@ -87,10 +89,10 @@ def run_case(law: str, batch: int, sequential: int) -> dict:
     nuts = [fit(df, law, seed=i, **same) for i, df in enumerate(data[:sequential])]
     nuts_each = (time.perf_counter() - t0) / sequential
     t0 = time.perf_counter()
-    fit_many(data, law, seed=10_000)
+    fit_many(data, law, seed=10_000, trajectory=math.pi)
     hmc_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    hmc = fit_many(data, law, seed=0)
+    hmc = fit_many(data, law, seed=0, trajectory=math.pi)
     hmc_total = time.perf_counter() - t0
     t0 = time.perf_counter()
     fit_many(data, law, seed=10_000, trajectory="adapt")
@@ -114,7 +116,7 @@ def run_case(law: str, batch: int, sequential: int) -> dict:
 def run_sbc(law: str, n_sims: int) -> tuple:
     kw = dict(n_sims=n_sims, seed=0, chains=1, warmup=150, draws=200, thin=2, bins=10, sampler="hmc")
     t0 = time.perf_counter()
-    correct = sbc(law, **kw)
+    correct = sbc(law, **kw, batch_options={"trajectory": math.pi})
     seconds = time.perf_counter() - t0
     control = sbc(law, **kw, target_accept=0.999, batch_options={"trajectory": 0.04})
     adapted = sbc(law, **kw, batch_options={"trajectory": "adapt"})
@@ -136,9 +138,9 @@ def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
         "Sequential: `bayescale.fit` defaults (NUTS, 4 chains x 1000 + 1000, chains in one thread "
         "per core), "
         f"{args.sequential} timed fits after one compile fit, scaled to {args.batch}. Batched: "
-        "`fit_many` defaults (fixed-length HMC with Laplace warm start, 4 chains x 400 + 500, target "
-        "acceptance 0.9, the batch sharded over the JAX devices: one CPU device per core on a CPU), one "
-        "compile run, then one timed run. Data: 240 rows per dataset, simulated from fixed parameters.",
+        "`fit_many` with the trajectory length fixed at pi (HMC with Laplace warm start, 4 chains x 400 + "
+        "500, target acceptance 0.9, the batch sharded over the JAX devices: one CPU device per core on a "
+        "CPU), one compile run, then one timed run. Data: 240 rows per dataset, simulated from fixed parameters.",
         "",
         "| law | NUTS s/fit | batched s/fit | speed-up (fits/s) | NUTS first fit s (compile + 1 fit) "
         "| batched first run s (compile + batch) "
@@ -157,8 +159,8 @@ def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
             f"{c['alpha_90_coverage']:.2f} |")
     lines += ["", "Mean leapfrog steps per draw: " + ", ".join(
         f"{c['law']}: NUTS {c['nuts_steps']:.1f}, batched {c['hmc_steps']:.1f}" for c in cases), ""]
-    lines += ["The same batch with the trajectory length adapted per dataset during warmup "
-              "(`fit_many(trajectory=\"adapt\")`: the expected squared jump distance, within a factor 2 of pi), "
+    lines += ["The same batch with `fit_many`'s default, the trajectory length adapted per dataset during "
+              "warmup (`trajectory=\"adapt\"`: the expected squared jump distance, within a factor 2 of pi), "
               "compiled and timed the same way in the same run:", "",
               "| law | batched, adapted s/fit | speed-up vs NUTS | ESS/fit (median, min) | median ESS vs NUTS "
               "| max r_hat | divergent fits | steps/draw | adapted length (median, range) |",
@@ -174,7 +176,7 @@ def markdown(cases: list[dict], sbcs: list[tuple], args) -> str:
     lines.append("")
     lines += ["SBC of the batched sampler (`sbc(..., sampler=\"hmc\")`, default design, 1 chain x 150 + "
               "200, thin 2, 10 bins; pass = every p > 0.01 / number of parameters):", "",
-              "| law | sims | min p (correct) | passes | min p (adapted length) | passes "
+              "| law | sims | min p (fixed length pi) | passes | min p (adapted length, the default) | passes "
               "| min p (control: T 0.04, accept 0.999) | control passes "
               "| divergent fits | seconds (correct run, incl. compile) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for law, (correct, control, seconds, adapted) in sbcs:

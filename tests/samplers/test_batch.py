@@ -16,6 +16,9 @@ of pi) and a target acceptance of 0.999 (tiny steps), so the chains barely move 
 Laplace start in 350 iterations, must be rejected (too-narrow posteriors, U-shaped ranks). With
 these settings the correct sampler's smallest p-value was 0.315 against a threshold of 0.0014,
 the control's largest 1.2e-28.
+
+The trajectory length is adapted per dataset by default (``trajectory="adapt"``, from pi); SBC
+checks both it and the fixed pi.
 """
 from __future__ import annotations
 
@@ -129,9 +132,11 @@ SBC_SETTINGS = {"n_sims": 100, "seed": 0, "chains": 1, "warmup": 150, "draws": 2
 def _sbc_pair():
     from bayescale.sbc import sbc
 
-    return (sbc("chinchilla", **SBC_SETTINGS),
+    import math
+
+    return (sbc("chinchilla", **SBC_SETTINGS, batch_options={"trajectory": math.pi}),
             sbc("chinchilla", **SBC_SETTINGS, target_accept=0.999, batch_options={"trajectory": 0.04}),
-            sbc("chinchilla", **SBC_SETTINGS, batch_options={"trajectory": "adapt"}))
+            sbc("chinchilla", **SBC_SETTINGS))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +167,8 @@ def test_sbc_batched_sampler_with_too_short_trajectories_fails(sbc_pair):
 
 @pytest.mark.slow  # compiles its own programs (~1-2 min on 2 busy cores)
 def test_sbc_batched_sampler_with_an_adapted_trajectory_is_calibrated(sbc_pair):
-    """The trajectory length adapted during warmup (the control above is the one that must fail)."""
+    """fit_many's default: the trajectory length adapted during warmup (the control above is the
+    one that must fail)."""
     _, _, adapted = sbc_pair
     print(adapted, adapted.summary(), sep="\n")
     assert adapted.n_failed == 0, adapted.failures
