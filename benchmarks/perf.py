@@ -261,8 +261,9 @@ def main() -> None:
     compile_share = (cold["first_seconds"] - cold["second_seconds"]) / cold["first_seconds"]
     warm_start = warm["prepare_first"]   # the first fit's wait before its chains start
     warm_extra = warm["first_seconds"] - warm["second_seconds"]
-    batch_speed = batch["nuts_each_s"] * args.batch / batch["hmc_total_s"]
-    batch_ess = batch["hmc"]["ess_median"] / batch["nuts"]["ess_median"]
+    # fit_many's default (the trajectory length adapted per dataset) is what the targets measure
+    batch_speed = batch["nuts_each_s"] * args.batch / batch["adapt_total_s"]
+    batch_ess = batch["adapt"]["ess_median"] / batch["nuts"]["ess_median"]
     targets = [
         ("cold first fit >= 2x nutpie's ESS/s counting compile, each setting",
          ", ".join(f"{k}: {v:.2f}x" for k, v in versus_nutpie.items()), min(versus_nutpie.values()) >= 2),
@@ -329,11 +330,14 @@ absolute times are inflated and noisy; compare the ratios.
   {huber['maxrss_mb']:.0f} MB. bayescale's first fit gave {ours:.0f} effective draws/s counting compile,
   {ours / boot_rate:.1f}x the bootstrap's draws/s (treating each resample as one independent draw).
 - **Batched fits (target >= 10x):** {args.batch} chinchilla fits (240 simulated rows each) with
-  `fit_many` (fixed-length HMC, 4 chains x 400 + 500, batch sharded over the JAX devices: one
-  CPU device per core on a CPU) took {batch['hmc_total_s'] / args.batch:.3f} s per fit against {batch['nuts_each_s']:.2f} s per sequential default
-  NUTS fit ({args.sequential} timed after a compile fit): **{batch['nuts_each_s'] * args.batch / batch['hmc_total_s']:.1f}x** the fits per second
-  ({"target met" if batch['nuts_each_s'] * args.batch / batch['hmc_total_s'] >= 10 else "target NOT met"}). Min bulk ESS per fit, median: NUTS {batch['nuts']['ess_median']:.0f}, batched
-  {batch['hmc']['ess_median']:.0f}; the batched sampler's SBC is in "{batch_section}".
+  `fit_many`'s defaults (HMC with the trajectory length adapted per dataset, 4 chains x 400 + 500,
+  batch sharded over the JAX devices: one CPU device per core on a CPU) took
+  {batch['adapt_total_s'] / args.batch:.3f} s per fit against {batch['nuts_each_s']:.2f} s per sequential default
+  NUTS fit ({args.sequential} timed after a compile fit): **{batch_speed:.1f}x** the fits per second
+  ({"target met" if batch_speed >= 10 else "target NOT met"}). Min bulk ESS per fit, median: NUTS {batch['nuts']['ess_median']:.0f}, batched
+  {batch['adapt']['ess_median']:.0f} ({batch_ess:.0%}). With the length fixed at pi (the default before):
+  {batch['hmc_total_s'] / args.batch:.3f} s per fit, {batch['nuts_each_s'] * args.batch / batch['hmc_total_s']:.1f}x, median min-ESS
+  {batch['hmc']['ess_median']:.0f} ({batch['hmc']['ess_median'] / batch['nuts']['ess_median']:.0%}). The batched sampler's SBC is in "{batch_section}".
 - bayescale first fit (cold): {cold['divergences']} divergences, max r_hat {cold['max_rhat']:.4f}.
   PyMC divergences: {', '.join(f"{k}: {r['divergences']}" for k, r in pymc.items())}.
 """
