@@ -268,13 +268,14 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
         # a sample mean of draws with no population mean is ruled by the largest draw (one new
         # run's loss drawn at 1e15 in 400,000): the mean is that of the run's expected curve
         out["mean"] = stages["discrepancy"].mean(axis=0)
-        notes.append(NO_MEAN_NOTE)
     if kind == "observation":
         for name, v in width_shares(stages, draws).items():
             out[f"share_{name}"] = v
     for note in notes:
         if note not in data.notes:
             warnings.warn(note, BayescaleWarning, stacklevel=3)
+    if kind == "observation" and not law.observation.new_value_has_mean:
+        notes.append(NO_MEAN_NOTE)   # said in the notes (and reports), not warned: it is how the column is defined
     beyond = None if given else decades_beyond(source, data.frame)
     if beyond is not None:
         out["decades_beyond_data"] = beyond
