@@ -26,8 +26,9 @@ gradient steps:
   average. On a whitened Gaussian the ESJD peaks at T = pi (the default, which makes successive
   draws anti-correlated, hence high bulk ESS); a posterior of another shape gets its own length.
   ChEES (Hoffman, Radul & Sountsov 2021), the change in the squared distance from the chains'
-  mean, peaks near pi/2 on a Gaussian and gave 20-45 % lower bulk ESS here (see RESULTS), so it is
-  not the criterion.
+  mean, peaks near pi/2 on a Gaussian, and on 8 simulated Chinchilla tables it gave a lower median
+  min-ESS than the fixed pi in three of four trials (RESULTS, "Batched fits: choosing the
+  trajectory adaptation"), so it is not the criterion.
 
 Datasets are padded and masked exactly as single fits are (rows repeated up to a common
 :func:`bayescale.inference.bucket_size`, ``aux["__mask__"]`` zero on padded rows). A batch is cut
