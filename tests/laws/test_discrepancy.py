@@ -44,24 +44,32 @@ def true_loss(n, d, bend):
     return (1.7 + 400.0 * np.asarray(n, float) ** -0.34 + 410.0 * np.asarray(d, float) ** -0.28) * np.exp(bend * u ** 2)
 
 
-def test_pymc_twin_matches_numpyro_with_discrepancy():
-    law = get_law("chinchilla")
-    df = ladder()
+def _twin_densities(df, law, n_points):
+    """Prior draws of the NumPyro model with the walk, and the log densities of NumPyro and of the
+    PyMC twin (``to_pymc``) at them: (points, NumPyro's, PyMC's)."""
     spec, data = build(df, law, discrepancy=PRIOR)
-    assert spec.discrepancy is not None and spec.discrepancy.size >= 8
     model = make_model(spec, natural=True)
     x = {k: jnp.asarray(v) for k, v in centre(law, data.inputs, spec.logref).items()}
     y = jnp.asarray(np.log(data.response))
     walk = {k: jnp.asarray(v) for k, v in walk_inputs(spec.discrepancy, x).items()}
     points, ours = [], []
-    for s in range(4):
+    for s in range(n_points):
         tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, None, walk)
         point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
         points.append(point)
         ours.append(float(log_density(model, (x, {}, y, None, walk), {}, point)[0]))
     free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR))
     logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
-    np.testing.assert_allclose([float(logp(p)) for p in points], ours, rtol=1e-6, atol=1e-3)
+    return points, ours, [float(logp(p)) for p in points]
+
+
+def test_pymc_twin_matches_numpyro_with_discrepancy():
+    law = get_law("chinchilla")
+    df = ladder()
+    spec, _ = build(df, law, discrepancy=PRIOR)
+    assert spec.discrepancy is not None and spec.discrepancy.size >= 8
+    points, ours, theirs = _twin_densities(df, law, 4)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=1e-3)
     # control: the law alone is a different model (its density at the same law parameters differs)
     alone = remove_value_transforms(to_pymc(df, law))
     logp_alone = alone.compile_fn(alone.logp(), mode="FAST_COMPILE")
@@ -308,20 +316,6 @@ def test_a_walk_without_fitted_knots_is_zero_over_the_runs_and_widens_beyond(tmp
 
 
 def test_pymc_twin_matches_numpyro_without_fitted_knots():
-    law = get_law("power:tokens")
-    df = short_curve(5)
-    spec, data = build(df, law, discrepancy=PRIOR)
-    model = make_model(spec, natural=True)
-    x = {k: jnp.asarray(v) for k, v in centre(law, data.inputs, spec.logref).items()}
-    y = jnp.asarray(np.log(data.response))
-    walk = {k: jnp.asarray(v) for k, v in walk_inputs(spec.discrepancy, x).items()}
-    points, ours = [], []
-    for s in range(3):
-        tr = trace(seed(model, jax.random.PRNGKey(s))).get_trace(x, {}, None, None, walk)
-        point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
-        assert discrepancy.STEPS not in point
-        points.append(point)
-        ours.append(float(log_density(model, (x, {}, y, None, walk), {}, point)[0]))
-    free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR))
-    logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
-    np.testing.assert_allclose([float(logp(p)) for p in points], ours, rtol=1e-6, atol=1e-3)
+    points, ours, theirs = _twin_densities(short_curve(5), get_law("power:tokens"), 3)
+    assert all(discrepancy.STEPS not in p for p in points)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=1e-3)
