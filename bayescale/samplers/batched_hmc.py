@@ -15,8 +15,8 @@ gradient steps:
   follows the mean acceptance of the dataset's chains, the dense inverse mass matrix is estimated
   from the chains' draws pooled in each window;
 * each iteration: momentum refresh, ``ceil(T / eps)`` leapfrog steps (at most ``max_steps``) with
-  the trajectory length ``T`` jittered uniformly in [T0 / 2, 3 T0 / 2] (T0 = pi/2 by default, a
-  quarter period of a whitened Gaussian), Metropolis accept. Jittering T keeps the chain from
+  the trajectory length ``T`` jittered uniformly in [T0 / 2, 3 T0 / 2] (T0 starts at pi, half a
+  period of a whitened Gaussian, and is adapted by default: below), Metropolis accept. Jittering T keeps the chain from
   resonating.
 * ``adapt=True`` (``fit_many(trajectory="adapt")``): during warmup, T0 is adapted per dataset by
   gradient ascent, on log T0, of the expected squared jump distance (ESJD) of one iteration in the
@@ -187,11 +187,11 @@ class Program:
             key, length, collect, end, sampling = xs
             eps = ad.step_size(jnp.where(sampling, dual.log_step_avg, dual.log_step))
             length = length * jnp.exp(jnp.where(sampling, tuned[1], tuned[0]))   # adapted T (x1 without)
-            start, chol_used = z, chol
+            start = z
             z, u, g, acc, n_steps, div, energy, proposal = step(length, jax.random.split(key, chains), z, u, g,
                                                                 eps, chol)
             warm = ~sampling
-            tuned = self._length_update(tuned, self._jump_gradient(start, proposal, chol_used), warm)
+            tuned = self._length_update(tuned, self._jump_gradient(start, proposal, chol), warm)
             dual = jax.tree.map(partial(jnp.where, warm), ad.dual_averaging_update(dual, jnp.mean(acc), target),
                                 dual)
             window = ad.welford_update(window, z, collect)
