@@ -40,8 +40,9 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
     seed per dataset. ``trajectory`` is the batched sampler's trajectory length: ``"adapt"`` (the
     default) adapts it per dataset during warmup, from pi, by the expected squared jump distance
     (64 fits of 240 rows: median min-ESS 91-103 % of NUTS's, against 71-78 % with the fixed pi);
-    a number fixes it (in units whitened by the mass matrix; jittered per iteration). ``devices`` spreads the blocks of the batch over that many JAX devices
-    (default: all); the draws do not depend on it. ``scheduler`` is a Dask distributed scheduler
+    a number fixes it (in units whitened by the mass matrix; jittered per iteration). ``devices``
+    spreads the blocks of the batch over that many JAX devices (default: all); the draws do not
+    depend on it. ``scheduler`` is a Dask distributed scheduler
     address: the batch is cut into chunks of ``chunk`` datasets, each fitted on a worker.
 
     ``progress`` (None: only when stderr is a terminal) shows a bar of finished fits on stderr,

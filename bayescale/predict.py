@@ -264,7 +264,8 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
         out["compute"] = data.frame["compute"]
     for col, v in interval_columns(draws, levels).items():
         out[col] = v
-    if kind == "observation" and not law.observation.new_value_has_mean:
+    no_mean = kind == "observation" and not law.observation.new_value_has_mean
+    if no_mean:
         # a sample mean of draws with no population mean is ruled by the largest draw (one new
         # run's loss drawn at 1e15 in 400,000): the mean is that of the run's expected curve
         out["mean"] = stages["discrepancy"].mean(axis=0)
@@ -274,7 +275,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     for note in notes:
         if note not in data.notes:
             warnings.warn(note, BayescaleWarning, stacklevel=3)
-    if kind == "observation" and not law.observation.new_value_has_mean:
+    if no_mean:
         notes.append(NO_MEAN_NOTE)   # said in the notes (and reports), not warned: it is how the column is defined
     beyond = None if given else decades_beyond(source, data.frame)
     if beyond is not None:

@@ -91,10 +91,9 @@ class StackedFit:
             out[col] = v
         if kind == "observation":
             w = self.weights
-            means = {k: tables[k]["mean"].to_numpy() for k in per_law}   # finite where the draws' mean is not
-            grand = sum(w[k] * means[k] for k in per_law)
             if not all(f.law.observation.new_value_has_mean for f in self.fits.values()):
-                out["mean"] = grand   # the mixture's draws have no mean either (see predict.NO_MEAN_NOTE)
+                # the mixture's draws have no mean either (see predict.NO_MEAN_NOTE): the laws' means, weighted
+                out["mean"] = sum(w[k] * tables[k]["mean"].to_numpy() for k in per_law)
             # squared 90 % widths, as predict.width_shares: each law's own width split by its
             # shares, and the laws' disagreement as what the mixture's width adds beyond them
             within = {k: central_width(per_law[k]) ** 2 for k in per_law}
