@@ -19,6 +19,7 @@ offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayes
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -26,7 +27,7 @@ import pandas as pd
 import xarray as xr
 from numpyro.distributions.transforms import biject_to
 
-from .data import GROUP_COLUMNS, Dataset, apply_column_map, validate
+from .data import DEFAULT_GROUP, GROUP_COLUMNS, Dataset, apply_column_map, validate
 from .design import centre, centre_log, extra_columns, size_inputs
 from .discrepancy import coordinates
 from .errors import BayescaleError, BayescaleWarning
@@ -120,6 +121,34 @@ def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, no
                          f"distribution over {g} labels")
         values[name] = table[:, columns]
     return values
+
+
+def unnamed_group_notes(source, given_columns, notes: list[str]) -> list[str]:
+    """Rows that name no label of a grouping the fit is pooled by are predicted for a new group (the
+    table's missing column reads as the one label ``"all"``): the notes that each part drew for
+    the unseen label "all" (parameters, offset, walk) become one note that says so and how to
+    name a fitted group instead."""
+    out = list(notes)
+    spec = getattr(source, "spec", None)
+    for g in (spec.coords if spec is not None else ()):
+        if g in given_columns:
+            continue
+        prefix = f"{g} label(s) {[DEFAULT_GROUP]!r} not in the fit:"
+        mine = [n for n in out if n.startswith(prefix)]
+        if not mine:
+            continue
+        names = [m.group(1) for n in mine for m in [re.search(r": '([^']+)' drawn from the population", n)] if m]
+        parts = ([f"its {', '.join(names)} drawn from the population over the fitted {g} labels"] if names else [])
+        parts += ["its offset drawn from the fitted spread" for n in mine if "offset" in n]
+        parts += ["its discrepancy walk drawn from its prior, with the fitted scale" for n in mine if "walk" in n]
+        known = list(spec.coords[g])
+        shown = ", ".join(repr(k) for k in known[:5]) + (", ..." if len(known) > 5 else "")
+        merged = (f"the rows name no {g}, so they are predicted for a new {g} ({'; '.join(parts)}); to predict for "
+                  f"a fitted {g}, add a '{g}' column (CLI: --at ...,{g}=LABEL) with one of {shown}")
+        at = out.index(mine[0])
+        out = [n for n in out if n not in mine]
+        out.insert(at, merged)
+    return out
 
 
 def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
@@ -272,6 +301,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     if kind == "observation":
         for name, v in width_shares(stages, draws).items():
             out[f"share_{name}"] = v
+    notes = unnamed_group_notes(source, apply_column_map(df, columns).columns, notes)
     for note in notes:
         if note not in data.notes:
             warnings.warn(note, BayescaleWarning, stacklevel=3)

@@ -126,3 +126,21 @@ def test_pymc_twin_matches_numpyro_with_a_walk_per_group(fits):
     at = {k: np.asarray(post[k].values, np.float64) for k in points[0]}
     swapped = {**at, "disc_z": at["disc_z"][::-1]}
     assert abs(float(logp(swapped)) - float(logp(at))) > 1.0
+
+
+def test_rows_that_name_no_family_are_predicted_for_a_new_family_with_one_warning(fits):
+    """A table without the family column reads as the label "all": one warning says the rows are
+    predicted for a new family and how to name a fitted one, not one warning per part drawn
+    for an unseen label "all"."""
+    _, per_group, _ = fits
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = per_group.predict(pd.DataFrame({"params": [3e10]}), seed=2)
+    texts = [str(w.message) for w in seen if issubclass(w.category, BayescaleWarning)]
+    assert len(texts) == 1, texts
+    assert texts[0].startswith("the rows name no family, so they are predicted for a new family (its log_A0 drawn")
+    assert "discrepancy walk" in texts[0] and "one of 'down', 'up'" in texts[0]
+    assert "'all'" not in texts[0] and texts[0] in out.attrs["notes"]
+    # the same draws as naming an unseen family outright
+    named = per_group.predict(pd.DataFrame({"params": [3e10], "family": ["all"]}), seed=2)
+    pd.testing.assert_frame_equal(out, named.drop(columns="family"))
