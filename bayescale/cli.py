@@ -831,8 +831,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", action=Numbers, many=False, metavar="FLOP", what="a FLOP budget",
                    help="total compute for the chosen runs (6ND each), e.g. 1e21")
     s.add_argument("--batch", type=int, help="at most this many runs (default: fill the budget; one without)")
-    s.add_argument("--method", choices=("gaussian", "importance"), default="gaussian",
-                   help="how the expected width after the runs is computed (default gaussian)")
+    s.add_argument("--method", choices=("gaussian", "importance"), default="importance",
+                   help="how the expected width after the runs is computed: importance reweighting of the "
+                        "fit's draws (default) or a Gaussian approximation (faster)")
     s.add_argument("--col", action="append", metavar="SCHEMA=YOURS", help="column mapping, e.g. params=n_params")
     s.add_argument("--data", help=argparse.SUPPRESS)
     s.add_argument("--seed", type=int, default=0, help="random seed of the predictive draws")

@@ -8,16 +8,20 @@ value (``y``). Observing a candidate ``c`` reveals ``y_c = m_c + e_c``; what it 
 target is what its draws share with the target's draws. Two estimates of the target's predictive
 variance once a batch ``B`` is observed:
 
-* ``"gaussian"`` (default): ``m`` over the target and the candidates as jointly Gaussian (the
+* ``"gaussian"``: ``m`` over the target and the candidates as jointly Gaussian (the
   draws' covariance), the noise ``e`` as independent with each row's posterior mean variance:
   ``Var(y_T | y_B) = S_TT - S_TB (S_BB + diag(t2_B))^-1 S_BT + t2_T``. Exact for a linear-Gaussian
   model, cheap, and a batch is scored jointly, so later picks only get credit for what earlier
   picks did not already teach.
-* ``"importance"``: no Gaussian assumption on the posterior: simulated outcomes ``y_B`` from the
-  predictive, and the draws reweighted by their likelihood (Gaussian noise on the link scale);
-  the expected weighted variance of the target. Its weights degenerate when one run is far more
-  precise than the posterior (then it underestimates what remains); the table reports their
-  effective sample size.
+* ``"importance"`` (default): no Gaussian assumption on the posterior: simulated outcomes ``y_B``
+  from the predictive, and the draws reweighted by their likelihood (Gaussian noise on the link
+  scale); the expected weighted variance of the target. It sees what a run teaches about the
+  discrepancy's scale and the noise, which are not linear in the observations: in the simulation
+  study (``benchmarks/plan_value.py``, 39 worlds, plans in rounds) the refit's width was 0.94x the
+  width it expected (the Gaussian estimate's 0.82x), and it reached a narrower median width than
+  the Gaussian estimate at every budget. Its weights degenerate when one run is far more precise
+  than the posterior (then it underestimates what remains); the table reports their effective
+  sample size.
 
 The variance is of the target's *new-run* value, on the link scale; widths on the response scale
 are the current 90 % width scaled by the ratio of standard deviations. Selection is greedy within
@@ -134,7 +138,7 @@ def run_costs(candidates: pd.DataFrame, cost) -> np.ndarray:
 
 
 def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | None = None, cost="6ND",
-         batch: int | None = None, *, method: str = "gaussian", seed: int = 0) -> Plan:
+         batch: int | None = None, *, method: str = "importance", seed: int = 0) -> Plan:
     """Rank candidate runs by how much observing each would narrow ``target``'s predictive
     interval per FLOP, and choose a batch greedily within ``budget`` (FLOP) and/or ``batch`` runs
     (default: fill the budget; without a budget, one run). ``target`` is one row (a dict or a

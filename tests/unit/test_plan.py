@@ -28,9 +28,11 @@ def fit():
         return bayescale.fit(df, "chinchilla", chains=2, warmup=400, draws=500, seed=0, progress=False)
 
 
-def test_a_run_near_the_target_teaches_more_than_one_inside_the_data(fit):
+@pytest.mark.parametrize("method", ["importance", "gaussian"])
+def test_a_run_near_the_target_teaches_more_than_one_inside_the_data(fit, method):
     candidates = pd.DataFrame({"params": [5e8, 2e10], "tokens": [1e10, 4e11]})   # inside / near the target
-    result = bayescale.plan(fit, TARGET, candidates, batch=2)
+    result = bayescale.plan(fit, TARGET, candidates, batch=2, method=method)
+    assert result.method == method
     by_size = result.candidates.set_index("params")
     assert by_size.loc[2e10, "width_90_after"] < 0.8 * result.width_now
     assert by_size.loc[5e8, "width_90_after"] > 0.97 * result.width_now   # control: it teaches little
@@ -38,9 +40,10 @@ def test_a_run_near_the_target_teaches_more_than_one_inside_the_data(fit):
     assert len(widths) >= 1 and np.all(np.diff(widths) <= 1e-12) and widths[-1] < result.width_now
 
 
-def test_later_picks_only_count_what_earlier_picks_did_not_teach(fit):
+@pytest.mark.parametrize("method", ["importance", "gaussian"])
+def test_later_picks_only_count_what_earlier_picks_did_not_teach(fit, method):
     twins = pd.DataFrame({"params": [2e10, 2.02e10, 3e8], "tokens": [4e11, 4.04e11, 6e9]})
-    result = bayescale.plan(fit, TARGET, twins, batch=2, cost=lambda t: np.ones(len(t)))
+    result = bayescale.plan(fit, TARGET, twins, batch=2, cost=lambda t: np.ones(len(t)), method=method)
     alone = result.candidates.set_index("params")["variance_removed_share"]
     first, second = result.chosen["params"].tolist()
     assert first in (2e10, 2.02e10)
