@@ -22,7 +22,8 @@ and to score.
 The baselines do not depend on plan: `--strategies plan` reruns plan alone and takes the other
 strategies' rows from the saved run (same worlds and seed; the fits are reproducible).
 
-`--extend` adds worlds to the saved run.
+`--extend` adds worlds to the saved run. A run of every strategy saves after each world, so an
+interrupted run keeps the worlds it finished and `--extend` goes on from there.
 
 Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--strategies plan] [--extend] [--results]
 """
@@ -223,7 +224,8 @@ def main(argv=None) -> int:
         for w in range(first, args.worlds):
             rows += one_world(w, args.seed, strategies)
             print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
-            if args.extend:   # saved after every world: an interrupted run keeps the worlds it finished
+            # saved after every world: an interrupted run keeps the worlds it finished (--extend goes on)
+            if set(strategies) == set(STRATEGIES):
                 OUT.write_text(json.dumps({"worlds": w + 1, "seed": args.seed, "rows": rows,
                                            "seconds": seconds + time.perf_counter() - t0}, indent=1))
         seconds += time.perf_counter() - t0
