@@ -83,7 +83,8 @@ def stacked(posterior, name: str) -> np.ndarray:
     """Draws of one posterior variable, (chain, draw) stacked into one leading axis, float64."""
     da = posterior[name]
     extra = [d for d in da.dims if d not in ("chain", "draw")]
-    return np.asarray(da.stack(sample=("chain", "draw")).transpose("sample", *extra).values, dtype=np.float64)
+    values = da.transpose("chain", "draw", *extra).values   # chain outer, draw inner: xarray's stack order
+    return np.asarray(values, dtype=np.float64).reshape((-1,) + values.shape[2:])
 
 
 def label_indices(known: list[str], labels) -> tuple[np.ndarray, list[str]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 
 import numpy as np
 import numpyro.distributions as dist
@@ -51,8 +52,11 @@ def _literal(node: ast.AST, text: str) -> float:
     return float(value)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(text: str) -> dist.Distribution:
-    """Parse 'Normal(0.3, 0.1)' or 'LogNormal(loc=0.5, scale=0.5)' into a distribution."""
+    """Parse 'Normal(0.3, 0.1)' or 'LogNormal(loc=0.5, scale=0.5)' into a distribution. Cached by
+    text (distributions are not changed after they are made): a saved fit's spec parses its priors
+    again on every load, and a batch of fits would otherwise build the same objects for each."""
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
