@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import functools
 
+import jax
 import numpy as np
 import numpyro.distributions as dist
 from scipy import stats
@@ -52,11 +53,17 @@ def _literal(node: ast.AST, text: str) -> float:
     return float(value)
 
 
-@functools.lru_cache(maxsize=1024)
 def parse(text: str) -> dist.Distribution:
     """Parse 'Normal(0.3, 0.1)' or 'LogNormal(loc=0.5, scale=0.5)' into a distribution. Cached by
-    text (distributions are not changed after they are made): a saved fit's spec parses its priors
-    again on every load, and a batch of fits would otherwise build the same objects for each."""
+    text and by the float width in force (some families hold JAX arrays made at construction, so a
+    prior made under float64 must not be handed to a float32 caller, or the reverse); distributions
+    are not changed after they are made. A saved fit's spec parses its priors again on every load,
+    and a batch of fits would otherwise build the same objects for each."""
+    return _parse(text, jax.dtypes.canonicalize_dtype(np.float64) == np.float64)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str, x64: bool) -> dist.Distribution:
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
