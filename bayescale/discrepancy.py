@@ -31,7 +31,9 @@ scatter between two modes that chains did not leave (small noise and a large wal
 reverse). It is zero over the runs and starts at their edge, with knots every half decade (or half
 a standard deviation, for a linear input) beyond them, so a prediction past the runs still
 widens; the data then say nothing about s, which keeps its prior. The same holds along an axis
-the runs do not spread along (a fixed tokens-per-parameter ladder).
+the runs do not spread along (a fixed tokens-per-parameter ladder). With a walk per group (below)
+asked for on such thin groups, every group's walk starts at the edge of all the runs, not of its
+own: a group whose runs end earlier widens only from there (a known simplification).
 
 Where the law's own parameters vary by a grouping (ten task curves, three corpora), each group's
 curve misses the law in its own way: one walk shared by all would bend them alike, and its scale
