@@ -15,16 +15,16 @@ variance once a batch ``B`` is observed:
   picks did not already teach.
 * ``"importance"`` (default): no Gaussian assumption on the posterior: simulated outcomes ``y_B``
   from the predictive, and the draws reweighted by their likelihood (Gaussian noise on the link
-  scale); the expected weighted variance of the target. It sees what a run teaches about the
-  discrepancy's scale and the noise, which are not linear in the observations: in the simulation
-  study (``benchmarks/plan_value.py``, 39 worlds, plans in rounds) the refit's width was 0.94x the
-  width it expected (the Gaussian estimate's 0.82x), and it reached a narrower median width than
-  the Gaussian estimate at every budget. Its weights degenerate when one run is far more precise
-  than the posterior (then it underestimates what remains); the table reports their effective
-  sample size.
+  scale); the expected weighted 90 % width of the target (squared, so that it reads like a
+  variance; the width, because under Student-t noise a few far draws rule a weighted variance).
+  It sees what a run teaches about the discrepancy's scale and the noise, which are not linear in
+  the observations. Its weights degenerate when one run is far more precise than the posterior
+  (then it underestimates what remains); the table reports their effective sample size. Each
+  estimate's "now" is its own value with no run observed (for this one, the width of the draws it
+  reweights).
 
-The variance is of the target's *new-run* value, on the link scale; widths on the response scale
-are the current 90 % width scaled by the ratio of standard deviations. Selection is greedy within
+The variance (squared width) is of the target's *new-run* value, on the link scale; widths on the
+response scale are the current 90 % width scaled by the ratio of standard deviations (widths). Selection is greedy within
 the budget: by variance removed per FLOP and by variance removed, whichever ends lower; it stops
 when no affordable run would narrow the width by MIN_WIDTH_GAIN.
 """
@@ -170,10 +170,13 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
 
     m, y, response_target = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, notes)
     noise = np.mean((y - m) ** 2, axis=0)            # each row's posterior mean noise variance (link scale)
-    var_now = float(np.var(y[:, 0]))
     lo, hi = np.quantile(response_target, [0.05, 0.95])
     width_now = float(hi - lo)
     score = _gaussian(m, noise) if method == "gaussian" else _importance(m, y, noise, seed)
+    # each estimate's own value with no run observed: a ratio against anything else (the variance
+    # of every draw where the importance estimate uses a subsample) credits every candidate with
+    # the difference, which favours the cheapest runs per FLOP
+    var_now = score([])[0]
 
     solo = np.array([score([c + 1]) for c in range(len(candidates))])   # (variance left, weights' ESS)
     alone = solo[:, 0]
@@ -274,21 +277,33 @@ def _gaussian(m: np.ndarray, noise: np.ndarray):
 
 
 def _importance(m: np.ndarray, y: np.ndarray, noise: np.ndarray, seed: int):
+    """Squared expected 90 % width of the target's new-run value (link scale) once ``batch`` is
+    observed, over simulated outcomes, and the weights' median ESS. The width, not the variance:
+    under Student-t noise a few far draws rule a weighted variance, while the interval the user
+    reads is a pair of quantiles. For Gaussian draws the squared width is the variance times a
+    constant, so ratios of it read as ratios of variance (as the Gaussian estimate's do)."""
     rng = np.random.default_rng([seed, 7])
     keep = rng.choice(len(m), size=min(len(m), IMPORTANCE_DRAWS), replace=False)
     m, y = m[keep], y[keep]
     sims = rng.integers(len(m), size=IMPORTANCE_SIMS)
+    order = np.argsort(y[:, 0], kind="stable")
+    target = y[order, 0]
+
+    def width(w: np.ndarray) -> np.ndarray:
+        """Weighted 90 % width per row of ``w`` (weights over the draws, each row summing to 1)."""
+        cum = np.cumsum(w[:, order], axis=1)
+        lo = target[np.minimum((cum < 0.05).sum(axis=1), len(target) - 1)]
+        hi = target[np.minimum((cum < 0.95).sum(axis=1), len(target) - 1)]
+        return hi - lo
 
     def score(batch: list[int]) -> tuple[float, float]:
         if not batch:
-            return float(np.var(y[:, 0])), float(len(m))
+            return float(width(np.full((1, len(m)), 1.0 / len(m)))[0] ** 2), float(len(m))
         idx = np.asarray(batch)
         outcome = y[sims][:, idx]                                     # (sims, batch)
         logw = -0.5 * (((outcome[:, None, :] - m[None, :, idx]) ** 2) / noise[idx]).sum(axis=2)   # (sims, draws)
         w = np.exp(logw - logw.max(axis=1, keepdims=True))
         w /= w.sum(axis=1, keepdims=True)
-        mean = w @ y[:, 0]
-        var = w @ (y[:, 0] ** 2) - mean ** 2
         ess = 1.0 / (w ** 2).sum(axis=1)
-        return float(np.mean(var)), float(np.median(ess))
+        return float(np.mean(width(w)) ** 2), float(np.median(ess))
     return score

@@ -70,9 +70,35 @@ def test_the_two_estimates_agree_on_a_simple_case():
     noise = np.array([0.05, 0.3, 0.3])
     y = m + rng.normal(size=m.shape) * np.sqrt(noise)
     gauss, imp = _gaussian(m, noise), _importance(m, y, noise, seed=1)
-    for batch in ([1], [2], [1, 2]):
-        assert imp(batch)[0] == pytest.approx(gauss(batch)[0], rel=0.15), batch
+    for batch in ([1], [2], [1, 2]):   # as shares of what is left: the importance estimate is a squared width
+        assert imp(batch)[0] / imp([])[0] == pytest.approx(gauss(batch)[0] / gauss([])[0], rel=0.15), batch
     assert gauss([1])[0] < 0.8 * gauss([])[0] and gauss([2])[0] > 0.97 * gauss([])[0]   # informative / not
+
+
+def test_a_run_that_teaches_nothing_removes_nothing_under_heavy_tails():
+    """The target's new-run value has Student-t noise (3 degrees of freedom) and the candidate is
+    independent of it: over 8 seeds the importance estimate must leave the width as it is, up to
+    its Monte-Carlo error. The control is what plan did before: the weighted variance of the
+    reweighted subsample against the variance of every draw, which credited (or charged) every
+    candidate with the difference between the two, by up to a fifth here."""
+    rng = np.random.default_rng(4)
+    n = 4000
+    m = np.column_stack([rng.normal(0, 0.05, n), rng.normal(0, 0.05, n)])
+    y = m + np.column_stack([0.02 * rng.standard_t(3, n), rng.normal(0, 0.01, n)])
+    noise = np.mean((y - m) ** 2, axis=0)
+    left = np.array([(lambda imp: imp([1])[0] / imp([])[0])(_importance(m, y, noise, seed)) for seed in range(8)])
+    assert np.abs(left - 1.0).max() < 0.07 and abs(left.mean() - 1.0) < 0.02, left
+    old = []
+    for seed in range(8):   # control: the weighted variance against the variance of all draws
+        r = np.random.default_rng([seed, 7])
+        keep = r.choice(n, size=1000, replace=False)
+        sims = r.integers(1000, size=100)
+        logw = -0.5 * (y[keep][sims][:, [1]] - m[keep][None, :, 1]) ** 2 / noise[1]
+        w = np.exp(logw - logw.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        var = w @ y[keep, 0] ** 2 - (w @ y[keep, 0]) ** 2
+        old.append(var.mean() / np.var(y[:, 0]))
+    assert np.abs(np.array(old) - 1.0).max() > 0.1, old
 
 
 def test_bad_input_is_a_clear_error(fit):
