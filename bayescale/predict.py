@@ -19,7 +19,6 @@ offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayes
 """
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
@@ -126,22 +125,24 @@ def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, no
 
 def unnamed_group_notes(source, given_columns, notes: list[str]) -> list[str]:
     """Rows that name no label of a grouping the fit is pooled by are predicted for a new group (the
-    table's missing column reads as the one label ``"all"``): the notes that each part drew for
-    the unseen label "all" (parameters, offset, walk) become one note that says so and how to
-    name a fitted group instead."""
-    out = list(notes)
+    table's missing column reads as the one label ``"all"``): the notes each part drew for the
+    unseen label "all" become one note that says which parts were drawn (from the fit's spec) and
+    how to name a fitted group instead."""
     spec = getattr(source, "spec", None)
-    for g in (spec.coords if spec is not None else ()):
-        if g in given_columns:
-            continue
+    if spec is None:
+        return notes
+    out = list(notes)
+    for g in spec.coords:
         prefix = f"{g} label(s) {[DEFAULT_GROUP]!r} not in the fit:"
         mine = [n for n in out if n.startswith(prefix)]
-        if not mine:
+        if g in given_columns or not mine:
             continue
-        names = [m.group(1) for n in mine for m in [re.search(r": '([^']+)' drawn from the population", n)] if m]
-        parts = ([f"its {', '.join(names)} drawn from the population over the fitted {g} labels"] if names else [])
-        parts += ["its offset drawn from the fitted spread" for n in mine if "offset" in n]
-        parts += ["its discrepancy walk drawn from its prior, with the fitted scale" for n in mine if "walk" in n]
+        names = [n for n in source.law.all_params() if spec.pooled.get(n) == g]
+        parts = [f"its {', '.join(names)} drawn from the population over the fitted {g} labels"] if names else []
+        if any(t.group == g for t in spec.offsets):
+            parts.append("its offset drawn from the fitted spread")
+        if spec.discrepancy is not None and spec.discrepancy.group == g:
+            parts.append("its discrepancy walk drawn from its prior, with the fitted scale")
         known = list(spec.coords[g])
         shown = ", ".join(repr(k) for k in known[:5]) + (", ..." if len(known) > 5 else "")
         merged = (f"the rows name no {g}, so they are predicted for a new {g} ({'; '.join(parts)}); to predict for "
