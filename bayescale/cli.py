@@ -311,6 +311,18 @@ def _points(args, fit) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _warning_once(call):
+    """``call()`` and the texts of the warnings it gave, shown as they came: a command then prints
+    as a note only what was not already said as a warning (predictions keep every note in their
+    attrs and JSON)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = call()
+    for w in caught:
+        sys.stderr.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
+    return result, {str(w.message) for w in caught}
+
+
 def cmd_predict(args) -> int:
     from .saved import load
 
@@ -323,8 +335,8 @@ def cmd_predict(args) -> int:
     fit = load(args.fit)
     points = _points(args, fit)
     levels = tuple(args.level) if args.level else LEVELS
-    pred = fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
-                       columns=parse_pairs(args.col, "--col"))
+    pred, warned = _warning_once(lambda: fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
+                                                     columns=parse_pairs(args.col, "--col")))
     if args.json:
         print(json.dumps({"law": fit.law_spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
                           **({"weights": fit.weights} if hasattr(fit, "weights") else {}),
@@ -335,7 +347,8 @@ def cmd_predict(args) -> int:
         print(f"{args.kind} of {fit.response} ({what}) from {fit.law_spec}")
         print(pred.to_string(index=False, float_format=_fmt))
         for note in pred.attrs.get("notes", []):
-            print(f"note: {note}")
+            if note not in warned:   # a warning already said it
+                print(f"note: {note}")
     return 0
 
 
@@ -373,7 +386,7 @@ def cmd_allocate(args) -> int:
 
     fit = load(args.fit)
     labels = parse_pairs(args.label, "--label")
-    table = fit.optimal_allocation(args.compute, levels=(0.9,), **labels)   # read by Numbers
+    table, warned = _warning_once(lambda: fit.optimal_allocation(args.compute, levels=(0.9,), **labels))
     if args.json:
         print(table.to_json(orient="records", indent=2))
     else:
@@ -381,7 +394,8 @@ def cmd_allocate(args) -> int:
                               for s in ("median", "lower_90", "upper_90")]
         print(table[cols].to_string(index=False, float_format=_fmt))
         for note in table.attrs.get("notes", []):
-            print(f"note: {note}")
+            if note not in warned:
+                print(f"note: {note}")
     return 0
 
 

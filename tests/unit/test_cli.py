@@ -480,6 +480,21 @@ def test_lists_and_repeats_parse_alike():
     assert parse(["fit", "r.csv", "--out", "x.nc"]).target_accept is None
 
 
+def test_predict_says_each_warning_once(capsys, fitted):
+    """A prediction for a family the fit has not seen warns (on stderr) that its parameters and walk
+    are drawn from the population; the same text is not printed again as a note, while the JSON
+    keeps every note. The control: the notes that were not warned are still printed."""
+    path, _ = fitted
+    rc, out, err = run(capsys, "predict", path, "--at", "params=7e10,tokens=1.4e12,family=new")
+    assert rc == 0
+    warned = [line for line in err.splitlines() if "not in the fit" in line]
+    assert len(warned) == 2 and all(line.startswith("bayescale: warning: family label(s) ['new']") for line in warned)
+    assert "not in the fit" not in out
+    assert "note: 1 row(s) lie beyond the fitted runs" in out
+    rc, out, _ = run(capsys, "predict", path, "--at", "params=7e10,tokens=1.4e12,family=new", "--json")
+    assert sum("not in the fit" in n for n in json.loads(out)["notes"]) == 2
+
+
 def test_predict_takes_si_points_and_level_lists(capsys, fitted):
     plain = _predict_json(capsys, fitted[0], "--level", "0.5", "--level", "0.9")
     short = json.loads(run(capsys, "predict", fitted[0], "--at", "params=70B,tokens=1.4T,family=dense",
