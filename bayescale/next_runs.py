@@ -79,9 +79,8 @@ class Plan:
         width = np.concatenate([[self.width_now], self.chosen["width_90_after"].to_numpy()])
         ax.step(cost, width, where="post", color="#0072B2", lw=1.8)
         ax.plot(cost, width, "o", color="#0072B2")
-        for i, row in enumerate(self.chosen.itertuples(), start=1):
-            ax.annotate(str(i), (row.cumulative_cost, row.width_90_after), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
+        for label, x, y in _pick_labels(cost, width):
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         if self.budget is not None:
             ax.axvline(self.budget, color="#D55E00", ls="--", lw=1, label=f"budget {self.budget:.3g} FLOP")
             ax.legend(fontsize=8, frameon=False)
@@ -95,6 +94,23 @@ class Plan:
         path = Path(path)
         fig.savefig(path, dpi=200)
         return path
+
+
+def _pick_labels(cost: np.ndarray, width: np.ndarray, gap: float = 0.04) -> list[tuple[str, float, float]]:
+    """Labels for the picks on the width-against-cost plot (``cost`` and ``width`` start with the
+    target's width now, at cost 0, which is not labelled): a pick's number, or "i-j" at the last of
+    a run of picks within ``gap`` of the plotted spans of the first of them (cheap runs after an
+    expensive one sit on top of each other, and their numbers were unreadable)."""
+    span_x = max(float(np.ptp(cost)), 1e-300)
+    span_y = max(float(np.ptp(width)), 1e-12)
+    out, first, n = [], 1, len(cost)
+    for i in range(2, n + 1):
+        if i < n and abs(cost[i] - cost[first]) <= gap * span_x and abs(width[i] - width[first]) <= gap * span_y:
+            continue
+        label = str(first) if i - 1 == first else f"{first}-{i - 1}"
+        out.append((label, float(cost[i - 1]), float(width[i - 1])))
+        first = i
+    return out
 
 
 def default_candidates(fit, target: pd.DataFrame) -> pd.DataFrame:

@@ -129,3 +129,19 @@ def test_cli_prints_a_batch_and_writes_json_and_report(fit, tmp_path, capsys):
     assert (out / "width_vs_cost.png").exists()
     assert main(["plan", str(saved), "--at", "params=7e10,tokens=1.4e12", "--budget", "1e3"]) != 0
     assert "smaller than the cheapest candidate" in capsys.readouterr().err
+
+
+def test_picks_that_overlap_on_the_plot_share_one_label():
+    """Cheap picks after an expensive one sit on one spot of the width-against-cost plot: they get
+    one "i-j" label; picks spread out keep their own (the control)."""
+    from bayescale.next_runs import _pick_labels
+
+    cost = np.array([0, 6.46e20, 9.8e20, 9.83e20, 9.84e20, 9.85e20, 9.96e20, 9.96e20, 9.97e20])
+    width = np.array([0.3375, 0.2945, 0.288, 0.2866, 0.2852, 0.284, 0.2832, 0.2826, 0.2817])
+    labels = [lab for lab, _, _ in _pick_labels(cost, width)]
+    assert labels[0] == "1" and len(labels) < 8 and any("-" in lab for lab in labels)
+    covered = [k for lab in labels for k in range(int(lab.split("-")[0]), int(lab.split("-")[-1]) + 1)]
+    assert covered == list(range(1, 9))       # every pick is named once, in order
+    spread = _pick_labels(np.array([0, 1e20, 2e20, 3e20]), np.array([0.35, 0.3, 0.25, 0.2]))
+    assert [lab for lab, _, _ in spread] == ["1", "2", "3"]
+    assert _pick_labels(np.array([0.0]), np.array([0.35])) == []
