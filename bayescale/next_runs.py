@@ -24,9 +24,9 @@ variance once a batch ``B`` is observed:
   reweights).
 
 The variance (squared width) is of the target's *new-run* value, on the link scale; widths on the
-response scale are the current 90 % width scaled by the ratio of standard deviations (widths). Selection is greedy within
-the budget: by variance removed per FLOP and by variance removed, whichever ends lower; it stops
-when no affordable run would narrow the width by MIN_WIDTH_GAIN.
+response scale are the current 90 % width scaled by the ratio of standard deviations (widths).
+Selection is greedy within the budget: by variance removed per FLOP and by variance removed,
+whichever ends lower; it stops when no affordable run would narrow the width by MIN_WIDTH_GAIN.
 """
 from __future__ import annotations
 
