@@ -32,8 +32,7 @@ reverse). It is zero over the runs and starts at their edge, with knots every ha
 a standard deviation, for a linear input) beyond them, so a prediction past the runs still
 widens; the data then say nothing about s, which keeps its prior. The same holds along an axis
 the runs do not spread along (a fixed tokens-per-parameter ladder). With a walk per group (below)
-asked for on such thin groups, every group's walk starts at the edge of all the runs, not of its
-own: a group whose runs end earlier widens only from there (a known simplification).
+asked for on such thin groups, each group's walk starts at the edge of its own runs.
 
 Where the law's own parameters vary by a grouping (ten task curves, three corpora), each group's
 curve misses the law in its own way: one walk shared by all would bend them alike, and its scale
@@ -50,7 +49,7 @@ is sampled with the law, so it appears in SBC, in the PyMC twin and in the saved
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpyro
@@ -80,6 +79,9 @@ class Discrepancy:
     # input -> [lowest, highest] v of the fitted runs along an axis without fitted knots: its walk
     # is zero up to there and starts beyond
     edges: dict[str, list[float]] = field(default_factory=dict)
+    # with a walk per group: input -> each group's [lowest, highest] v along such an axis, where its
+    # own walk starts (a group whose runs end earlier widens from there)
+    group_edges: dict[str, list[list[float]]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -94,7 +96,7 @@ class Discrepancy:
     def to_json(self) -> dict:
         return {"prior": describe(self.prior, digits=15), "inputs": self.inputs, "units": self.units,
                 "steps": self.steps, "knots": self.knots, "group": self.group, "n_groups": self.n_groups,
-                "edges": self.edges}
+                "edges": self.edges, "group_edges": self.group_edges}
 
     @classmethod
     def from_json(cls, d: dict) -> "Discrepancy":
@@ -103,7 +105,8 @@ class Discrepancy:
                    steps={k: float(v) for k, v in d["steps"].items()},
                    knots={k: [float(t) for t in v] for k, v in d["knots"].items()},
                    group=d.get("group"), n_groups=int(d.get("n_groups", 1)),
-                   edges={k: [float(e) for e in v] for k, v in d.get("edges", {}).items()})
+                   edges={k: [float(e) for e in v] for k, v in d.get("edges", {}).items()},
+                   group_edges={k: [[float(e) for e in g] for g in v] for k, v in d.get("group_edges", {}).items()})
 
 
 PRIOR_FILE = "discrepancy_prior.json"
@@ -228,7 +231,7 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
     if not np.all(draws >= 0):
         raise BayescaleError(f"the discrepancy scale's prior {describe(prior)} must be on s >= 0 "
                              f"(support {support}); use e.g. HalfNormal(0.01) or LogNormal(-4, 1)")
-    units, steps, knots, edges = {}, {}, {}, {}
+    units, steps, knots, edges, group_edges = {}, {}, {}, {}, {}
     few_runs = fitted_runs(law.inputs, x, rows_group if group else None, labels) < POINTS_PER_KNOT
     for k, values in coordinates(law.inputs, x).items():
         unit = float(np.std(values)) if k in law.linear_inputs else float(np.log(10.0))
@@ -242,6 +245,9 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
             # tokens-per-parameter ladder): no fitted knots, but beyond the runs the walk goes on
             # from their edge, so a prediction off them is wider, not a silent law-only guess
             steps[k], knots[k], edges[k] = STEP_OFF_AXIS, [], [float(v.min()), float(v.max())]
+            if group and rows_group is not None:
+                group_edges[k] = [[float(v[rows_group == g].min()), float(v[rows_group == g].max())]
+                                  for g in range(n_groups)]
             continue
         h = half / knots_per_side(v, rows_group if group else None)
         pos = np.arange(h / 2, float(v.max()), h)
@@ -249,7 +255,7 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
         steps[k] = h
         knots[k] = sorted([float(t) for t in np.concatenate([neg, pos])])
     return Discrepancy(prior=prior, inputs=list(law.inputs), units=units, steps=steps, knots=knots,
-                       group=group, n_groups=n_groups if group else 1, edges=edges)
+                       group=group, n_groups=n_groups if group else 1, edges=edges, group_edges=group_edges)
 
 
 def basis(disc: Discrepancy, x: dict, xp, knots: dict | None = None):
@@ -318,7 +324,8 @@ def pymc_term(pm, pt, disc: Discrepancy, x: dict, prior_maker, idx=None):
 
 
 def extended_knots(disc: Discrepancy, v_lo: dict, v_hi: dict) -> dict:
-    """Knots beyond the fitted ones, at the same spacing, out to [v_lo, v_hi] per input."""
+    """Knots beyond the fitted ones, at the same spacing, out to [v_lo, v_hi] per input (on an axis
+    without fitted knots, from the runs' edges ``disc.edges``)."""
     out = {}
     for k, ts in disc.knots.items():
         h = disc.steps[k]
@@ -339,6 +346,17 @@ def predict_term(disc: Discrepancy, scale: np.ndarray, steps: np.ndarray, x: dic
     fitted knots each walk goes on with fresh increments from its prior."""
     n = len(scale)
     shape = np.broadcast_shapes(*[np.shape(v) for v in x.values()], (n, 1))
+    if row_group is not None and disc.group_edges:
+        # each group's walk starts at its own runs' edge (a group unseen by the fit: all the runs')
+        row_group = np.asarray(row_group)
+        full = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for k, v in x.items()}
+        delta = np.zeros(shape)
+        for g in np.unique(row_group):
+            cols = row_group == g
+            own = {k: e[g] for k, e in disc.group_edges.items() if g < len(e)}
+            one = replace(disc, group=None, n_groups=1, edges={**disc.edges, **own}, group_edges={})
+            delta[:, cols] = predict_term(one, scale, steps[:, g, :], {k: v[:, cols] for k, v in full.items()}, rng)
+        return delta
     flat = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).reshape(-1) for k, v in x.items()}
     axes = coordinates(disc.inputs, flat)
 

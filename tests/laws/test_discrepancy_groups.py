@@ -7,6 +7,7 @@ both, cannot bend one up and the other down, and its medians miss."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +19,7 @@ from numpyro.infer.util import log_density
 
 import bayescale as bs
 from bayescale.design import centre
+from bayescale import discrepancy
 from bayescale.discrepancy import walk_inputs
 from bayescale.errors import BayescaleError, BayescaleWarning
 from bayescale.inference import build, make_model
@@ -144,3 +146,28 @@ def test_rows_that_name_no_family_are_predicted_for_a_new_family_with_one_warnin
     # the same draws as naming an unseen family outright
     named = per_group.predict(pd.DataFrame({"params": [3e10], "family": ["all"]}), seed=2)
     pd.testing.assert_frame_equal(out, named.drop(columns="family"))
+
+
+def test_a_thin_groups_walk_starts_at_its_own_runs_edge():
+    """Two 5-run families with a walk each (no fitted knots): 'short' ends a decade below 'long'.
+    Between the two edges, 'short' is beyond its runs, so its walk has begun there; for 'long' the
+    same point is inside its runs and its walk is zero. The control is the edge of all the runs,
+    which left 'short' with no walk there."""
+    df = families()
+    short = df[(df.family == "up") & df.params.isin(SIZES[:5])].assign(family="short")
+    long_ = df[(df.family == "down") & df.params.isin(SIZES[3:])].assign(family="long")
+    spec, _ = build(pd.concat([short, long_], ignore_index=True), "power", discrepancy=PRIOR,
+                    discrepancy_by="family")
+    disc = spec.discrepancy
+    assert disc.size == 0 and set(disc.group_edges) == {"params"}
+    _, hi_short = disc.group_edges["params"][spec.coords["family"].index("short")]
+    assert hi_short < disc.edges["params"][1] - 0.5          # ends well inside all the runs' edge
+    rows = np.array([spec.coords["family"].index("short"), spec.coords["family"].index("long")])
+    scale = np.full(2000, 0.05)
+    steps = np.zeros((2000, 2, 0))
+    x = centre(spec.law, {"params": np.full(2, SIZES[6])}, spec.logref)
+    delta = discrepancy.predict_term(disc, scale, steps, x, np.random.default_rng(0), rows)
+    assert delta[:, 0].std() > 1e-3 and np.all(delta[:, 1] == 0.0)
+    control = discrepancy.predict_term(replace(disc, group_edges={}), scale, steps, x, np.random.default_rng(0), rows)
+    assert np.all(control == 0.0)
+    assert discrepancy.Discrepancy.from_json(disc.to_json()).group_edges == disc.group_edges
