@@ -34,7 +34,7 @@ import numpyro.distributions as dist
 import pandas as pd
 
 from .errors import BayescaleError
-from .predict import label_indices
+from .predict import label_indices, unseen_labels_note
 from .priors import describe, parse
 
 # Weakly informative spreads of the groups on the link scale: about 10 % in loss between families
@@ -173,6 +173,6 @@ def predict_term(off: GroupOffset, known: list[str], table: np.ndarray, tau: np.
     columns, unseen = label_indices(known, off.row_labels(frame).tolist())
     if unseen:
         table = np.concatenate([table, tau[:, None] * rng.standard_normal((len(tau), len(unseen)))], axis=1)
-        notes.append(f"{off.group} label(s) {unseen} not in the fit: their offset is drawn from the spread "
-                     f"between {off.group} labels")
+        notes.append(unseen_labels_note(off.group, unseen,
+                                        f"their offset is drawn from the spread between {off.group} labels"))
     return np.asarray(table[:, columns], dtype=np.float64)

@@ -86,6 +86,12 @@ def stacked(posterior, name: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape((-1,) + values.shape[2:])
 
 
+def unseen_labels_note(group: str, unseen: list[str], what: str) -> str:
+    """The note for group labels the fit has not seen, and what was drawn for them: one wording for
+    every part (parameters, offset, walk), so :func:`unnamed_group_notes` can find them."""
+    return f"{group} label(s) {unseen} not in the fit: {what}"
+
+
 def label_indices(known: list[str], labels) -> tuple[np.ndarray, list[str]]:
     """Each label's column in a table of the ``known`` groups extended by the unseen ones (sorted,
     after the known): the indices, and the unseen labels whose columns the caller must draw."""
@@ -117,8 +123,7 @@ def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, no
             z = rng.standard_normal((len(pop), len(unseen)))
             new = np.asarray(t(np.asarray(t.inv(pop))[:, None] + tau[:, None] * z), dtype=np.float64)
             table = np.concatenate([table, new], axis=1)
-            notes.append(f"{g} label(s) {unseen} not in the fit: '{name}' drawn from the population "
-                         f"distribution over {g} labels")
+            notes.append(unseen_labels_note(g, unseen, f"'{name}' drawn from the population distribution over {g} labels"))
         values[name] = table[:, columns]
     return values
 
@@ -133,7 +138,7 @@ def unnamed_group_notes(source, given_columns, notes: list[str]) -> list[str]:
         return notes
     out = list(notes)
     for g in spec.coords:
-        prefix = f"{g} label(s) {[DEFAULT_GROUP]!r} not in the fit:"
+        prefix = unseen_labels_note(g, [DEFAULT_GROUP], "")
         mine = [n for n in out if n.startswith(prefix)]
         if g in given_columns or not mine:
             continue

@@ -263,8 +263,8 @@ class Fit:
         columns, unseen = predictive.label_indices(self.spec.coords[disc.group], labels)
         if unseen:
             steps = np.concatenate([steps, rng.standard_normal((len(steps), len(unseen), steps.shape[2]))], axis=1)
-            notes.append(f"{disc.group} label(s) {unseen} not in the fit: their discrepancy walk is drawn from "
-                         "its prior, with the fitted scale")
+            notes.append(predictive.unseen_labels_note(disc.group, unseen, "their discrepancy walk is drawn from "
+                                                       "its prior, with the fitted scale"))
         return discrepancy.predict_term(disc, scale, steps, x, rng, columns)
 
     def offset_draws(self, frame: pd.DataFrame, n: int, rng, notes: list[str]) -> np.ndarray | None:
