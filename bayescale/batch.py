@@ -169,7 +169,7 @@ def _run_group(built, seeds, chains, warmup, draws, target_accept, trajectory, d
         idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=seed,
                                      bayescale_version=__version__)
         fitted = Fit(idata)
-        fitted.add_posterior_predictive()
+        fitted.add_posterior_predictive(deferred=True)
         fits.append(fitted)
     return fits
 

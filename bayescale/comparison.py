@@ -267,7 +267,7 @@ def _path(along: str, scale: np.ndarray, tokens_per_param, params, tokens) -> pd
 def _data_range(fits, along) -> tuple[float, float]:
     lo, hi = np.inf, 0.0
     for fit in fits:
-        cd = fit.idata.constant_data
+        cd = fit.group("constant_data")
         if along in cd:
             v = np.asarray(cd[along].values, dtype=np.float64)
         elif along == "compute" and "params" in cd and "tokens" in cd:

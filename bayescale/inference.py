@@ -383,7 +383,7 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=int(seed),
                                  bayescale_version=__version__)
     result = Fit(idata)
-    result.add_posterior_predictive()
+    result.add_posterior_predictive(deferred=True)
     result.warn_diagnostics(strict=strict)
     return result
 

@@ -247,7 +247,7 @@ def _law(fit):
 
 def _training_inputs(fit) -> pd.DataFrame:
     one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
-    const = one.idata.constant_data
+    const = one.group("constant_data")
     return pd.DataFrame({k: np.asarray(const[k].values) for k in one.law.inputs})
 
 

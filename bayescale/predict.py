@@ -106,7 +106,7 @@ def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, no
     """Per-row parameter draws (samples x rows) of a hierarchical fit. Rows of a group the fit has
     not seen get a new group drawn from the population; ``typical`` uses the population value for
     every row instead."""
-    spec, post = fit.spec, fit.idata.posterior
+    spec, post = fit.spec, fit.posterior
     values = {}
     for name in fit.law.all_params():
         pop = stacked(post, name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import arviz as az
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -335,5 +336,7 @@ def _sbc_fits(law, simulated, fit_seeds, *, sampler, scheduler, pool, priors, ch
         failures.extend((i, f"batched fit failed: {type(exc).__name__}: {exc}") for i, _, _ in simulated)
         return fitted
     for (i, _, _), f in zip(simulated, fits):
-        fitted[i] = (f.idata, f.spec, f.config["stats"]["sampling_seconds"])
+        # the posterior and sample stats only: a deferred posterior predictive stays undrawn
+        record = az.InferenceData(posterior=f.posterior, sample_stats=f.group("sample_stats"))
+        fitted[i] = (record, f.spec, f.config["stats"]["sampling_seconds"])
     return fitted

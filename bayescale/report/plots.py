@@ -32,7 +32,7 @@ X_LABEL = {"params": "parameters N", "tokens": "training tokens D", "compute": "
 
 
 def _training_table(fit) -> pd.DataFrame:
-    const = fit.idata.constant_data
+    const = fit.group("constant_data")
     table = pd.DataFrame({k: np.asarray(const[k].values) for k in const.data_vars})
     if "compute" not in table and {"params", "tokens"} <= set(table):
         table["compute"] = 6 * table["params"] * table["tokens"]

@@ -6,6 +6,8 @@ rate laws): ``log_likelihood.y`` and LOO use it. The response on its own scale (
 ``p_correct``) sits beside it in observed_data and posterior_predictive."""
 from __future__ import annotations
 
+import copy
+
 import arviz as az
 import matplotlib
 import matplotlib.pyplot as plt
@@ -197,6 +199,61 @@ def test_edited_predictive_or_scale_is_refused(saved, tmp_path):
 def test_a_fit_without_its_rows_says_so(fit):
     with pytest.raises(BayescaleError, match="does not record its fitted rows"):
         bayescale.Fit(without(fit.idata, "constant_data")).posterior_predictive()
+
+
+def test_the_predictive_is_drawn_on_first_access_only(demo, tmp_path, monkeypatch):
+    """Fits defer their posterior predictive: reading the posterior, predicting and diagnostics do
+    not draw it; the first access to ``idata`` draws it once, the same draws as drawn at once."""
+    calls = []
+    draw = results.Fit.posterior_predictive
+
+    def counted(self, seed=None):
+        calls.append(seed)
+        return draw(self, seed)
+
+    monkeypatch.setattr(results.Fit, "posterior_predictive", counted)
+    law = get_law("power")
+    truth = {"E": 1.7, "log_A0": -1.0, "alpha": 0.3, "sigma": 0.01, "nu": 30.0}
+    table = simulate(law, pd.DataFrame({"params": np.geomspace(1e7, 1e10, 14)}), truth, seed=1)[0]
+    single = fit_quietly(demo, "chinchilla", seed=SEED, **BUDGET)
+    batched = fit_many([table], "power", seed=3, chains=2, warmup=200, draws=200)[0]
+    for f in (single, batched):
+        f.diagnostics, f.summary(), f.posterior["alpha"].values
+        f.predict(f.fitted_rows().head(3), seed=0)
+        assert calls == []
+        twin = copy.deepcopy(f)   # still deferred, with a lock of its own
+        stored = f.idata.posterior_predictive
+        assert len(calls) == 1
+        f.idata.posterior_predictive
+        f.save(tmp_path / "f.nc")
+        assert len(calls) == 1
+        xr.testing.assert_identical(stored, draw(f))   # the fit's seed: the same draws
+        xr.testing.assert_identical(twin.idata.posterior_predictive, stored)
+        calls.clear()
+    control = bayescale.Fit(without(single.idata, "posterior_predictive"))
+    control.add_posterior_predictive()   # not deferred: drawn now
+    assert len(calls) == 1
+
+
+def test_groups_are_labelled_as_arviz_from_dict_labels_them():
+    """Fits build their groups directly (faster); the result is what az.from_dict gives for the
+    same arrays, named dims, unnamed dims and coordinates."""
+    rng = np.random.default_rng(0)
+    drawn = {"alpha": rng.normal(size=(2, 5)), "E_z": rng.normal(size=(2, 5, 3)),
+             "steps": rng.normal(size=(2, 5, 4)), "unnamed": rng.normal(size=(2, 5, 2, 3))}
+    fixed = {"params": rng.normal(size=6), "family": np.array(list("aabbcc")), "extra": rng.normal(size=(6, 2))}
+    dims = {"E_z": ["family"], "steps": ["knot"], "params": ["obs"], "family": ["obs"]}
+    coords = {"family": ["x", "y", "z"], "obs": np.arange(6)}
+    ours = az.InferenceData(posterior=results._labelled(drawn, dims, coords, drawn=True),
+                            constant_data=results._labelled(fixed, dims, coords, drawn=False))
+    theirs = az.from_dict(posterior=drawn, constant_data=fixed, dims=dims, coords=coords)
+    for group in ("posterior", "constant_data"):
+        a, b = ours[group].copy(), theirs[group].copy()
+        assert a.attrs.pop("created_at") and b.attrs.pop("created_at")
+        xr.testing.assert_identical(a, b)
+    control = results._labelled(drawn, {**dims, "E_z": ["group"]}, coords, drawn=True)   # a dim misnamed
+    with pytest.raises(AssertionError):
+        xr.testing.assert_identical(control.drop_attrs(), theirs.posterior.drop_attrs())
 
 
 def test_large_tables_get_a_note_instead(fit, tmp_path, monkeypatch):
