@@ -2,7 +2,11 @@
 the designs people use? A simulation study.
 
 Each world draws a Chinchilla truth near Hoffmann et al.'s fit (E, alpha, beta, A, B perturbed;
-1 % noise on log loss). Every strategy starts from the same seed ladder (the 5 cheapest runs of a
+1 % noise on log loss), or with ``--truth farseer`` a Farseer truth (Li et al. 2025's form, as
+bayescale writes it) near that form's fit to Hoffmann et al.'s runs (Epoch's reconstruction, the
+law alone, posterior medians; every parameter perturbed, same noise). The fits stay Chinchilla's,
+as a user's would: under a Farseer truth the law is wrong, and only the model discrepancy can
+cover what it misses. Every strategy starts from the same seed ladder (the 5 cheapest runs of a
 20-tokens-per-parameter ladder, 2e7-1e8 parameters) and adds runs from one candidate pool (sizes
 2e7-2e9 at 5-160 tokens per parameter) until a cumulative budget:
 
@@ -25,7 +29,7 @@ strategies' rows from the saved run (same worlds and seed; the fits are reproduc
 `--extend` adds worlds to the saved run. A run of every strategy saves after each world, so an
 interrupted run keeps the worlds it finished and `--extend` goes on from there.
 
-Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--strategies plan] [--extend] [--results]
+Run: python benchmarks/plan_value.py [--worlds 50] [--seed 0] [--truth farseer] [--strategies plan] [--extend] [--results]
 """
 from __future__ import annotations
 
@@ -44,10 +48,16 @@ sys.path.insert(0, str(HERE))
 
 import bayescale  # noqa: E402
 from default_health import markdown  # noqa: E402
+from bayescale.design import centre  # noqa: E402
 from bayescale.models import get_law  # noqa: E402
 from bayescale.simulate import simulate  # noqa: E402
 
 HOFFMANN = {"E": 1.69, "log_A0": -0.26, "alpha": 0.34, "log_B0": -0.43, "beta": 0.28, "sigma": 0.01, "nu": 30.0}
+# Farseer's form fitted to chinchilla_epoch (240 runs, discrepancy="none", seed 0, posterior medians)
+# at that fit's reference scales (log N0, log D0); the form is not closed under a change of reference
+FARSEER = {"E": 0.933, "log_u": -0.137, "gamma": 0.103, "log_B0": -1.082, "phi": -0.191, "beta": 0.396,
+           "kappa": -0.142, "sigma": 0.01, "nu": 30.0}
+FARSEER_LOGREF = {"params": 20.559, "tokens": 23.553}
 TARGET = {"params": 7e9, "tokens": 1.4e11}
 BUDGETS = (3e18, 1e19, 3e19, 1e20)
 LADDER = np.geomspace(2e7, 2e9, 11)              # the fixed 20-tokens-per-parameter ladder
@@ -56,7 +66,12 @@ POOL_SIZES = np.geomspace(2e7, 2e9, 9)
 POOL_RATIOS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)
 PLANS = {"plan": "gaussian", "plan-importance": "importance"}   # plan's estimate of what a run teaches
 STRATEGIES = (*PLANS, "ladder", "random", "cheapest")
-OUT = HERE / "out" / "plan_value.json"
+TRUTHS = {"chinchilla": "Chinchilla truths near Hoffmann et al.",
+          "farseer": "Farseer truths near that form's fit to Hoffmann et al.'s runs, fitted with Chinchilla's law"}
+
+
+def saved_run(truth_law: str) -> Path:
+    return HERE / "out" / ("plan_value.json" if truth_law == "chinchilla" else f"plan_value_{truth_law}.json")
 
 
 def world_truth(rng: np.random.Generator) -> dict:
@@ -67,6 +82,25 @@ def world_truth(rng: np.random.Generator) -> dict:
     t["log_A0"] = HOFFMANN["log_A0"] + float(rng.normal(0, 0.2))
     t["log_B0"] = HOFFMANN["log_B0"] + float(rng.normal(0, 0.2))
     return t
+
+
+def farseer_truth(rng: np.random.Generator) -> dict:
+    t = dict(FARSEER)
+    t["E"] = FARSEER["E"] * float(np.exp(rng.normal(0, 0.05)))
+    for k in ("gamma", "beta", "phi", "kappa"):
+        t[k] = FARSEER[k] + float(rng.normal(0, 0.03))
+    for k in ("log_u", "log_B0"):
+        t[k] = FARSEER[k] + float(rng.normal(0, 0.2))
+    return t
+
+
+def simulate_farseer(truth: dict, design: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Loss at ``design`` under a Farseer truth (at FARSEER_LOGREF), with the law's own noise."""
+    law = get_law("farseer")
+    x = centre(law, {k: design[k].to_numpy() for k in law.inputs}, FARSEER_LOGREF)
+    mu = np.asarray(law.mean(x, truth, xp=np), dtype=np.float64)
+    loss = law.observation.sample(np.random.default_rng(seed), mu, truth, {})
+    return design.assign(loss=loss)
 
 
 def pool() -> pd.DataFrame:
@@ -128,14 +162,17 @@ def fit_and_score(runs: pd.DataFrame, truth_value: float, seed: int):
                "max_rhat": d["max_rhat"], "divergences": d["divergences"]}
 
 
-def one_world(w: int, seed: int, strategies=STRATEGIES) -> list[dict]:
+def one_world(w: int, seed: int, strategies=STRATEGIES, truth_law: str = "chinchilla") -> list[dict]:
     rng = np.random.default_rng([seed, w])
-    truth = world_truth(rng)
-    law = get_law("chinchilla")
     cands = pool()
-    # one simulation for the pool and the target: one curve (its reference scales come from the design)
+    # one simulation for the pool and the target: one curve
     every = pd.concat([cands[["params", "tokens"]], pd.DataFrame([TARGET])], ignore_index=True)
-    sim, _ = simulate(law, every, truth, seed=int(rng.integers(2**31)))
+    if truth_law == "farseer":
+        truth = farseer_truth(rng)
+        sim = simulate_farseer(truth, every, seed=int(rng.integers(2**31)))
+    else:   # reference scales from the design
+        truth = world_truth(rng)
+        sim, _ = simulate(get_law("chinchilla"), every, truth, seed=int(rng.integers(2**31)))
     loss_of = {(round(a, 3), round(b, 3)): v for a, b, v in zip(sim["params"], sim["tokens"], sim["loss"])}
     truth_value = float(sim["loss"].iloc[-1])
 
@@ -192,44 +229,46 @@ def main(argv=None) -> int:
     ap.add_argument("--worlds", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--results", action="store_true")
-    ap.add_argument("--rescore", action="store_true", help=f"rebuild the tables from {OUT.name}, without fitting")
+    ap.add_argument("--truth", choices=sorted(TRUTHS), default="chinchilla", help="the law the worlds follow")
+    ap.add_argument("--rescore", action="store_true", help="rebuild the tables from the saved run, without fitting")
     ap.add_argument("--strategies", default=",".join(STRATEGIES),
                     help="strategies to run; the others' rows come from the saved run")
     ap.add_argument("--extend", action="store_true",
                     help="keep the saved run's worlds and add worlds up to --worlds (same seed, every strategy)")
     args = ap.parse_args(argv)
+    out = saved_run(args.truth)
     strategies = tuple(args.strategies.split(","))
     if set(strategies) - set(STRATEGIES):
         ap.error(f"--strategies: choose from {','.join(STRATEGIES)}")
     t0 = time.perf_counter()
     if args.rescore:
-        saved = json.loads(OUT.read_text())
+        saved = json.loads(out.read_text())
         rows, seconds = saved["rows"], saved["seconds"]
         args.worlds, args.seed = saved["worlds"], saved["seed"]
     else:
         rows, seconds, first = [], 0.0, 0
         if args.extend:
-            saved = json.loads(OUT.read_text())
+            saved = json.loads(out.read_text())
             if saved["seed"] != args.seed or saved["worlds"] >= args.worlds or set(strategies) != set(STRATEGIES):
-                raise SystemExit(f"--extend: {OUT.name} holds {saved['worlds']} worlds of seed {saved['seed']}; "
+                raise SystemExit(f"--extend: {out.name} holds {saved['worlds']} worlds of seed {saved['seed']}; "
                                  "give more --worlds, the same --seed and every strategy")
             rows, seconds, first = saved["rows"], saved["seconds"], saved["worlds"]
         elif set(strategies) != set(STRATEGIES):
-            saved = json.loads(OUT.read_text())
+            saved = json.loads(out.read_text())
             if (saved["worlds"], saved["seed"]) != (args.worlds, args.seed):
-                raise SystemExit(f"{OUT.name} holds {saved['worlds']} worlds of seed {saved['seed']}: run every strategy")
+                raise SystemExit(f"{out.name} holds {saved['worlds']} worlds of seed {saved['seed']}: run every strategy")
             rows = [r for r in saved["rows"] if r["strategy"] not in (*strategies, "seed")]
             seconds = saved["seconds"]
-        OUT.parent.mkdir(exist_ok=True)
+        out.parent.mkdir(exist_ok=True)
         for w in range(first, args.worlds):
-            rows += one_world(w, args.seed, strategies)
+            rows += one_world(w, args.seed, strategies, args.truth)
             print(f"world {w}: {time.perf_counter() - t0:.0f} s", flush=True)
             # saved after every world: an interrupted run keeps the worlds it finished (--extend goes on)
             if set(strategies) == set(STRATEGIES):
-                OUT.write_text(json.dumps({"worlds": w + 1, "seed": args.seed, "rows": rows,
+                out.write_text(json.dumps({"worlds": w + 1, "seed": args.seed, "rows": rows,
                                            "seconds": seconds + time.perf_counter() - t0}, indent=1))
         seconds += time.perf_counter() - t0
-        OUT.write_text(json.dumps({"worlds": args.worlds, "seed": args.seed, "seconds": seconds, "rows": rows}, indent=1))
+        out.write_text(json.dumps({"worlds": args.worlds, "seed": args.seed, "seconds": seconds, "rows": rows}, indent=1))
     table = pd.DataFrame(rows)
     summary = summarise(table)
     best = {}
@@ -242,8 +281,9 @@ def main(argv=None) -> int:
             need, how = compute_to_reach(summary, name, row["median width 90"])
             lines.append(f"| {budget:.0e} | {row['strategy']} | {row['median width 90']:.4f} | {name} | "
                          f"{how}{need:.2g} | {how}{need / budget:.2f} |")
-    md = (f"## Which runs next: `bayescale.plan` against fixed designs (`benchmarks/plan_value.py`)\n\n"
-          f"{args.worlds} simulated worlds (seed {args.seed}), Chinchilla truths near Hoffmann et al.; seed ladder of "
+    title = "" if args.truth == "chinchilla" else f", {args.truth} truths (`--truth {args.truth}`)"
+    md = (f"## Which runs next: `bayescale.plan` against fixed designs (`benchmarks/plan_value.py`{title})\n\n"
+          f"{args.worlds} simulated worlds (seed {args.seed}), {TRUTHS[args.truth]}; seed ladder of "
           f"{SEED_RUNS} runs; target {TARGET['params']:.0e} parameters x {TARGET['tokens']:.1e} tokens; every fit at "
           f"bayescale's defaults; plan in sequential rounds (refit after each budget). The fits took {seconds:.0f} s "
           "in all.\n\n"
@@ -265,7 +305,7 @@ def main(argv=None) -> int:
     print(md)
     if args.results:
         from results_file import write_section
-        write_section("plan-value", md)
+        write_section("plan-value" if args.truth == "chinchilla" else f"plan-value-{args.truth}", md)
     return 0
 
 
