@@ -212,8 +212,9 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
                    given: dict | None = None, stages: dict | None = None) -> np.ndarray:
     """Draws (samples x rows) of ``kind`` at the validated rows ``frame``. ``given`` replaces input
     columns by draws (samples x rows), e.g. the loss drawn from a loss fit. ``stages``, when a dict,
-    receives the expected response from the parameters alone ("parameters") and with the model
-    discrepancy ("discrepancy"), for the width decomposition."""
+    receives the expected response from the parameters alone ("parameters"), with the model
+    discrepancy ("discrepancy"), and from the discrepancy alone on the median curve
+    ("discrepancy_alone"), for the width decomposition."""
     law = source.law
     obs = law.observation
     given = dict(given or {})
@@ -233,6 +234,10 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
         stages["parameters"] = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
     delta = source.discrepancy_draws(x, n, rng, frame, notes)
     if delta is not None:   # what the law misses, growing beyond the fitted runs
+        if stages is not None:
+            median_curve = obs.link(np.median(mu, axis=0, keepdims=True), np)
+            stages["discrepancy_alone"] = np.asarray(
+                obs.expected(obs.inverse_link(median_curve + delta, np), aux_mean, np), dtype=np.float64)
         mu = obs.inverse_link(obs.link(mu, np) + delta, np)
     expected = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
     if stages is not None:
@@ -254,15 +259,24 @@ def central_width(draws: np.ndarray, level: float = SHARE_LEVEL) -> np.ndarray:
 
 def width_shares(stages: dict, draws: np.ndarray) -> dict[str, np.ndarray]:
     """Shares of a new run's squared 90 % interval width from the parameters, the model
-    discrepancy and the observation noise, added in that order (each share is the growth of the
-    squared width it brings); they add up to 1 per row. For Gaussian parts these are the shares of
-    the variance; unlike variances, widths exist for the heavy tails of Student-t scatter on the
-    log scale (a single draw far in the tail cannot take the whole share)."""
-    w_par = central_width(stages["parameters"]) ** 2
-    w_disc = central_width(stages["discrepancy"]) ** 2
-    w_all = central_width(draws) ** 2
-    parts = {"parameters": w_par, "discrepancy": np.maximum(w_disc - w_par, 0.0)}
-    parts["noise"] = np.maximum(w_all - w_par - parts["discrepancy"], 0.0)
+    discrepancy and the observation noise; they add up to 1 per row. Widths, not variances: they
+    exist for the heavy tails of Student-t scatter on the log scale (a single draw far in the
+    tail cannot take the whole share); for Gaussian parts they are the shares of the variance.
+
+    The noise's share is what it adds to the expected value's squared width (it is independent
+    of the rest). The parameters and the discrepancy are not: over and near the fitted runs the
+    walk and the curve trade off (posterior correlations of -0.6 to -0.95), so each alone is far
+    wider than their sum, and adding them in a fixed order gives the first all of it. Their
+    split is averaged over both orders (Shapley): parameters ½(P + M - D), discrepancy
+    ½(D + M - P), with P, D and M the squared widths of the curve alone, of the walk alone on
+    the median curve and of both; a split outside [0, M] is clipped."""
+    p = central_width(stages["parameters"]) ** 2
+    m = central_width(stages["discrepancy"]) ** 2
+    alone = stages.get("discrepancy_alone")
+    d = central_width(alone) ** 2 if alone is not None else np.zeros_like(m)
+    disc = np.where(d > 0, np.clip(0.5 * (d + m - p), 0.0, m), 0.0)
+    parts = {"parameters": m - disc, "discrepancy": disc,
+             "noise": np.maximum(central_width(draws) ** 2 - m, 0.0)}
     scale = sum(parts.values())
     return {k: np.where(scale > 0, v / np.where(scale > 0, scale, 1.0), np.nan) for k, v in parts.items()}
 
