@@ -68,8 +68,8 @@ class CalibrationResult:
             parts.append(f"{pct['law']:.0f}% from the stacked laws' disagreement")
         parts.append(f"{pct['noise']:.0f}% from run-to-run noise")
         text = (f"Why the intervals are this wide: the held-out runs lie a median {far.get('median', 0):.2f} "
-                f"(at most {far.get('max', 0):.2f}) decades beyond the fitted runs; of a held-out run's predictive "
-                f"variance (mean over runs) " + ", ".join(parts) + ".")
+                f"(at most {far.get('max', 0):.2f}) decades beyond the fitted runs; of a held-out run's squared 90% "
+                f"width (mean over runs) " + ", ".join(parts) + ".")
         k = s.get("narrower_without_discrepancy")
         alone = s.get("law_alone")
         if alone is not None:
@@ -79,9 +79,9 @@ class CalibrationResult:
                      f"{how} (median over held-out runs) that cover "
                      f"{alone['coverage']['0.9']:.2f} of them (CRPS {alone['crps']:.4g}), against "
                      f"{s['coverage']['0.9']:.2f} (CRPS {s['crps']:.4g}) with it: the discrepancy lets the curve bend "
-                     "where the runs show the law's misfit, and its bends continue beyond the runs. (With the "
-                     "discrepancy the law's parameters are themselves less certain, since the walk and the law share "
-                     "the runs' misfit; that part of the widening is counted under the parameters.)")
+                     "where the runs show the law's misfit, and its bends continue beyond the runs. (The walk and the "
+                     "law's parameters share the runs' misfit and trade off, so each alone is wider than the two "
+                     "together; their split of the width is averaged over both orders of adding them.)")
         elif s.get("discrepancy") is None and "law" not in pct:
             text += (" This fit has no model-discrepancy term (discrepancy='none'): its intervals know only the "
                      "law's own parameter uncertainty and the noise, and are too narrow wherever the law is "

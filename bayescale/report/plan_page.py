@@ -33,8 +33,9 @@ def plan_report(result, out_dir) -> Path:
 
 
 def _method_text(method: str) -> str:
-    common = ("Each pick is the candidate that removes the most of the target's remaining predictive variance "
-              "per FLOP (or, if that ends lower, the most variance outright), given the runs picked before it. ")
+    what = "predictive variance" if method == "gaussian" else "squared 90 % width"
+    common = (f"Each pick is the candidate that removes the most of the target's remaining {what} "
+              f"per FLOP (or, if that ends lower, the most {what} outright), given the runs picked before it. ")
     if method == "gaussian":
         return common + ("Expected widths treat the fit's draws at the target and the candidates as jointly "
                          "Gaussian on the link scale, with each run's noise variance from the fit.")
