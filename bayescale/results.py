@@ -112,9 +112,7 @@ class Fit:
     def group(self, name: str) -> xr.Dataset:
         """One group of ``idata`` (e.g. "constant_data", "sample_stats"), without drawing a
         deferred posterior predictive."""
-        if name == "posterior_predictive" or name not in self._idata.groups():
-            return self.idata[name]
-        return self._idata[name]
+        return self.idata[name] if name == "posterior_predictive" else self._idata[name]
 
     @property
     def posterior(self) -> xr.Dataset:

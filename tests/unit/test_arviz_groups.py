@@ -224,7 +224,7 @@ def test_the_predictive_is_drawn_on_first_access_only(demo, tmp_path, monkeypatc
         twin = copy.deepcopy(f)   # still deferred, with a lock of its own
         stored = f.idata.posterior_predictive
         assert len(calls) == 1
-        f.idata.posterior_predictive
+        xr.testing.assert_identical(f.idata.posterior_predictive, stored)   # not drawn again
         f.save(tmp_path / "f.nc")
         assert len(calls) == 1
         xr.testing.assert_identical(stored, draw(f))   # the fit's seed: the same draws
