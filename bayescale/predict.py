@@ -234,11 +234,12 @@ def response_draws(source, frame: pd.DataFrame, kind: str, rng: np.random.Genera
         stages["parameters"] = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
     delta = source.discrepancy_draws(x, n, rng, frame, notes)
     if delta is not None:   # what the law misses, growing beyond the fitted runs
-        if stages is not None:
-            median_curve = obs.link(np.median(mu, axis=0, keepdims=True), np)
+        linked = obs.link(mu, np)
+        if stages is not None:   # the walk on the median curve (the link is monotone)
+            median_curve = np.median(linked, axis=0, keepdims=True)
             stages["discrepancy_alone"] = np.asarray(
                 obs.expected(obs.inverse_link(median_curve + delta, np), aux_mean, np), dtype=np.float64)
-        mu = obs.inverse_link(obs.link(mu, np) + delta, np)
+        mu = obs.inverse_link(linked + delta, np)
     expected = np.asarray(obs.expected(mu, aux_mean, np), dtype=np.float64)
     if stages is not None:
         stages["discrepancy"] = expected
