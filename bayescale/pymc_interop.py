@@ -5,6 +5,8 @@ with the same variables, names, coords and dims as the NumPyro model of
 :func:`bayescale.inference.make_model`: the same priors, pooled parameters as a population value,
 ``{name}_tau`` and centred ``{name}_u`` or non-centred ``{name}_z`` group values in the unconstrained
 space of the prior's support, a deterministic ``{name}_by_{group}``, and the law's observation model (its PyMC twin).
+Where bayescale samples a law in its own coordinates (``law_coords``, see
+:mod:`bayescale.models.coordinates`), so does the twin, unless ``natural=True``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from numpyro.distributions import constraints
 
 from .design import centre, extra_columns
 from .discrepancy import KNOT_DIM, pymc_term
+from .models.coordinates import DIM as COORD_DIM
 from .group_offset import pymc_term as offset_pymc_term
 from .errors import BayescaleError
 from .models import Law, get_law
@@ -39,30 +42,44 @@ def _prior_args(prior) -> tuple[str, dict[str, float]]:
     return call.func.id, {k.arg: float(ast.literal_eval(k.value)) for k in call.keywords}
 
 
-def pymc_prior(pm, name: str, prior, dims=None):
-    """The PyMC random variable for a NumPyro prior (Delta = a fixed value, as a Deterministic)."""
+def _pymc_family(pm, prior, name: str | None = None):
+    """(PyMC distribution class, its arguments) for a NumPyro prior other than Delta (``name``:
+    whose prior it is, for the error)."""
     family, a = _prior_args(prior)
-    if family == "Delta":
-        return pm.Deterministic(name, pm.math.constant(a["v"]), dims=dims)
     makers = {
-        "Normal": lambda: pm.Normal(name, mu=a["loc"], sigma=a["scale"], dims=dims),
-        "LogNormal": lambda: pm.LogNormal(name, mu=a["loc"], sigma=a["scale"], dims=dims),
-        "HalfNormal": lambda: pm.HalfNormal(name, sigma=a["scale"], dims=dims),
-        "HalfCauchy": lambda: pm.HalfCauchy(name, beta=a["scale"], dims=dims),
-        "Cauchy": lambda: pm.Cauchy(name, alpha=a["loc"], beta=a["scale"], dims=dims),
-        "StudentT": lambda: pm.StudentT(name, nu=a["df"], mu=a["loc"], sigma=a["scale"], dims=dims),
-        "Gamma": lambda: pm.Gamma(name, alpha=a["concentration"], beta=a["rate"], dims=dims),
-        "InverseGamma": lambda: pm.InverseGamma(name, alpha=a["concentration"], beta=a["rate"], dims=dims),
-        "Exponential": lambda: pm.Exponential(name, lam=a["rate"], dims=dims),
-        "Beta": lambda: pm.Beta(name, alpha=a["concentration1"], beta=a["concentration0"], dims=dims),
-        "Uniform": lambda: pm.Uniform(name, lower=a["low"], upper=a["high"], dims=dims),
-        "TruncatedNormal": lambda: pm.TruncatedNormal(
-            name, mu=a["loc"], sigma=a["scale"], lower=a.get("low"), upper=a.get("high"), dims=dims),
+        "Normal": lambda: (pm.Normal, dict(mu=a["loc"], sigma=a["scale"])),
+        "LogNormal": lambda: (pm.LogNormal, dict(mu=a["loc"], sigma=a["scale"])),
+        "HalfNormal": lambda: (pm.HalfNormal, dict(sigma=a["scale"])),
+        "HalfCauchy": lambda: (pm.HalfCauchy, dict(beta=a["scale"])),
+        "Cauchy": lambda: (pm.Cauchy, dict(alpha=a["loc"], beta=a["scale"])),
+        "StudentT": lambda: (pm.StudentT, dict(nu=a["df"], mu=a["loc"], sigma=a["scale"])),
+        "Gamma": lambda: (pm.Gamma, dict(alpha=a["concentration"], beta=a["rate"])),
+        "InverseGamma": lambda: (pm.InverseGamma, dict(alpha=a["concentration"], beta=a["rate"])),
+        "Exponential": lambda: (pm.Exponential, dict(lam=a["rate"])),
+        "Beta": lambda: (pm.Beta, dict(alpha=a["concentration1"], beta=a["concentration0"])),
+        "Uniform": lambda: (pm.Uniform, dict(lower=a["low"], upper=a["high"])),
+        "TruncatedNormal": lambda: (pm.TruncatedNormal, dict(mu=a["loc"], sigma=a["scale"],
+                                                             lower=a.get("low"), upper=a.get("high"))),
     }
     if family not in makers:
-        raise BayescaleError(f"prior {describe(prior)} of {name!r} has no PyMC translation; "
+        whose = f" of {name!r}" if name else ""
+        raise BayescaleError(f"prior {describe(prior)}{whose} has no PyMC translation; "
                              f"supported families: {sorted(makers) + ['Delta']}")
     return makers[family]()
+
+
+def pymc_prior(pm, name: str, prior, dims=None):
+    """The PyMC random variable for a NumPyro prior (Delta = a fixed value, as a Deterministic)."""
+    if _prior_args(prior)[0] == "Delta":
+        return pm.Deterministic(name, pm.math.constant(_prior_args(prior)[1]["v"]), dims=dims)
+    cls, kwargs = _pymc_family(pm, prior, name)
+    return cls(name, **kwargs, dims=dims)
+
+
+def pymc_dist(pm, prior):
+    """The unnamed PyMC distribution of a NumPyro prior (for ``pm.logp`` at a computed value)."""
+    cls, kwargs = _pymc_family(pm, prior)
+    return cls.dist(**kwargs)
 
 
 def support_transform(pt, support):
@@ -85,9 +102,12 @@ def support_transform(pt, support):
 
 def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, columns=None,
             duplicates: str = "error", parametrisation: str = "auto", discrepancy="none", offset=None,
-            discrepancy_by="auto"):
+            discrepancy_by="auto", natural: bool = False):
     """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors,
-    discrepancy=discrepancy, offset=offset, discrepancy_by=discrepancy_by)``."""
+    discrepancy=discrepancy, offset=offset, discrepancy_by=discrepancy_by)``, in the coordinates
+    bayescale samples: where the law has sampling coordinates (:mod:`bayescale.models.coordinates`)
+    and they apply, a flat vector ``law_coords`` with the natural parameters as deterministics;
+    ``natural=True`` samples the natural parameters directly (the same model and posterior)."""
     pm, pt = _import_pymc()
     law = get_law(law)
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
@@ -99,12 +119,17 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
     coords = {**{g: list(v) for g, v in spec.coords.items()}, "obs": np.arange(data.n)}
     if spec.discrepancy is not None and spec.discrepancy.size:
         coords[KNOT_DIM] = spec.discrepancy.labels()
+    reparam = law.coordinates if spec.law_coordinates and not natural else None
+    if reparam is not None:
+        coords[COORD_DIM] = reparam.labels()
     with pm.Model(coords=coords) as model:
         x = {k: pm.Data(f"x_{k}", v, dims="obs") for k, v in x_np.items()}
         idx = {g: pm.Data(f"{g}_index", data.group_index[g].astype(np.int64), dims="obs")
                for g in spec.coords}
-        values = {}
+        values = {} if reparam is None else reparam.pymc_sample(pm, pt, spec.priors, lambda p: pymc_dist(pm, p))
         for name in law.all_params():
+            if name in values:
+                continue
             prior = spec.priors[name]
             pop = pymc_prior(pm, name, prior)
             g = spec.pooled.get(name)

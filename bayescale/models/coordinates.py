@@ -31,6 +31,7 @@ recur, and whether that change removed them was not isolated. See RESULTS.md, "S
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +43,30 @@ from ..priors import median as prior_median
 
 SITE = "law_coords"      # the sampler's coordinates (latent, a vector)
 DIM = "law_coord"
+
+
+class Ops(NamedTuple):
+    """The array operations the maps use: JAX's for NumPyro, pytensor's for the PyMC twin."""
+    exp: Callable
+    log: Callable
+    expm1: Callable
+    softplus: Callable
+    log_sigmoid: Callable
+    log_softmax: Callable
+    concatenate: Callable
+    stack: Callable
+    zeros: Callable
+
+
+JAX_OPS = Ops(jnp.exp, jnp.log, jnp.expm1, jax.nn.softplus, jax.nn.log_sigmoid, jax.nn.log_softmax,
+              jnp.concatenate, jnp.stack, jnp.zeros)
+
+
+def pytensor_ops(pt) -> Ops:
+    """:class:`Ops` in pytensor (``pt``: pytensor.tensor)."""
+    return Ops(pt.exp, pt.log, pt.expm1, pt.softplus, lambda a: -pt.softplus(-a),
+               lambda a: a - pt.logsumexp(a), pt.concatenate, pt.stack,
+               lambda n, dtype: pt.zeros(n, dtype=dtype))
 
 
 @dataclass(frozen=True)
@@ -91,26 +116,29 @@ class FloorPlusPowers:
         rho = log_a[:k - 1] - log_a[k - 1]
         return jnp.asarray(np.concatenate([[np.log(l0)], g, [phi], rho]))
 
-    def natural(self, u) -> jax.Array:
-        """The natural parameters (in :attr:`names` order) at coordinates ``u`` (not offset)."""
+    def natural(self, u, ops=None) -> jax.Array:
+        """The natural parameters (in :attr:`names` order) at coordinates ``u`` (not offset);
+        ``ops``: :data:`JAX_OPS` (default) or :func:`pytensor_ops` for the PyMC twin."""
+        o = ops or JAX_OPS
         k = len(self.terms)
         log_l0, g, phi = u[0], u[1:k + 1], u[k + 1]
-        log_w = jax.nn.log_softmax(jnp.concatenate([u[k + 2:], jnp.zeros(1, u.dtype)]))
-        log_a = log_l0 + jax.nn.log_sigmoid(-phi) + log_w          # log of each term at the reference
-        floor = jnp.exp(log_l0 + jax.nn.log_sigmoid(phi))
+        log_w = o.log_softmax(o.concatenate([u[k + 2:], o.zeros(1, u.dtype)]))
+        log_a = log_l0 + o.log_sigmoid(-phi) + log_w          # log of each term at the reference
+        floor = o.exp(log_l0 + o.log_sigmoid(phi))
         out = [floor]
         for j in range(k):
-            out += [log_a[j], jnp.exp(g[j] - log_a[j])]
-        return jnp.stack(out)
+            out += [log_a[j], o.exp(g[j] - log_a[j])]
+        return o.stack(out)
 
-    def log_abs_det_jacobian(self, theta) -> jax.Array:
+    def log_abs_det_jacobian(self, theta, ops=None) -> jax.Array:
         """log |det d(natural)/d(coordinates)| = log E + sum_k log exponent_k.
 
         Ordered as (E, log_T) then exponents against (l, phi, rho) then g, the Jacobian is block
         triangular; d exponent_k / d g_k = exponent_k, and the (E, log_T) block is E times a
         matrix of determinant +-1 (subtract the log E row from each log_T row, then the last
         log_T row from the others: what is left is a permuted identity)."""
-        return jnp.log(theta[0]) + sum(jnp.log(theta[2 + 2 * j]) for j in range(len(self.terms)))
+        o = ops or JAX_OPS
+        return o.log(theta[0]) + sum(o.log(theta[2 + 2 * j]) for j in range(len(self.terms)))
 
     def sample(self, numpyro, priors: dict) -> dict:
         """Sample the coordinates; add the natural priors and the Jacobian's log-determinant;
@@ -120,6 +148,17 @@ class FloorPlusPowers:
         log_prior = sum(priors[n].log_prob(theta[i]) for i, n in enumerate(self.names))
         numpyro.factor(f"{SITE}_prior", log_prior + self.log_abs_det_jacobian(theta))
         return {n: numpyro.deterministic(n, theta[i]) for i, n in enumerate(self.names)}
+
+    def pymc_sample(self, pm, pt, priors: dict, prior_dist) -> dict:
+        """The same in a PyMC model (whose coords must hold :data:`DIM`: :meth:`labels`): a flat
+        vector, the priors and the log-determinant as a potential, the natural parameters as
+        deterministics. ``prior_dist(prior)`` is the PyMC distribution of a NumPyro prior."""
+        ops = pytensor_ops(pt)
+        offset = pm.Flat(SITE, dims=DIM)
+        theta = self.natural(offset + np.asarray(self.centre(priors), dtype=np.float64), ops)
+        log_prior = sum(pm.logp(prior_dist(priors[n]), theta[i]) for i, n in enumerate(self.names))
+        pm.Potential(f"{SITE}_prior", log_prior + self.log_abs_det_jacobian(theta, ops))
+        return {n: pm.Deterministic(n, theta[i]) for i, n in enumerate(self.names)}
 
 
 @dataclass(frozen=True)
@@ -164,20 +203,24 @@ class FloorTimesExpPower:
         q = -u - np.log(-np.expm1(-u))
         return jnp.asarray([log_u0, np.log(gamma) + log_u + log_u0, q])
 
-    def natural(self, c) -> jax.Array:
-        """(E, log_u, gamma) at coordinates ``c`` (not offset)."""
+    def natural(self, c, ops=None) -> jax.Array:
+        """(E, log_u, gamma) at coordinates ``c`` (not offset); ``ops`` as for
+        :meth:`FloorPlusPowers.natural`."""
+        o = ops or JAX_OPS
         log_u0, g, q = c[0], c[1], c[2]
-        u = jax.nn.softplus(-q)                 # e^-u = sigmoid(q)
-        floor = jnp.exp(log_u0 + jax.nn.log_sigmoid(q))
-        log_u = jnp.log(u)
-        return jnp.stack([floor, log_u, jnp.exp(g - log_u - log_u0)])
+        u = o.softplus(-q)                 # e^-u = sigmoid(q)
+        floor = o.exp(log_u0 + o.log_sigmoid(q))
+        log_u = o.log(u)
+        return o.stack([floor, log_u, o.exp(g - log_u - log_u0)])
 
-    def log_abs_det_jacobian(self, theta) -> jax.Array:
+    def log_abs_det_jacobian(self, theta, ops=None) -> jax.Array:
         """log |det d(E, log_u, gamma)/d(l, q, g)| = log E + log gamma + log(1 - e^-u) - log u.
 
         Lower block triangular in that order: dE/dl = E, d log_u/dq = -sigmoid(-q)/u with
         sigmoid(-q) = 1 - e^-u, d gamma/dg = gamma."""
-        u = jnp.exp(theta[1])
-        return jnp.log(theta[0]) + jnp.log(theta[2]) + jnp.log(-jnp.expm1(-u)) - theta[1]
+        o = ops or JAX_OPS
+        u = o.exp(theta[1])
+        return o.log(theta[0]) + o.log(theta[2]) + o.log(-o.expm1(-u)) - theta[1]
 
     sample = FloorPlusPowers.sample
+    pymc_sample = FloorPlusPowers.pymc_sample

@@ -58,7 +58,7 @@ def _twin_densities(df, law, n_points):
         point = {k: np.asarray(v["value"], np.float64) for k, v in tr.items() if v["type"] == "sample" and k != "y"}
         points.append(point)
         ours.append(float(log_density(model, (x, {}, y, None, walk), {}, point)[0]))
-    free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR))
+    free = remove_value_transforms(to_pymc(df, law, discrepancy=PRIOR, natural=True))
     logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
     return points, ours, [float(logp(p)) for p in points]
 
@@ -71,7 +71,7 @@ def test_pymc_twin_matches_numpyro_with_discrepancy():
     points, ours, theirs = _twin_densities(df, law, 4)
     np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=1e-3)
     # control: the law alone is a different model (its density at the same law parameters differs)
-    alone = remove_value_transforms(to_pymc(df, law))
+    alone = remove_value_transforms(to_pymc(df, law, natural=True))
     logp_alone = alone.compile_fn(alone.logp(), mode="FAST_COMPILE")
     p0 = {k: v for k, v in points[0].items() if not k.startswith("disc_")}
     assert abs(float(logp_alone(p0)) - ours[0]) > 1e-2

@@ -134,7 +134,7 @@ def test_pymc_twin_has_the_same_density_with_offsets():
         points.append({k: np.asarray(v["value"], np.float64) for k, v in tr.items()
                        if v["type"] == "sample" and k != "y"})
     ours = np.array([float(log_density(model, (x, idx, y, None), {}, p)[0]) for p in points])
-    pm_model = to_pymc(train, "power", pool="none", offset=terms)
+    pm_model = to_pymc(train, "power", pool="none", offset=terms, natural=True)
     free = remove_value_transforms(pm_model)
     logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
     theirs = np.array([float(logp(p)) for p in points])

@@ -11,6 +11,7 @@ import numpyro.distributions as dist
 import pandas as pd
 import pytest
 from numpyro.handlers import seed, trace
+from numpyro.handlers import substitute as numpyro_substitute
 from numpyro.infer.util import log_density
 
 import bayescale as bs
@@ -82,6 +83,48 @@ def test_density_matches_numpyro():
     other, _, _ = numpyro_logp(df, points, {**PRIORS_USED, "nu": "TruncatedNormal(30.0, 5.0, low=2.0)"})
     assert np.all(np.abs(theirs - other) > 2e-5 * np.abs(other) + 1e-3)
 
+
+
+@pytest.mark.parametrize("law_name", ["chinchilla", "farseer"])
+def test_law_coordinates_density_matches_numpyro(law_name):
+    """``to_pymc`` samples where ``fit`` samples: in the law's coordinates (a flat vector, the
+    priors and the Jacobian as a potential). Its log density equals NumPyro's law-coordinate model
+    at the same points, and its natural parameters are the same deterministics. Control: the
+    twin built with ``natural=True`` has another free variable set, and the NumPyro density
+    without the Jacobian's term differs from the twin's."""
+    law = get_law(law_name)
+    design = pd.DataFrame({"params": np.geomspace(3e7, 3e9, 12), "tokens": np.geomspace(1e9, 2e11, 12)[::-1]})
+    df, _ = simulate(law, design, None, seed=4)
+    spec, data = build(df, law)
+    assert spec.law_coordinates
+    model = make_model(spec)
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in centre(law, data.inputs, spec.logref).items()}
+    y = jnp.asarray(np.log(data.response), jnp.float32)
+    rng = np.random.default_rng(0)
+    points = []
+    for s in range(4):   # offsets around the priors' medians (a flat site), the noise from its priors
+        fixed = numpyro_substitute(model, {"law_coords": rng.uniform(-1.0, 1.0, law.coordinates.size)})
+        tr = trace(seed(fixed, jax.random.PRNGKey(s))).get_trace(x, {}, None, None)
+        points.append({k: np.asarray(v["value"], np.float64) for k, v in tr.items()
+                       if v["type"] == "sample" and not v["is_observed"] and k != "y"})
+    ours = np.array([float(log_density(model, (x, {}, y, None), {}, p)[0]) for p in points])
+    twin = to_pymc(df, law)
+    free = remove_value_transforms(twin)
+    assert {v.name for v in free.free_RVs} == set(points[0])
+    logp = free.compile_fn(free.logp(), mode="FAST_COMPILE")
+    theirs = np.array([float(logp(p)) for p in points])
+    np.testing.assert_allclose(theirs, ours, rtol=2e-5, atol=1e-3)
+    # the natural parameters are the NumPyro model's deterministic sites
+    naturals = free.compile_fn([free[n] for n in law.coordinates.names], inputs=[free["law_coords"]],
+                               mode="FAST_COMPILE")({"law_coords": points[0]["law_coords"]})
+    tr = trace(seed(numpyro_substitute(model, points[0]), jax.random.PRNGKey(0))).get_trace(x, {}, None, None)
+    np.testing.assert_allclose(naturals, [float(tr[n]["value"]) for n in law.coordinates.names], rtol=1e-5)
+    # controls
+    assert "law_coords" not in {v.name for v in remove_value_transforms(to_pymc(df, law, natural=True)).free_RVs}
+    theta = jnp.asarray(np.asarray(law.coordinates.natural(jnp.asarray(points[0]["law_coords"])
+                                                           + law.coordinates.centre(spec.priors))))
+    without = ours[0] - float(law.coordinates.log_abs_det_jacobian(theta))
+    assert abs(theirs[0] - without) > 1e-3
 
 PRIORS = {
     "Normal": dist.Normal(0.3, 0.7), "LogNormal": dist.LogNormal(0.5, 0.4), "HalfNormal": dist.HalfNormal(2.0),
