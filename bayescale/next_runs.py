@@ -31,6 +31,7 @@ whichever ends lower; it stops when no affordable run would narrow the width by 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .data import GROUP_COLUMNS
-from .errors import BayescaleError
+from .errors import BayescaleError, BayescaleWarning
 from .predict import decades_beyond, prepare, response_draws
 
 METHODS = ("gaussian", "importance")
@@ -169,7 +170,7 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
         raise BayescaleError(f"batch must be a positive integer, got {batch!r}")
     one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
-    notes: list[str] = []
+    notes = _sampling_notes(fit)
     beyond = decades_beyond(one, prepare(one, target, "observation").frame)
     if beyond is not None and beyond[0] <= 0:
         raise BayescaleError("the target lies inside the fitted runs' range: plan chooses runs that teach about "
@@ -220,6 +221,24 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
 
 
 # ---- the pieces ------------------------------------------------------------------------------------
+
+def _sampling_notes(fit) -> list[str]:
+    """A note (and a warning) per fit whose sampler diagnostics fail: the expected widths are
+    computed from its draws, and draws from chains that disagree (e.g. 5 runs for a 5-parameter
+    law, r_hat 3.9) are no posterior to plan from."""
+    fits = fit.fits.items() if hasattr(fit, "fits") else [(None, fit)]
+    notes = []
+    for name, one in fits:
+        problems = one.sampling_problems()
+        if problems:
+            which = f"the {name} fit" if name else "the fit"
+            notes.append(f"{which}'s sampler diagnostics fail ({'; '.join(problems)}): the expected widths come "
+                         "from its draws and are unreliable; refit (more warmup or draws, a higher target_accept, "
+                         "or more runs) before spending compute on this plan")
+    for note in notes:
+        warnings.warn(note, BayescaleWarning, stacklevel=3)
+    return notes
+
 
 def _greedy(score, costs: np.ndarray, var_now: float, budget, batch: int, *, per_flop: bool) -> list[int]:
     """Pick candidates one at a time, each the best given the earlier picks, within the budget."""

@@ -114,6 +114,22 @@ def test_bad_input_is_a_clear_error(fit):
         bayescale.plan(fit, TARGET, method="bald")
 
 
+
+def test_a_fit_whose_chains_disagree_is_named_in_the_plan(fit, monkeypatch):
+    """Plan's widths come from the fit's draws: a fit the diagnostics flag (5 runs for a
+    5-parameter law gave r_hat 3.9 in the retrospective) is named in a note and a warning; a fit
+    whose diagnostics pass (control) gets neither. (The short fixture fit itself is flagged.)"""
+    monkeypatch.setattr(fit, "sampling_problems", lambda: [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bayescale.BayescaleWarning)
+        healthy = bayescale.plan(fit, TARGET, budget=1e21)
+    assert not any("sampler diagnostics" in n for n in healthy.notes)
+    monkeypatch.setattr(fit, "sampling_problems", lambda: ["max r_hat 3.900 > 1.01"])
+    with pytest.warns(bayescale.BayescaleWarning, match="max r_hat 3.900"):
+        flagged = bayescale.plan(fit, TARGET, budget=1e21)
+    assert any("sampler diagnostics fail (max r_hat 3.900" in n for n in flagged.notes)
+    assert flagged.to_json()["notes"] == flagged.notes
+
 def test_cli_prints_a_batch_and_writes_json_and_report(fit, tmp_path, capsys):
     saved = tmp_path / "fit.nc"
     fit.save(saved)
