@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .data import GROUP_COLUMNS
-from .errors import BayescaleError, BayescaleWarning
+from .errors import BayescaleError, UnreliableSampling
 from .predict import decades_beyond, prepare, response_draws
 
 METHODS = ("gaussian", "importance")
@@ -170,7 +170,7 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
         raise BayescaleError(f"batch must be a positive integer, got {batch!r}")
     one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
-    notes = _sampling_notes(fit)
+    notes: list[str] = []
     beyond = decades_beyond(one, prepare(one, target, "observation").frame)
     if beyond is not None and beyond[0] <= 0:
         raise BayescaleError("the target lies inside the fitted runs' range: plan chooses runs that teach about "
@@ -184,6 +184,7 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
                              f"({costs.min():.3g} FLOP): raise it or give cheaper candidates")
     if batch is None:
         batch = len(candidates) if budget is not None else 1
+    notes += _sampling_notes(fit)   # after the input checks: a call that fails on them only raises
 
     m, y, response_target = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, notes)
     noise = np.mean((y - m) ** 2, axis=0)            # each row's posterior mean noise variance (link scale)
@@ -232,11 +233,11 @@ def _sampling_notes(fit) -> list[str]:
         problems = one.sampling_problems()
         if problems:
             which = f"the {name} fit" if name else "the fit"
-            notes.append(f"{which}'s sampler diagnostics fail ({'; '.join(problems)}): the expected widths come "
-                         "from its draws and are unreliable; refit (more warmup or draws, a higher target_accept, "
-                         "or more runs) before spending compute on this plan")
-    for note in notes:
-        warnings.warn(note, BayescaleWarning, stacklevel=3)
+            note = (f"{which}'s sampler diagnostics fail ({'; '.join(problems)}): the expected widths come "
+                    "from its draws and are unreliable; refit (more warmup or draws, a higher target_accept, "
+                    "or more runs) before spending compute on this plan")
+            notes.append(note)
+            warnings.warn(UnreliableSampling(note, fit=one), stacklevel=3)
     return notes
 
 

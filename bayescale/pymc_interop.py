@@ -76,9 +76,10 @@ def pymc_prior(pm, name: str, prior, dims=None):
     return cls(name, **kwargs, dims=dims)
 
 
-def pymc_dist(pm, prior):
-    """The unnamed PyMC distribution of a NumPyro prior (for ``pm.logp`` at a computed value)."""
-    cls, kwargs = _pymc_family(pm, prior)
+def pymc_dist(pm, prior, name: str | None = None):
+    """The unnamed PyMC distribution of a NumPyro prior (for ``pm.logp`` at a computed value);
+    ``name``: whose prior it is, for the error."""
+    cls, kwargs = _pymc_family(pm, prior, name)
     return cls.dist(**kwargs)
 
 
@@ -106,8 +107,10 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
     """The ``pm.Model`` equivalent to ``bayescale.fit(df, law, pool=pool, priors=priors,
     discrepancy=discrepancy, offset=offset, discrepancy_by=discrepancy_by)``, in the coordinates
     bayescale samples: where the law has sampling coordinates (:mod:`bayescale.models.coordinates`)
-    and they apply, a flat vector ``law_coords`` with the natural parameters as deterministics;
-    ``natural=True`` samples the natural parameters directly (the same model and posterior)."""
+    and they apply (the law's parameters unpooled, none fixed), a flat vector ``law_coords`` with the
+    natural parameters as deterministics; ``natural=True`` samples the natural parameters directly
+    (the same model and posterior). PyMC cannot draw from the flat vector, so prior sampling
+    (``pm.sample_prior_predictive``) needs ``natural=True``."""
     pm, pt = _import_pymc()
     law = get_law(law)
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
@@ -126,7 +129,7 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
         x = {k: pm.Data(f"x_{k}", v, dims="obs") for k, v in x_np.items()}
         idx = {g: pm.Data(f"{g}_index", data.group_index[g].astype(np.int64), dims="obs")
                for g in spec.coords}
-        values = {} if reparam is None else reparam.pymc_sample(pm, pt, spec.priors, lambda p: pymc_dist(pm, p))
+        values = {} if reparam is None else reparam.pymc_sample(pm, pt, spec.priors, lambda p, n: pymc_dist(pm, p, n))
         for name in law.all_params():
             if name in values:
                 continue

@@ -65,8 +65,7 @@ JAX_OPS = Ops(jnp.exp, jnp.log, jnp.expm1, jax.nn.softplus, jax.nn.log_sigmoid, 
 def pytensor_ops(pt) -> Ops:
     """:class:`Ops` in pytensor (``pt``: pytensor.tensor)."""
     return Ops(pt.exp, pt.log, pt.expm1, pt.softplus, lambda a: -pt.softplus(-a),
-               lambda a: a - pt.logsumexp(a), pt.concatenate, pt.stack,
-               lambda n, dtype: pt.zeros(n, dtype=dtype))
+               pt.special.log_softmax, pt.concatenate, pt.stack, lambda n, dtype: pt.zeros(n, dtype=dtype))
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ class FloorPlusPowers:
         rho = log_a[:k - 1] - log_a[k - 1]
         return jnp.asarray(np.concatenate([[np.log(l0)], g, [phi], rho]))
 
-    def natural(self, u, ops=None) -> jax.Array:
+    def natural(self, u, ops=None):
         """The natural parameters (in :attr:`names` order) at coordinates ``u`` (not offset);
         ``ops``: :data:`JAX_OPS` (default) or :func:`pytensor_ops` for the PyMC twin."""
         o = ops or JAX_OPS
@@ -130,7 +129,7 @@ class FloorPlusPowers:
             out += [log_a[j], o.exp(g[j] - log_a[j])]
         return o.stack(out)
 
-    def log_abs_det_jacobian(self, theta, ops=None) -> jax.Array:
+    def log_abs_det_jacobian(self, theta, ops=None):
         """log |det d(natural)/d(coordinates)| = log E + sum_k log exponent_k.
 
         Ordered as (E, log_T) then exponents against (l, phi, rho) then g, the Jacobian is block
@@ -152,11 +151,11 @@ class FloorPlusPowers:
     def pymc_sample(self, pm, pt, priors: dict, prior_dist) -> dict:
         """The same in a PyMC model (whose coords must hold :data:`DIM`: :meth:`labels`): a flat
         vector, the priors and the log-determinant as a potential, the natural parameters as
-        deterministics. ``prior_dist(prior)`` is the PyMC distribution of a NumPyro prior."""
+        deterministics. ``prior_dist(prior, name)`` is the PyMC distribution of a NumPyro prior."""
         ops = pytensor_ops(pt)
         offset = pm.Flat(SITE, dims=DIM)
         theta = self.natural(offset + np.asarray(self.centre(priors), dtype=np.float64), ops)
-        log_prior = sum(pm.logp(prior_dist(priors[n]), theta[i]) for i, n in enumerate(self.names))
+        log_prior = sum(pm.logp(prior_dist(priors[n], n), theta[i]) for i, n in enumerate(self.names))
         pm.Potential(f"{SITE}_prior", log_prior + self.log_abs_det_jacobian(theta, ops))
         return {n: pm.Deterministic(n, theta[i]) for i, n in enumerate(self.names)}
 
@@ -203,7 +202,7 @@ class FloorTimesExpPower:
         q = -u - np.log(-np.expm1(-u))
         return jnp.asarray([log_u0, np.log(gamma) + log_u + log_u0, q])
 
-    def natural(self, c, ops=None) -> jax.Array:
+    def natural(self, c, ops=None):
         """(E, log_u, gamma) at coordinates ``c`` (not offset); ``ops`` as for
         :meth:`FloorPlusPowers.natural`."""
         o = ops or JAX_OPS
@@ -213,7 +212,7 @@ class FloorTimesExpPower:
         log_u = o.log(u)
         return o.stack([floor, log_u, o.exp(g - log_u - log_u0)])
 
-    def log_abs_det_jacobian(self, theta, ops=None) -> jax.Array:
+    def log_abs_det_jacobian(self, theta, ops=None):
         """log |det d(E, log_u, gamma)/d(l, q, g)| = log E + log gamma + log(1 - e^-u) - log u.
 
         Lower block triangular in that order: dE/dl = E, d log_u/dq = -sigmoid(-q)/u with

@@ -10,6 +10,7 @@ import pytest
 
 import bayescale
 from bayescale.cli import main
+from bayescale.errors import UnreliableSampling
 from bayescale.models import get_law
 from bayescale.next_runs import _gaussian, _importance
 from bayescale.simulate import simulate
@@ -125,8 +126,13 @@ def test_a_fit_whose_chains_disagree_is_named_in_the_plan(fit, monkeypatch):
         healthy = bayescale.plan(fit, TARGET, budget=1e21)
     assert not any("sampler diagnostics" in n for n in healthy.notes)
     monkeypatch.setattr(fit, "sampling_problems", lambda: ["max r_hat 3.900 > 1.01"])
-    with pytest.warns(bayescale.BayescaleWarning, match="max r_hat 3.900"):
+    with pytest.warns(UnreliableSampling, match="max r_hat 3.900") as caught:
         flagged = bayescale.plan(fit, TARGET, budget=1e21)
+    assert caught[0].message.fit is fit
+    with warnings.catch_warnings():   # bad input: the error alone, no warning before it
+        warnings.simplefilter("error", bayescale.BayescaleWarning)
+        with pytest.raises(bayescale.BayescaleError, match="smaller than the cheapest candidate"):
+            bayescale.plan(fit, TARGET, budget=1e10)
     assert any("sampler diagnostics fail (max r_hat 3.900" in n for n in flagged.notes)
     assert flagged.to_json()["notes"] == flagged.notes
 
