@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import BayescaleError, BayescaleWarning, UnreliableSamplingError
+from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError
 
 LEVELS = (0.5, 0.9)
 STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostics fail
@@ -518,7 +518,9 @@ def cmd_plan(args) -> int:
     target = _points(args, fit)
     candidates = read_table(args.candidates) if args.candidates else None
     budget = args.budget
-    result = plan(fit, target, candidates, budget=budget, batch=args.batch, method=args.method, seed=args.seed)
+    with warnings.catch_warnings():   # a failing fit's diagnostics are printed below as a note
+        warnings.simplefilter("ignore", UnreliableSampling)
+        result = plan(fit, target, candidates, budget=budget, batch=args.batch, method=args.method, seed=args.seed)
     chosen = result.chosen
     print(f"target's 90% interval width now {_fmt(result.width_now)} ({result.response}); "
           f"{len(chosen)} run(s) chosen ({result.method} estimate), cost {_fmt(chosen['cost'].sum())} FLOP"

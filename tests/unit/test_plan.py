@@ -136,6 +136,20 @@ def test_a_fit_whose_chains_disagree_is_named_in_the_plan(fit, monkeypatch):
     assert any("sampler diagnostics fail (max r_hat 3.900" in n for n in flagged.notes)
     assert flagged.to_json()["notes"] == flagged.notes
 
+
+def test_cli_prints_a_failing_fits_diagnostics_once(fit, tmp_path, capsys):
+    """The CLI prints the plan's notes; the fit's failing diagnostics appear there, not a second
+    time as a warning (the short fixture fit is flagged: its r_hat and ESS fail)."""
+    assert fit.sampling_problems()
+    saved = tmp_path / "fit.nc"
+    fit.save(saved)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["plan", str(saved), "--at", "params=7e10,tokens=1.4e12", "--budget", "1e21"]) == 0
+    out = capsys.readouterr()
+    assert out.out.count("sampler diagnostics fail") == 1
+    assert not [w for w in caught if "sampler diagnostics fail" in str(w.message)]
+
 def test_cli_prints_a_batch_and_writes_json_and_report(fit, tmp_path, capsys):
     saved = tmp_path / "fit.nc"
     fit.save(saved)
