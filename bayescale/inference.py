@@ -190,13 +190,17 @@ def model_arguments(spec: ModelSpec, data: Dataset) -> tuple:
 def sample_posterior(
     spec: ModelSpec, data: Dataset, *, seed=0, chains=4, warmup=1000, draws=1000,
     progress=None, target_accept=0.8, dense_mass=None, max_draws=None, more_draws=None, started=None,
+    gradient_metric: bool = False,
 ) -> tuple[az.InferenceData, dict]:
     """Run NUTS and return labelled InferenceData plus timing / step statistics.
 
     With ``more_draws`` (a function of the InferenceData so far), the chains continue for another
     ``draws`` draws each while it returns True, up to ``max_draws`` draws per chain in all.
     ``started`` (a ``time.perf_counter()`` value): when the caller began, for ``prepare_seconds``,
-    the wait before the chains start."""
+    the wait before the chains start. ``gradient_metric`` (with ``dense_mass=False``): a diagonal
+    metric from the draws' and the gradients' variances (see
+    :func:`bayescale.samplers.adaptation.gradient_scaled_variance`), measured by
+    benchmarks/metric_probe.py; not a default."""
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
@@ -211,7 +215,7 @@ def sample_posterior(
     floors = neck_floors({f"{k}_tau": prior_median(spec.priors[f"{k}_tau"]) for k in spec.centred
                           if not isinstance(spec.priors[f"{k}_tau"], dist.Delta)}) if warm_start else ()
     settings = Settings(warmup=int(warmup), dense=dense, target_accept=float(target_accept),
-                        warm_start=warm_start, neck_floors=floors)
+                        warm_start=warm_start, neck_floors=floors, gradient_metric=bool(gradient_metric))
     progress = resolve_progress(progress)
     announce = functools.partial(progress_note, f"compiling the sampler for {spec.law.spec} (first fit of this "
                                        "shape; later fits reuse it)") if progress else None
@@ -243,6 +247,7 @@ def sample_posterior(
         "prepare_seconds": t0 - t_prepare,   # checks, arguments, compiled sampler: the wait before the chains start
         "mean_steps_per_draw": float(extra["num_steps"].mean()),
         "dense_mass": dense,
+        "gradient_metric": bool(gradient_metric),
         "covariance_shrinkage": "relative",
         "float64": x64,
         "warm_start": settings.warm_start,

@@ -6,7 +6,8 @@ Cases: 160-run Chinchilla simulations (as in default_health.py, seeds 0-4), and 
 tables for Epoch, Gadre, Gemstones, Step Law and the LM learning curves (each at its law and
 pooling there; all of them need the datasets folder). Settings: ``dense,0.99`` (the default for
 a model with the walk), ``diag,0.9``, ``diag,0.95`` (``--settings`` to choose). One fit per case and
-setting, 4 chains x 1000 warmup + 1000 draws, seed 0. ESS and r_hat are over the scalar and
+setting, 4 chains x 1000 warmup + 1000 draws, seed 0; ``grad`` is a diagonal metric scaled by the
+gradients' variances (``sample_posterior(..., gradient_metric=True)``). ESS and r_hat are over the scalar and
 per-group parameters the fit reports, not the walk's increments. Prints one row per fit; the
 figures quoted in RESULTS.md ("Performance: where the first fit's time goes", the metric probes)
 came from these cases and settings.
@@ -30,10 +31,13 @@ sys.path.insert(0, str(HERE))
 
 import arviz as az  # noqa: E402
 
-import bayescale  # noqa: E402
 from default_health import chinchilla_sim  # noqa: E402
 
+from bayescale.inference import build, sample_posterior  # noqa: E402
+from bayescale.models import get_law  # noqa: E402
+
 STUDIES = ("epoch", "gadre", "gemstones", "step_law", "lc_lm")
+METRICS = ("dense", "diag", "grad")   # grad: diagonal, scaled by the gradients' variances
 CASES = tuple(f"sim{s}" for s in range(5)) + STUDIES
 
 
@@ -48,7 +52,7 @@ def table(case: str):
     return None if df is None else (df, study.law, study.pool)
 
 
-def probe(case: str, dense: bool, target_accept: float, seed: int = 0) -> dict:
+def probe(case: str, metric: str, target_accept: float, seed: int = 0) -> dict:
     found = table(case)
     if found is None:
         return {"case": case, "skipped": "datasets folder absent"}
@@ -56,17 +60,20 @@ def probe(case: str, dense: bool, target_accept: float, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bayescale.fit(df, law=law, seed=seed, progress=False, target_accept=target_accept, dense_mass=dense,
-                            chains=4, warmup=1000, draws=1000, **({} if pool is None else {"pool": pool}))
-    post = fit.posterior
+        # bayescale.fit's model at its defaults (the walk included), with the metric and target given
+        spec, data = build(df, get_law(law), pool=pool, discrepancy="auto")
+        idata, stats = sample_posterior(spec, data, seed=seed, chains=4, warmup=1000, draws=1000,
+                                        target_accept=target_accept, dense_mass=metric == "dense",
+                                        gradient_metric=metric == "grad")
+    post = idata.posterior
     names = [v for v in post.data_vars if not v.startswith("disc_z") and post[v].size <= post.sizes["chain"]
              * post.sizes["draw"] * 16]
     ess = az.ess(post[names], method="bulk")
     min_ess = min(float(ess[k].min()) for k in names)
-    steps = float(fit.diagnostics["mean_steps_per_draw"])
+    steps = float(stats["mean_steps_per_draw"])
     draws = post.sizes["chain"] * (post.sizes["draw"] + 1000)   # every transition, warmup included
-    return {"case": case, "metric": "dense" if dense else "diagonal", "target_accept": target_accept,
-            "steps_per_draw": steps, "divergences": int(fit.diagnostics["divergences"]), "min_ess": min_ess,
+    return {"case": case, "metric": metric, "target_accept": target_accept,
+            "steps_per_draw": steps, "divergences": int(idata.sample_stats["diverging"].sum()), "min_ess": min_ess,
             "ess_per_1000_steps": 1000 * min_ess / (draws * steps),
             "max_rhat": float(az.rhat(post[names]).to_array().max()), "seconds": time.perf_counter() - t0}
 
@@ -84,12 +91,12 @@ def main(argv=None) -> int:
     settings = []
     for text in args.settings:
         metric, _, accept = text.partition(",")
-        if metric not in ("dense", "diag") or not accept:
-            ap.error(f"a setting is metric,target_accept with metric dense or diag, got {text!r}")
-        settings.append((metric == "dense", float(accept)))
+        if metric not in METRICS or not accept:
+            ap.error(f"a setting is metric,target_accept with metric one of {METRICS}, got {text!r}")
+        settings.append((metric, float(accept)))
     for case in cases:
-        for dense, accept in settings:
-            row = probe(case, dense, accept)
+        for metric, accept in settings:
+            row = probe(case, metric, accept)
             if "skipped" in row:
                 print(f"{case}: skipped ({row['skipped']})", flush=True)
                 break

@@ -161,6 +161,20 @@ def window_covariance(state: Welford, relative: bool = True) -> jax.Array:
     return regularize(welford_covariance(state), state.n, relative)
 
 
+def gradient_scaled_variance(draws: Welford, grads: Welford, relative: bool = True) -> jax.Array:
+    """A diagonal inverse mass matrix from a window's draws *and* gradients: sqrt(var z / var g)
+    per coordinate, regularised as :func:`window_covariance`. For a Gaussian with variance v the
+    potential's gradient has variance 1/v, so this is v exactly, and it uses the gradients'
+    information about the scale, which a window of draws alone estimates slowly (the diagonal
+    that minimises a Fisher divergence to the posterior; nutpie adapts a form of it). Where a
+    coordinate's gradient never varied, its draws' variance."""
+    var_z, var_g = welford_covariance(draws), welford_covariance(grads)
+    # "never varied" up to rounding: a constant's streaming variance is not exactly 0 in float32
+    varied = var_g > (64 * jnp.finfo(var_g.dtype).eps * jnp.abs(grads.mean)) ** 2
+    scaled = jnp.where(varied, jnp.sqrt(var_z / jnp.where(varied, var_g, 1.0)), var_z)
+    return regularize(scaled, draws.n, relative)
+
+
 def mass_matrix_factors(inverse_mass_matrix) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(inverse mass matrix, mass_matrix_sqrt, mass_matrix_sqrt_inv) laid out as NumPyro's
     ``HMCAdaptState`` holds them: for a dense matrix C, ``mass_matrix_sqrt_inv`` is the lower

@@ -115,12 +115,16 @@ class Settings:
     relative_shrinkage: bool = True   # False: Stan's / NumPyro's absolute 1e-3·I (tests' control)
     warm_start: bool = False          # Newton to the mode, Laplace start and metric (see init)
     neck_floors: tuple = ()           # ((site, floor of log tau), ...): see neck_floors
+    # diagonal metric only: each window's variances scaled by the gradients' (see
+    # adaptation.gradient_scaled_variance); measured against the defaults by benchmarks/metric_probe.py
+    gradient_metric: bool = False
 
 
 class Adaptation(NamedTuple):
     """Warmup state carried beside NumPyro's HMCState."""
     dual: ad.DualAveraging
     window: ad.Welford
+    grads: ad.Welford     # the window's gradients (updated only with Settings.gradient_metric)
 
 
 @dataclass
@@ -191,6 +195,9 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
     potential_fn_gen, postprocess_gen, prototype = _model_functions(model, example_args)
     dim = int(ravel_pytree(prototype)[0].shape[0])
     warmup, dense, target = settings.warmup, settings.dense, settings.target_accept
+    if settings.gradient_metric and dense:
+        raise BayescaleError("the gradient-scaled metric is diagonal: it needs dense=False")
+    gradient_metric = settings.gradient_metric
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     collect, ends = ad.window_schedule(warmup)
 
@@ -259,7 +266,7 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
                             target_accept_prob=target, max_tree_depth=settings.max_tree_depth,
                             model_args=args, rng_key=key_run)
         return state, Adaptation(ad.dual_averaging_init(state.adapt_state.step_size),
-                                 ad.welford_init(dim, dense))
+                                 ad.welford_init(dim, dense), ad.welford_init(dim, False))
 
     collect_j, ends_j = (jnp.asarray(np.append(a, False)) for a in (collect, ends))
 
@@ -271,19 +278,26 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
         eps = ad.step_size(jnp.where(last, dual.log_step_avg, dual.log_step))
         pos = jnp.minimum(t, warmup)
         window = ad.welford_update(adaptation.window, ravel_pytree(state.z)[0], collect_j[pos])
+        grads = adaptation.grads
+        if gradient_metric:
+            grads = ad.welford_update(grads, ravel_pytree(state.z_grad)[0], collect_j[pos])
 
         def window_end(operands):
-            window, _, kernel = operands
-            cov = ad.window_covariance(window, settings.relative_shrinkage)
+            window, grads, _, kernel = operands
+            if gradient_metric:
+                cov = ad.gradient_scaled_variance(window, grads, settings.relative_shrinkage)
+            else:
+                cov = ad.window_covariance(window, settings.relative_shrinkage)
             inverse, sqrt, sqrt_inv = ad.mass_matrix_factors(cov)
             kernel = kernel._replace(inverse_mass_matrix=inverse, mass_matrix_sqrt=sqrt,
                                      mass_matrix_sqrt_inv=sqrt_inv)
-            return ad.welford_init(dim, dense, window.n.dtype), ad.dual_averaging_init(eps), kernel
+            return (ad.welford_init(dim, dense, window.n.dtype), ad.welford_init(dim, False, window.n.dtype),
+                    ad.dual_averaging_init(eps), kernel)
 
-        window, dual, kernel = jax.lax.cond(ends_j[pos], window_end, lambda o: o,
-                                            (window, dual, state.adapt_state))
+        window, grads, dual, kernel = jax.lax.cond(ends_j[pos], window_end, lambda o: o,
+                                                   (window, grads, dual, state.adapt_state))
         kernel = kernel._replace(step_size=eps)
-        return state._replace(adapt_state=kernel), Adaptation(dual, window)
+        return state._replace(adapt_state=kernel), Adaptation(dual, window, grads)
 
     def chunk(carry, args):
         def step(c, _):

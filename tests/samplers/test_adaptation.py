@@ -89,6 +89,25 @@ def test_few_draws_keep_variances_only_and_a_still_coordinate_gets_unit_variance
     assert diag[2] == pytest.approx(9 / 14 + 5 / 14 * 1e-3)
 
 
+
+def test_gradient_scaled_variance_is_exact_for_a_gaussian_from_few_draws():
+    """For a Gaussian with variances v the potential's gradient is z / v, so sqrt(var z / var g)
+    is v from any window of two or more draws; the draws' own variance (control) is off by the
+    sampling error of 12 draws. A coordinate whose gradient never varied keeps its draws' variance."""
+    rng = np.random.default_rng(5)
+    v = np.array([1e-4, 0.3, 2.0, 50.0])
+    z = rng.normal(size=(12, 4)) * np.sqrt(v)
+    grads = z / v
+    grads[:, 3] = 0.7                       # no information about coordinate 3's scale
+    draws_state = ad.welford_update(ad.welford_init(4, False), jnp.asarray(z))
+    grads_state = ad.welford_update(ad.welford_init(4, False), jnp.asarray(grads))
+    got = np.asarray(ad.gradient_scaled_variance(draws_state, grads_state))
+    shrink = 12 / 17 + 5 / 17 * 1e-3        # regularize's relative shrinkage at n = 12
+    np.testing.assert_allclose(got[:3], shrink * v[:3], rtol=1e-4)
+    np.testing.assert_allclose(got[3], shrink * np.var(z[:, 3], ddof=1), rtol=1e-4)
+    control = np.asarray(ad.window_covariance(draws_state))
+    assert np.max(np.abs(control[:3] / (shrink * v[:3]) - 1.0)) > 0.1
+
 def test_mass_matrix_factors_are_numpyros_layout():
     rng = np.random.default_rng(4)
     a = rng.normal(size=(5, 5))
