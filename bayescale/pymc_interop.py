@@ -70,8 +70,9 @@ def _pymc_family(pm, prior, name: str | None = None):
 
 def pymc_prior(pm, name: str, prior, dims=None):
     """The PyMC random variable for a NumPyro prior (Delta = a fixed value, as a Deterministic)."""
-    if _prior_args(prior)[0] == "Delta":
-        return pm.Deterministic(name, pm.math.constant(_prior_args(prior)[1]["v"]), dims=dims)
+    family, a = _prior_args(prior)
+    if family == "Delta":
+        return pm.Deterministic(name, pm.math.constant(a["v"]), dims=dims)
     cls, kwargs = _pymc_family(pm, prior, name)
     return cls(name, **kwargs, dims=dims)
 
