@@ -211,6 +211,9 @@ def sample_posterior(
         args = jax.device_put(cast_arguments(model_arguments(spec, data), x64))
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
+    if gradient_metric and dense:
+        raise BayescaleError(f"gradient_metric=True is a diagonal metric and needs dense_mass=False "
+                             f"(got dense_mass={dense_mass!r}, which gives a dense one here)")
     warm_start = use_warm_start(data.n, n_latent)
     floors = neck_floors({f"{k}_tau": prior_median(spec.priors[f"{k}_tau"]) for k in spec.centred
                           if not isinstance(spec.priors[f"{k}_tau"], dist.Delta)}) if warm_start else ()

@@ -195,9 +195,7 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
     potential_fn_gen, postprocess_gen, prototype = _model_functions(model, example_args)
     dim = int(ravel_pytree(prototype)[0].shape[0])
     warmup, dense, target = settings.warmup, settings.dense, settings.target_accept
-    if settings.gradient_metric and dense:
-        raise BayescaleError("the gradient-scaled metric is diagonal: it needs dense=False")
-    gradient_metric = settings.gradient_metric
+    gradient_metric = settings.gradient_metric   # diagonal only: sample_posterior checks
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     collect, ends = ad.window_schedule(warmup)
 

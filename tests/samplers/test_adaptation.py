@@ -138,3 +138,17 @@ def test_damped_newton_finds_the_mode_of_a_badly_scaled_curved_potential():
     np.testing.assert_allclose(cov, np.linalg.inv(np.asarray(h)), rtol=1e-4)
     # a non-finite Hessian gives the identity
     np.testing.assert_array_equal(ad.laplace_covariance(jnp.full((2, 2), jnp.nan)), np.eye(2))
+
+
+def test_the_gradient_metric_asks_for_a_diagonal_metric_by_name():
+    import pandas as pd
+
+    from bayescale.errors import BayescaleError
+    from bayescale.inference import build, sample_posterior
+
+    df = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 8), "loss": np.linspace(3.0, 2.5, 8)})
+    spec, data = build(df, "power", discrepancy="none")
+    with pytest.raises(BayescaleError, match="needs dense_mass=False"):
+        sample_posterior(spec, data, dense_mass=True, gradient_metric=True)
+    with pytest.raises(BayescaleError, match="got dense_mass=None"):   # the default is dense for 4 parameters
+        sample_posterior(spec, data, gradient_metric=True)
