@@ -197,10 +197,10 @@ def sample_posterior(
     With ``more_draws`` (a function of the InferenceData so far), the chains continue for another
     ``draws`` draws each while it returns True, up to ``max_draws`` draws per chain in all.
     ``started`` (a ``time.perf_counter()`` value): when the caller began, for ``prepare_seconds``,
-    the wait before the chains start. ``gradient_metric`` (with ``dense_mass=False``): a diagonal
-    metric from the draws' and the gradients' variances (see
-    :func:`bayescale.samplers.adaptation.gradient_scaled_variance`), measured by
-    benchmarks/metric_probe.py; not a default."""
+    the wait before the chains start. ``gradient_metric``: each warmup window's metric from its
+    draws and its gradients (dense: :func:`bayescale.samplers.adaptation.gradient_informed_covariance`;
+    diagonal: :func:`~bayescale.samplers.adaptation.gradient_scaled_variance`), measured by
+    benchmarks/metric_probe.py."""
     for name, value in (("chains", chains), ("warmup", warmup), ("draws", draws)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
@@ -211,9 +211,6 @@ def sample_posterior(
         args = jax.device_put(cast_arguments(model_arguments(spec, data), x64))
     n_latent = _count_latent(spec)
     dense = n_latent <= DENSE_MASS_MAX_PARAMS if dense_mass is None else bool(dense_mass)
-    if gradient_metric and dense:
-        raise BayescaleError(f"gradient_metric=True is a diagonal metric and needs dense_mass=False "
-                             f"(got dense_mass={dense_mass!r}, which gives a dense one here)")
     warm_start = use_warm_start(data.n, n_latent)
     floors = neck_floors({f"{k}_tau": prior_median(spec.priors[f"{k}_tau"]) for k in spec.centred
                           if not isinstance(spec.priors[f"{k}_tau"], dist.Delta)}) if warm_start else ()

@@ -7,7 +7,9 @@ tables for Epoch, Gadre, Gemstones, Step Law and the LM learning curves (each at
 pooling there; all of them need the datasets folder). Settings: ``dense,0.99`` (the default for
 a model with the walk), ``diag,0.9``, ``diag,0.95`` (``--settings`` to choose). One fit per case and
 setting, 4 chains x 1000 warmup + 1000 draws, seed 0; ``grad`` is a diagonal metric scaled by the
-gradients' variances (``sample_posterior(..., gradient_metric=True)``). ESS and r_hat are over the scalar and
+gradients' variances (``sample_posterior(..., dense_mass=False, gradient_metric=True)``), ``dgrad``
+its dense form, the geometric mean of the draws' covariance and the inverse of the gradients'
+(``dense_mass=True, gradient_metric=True``). ESS and r_hat are over the scalar and
 per-group parameters the fit reports, not the walk's increments. Prints one row per fit; the
 figures quoted in RESULTS.md ("Performance: where the first fit's time goes", the metric probes)
 came from these cases and settings.
@@ -37,7 +39,9 @@ from bayescale.inference import build, sample_posterior  # noqa: E402
 from bayescale.models import get_law  # noqa: E402
 
 STUDIES = ("epoch", "gadre", "gemstones", "step_law", "lc_lm")
-METRICS = ("dense", "diag", "grad")   # grad: diagonal, scaled by the gradients' variances
+# grad: diagonal, scaled by the gradients' variances; dgrad: dense, the geometric mean of the draws'
+# covariance and the inverse of the gradients' covariance
+METRICS = ("dense", "diag", "grad", "dgrad")
 CASES = tuple(f"sim{s}" for s in range(5)) + STUDIES
 
 
@@ -63,8 +67,8 @@ def probe(case: str, metric: str, target_accept: float, seed: int = 0) -> dict:
         # bayescale.fit's model at its defaults (the walk included), with the metric and target given
         spec, data = build(df, get_law(law), pool=pool, discrepancy="auto")
         idata, stats = sample_posterior(spec, data, seed=seed, chains=4, warmup=1000, draws=1000,
-                                        target_accept=target_accept, dense_mass=metric == "dense",
-                                        gradient_metric=metric == "grad")
+                                        target_accept=target_accept, dense_mass=metric in ("dense", "dgrad"),
+                                        gradient_metric=metric in ("grad", "dgrad"))
     post = idata.posterior
     names = [v for v in post.data_vars if not v.startswith("disc_z") and post[v].size <= post.sizes["chain"]
              * post.sizes["draw"] * 16]
@@ -82,7 +86,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     ap.add_argument("--settings", nargs="+", default=["dense,0.99", "diag,0.9", "diag,0.95"],
-                    help="metric,target_accept pairs; metric is dense or diag")
+                    help=f"metric,target_accept pairs; metric is one of {', '.join(METRICS)}")
     args = ap.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]

@@ -175,6 +175,51 @@ def gradient_scaled_variance(draws: Welford, grads: Welford, relative: bool = Tr
     return regularize(scaled, draws.n, relative)
 
 
+def _symmetric_power(matrix, power):
+    """matrix^power for a symmetric positive definite matrix, through its eigendecomposition
+    (eigenvalues held above float rounding, so a nearly singular matrix gives no NaN)."""
+    values, vectors = jnp.linalg.eigh(0.5 * (matrix + matrix.T))
+    values = jnp.maximum(values, jnp.finfo(values.dtype).eps * jnp.max(values))
+    return (vectors * values ** power) @ vectors.T
+
+
+def gradient_informed_covariance(draws: Welford, grads: Welford, relative: bool = True) -> jax.Array:
+    """A dense inverse mass matrix from a window's draws *and* gradients: the geometric mean
+    C_z # C_g^-1 = C_g^-1/2 (C_g^1/2 C_z C_g^1/2)^1/2 C_g^-1/2 of the draws' covariance C_z and the
+    inverse of the gradients' covariance C_g (the draws' regularised as :func:`window_covariance`).
+
+    It is the dense form of :func:`gradient_scaled_variance`: the matrix M that minimises
+    tr(M^-1 C_z) + tr(M C_g), a Fisher divergence between the posterior and a Gaussian with
+    covariance M (the criterion behind nutpie's metric). For a Gaussian posterior the gradients'
+    covariance from a window is the inverse covariance sandwiched around the draws' sample
+    covariance, and the mean is the posterior's covariance exactly; away from Gaussianity the
+    gradients tell how curved the posterior is where the chain went, which a window of a few
+    dozen draws of a few dozen correlated parameters estimates poorly from the draws alone. A
+    window with fewer than two draws per parameter keeps only the diagonal (as
+    :func:`regularize`; the geometric mean of two diagonal matrices is
+    :func:`gradient_scaled_variance`'s). Where a coordinate's gradient never varied, the draws'
+    covariance alone.
+
+    Computed in coordinates scaled by the draws' standard deviations: scaling-law parameters
+    differ in scale by orders of magnitude, and an eigendecomposition in float32 of the raw
+    matrices would lose the small directions; the geometric mean is unchanged by the scaling."""
+    cov_z = regularize(welford_covariance(draws), draws.n, relative)
+    raw_g = welford_covariance(grads)
+    varied = jnp.diagonal(raw_g) > (64 * jnp.finfo(raw_g.dtype).eps * jnp.abs(grads.mean)) ** 2
+    # the gradients' covariance is not floored: a floor relative to its diagonal (which its
+    # stiffest directions dominate) would swamp its smallest eigenvalues, the posterior's widest
+    # directions; the draws' floor keeps the mean positive definite
+    full = grads.n > 2 * raw_g.shape[0]
+    cov_g = jnp.where(full, raw_g, jnp.diag(jnp.diagonal(raw_g)))
+    sd = jnp.sqrt(jnp.diagonal(cov_z))
+    a = cov_z / jnp.outer(sd, sd)              # D^-1 C_z D^-1
+    b = cov_g * jnp.outer(sd, sd)              # D C_g D, the gradients' covariance in those units
+    root_b, inv_root_b = _symmetric_power(b, 0.5), _symmetric_power(b, -0.5)
+    mean = inv_root_b @ _symmetric_power(root_b @ a @ root_b, 0.5) @ inv_root_b
+    mean = 0.5 * (mean + mean.T) * jnp.outer(sd, sd)
+    return jnp.where(jnp.all(varied), mean, cov_z)
+
+
 def mass_matrix_factors(inverse_mass_matrix) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(inverse mass matrix, mass_matrix_sqrt, mass_matrix_sqrt_inv) laid out as NumPyro's
     ``HMCAdaptState`` holds them: for a dense matrix C, ``mass_matrix_sqrt_inv`` is the lower

@@ -115,8 +115,8 @@ class Settings:
     relative_shrinkage: bool = True   # False: Stan's / NumPyro's absolute 1e-3·I (tests' control)
     warm_start: bool = False          # Newton to the mode, Laplace start and metric (see init)
     neck_floors: tuple = ()           # ((site, floor of log tau), ...): see neck_floors
-    # diagonal metric only: each window's variances scaled by the gradients' (see
-    # adaptation.gradient_scaled_variance); measured against the defaults by benchmarks/metric_probe.py
+    # each window's metric from its draws and its gradients (adaptation.gradient_informed_covariance,
+    # or gradient_scaled_variance when diagonal); measured against the defaults by benchmarks/metric_probe.py
     gradient_metric: bool = False
 
 
@@ -195,7 +195,7 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
     potential_fn_gen, postprocess_gen, prototype = _model_functions(model, example_args)
     dim = int(ravel_pytree(prototype)[0].shape[0])
     warmup, dense, target = settings.warmup, settings.dense, settings.target_accept
-    gradient_metric = settings.gradient_metric   # diagonal only: sample_posterior checks
+    gradient_metric = settings.gradient_metric
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_fn_gen, algo="NUTS")
     collect, ends = ad.window_schedule(warmup)
 
@@ -264,7 +264,7 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
                             target_accept_prob=target, max_tree_depth=settings.max_tree_depth,
                             model_args=args, rng_key=key_run)
         return state, Adaptation(ad.dual_averaging_init(state.adapt_state.step_size),
-                                 ad.welford_init(dim, dense), ad.welford_init(dim, False))
+                                 ad.welford_init(dim, dense), ad.welford_init(dim, dense and gradient_metric))
 
     collect_j, ends_j = (jnp.asarray(np.append(a, False)) for a in (collect, ends))
 
@@ -282,14 +282,17 @@ def _compile(model, example_args, settings: Settings, x64: bool) -> CompiledNUTS
 
         def window_end(operands):
             window, grads, _, kernel = operands
-            if gradient_metric:
+            if gradient_metric and dense:
+                cov = ad.gradient_informed_covariance(window, grads, settings.relative_shrinkage)
+            elif gradient_metric:
                 cov = ad.gradient_scaled_variance(window, grads, settings.relative_shrinkage)
             else:
                 cov = ad.window_covariance(window, settings.relative_shrinkage)
             inverse, sqrt, sqrt_inv = ad.mass_matrix_factors(cov)
             kernel = kernel._replace(inverse_mass_matrix=inverse, mass_matrix_sqrt=sqrt,
                                      mass_matrix_sqrt_inv=sqrt_inv)
-            return (ad.welford_init(dim, dense, window.n.dtype), ad.welford_init(dim, False, window.n.dtype),
+            return (ad.welford_init(dim, dense, window.n.dtype),
+                    ad.welford_init(dim, dense and gradient_metric, window.n.dtype),
                     ad.dual_averaging_init(eps), kernel)
 
         window, grads, dual, kernel = jax.lax.cond(ends_j[pos], window_end, lambda o: o,

@@ -140,15 +140,38 @@ def test_damped_newton_finds_the_mode_of_a_badly_scaled_curved_potential():
     np.testing.assert_array_equal(ad.laplace_covariance(jnp.full((2, 2), jnp.nan)), np.eye(2))
 
 
-def test_the_gradient_metric_asks_for_a_diagonal_metric_by_name():
-    import pandas as pd
+def test_gradient_informed_covariance_is_exact_for_a_correlated_gaussian():
+    """For a Gaussian with covariance S the potential's gradient is S^-1 (z - mu), so a window's
+    gradient covariance is S^-1 C S^-1 around the draws' sample covariance C, and their geometric
+    mean is S itself from a window of 20 draws of 4 parameters whose scales span 1e-4..50 (up to
+    the draws' shrinkage n/(n+5), which scales it by sqrt(20/25), and its 1e-3 floor); the draws'
+    own covariance (control) is off by the sampling error of 20 draws. A window of fewer than two draws per parameter gives the diagonal
+    gradient-scaled variances (up to the scale a metric's step size absorbs), and a coordinate whose gradient never varied the draws' covariance."""
+    rng = np.random.default_rng(6)
+    scale = np.sqrt(np.array([1e-4, 0.3, 2.0, 50.0]))
+    corr = np.array([[1.0, 0.7, -0.4, 0.2], [0.7, 1.0, -0.3, 0.1], [-0.4, -0.3, 1.0, 0.5], [0.2, 0.1, 0.5, 1.0]])
+    cov = corr * np.outer(scale, scale)
+    z = rng.multivariate_normal(np.full(4, 3.0), cov, size=20)
+    grads = (z - 3.0) @ np.linalg.inv(cov)
 
-    from bayescale.errors import BayescaleError
-    from bayescale.inference import build, sample_posterior
+    def state(rows, dense=True):
+        return ad.welford_update(ad.welford_init(4, dense), jnp.asarray(rows, jnp.float32))
 
-    df = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 8), "loss": np.linspace(3.0, 2.5, 8)})
-    spec, data = build(df, "power", discrepancy="none")
-    with pytest.raises(BayescaleError, match="needs dense_mass=False"):
-        sample_posterior(spec, data, dense_mass=True, gradient_metric=True)
-    with pytest.raises(BayescaleError, match="got dense_mass=None"):   # the default is dense for 4 parameters
-        sample_posterior(spec, data, gradient_metric=True)
+    def whitened_error(m):   # largest relative error of m as a covariance, in S's own units
+        root = np.linalg.cholesky(cov)
+        inv = np.linalg.inv(root)
+        return np.max(np.abs(np.linalg.eigvalsh(inv @ m @ inv.T) - 1.0))
+
+    got = np.asarray(ad.gradient_informed_covariance(state(z), state(grads)), np.float64)
+    assert whitened_error(got / np.sqrt(20 / 25)) < 0.01
+    assert whitened_error(np.asarray(ad.window_covariance(state(z)), np.float64) / (20 / 25)) > 0.3   # control
+
+    few = np.asarray(ad.gradient_informed_covariance(state(z[:6]), state(grads[:6])))
+    diagonal = np.asarray(ad.gradient_scaled_variance(state(z[:6], False), state(grads[:6], False)))
+    ratio = np.diagonal(few) / diagonal    # the same up to a scale (the shrinkage enters as its root)
+    np.testing.assert_allclose(ratio, np.sqrt(11 / 6), rtol=1e-3)
+    assert np.count_nonzero(few - np.diag(np.diagonal(few))) == 0
+
+    grads[:, 3] = 0.7
+    np.testing.assert_allclose(ad.gradient_informed_covariance(state(z), state(grads)),
+                               ad.window_covariance(state(z)), rtol=1e-6)
