@@ -20,6 +20,7 @@ from numpyro.distributions.transforms import biject_to
 from scipy.optimize import minimize
 
 from .data import validate
+from .checks import check_positive_int
 from .errors import BayescaleError
 from .design import centre, reference_scales
 from .discrepancy import coordinates
@@ -113,6 +114,7 @@ def huber_bootstrap(df: pd.DataFrame, law="chinchilla", *, n_boot: int = 1000, d
     ``n_starts`` best starts by objective are optimised) + ``n_boot`` bootstrap refits started
     from the full-data estimate. Every law parameter is shared (no groups). ``progress`` (None: only
     when stderr is a terminal) draws a bar of the refits on stderr: they take most of the time."""
+    n_boot = check_positive_int(n_boot, "n_boot")
     law = get_law(law)
     if not fits_losses(law):
         raise BayescaleError(f"the Huber + bootstrap baseline fits losses (log link); law {law.spec!r} models "

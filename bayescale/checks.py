@@ -18,6 +18,12 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise BayescaleError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_target_accept(value) -> float | None:
     """None (the default for the model) or a float strictly between 0 and 1."""
     if value is None:

@@ -98,8 +98,12 @@ def parse_priors(items) -> dict:
     return out
 
 
-def read_table(source: str) -> pd.DataFrame:
-    """A CSV or Parquet path, or dataset:NAME for a registered dataset."""
+def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
+    """A CSV or Parquet path, or dataset:NAME for a registered dataset.
+
+    A CSV's group columns (family, dataset, task, or the names ``columns`` maps onto them) are
+    read as the text written: a parser's guess would turn labels '007' and '0007' into one number
+    7, and 'NA' into a missing label."""
     if source.startswith("dataset:"):
         from . import datasets
 
@@ -117,12 +121,27 @@ def read_table(source: str) -> pd.DataFrame:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             header = fh.readline()
         sep = _separator(header)
-        _unique_columns(pd.DataFrame(columns=next(csv.reader([header], delimiter=sep), [])), source)
-        return pd.read_csv(path, sep=sep)
+        names = next(csv.reader([header], delimiter=sep), [])
+        _unique_columns(pd.DataFrame(columns=names), source)
+        table = pd.read_csv(path, sep=sep)
+        text = _label_columns(columns)
+        labels = [c for c in table.columns if c in text]
+        if labels:   # an empty cell stays missing (validate names it); everything else as written
+            table[labels] = pd.read_csv(path, sep=sep, usecols=labels, dtype=str, keep_default_na=False,
+                                        na_values=[""])[labels]
+        return table
     except BayescaleError:
         raise
     except (ValueError, OSError, ImportError, pd.errors.ParserError) as exc:
         raise BayescaleError(f"cannot read {source} as a table: {exc}") from exc
+
+
+def _label_columns(columns: dict | None) -> set[str]:
+    """The table's names of the group columns under the ``--col`` mapping ``columns``."""
+    from .data import GROUP_COLUMNS
+
+    mapped = {schema: yours for schema, yours in (columns or {}).items() if schema in GROUP_COLUMNS}
+    return {mapped.get(g, g) for g in GROUP_COLUMNS}
 
 
 def _separator(header: str) -> str:
@@ -269,7 +288,7 @@ def _check_json_and_report(args, json_example: str) -> None:
 
 def cmd_fit(args) -> int:
     _check_out(args.out)
-    df = read_table(args.data)
+    df = read_table(args.data, parse_pairs(args.col, "--col"))
     try:
         fit = _fit_from_args(args, df)
     except UnreliableSamplingError as exc:   # --strict: the fit is kept for inspection, the status says no
@@ -287,7 +306,7 @@ def cmd_fit(args) -> int:
 
 def _points(args, fit) -> pd.DataFrame:
     if args.data:
-        return read_table(args.data)
+        return read_table(args.data, parse_pairs(getattr(args, "col", None), "--col"))
     if not args.at:
         raise BayescaleError("give the points to predict: --at params=70B,tokens=1.4T (repeatable) or --data FILE")
     from .data import GROUP_COLUMNS
@@ -442,7 +461,7 @@ def cmd_calibrate(args) -> int:
     from .heldout import calibrate
 
     _check_json_and_report(args, "out.json")
-    df = read_table(args.data)
+    df = read_table(args.data, parse_pairs(args.col, "--col"))
     natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
     pool = _pool_from_args(args)
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
@@ -516,7 +535,7 @@ def cmd_plan(args) -> int:
     if not args.at or len(args.at) != 1:
         raise BayescaleError("give one target run: --at params=7e10,tokens=1.4e12 (and its group labels, if any)")
     target = _points(args, fit)
-    candidates = read_table(args.candidates) if args.candidates else None
+    candidates = read_table(args.candidates, parse_pairs(getattr(args, "col", None), "--col")) if args.candidates else None
     budget = args.budget
     with warnings.catch_warnings():   # a failing fit's diagnostics are printed below as a note
         warnings.simplefilter("ignore", UnreliableSampling)
@@ -554,7 +573,7 @@ def cmd_compare(args) -> int:
     if args.holdout:
         if not args.data:
             raise BayescaleError("--holdout needs the table the fits were made on: --data FILE or dataset:NAME")
-        df = read_table(args.data)
+        df = read_table(args.data, parse_pairs(getattr(args, "col", None), "--col"))
         natural = _natural_holdout(args.holdout, args.data, df, "--data dataset:NAME")
         scores = comparison.holdout_scores(fits, df, args.holdout, names=args.name, natural=natural,
                                            seed=args.seed, chains=args.chains, warmup=args.warmup,

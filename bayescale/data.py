@@ -102,7 +102,7 @@ def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
         i = int(np.flatnonzero(nonfinite)[0])
         raise BayescaleError(
             f"column '{col}' has {int(nonfinite.sum())} NaN or infinite value(s), first at row {i} "
-            f"({arr[i]}); drop or fill those rows before fitting"
+            f"({arr[i]}); drop or fill those rows"
         )
     return arr
 
@@ -183,11 +183,11 @@ def validate(
             hint = " (compute and multiplier can also be derived from params and tokens)"
         raise BayescaleError(
             f"missing column(s) {missing}: this law needs {needed}{hint}; the table has "
-            f"{list(frame.columns)}. Map your names with columns={{'params': 'your_name'}} "
-            "(CLI: --col params=your_name)"
+            f"{list(frame.columns)}. Map your names with columns={{'{missing[0]}': 'your_name'}} "
+            f"(CLI: --col {missing[0]}=your_name)"
         )
     if len(frame) == 0:
-        raise BayescaleError("the table has no rows; nothing to fit")
+        raise BayescaleError("the table has no rows; give at least one row")
 
     for col in needed:
         frame[col] = _numeric_column(frame, col)

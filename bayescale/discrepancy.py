@@ -222,7 +222,11 @@ def resolve(law, setting, x: dict, group: str | None = None, n_groups: int = 1,
         return None
     if isinstance(setting, str) and setting.lower() == "auto":
         setting = learned_prior(law.observation.link_name)
-    prior = parse(setting) if isinstance(setting, str) else setting
+    try:
+        prior = parse(setting) if isinstance(setting, str) else setting
+    except BayescaleError as exc:
+        raise BayescaleError(f"discrepancy must be 'auto', 'none' or a prior for its scale such as "
+                             f"'HalfNormal(0.01)': {exc}") from None
     if not isinstance(prior, dist.Distribution):
         raise BayescaleError(f"discrepancy must be 'none', 'auto' or a prior for its scale such as 'HalfNormal(0.01)', "
                              f"got {setting!r}")

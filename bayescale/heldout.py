@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import holdout as holdout_protocols
 from .data import GROUP_COLUMNS
+from .checks import check_positive_int
 from .errors import BayescaleError
 from .models import get_law
 from .progress import bar as progress_bar, resolve as resolve_progress
@@ -193,6 +194,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     from .inference import fit as fit_law
 
     t_start = time.perf_counter()
+    if "bootstrap" in baselines:   # checked before any fit, not after the NUTS fit it follows
+        n_boot = check_positive_int(n_boot, "n_boot")
     progress = resolve_progress(progress)
     stacked = isinstance(law, (list, tuple))
     law_arg = list(law) if stacked else law

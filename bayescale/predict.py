@@ -128,6 +128,29 @@ def group_parameter_draws(fit, frame: pd.DataFrame, rng: np.random.Generator, no
     return values
 
 
+def unused_group_notes(source, rows: pd.DataFrame) -> list[str]:
+    """A note for each group column whose labels in ``rows`` the fit never saw and does not use
+    (no parameter, offset or walk varies by it): those labels change nothing, which a user who
+    meant them to would otherwise not learn. Labels the fitted runs carried too say nothing new."""
+    spec = getattr(source, "spec", None)
+    if spec is None or not hasattr(source, "fitted_rows"):
+        return []
+    try:
+        fitted = source.fitted_rows()
+    except BayescaleError:
+        return []
+    notes = []
+    for g in GROUP_COLUMNS:
+        if g not in rows or g in spec.coords:
+            continue
+        new = sorted(set(map(str, rows[g].dropna())) - set(map(str, fitted[g])))
+        if new:
+            notes.append(f"column '{g}' plays no part in this fit (no parameter, offset or walk of it varies by "
+                         f"{g}), so its label(s) {new[:5]} were not used; to predict by {g}, fit with a parameter "
+                         f"pooled over it (pool={{NAME: '{g}'}}; CLI: --pool NAME={g})")
+    return notes
+
+
 def unnamed_group_notes(source, given_columns, notes: list[str]) -> list[str]:
     """Rows that name no label of a grouping the fit is pooled by are predicted for a new group (the
     table's missing column reads as the one label ``"all"``): the notes each part drew for the
@@ -282,20 +305,26 @@ def width_shares(stages: dict, draws: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.where(scale > 0, v / np.where(scale > 0, scale, 1.0), np.nan) for k, v in parts.items()}
 
 
-def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
-    """How far each row lies outside the fitted runs' range, in decades along the farthest axis
-    (compute, for laws in N and D; 0 inside); None when the source does not record its range."""
+def decades_by_axis(source, frame: pd.DataFrame) -> dict[str, np.ndarray] | None:
+    """How far each row lies outside the fitted runs' range along each log axis the fit records
+    (for laws in N and D: N, D, compute and tokens per parameter), in decades (0 inside); None when
+    the source does not record its ranges."""
     ranges = source.ranges
     if not ranges:
         return None
     law = source.law
     x = coordinates(law.inputs, centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref))
-    out = np.zeros(len(frame))
-    for k, (lo, hi) in ranges.items():
-        if k in law.linear_inputs:
-            continue
-        out = np.maximum(out, np.maximum(x[k] - hi, lo - x[k]) / np.log(10.0))
-    return out
+    return {k: np.maximum(np.maximum(x[k] - hi, lo - x[k]) / np.log(10.0), 0.0)
+            for k, (lo, hi) in ranges.items() if k not in law.linear_inputs}
+
+
+def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
+    """How far each row lies outside the fitted runs' range, in decades along the farthest axis
+    (:func:`decades_by_axis`; 0 inside); None when the source does not record its range."""
+    axes = decades_by_axis(source, frame)
+    if axes is None:
+        return None
+    return np.max(np.stack(list(axes.values())), axis=0) if axes else np.zeros(len(frame))
 
 
 def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
@@ -310,9 +339,9 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     stages: dict = {}
     draws = response_draws(source, data.frame, kind, np.random.default_rng(seed), notes, given, stages)
     law = source.law
-    out = df.reset_index(drop=True).copy()
+    out = df.copy()   # the caller's index kept, so that the result aligns with their table
     if "compute" in law.inputs and "compute" not in out:
-        out["compute"] = data.frame["compute"]
+        out["compute"] = data.frame["compute"].to_numpy()
     for col, v in interval_columns(draws, levels).items():
         out[col] = v
     no_mean = kind == "observation" and not law.observation.new_value_has_mean
@@ -323,18 +352,23 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     if kind == "observation":
         for name, v in width_shares(stages, draws).items():
             out[f"share_{name}"] = v
-    notes = unnamed_group_notes(source, apply_column_map(df, columns).columns, notes)
+    rows = apply_column_map(df, columns)
+    notes = unnamed_group_notes(source, rows.columns, notes) + unused_group_notes(source, rows)
     for note in notes:
         if note not in data.notes:
             warnings.warn(note, BayescaleWarning, stacklevel=3)
     if no_mean:
         notes.append(NO_MEAN_NOTE)   # said in the notes (and reports), not warned: it is how the column is defined
-    beyond = None if given else decades_beyond(source, data.frame)
-    if beyond is not None:
+    axes = None if given else decades_by_axis(source, data.frame)
+    if axes is not None:
+        beyond = np.max(np.stack(list(axes.values())), axis=0) if axes else np.zeros(len(data.frame))
         out["decades_beyond_data"] = beyond
         far = beyond > 0.5
         if far.any():   # said in the notes (and reports), not warned: extrapolating is the point
-            notes.append(f"{int(far.sum())} row(s) lie beyond the fitted runs (up to {beyond.max():.1f} decades): "
+            row = int(np.argmax(beyond))
+            axis = max(axes, key=lambda k: axes[k][row]).replace("_", " ")
+            notes.append(f"{int(far.sum())} row(s) lie beyond the fitted runs (up to {beyond.max():.1f} decades, "
+                         f"in {axis}): "
                          + ("the model-discrepancy term widens their intervals" if source.has_discrepancy else
                             "this fit has no model-discrepancy term, so its intervals know only the law's "
                             "own parameter uncertainty"))

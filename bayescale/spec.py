@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 import numpyro.distributions as dist
+import pandas as pd
 
 from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
 from .design import centre, extra_columns, reference_scales
@@ -114,6 +115,20 @@ def resolve_pool(law: Law, pool, data: Dataset) -> tuple[dict[str, str], list[st
     return pooled, notes
 
 
+def _check_pooled_columns(pool: dict, df, columns: dict | None) -> None:
+    """A grouping asked for by name must be a column of the table: without one every row is in
+    one group, and the fit would run unpooled behind a note that the data "have one" group."""
+    if not isinstance(df, pd.DataFrame):
+        return
+    mapped = dict(columns or {})
+    for name, g in pool.items():
+        if g in GROUP_COLUMNS and mapped.get(g, g) not in df.columns:
+            raise BayescaleError(
+                f"cannot pool '{name}' over '{g}': the table has no '{mapped.get(g, g)}' column (its columns: "
+                f"{list(map(str, df.columns))}). Name the column holding the {g} labels with "
+                f"columns={{'{g}': 'YOUR_COLUMN'}} (CLI: --col {g}=YOUR_COLUMN), or leave '{name}' unpooled")
+
+
 def resolve_priors(law: Law, priors: dict | None, pooled: dict[str, str]) -> dict:
     params = law.all_params()
     out = {k: v.prior for k, v in params.items()}
@@ -192,6 +207,8 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
                     linear_inputs=law.linear_inputs, positive_response=False)
     if check_response:
         law.observation.check(data.response, extra_columns(data.frame, law.extras), law)
+    if isinstance(pool, dict):
+        _check_pooled_columns(pool, df, columns)
     pooled, notes = resolve_pool(law, pool, data)
     check_group_sizes(data, {g: [k for k, v in pooled.items() if v == g and k in law.params]
                              for g in set(pooled.values())})

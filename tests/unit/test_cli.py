@@ -531,3 +531,24 @@ def test_calibrate_says_which_baselines_it_did_not_run(capsys, workdir):
     # the report's fit plot draws the accuracy curve with the runs' chance level (it needed the column)
     page = (workdir / "acc_report" / "report.html").read_text()
     assert (workdir / "acc_report" / "fit.png").exists() and "baseline bootstrap not run" in page
+
+
+def test_group_labels_are_read_as_written(workdir):
+    """'007' and '0007' are two families, 'NA' is a label; a pandas guess would merge the first two
+    into the number 7 and turn 'NA' into a missing label. A column mapped onto a grouping keeps its
+    text too; an empty cell stays missing (validate names it). Control: pandas' own reading."""
+    from bayescale.cli import read_table
+
+    path = workdir / "labels.csv"
+    path.write_text("params,tokens,loss,family,Task\n1e8,2e9,3.1,007,01\n2e8,2e9,3.0,0007,NA\n4e8,2e9,2.9,NA,\n")
+    table = read_table(str(path), {"task": "Task"})
+    assert table["family"].tolist() == ["007", "0007", "NA"]
+    assert table["Task"].tolist()[:2] == ["01", "NA"] and pd.isna(table["Task"].iloc[2])
+    assert table["params"].dtype.kind == "f"
+    assert pd.read_csv(path)["family"].nunique() == 1          # control: 7, 7 and NaN
+
+
+def test_calibrate_checks_the_bootstrap_count_before_fitting(capsys, csv):
+    for bad in ("0", "-3"):
+        msg = user_error(capsys, "calibrate", csv, "--n-boot", bad, "--quiet")
+        assert f"n_boot must be a positive integer, got {bad}" in msg

@@ -121,7 +121,7 @@ def test_predict_columns_and_ordering(fit, points):
     assert pred.attrs["kind"] == "mean"
     # 7e10 parameters and 1.4e12 tokens lie 3.4 decades of compute beyond the demo's largest run
     # (1e9 x 4e10), and the notes say so
-    assert len(pred.attrs["notes"]) == 1 and "beyond the fitted runs (up to 3.4 decades)" in pred.attrs["notes"][0]
+    assert len(pred.attrs["notes"]) == 1 and "beyond the fitted runs (up to 3.4 decades, in compute)" in pred.attrs["notes"][0]
     np.testing.assert_allclose(pred["decades_beyond_data"], [np.log10(7e10 * 1.4e12 / 4e19), 0, 0], atol=0.01)
     more = fit.predict(points, levels=(0.8, 0.95), kind="mean")
     assert {"lower_80", "upper_80", "lower_95", "upper_95"} <= set(more.columns)

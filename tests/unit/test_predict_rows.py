@@ -1,0 +1,79 @@
+"""What predict gives back about the rows it was handed: their index, group columns the fit does
+not use, and how far they lie from the fitted runs (along which axis)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale
+from bayescale.errors import BayescaleError
+from fit_helpers import fit_quietly, grid
+
+TRUTH = {"E": 1.8, "A": 400.0, "alpha": 0.34, "B": 1800.0, "beta": 0.28}
+
+
+@pytest.fixture(scope="module")
+def runs():
+    df = grid()
+    rng = np.random.default_rng(3)
+    loss = TRUTH["E"] + TRUTH["A"] * df.params ** -TRUTH["alpha"] + TRUTH["B"] * df.tokens ** -TRUTH["beta"]
+    return df.assign(loss=loss * np.exp(rng.normal(0, 0.01, len(df))))
+
+
+@pytest.fixture(scope="module")
+def fit(runs):
+    return fit_quietly(runs, "chinchilla")
+
+
+def test_predict_keeps_the_callers_index(fit):
+    new = pd.DataFrame({"params": [1e9, 2e9], "tokens": [2e10, 4e10]}, index=[10, 20])
+    out = fit.predict(new)
+    assert out.index.tolist() == [10, 20]
+    new["median"] = out["median"]            # aligns on the index: no NaN
+    assert new["median"].notna().all()
+    assert fit.predict(new.reset_index(drop=True))["median"].tolist() == out["median"].tolist()
+
+
+def test_a_group_column_the_fit_does_not_use_is_named(fit, runs):
+    """The fit pools nothing by family, so a family label it never saw changes nothing: a note says
+    so. Labels the fitted runs carried (here the one default label) and tables without the
+    column get no such note (control)."""
+    def notes(rows):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit.predict(rows)
+        return [str(w.message) for w in caught if "plays no part" in str(w.message)]
+
+    point = pd.DataFrame({"params": [1e9], "tokens": [2e10]})
+    found = notes(point.assign(family="llama"))
+    assert len(found) == 1 and "column 'family'" in found[0] and "['llama']" in found[0]
+    assert notes(point) == [] and notes(point.assign(family="all")) == []
+
+
+def test_the_distance_note_names_its_axis(fit, runs):
+    """100x the largest N and D is two decades beyond along each, four along compute; the note
+    says which axis its figure is measured along."""
+    far = pd.DataFrame({"params": [100 * runs.params.max()], "tokens": [100 * runs.tokens.max()]})
+    out = fit.predict(far)
+    assert out["decades_beyond_data"].iloc[0] == pytest.approx(4.0, abs=1e-6)
+    assert any("up to 4.0 decades, in compute" in n for n in out.attrs["notes"])
+    # a tenth of the smallest N with ten times the largest D: one decade out along each, compute
+    # inside, and two decades beyond the largest tokens per parameter
+    skewed = pd.DataFrame({"params": [runs.params.min() / 10], "tokens": [10 * runs.tokens.max()]})
+    assert any("up to 2.0 decades, in tokens per param" in n for n in fit.predict(skewed).attrs["notes"])
+
+
+def test_pooling_over_a_column_the_table_lacks_is_an_error(runs):
+    """Asked for by name, a grouping the table does not have would leave the fit unpooled behind a
+    note that the data "have one" family; it is an error that names the table's columns."""
+    with pytest.raises(BayescaleError, match=r"no 'family' column \(its columns: \['params', 'tokens', 'loss', "
+                                             r"'Family'\]\).*columns=\{'family': 'YOUR_COLUMN'\}"):
+        bayescale.fit(runs.assign(Family="a"), "chinchilla", pool={"log_A0": "family"})
+
+
+def test_a_discrepancy_setting_that_is_no_prior_lists_the_choices(runs):
+    with pytest.raises(BayescaleError, match="discrepancy must be 'auto', 'none' or a prior"):
+        bayescale.fit(runs, "chinchilla", discrepancy="sometimes")
