@@ -136,6 +136,11 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
         raise BayescaleError(f"cannot read {source} as a table: {exc}") from exc
 
 
+def _column_map(args) -> dict:
+    """The --col mapping of a command (empty for commands without --col)."""
+    return parse_pairs(getattr(args, "col", None), "--col")
+
+
 def _label_columns(columns: dict | None) -> set[str]:
     """The table's names of the group columns under the ``--col`` mapping ``columns``."""
     from .data import GROUP_COLUMNS
@@ -226,7 +231,7 @@ def _fit_from_args(args, df):
     return fit(
         df, law=law_choice(args.law), pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
-        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, discrepancy=args.discrepancy,
+        columns=_column_map(args), duplicates=args.duplicates, discrepancy=args.discrepancy,
         offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
         strict=args.strict, max_draws=args.max_draws,
     )
@@ -288,7 +293,7 @@ def _check_json_and_report(args, json_example: str) -> None:
 
 def cmd_fit(args) -> int:
     _check_out(args.out)
-    df = read_table(args.data, parse_pairs(args.col, "--col"))
+    df = read_table(args.data, _column_map(args))
     try:
         fit = _fit_from_args(args, df)
     except UnreliableSamplingError as exc:   # --strict: the fit is kept for inspection, the status says no
@@ -306,12 +311,12 @@ def cmd_fit(args) -> int:
 
 def _points(args, fit) -> pd.DataFrame:
     if args.data:
-        return read_table(args.data, parse_pairs(getattr(args, "col", None), "--col"))
+        return read_table(args.data, _column_map(args))
     if not args.at:
         raise BayescaleError("give the points to predict: --at params=70B,tokens=1.4T (repeatable) or --data FILE")
     from .data import GROUP_COLUMNS
 
-    mapping = parse_pairs(args.col, "--col")
+    mapping = _column_map(args)
     # group labels under their own names or the user's (--col family=team)
     labels = set(GROUP_COLUMNS) | {yours for schema, yours in mapping.items() if schema in GROUP_COLUMNS}
     known = None
@@ -355,7 +360,7 @@ def cmd_predict(args) -> int:
     points = _points(args, fit)
     levels = tuple(args.level) if args.level else LEVELS
     pred, warned = _warning_once(lambda: fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
-                                                     columns=parse_pairs(args.col, "--col")))
+                                                     columns=_column_map(args)))
     if args.json:
         print(json.dumps({"law": fit.law_spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
                           **({"weights": fit.weights} if hasattr(fit, "weights") else {}),
@@ -378,7 +383,7 @@ def _predict_chain(args) -> int:
     if args.fit:
         raise BayescaleError("give either a fit or --chain LOSS_FIT.nc DOWNSTREAM_FIT.nc, not both")
     ch = chain(*args.chain)
-    points = apply_column_map(_points(args, None), parse_pairs(args.col, "--col"))
+    points = apply_column_map(_points(args, None), _column_map(args))
     levels = tuple(args.level) if args.level else LEVELS
     pred = ch.predict(points, levels=levels, kind=args.kind, loss_kind=args.loss_kind, seed=args.seed)
     law = ch.downstream_fit.law
@@ -461,7 +466,7 @@ def cmd_calibrate(args) -> int:
     from .heldout import calibrate
 
     _check_json_and_report(args, "out.json")
-    df = read_table(args.data, parse_pairs(args.col, "--col"))
+    df = read_table(args.data, _column_map(args))
     natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
     pool = _pool_from_args(args)
     baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
@@ -471,7 +476,7 @@ def cmd_calibrate(args) -> int:
         priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
-        columns=parse_pairs(args.col, "--col"), duplicates=args.duplicates, strict=args.strict,
+        columns=_column_map(args), duplicates=args.duplicates, strict=args.strict,
     )
     print(f"law {result.law}, holdout {result.holdout}: {result.n_train} training runs, "
           f"{result.n_heldout} held out")
@@ -535,7 +540,7 @@ def cmd_plan(args) -> int:
     if not args.at or len(args.at) != 1:
         raise BayescaleError("give one target run: --at params=7e10,tokens=1.4e12 (and its group labels, if any)")
     target = _points(args, fit)
-    candidates = read_table(args.candidates, parse_pairs(getattr(args, "col", None), "--col")) if args.candidates else None
+    candidates = read_table(args.candidates, _column_map(args)) if args.candidates else None
     budget = args.budget
     with warnings.catch_warnings():   # a failing fit's diagnostics are printed below as a note
         warnings.simplefilter("ignore", UnreliableSampling)
@@ -573,7 +578,7 @@ def cmd_compare(args) -> int:
     if args.holdout:
         if not args.data:
             raise BayescaleError("--holdout needs the table the fits were made on: --data FILE or dataset:NAME")
-        df = read_table(args.data, parse_pairs(getattr(args, "col", None), "--col"))
+        df = read_table(args.data, _column_map(args))
         natural = _natural_holdout(args.holdout, args.data, df, "--data dataset:NAME")
         scores = comparison.holdout_scores(fits, df, args.holdout, names=args.name, natural=natural,
                                            seed=args.seed, chains=args.chains, warmup=args.warmup,

@@ -322,9 +322,12 @@ def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
     """How far each row lies outside the fitted runs' range, in decades along the farthest axis
     (:func:`decades_by_axis`; 0 inside); None when the source does not record its range."""
     axes = decades_by_axis(source, frame)
-    if axes is None:
-        return None
-    return np.max(np.stack(list(axes.values())), axis=0) if axes else np.zeros(len(frame))
+    return None if axes is None else farthest(axes, len(frame))
+
+
+def farthest(axes: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Each row's largest distance over the axes of :func:`decades_by_axis` (0 without axes)."""
+    return np.max(np.stack(list(axes.values())), axis=0) if axes else np.zeros(n)
 
 
 def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observation", *, seed: int = 0,
@@ -361,7 +364,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
         notes.append(NO_MEAN_NOTE)   # said in the notes (and reports), not warned: it is how the column is defined
     axes = None if given else decades_by_axis(source, data.frame)
     if axes is not None:
-        beyond = np.max(np.stack(list(axes.values())), axis=0) if axes else np.zeros(len(data.frame))
+        beyond = farthest(axes, len(data.frame))
         out["decades_beyond_data"] = beyond
         far = beyond > 0.5
         if far.any():   # said in the notes (and reports), not warned: extrapolating is the point
