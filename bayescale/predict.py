@@ -135,14 +135,15 @@ def unused_group_notes(source, rows: pd.DataFrame) -> list[str]:
     spec = getattr(source, "spec", None)
     if spec is None or not hasattr(source, "fitted_rows"):
         return []
+    unused = [g for g in GROUP_COLUMNS if g in rows and g not in spec.coords]
+    if not unused:   # the fitted rows are rebuilt only when there is something to compare
+        return []
     try:
         fitted = source.fitted_rows()
     except BayescaleError:
         return []
     notes = []
-    for g in GROUP_COLUMNS:
-        if g not in rows or g in spec.coords:
-            continue
+    for g in unused:
         new = sorted(set(map(str, rows[g].dropna())) - set(map(str, fitted[g])))
         if new:
             notes.append(f"column '{g}' plays no part in this fit (no parameter, offset or walk of it varies by "
