@@ -332,6 +332,12 @@ def _points(args, fit) -> pd.DataFrame:
             raise BayescaleError(f"--at: unknown column(s) {unknown}; this fit knows {sorted(known)}")
         # labels stay as typed (family=1 is the label '1', not 1.0); every other column is a number
         rows.append({k: v if k in labels else parse_number(v, f"--at {k}") for k, v in pairs.items()})
+    every = set().union(*rows)
+    for item, row in zip(args.at, rows):   # a column missing from one point would reach the fit as NaN
+        if set(row) != every:
+            missing = sorted(every - set(row))
+            raise BayescaleError(f"--at {item} lacks {missing}, which another --at gives: give every point the "
+                                 f"same columns, e.g. --at {item},{missing[0]}=...")
     return pd.DataFrame(rows)
 
 
@@ -749,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--draws", type=int, default=None,
                    help="draws per chain (default 1000, continued up to --max-draws when the diagnostics "
                         "miss their targets by what more draws can fix; a number given here is kept exactly)")
-    s.add_argument("--max-draws", type=int, default=None, help="default 4000 with the default --draws")
+    s.add_argument("--max-draws", type=int, default=None, help="at least --draws; default 4000 with the default --draws")
     s.add_argument("--out", required=True, help="where to write the fit (.nc)")
     _add_quiet(s)
     s.set_defaults(func=cmd_fit)

@@ -292,7 +292,9 @@ EXTEND_LOGLIK_CELLS = 2.5e8  # chains x draws x rows of float32 pointwise log li
 def check_draws(draws, max_draws, chains: int, n_rows: int) -> tuple[int, int]:
     """``(draws, max_draws)`` as ints. ``draws`` None: DEFAULT_DRAWS, and ``max_draws`` None then
     EXTEND_FACTOR times that; an explicit ``draws`` is kept exactly unless ``max_draws`` is given.
-    ``max_draws`` is capped by the pointwise log likelihood's memory, never below ``draws``."""
+    ``max_draws`` below ``draws`` is an error; it is capped by the pointwise log likelihood's memory,
+    never below ``draws``."""
+    default_draws = draws is None
     if draws is None:
         draws, default_max = DEFAULT_DRAWS, EXTEND_FACTOR * DEFAULT_DRAWS
     else:
@@ -303,6 +305,9 @@ def check_draws(draws, max_draws, chains: int, n_rows: int) -> tuple[int, int]:
         max_draws = default_max
     elif isinstance(max_draws, bool) or not isinstance(max_draws, (int, np.integer)) or max_draws < 1:
         raise BayescaleError(f"max_draws must be a positive integer (or None: see draws), got {max_draws!r}")
+    elif max_draws < draws:
+        raise BayescaleError(f"max_draws ({max_draws}) is below draws ({draws} per chain{', the default' if default_draws else ''}): "
+                             f"give max_draws of at least {draws}, or fewer draws (CLI: --draws {max_draws})")
     memory = int(EXTEND_LOGLIK_CELLS // max(int(chains) * int(n_rows), 1))
     return int(draws), max(int(draws), min(int(max_draws), memory))
 

@@ -323,6 +323,13 @@ def test_at_names_are_checked_and_labels_kept_as_typed(capsys, fitted):
     from bayescale.cli import _points
     pts = _points(Namespace(data=None, at=["params=7e10,tokens=1.4e12,family=1"], col=None), None)
     assert pts.loc[0, "family"] == "1" and pts.loc[0, "params"] == 7e10
+    # repeated --at: a point without the label another point gives is refused, naming the point
+    msg = user_error(capsys, "predict", fitted[0], "--at", "params=7e10,tokens=1.4e12,family=dense",
+                     "--at", "params=7e9,tokens=1e11")
+    assert "--at params=7e9,tokens=1e11 lacks ['family']" in msg
+    two = _points(Namespace(data=None, at=["params=7e10,tokens=1.4e12,family=a", "params=7e9,tokens=1e11,family=b"],
+                            col=None), None)
+    assert list(two["family"]) == ["a", "b"]   # control: the same columns on every point
 
 
 def test_strict_fit_fails_on_bad_diagnostics_and_keeps_the_fit(capsys, workdir, csv):
