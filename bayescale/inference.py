@@ -307,7 +307,7 @@ def check_draws(draws, max_draws, chains: int, n_rows: int) -> tuple[int, int]:
         raise BayescaleError(f"max_draws must be a positive integer (or None: see draws), got {max_draws!r}")
     elif max_draws < draws:
         raise BayescaleError(f"max_draws ({max_draws}) is below draws ({draws} per chain{', the default' if default_draws else ''}): "
-                             f"give max_draws of at least {draws}, or fewer draws (CLI: --draws {max_draws})")
+                             f"give max_draws of at least {draws}, or fewer draws (draws={max_draws}; CLI --draws {max_draws})")
     memory = int(EXTEND_LOGLIK_CELLS // max(int(chains) * int(n_rows), 1))
     return int(draws), max(int(draws), min(int(max_draws), memory))
 

@@ -85,7 +85,7 @@ def test_an_explicit_draw_count_is_kept_and_bad_max_draws_is_refused(data):
 def test_max_draws_below_draws_is_refused_before_fitting():
     with pytest.raises(bayescale.BayescaleError, match=r"max_draws \(500\) is below draws \(1000 per chain, the default\)"):
         inference.check_draws(None, 500, 4, 100)
-    with pytest.raises(bayescale.BayescaleError, match=r"max_draws \(100\) is below draws \(300 per chain\).*--draws 100"):
+    with pytest.raises(bayescale.BayescaleError, match=r"max_draws \(100\) is below draws \(300 per chain\).*draws=100; CLI --draws 100"):
         inference.check_draws(300, 100, 4, 100)
     assert inference.check_draws(300, 300, 4, 100) == (300, 300)   # control: equal is fine
 
