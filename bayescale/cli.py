@@ -212,9 +212,13 @@ def _pool_from_args(args):
 
 def law_choice(text: str):
     """--law chinchilla, or --law chinchilla,farseer for a stacked fit of several laws."""
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    parts = [t.strip() for t in text.split(",")]
+    names = [t for t in parts if t]
     if not names:
         raise BayescaleError("--law expects a law name (see `bayescale laws`) or several, comma-separated")
+    if len(names) != len(parts):   # "chinchilla," must not quietly become a single-law fit
+        raise BayescaleError(f"--law {text!r} has an empty name between its commas; give one law "
+                             "(--law chinchilla) or several (--law chinchilla,farseer)")
     return names[0] if len(names) == 1 else names
 
 
@@ -297,10 +301,9 @@ def cmd_fit(args) -> int:
     try:
         fit = _fit_from_args(args, df)
     except UnreliableSamplingError as exc:   # --strict: the fit is kept for inspection, the status says no
-        if isinstance(law_choice(args.law), str):
-            exc.fit.save(args.out)
-            print_fit(exc.fit)
-            print(f"saved {args.out} for inspection only")
+        exc.fit.save(args.out)   # a single law's fit, or every law's (a stack)
+        print_fit(exc.fit)
+        print(f"saved {args.out} for inspection only")
         print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
         return STRICT_FAILED
     fit.save(args.out)

@@ -27,6 +27,7 @@ from .checks import check_seed, check_target_accept
 from .errors import BayescaleError, BayescaleWarning
 from .progress import bar as progress_bar, note as progress_note, resolve as resolve_progress
 from .results import ESS_MIN, RHAT_MAX, Fit, fit_config, inference_data, latent_names, sampling_diagnostics  # noqa: F401  (inference_data, fit_config: used by batch)
+from .models import get_law
 from .stacking import StackedFit
 from .spec import CENTRED_MIN_POINTS, ModelSpec, build, choose_centring  # noqa: F401  (re-exported)
 from .runtime import cache_dir_from_env, enable_compilation_cache, ensure_configured  # noqa: F401  (re-exported)
@@ -329,6 +330,36 @@ def more_draws_help(spec: ModelSpec, max_draws: int):
     return judge
 
 
+def _fit_stack(df, laws, options: dict, strict: bool) -> StackedFit:
+    """One fit per law, each law's warnings said with its name; with ``strict``, every law is
+    fitted first and the error carries the whole stacked fit (to save and inspect)."""
+    import os
+
+    from .errors import UnreliableSampling, UnreliableSamplingError, caller_stacklevel
+
+    fits = {}
+    for one in laws:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits[str(one)] = fit(df, one, strict=False, **options)
+        level = caller_stacklevel(os.path.dirname(__file__))
+        for w in caught:
+            text = f"{one}: {w.message}"
+            if isinstance(w.message, UnreliableSampling):
+                warnings.warn(UnreliableSampling(text, fit=w.message.fit), stacklevel=level)
+            elif issubclass(w.category, BayescaleWarning):
+                warnings.warn(text, w.category, stacklevel=level)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    stack = StackedFit(fits)
+    failing = {name: f.sampling_problems() for name, f in fits.items() if f.sampling_problems()}
+    if strict and failing:
+        raise UnreliableSamplingError(
+            "sampling looks unreliable in " + "; ".join(f"{k}: {', '.join(v)}" for k, v in failing.items())
+            + ". Every law was fitted; the stacked fit is kept (.fit) for inspection.", fit=stack)
+    return stack
+
+
 def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1000, draws=None,
         progress=None, *, columns=None, duplicates="error", target_accept=None, dense_mass=None,
         parametrisation="auto", discrepancy="auto", offset=None, discrepancy_by="auto", strict=False,
@@ -364,13 +395,21 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     target_accept = check_target_accept(target_accept)
     progress = resolve_progress(progress)
     if isinstance(law, (list, tuple)):   # law uncertainty: one fit per law, mixed by stacking
-        if len(set(law)) != len(law) or len(law) < 2:
-            raise BayescaleError(f"give two or more different laws to stack, got {list(law)}")
+        specs = [get_law(one).spec for one in law]   # unknown names fail here, before any fit
+        if len(set(specs)) != len(specs) or len(law) < 2:
+            raise BayescaleError(f"give two or more different laws to stack, got {list(law)}"
+                                 + (f" (they name the laws {specs})" if specs != list(law) else ""))
+        for one in law:   # every law's columns, pooling and priors are checked before the first fit
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BayescaleWarning)   # each fit says its notes itself
+                build(df, one, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
+                      parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,
+                      discrepancy_by=discrepancy_by)
         options = dict(pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
                        progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
                        dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
-                       offset=offset, discrepancy_by=discrepancy_by, strict=strict, max_draws=max_draws)
-        return StackedFit({str(one): fit(df, one, **options) for one in law})
+                       offset=offset, discrepancy_by=discrepancy_by, max_draws=max_draws)
+        return _fit_stack(df, law, options, strict)
     started = time.perf_counter()
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,

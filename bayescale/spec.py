@@ -196,6 +196,21 @@ def free_parameters(law: Law, priors: dict | None) -> int:
     return law.n_free - fixed
 
 
+def unused_grouping_notes(data: Dataset, groupings: set, law) -> list[str]:
+    """A grouping column with several labels that nothing in the model varies by: its runs are
+    fitted as one curve (task curves with their own asymptotes would share one), so say so."""
+    out = []
+    for g in GROUP_COLUMNS:
+        labels = data.coords.get(g, [])
+        if len(labels) > 1 and g not in groupings:
+            shown = ", ".join(repr(v) for v in labels[:3]) + (", ..." if len(labels) > 3 else "")
+            first = next(iter(law.params))
+            out.append(f"column '{g}' has {len(labels)} labels ({shown}) but no parameter varies by it: its runs "
+                       f"are fitted as one curve. For a curve per {g}, pool the law's parameters by it, e.g. "
+                       f"pool={{'{first}': '{g}', ...}} (CLI --pool {first}={g}); or drop the column")
+    return out
+
+
 def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
           parametrisation="auto", check_response=True, discrepancy=None,
           offset=None, discrepancy_by="auto") -> tuple[ModelSpec, Dataset]:
@@ -228,7 +243,7 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
         law=law, pooled=pooled, priors=resolved,
         coords={g: data.coords[g] for g in sorted(groupings)},
         logref=logref,
-        notes=data.notes + notes + walk_notes,
+        notes=data.notes + notes + walk_notes + ([] if pool == "none" else unused_grouping_notes(data, groupings, law)),
         centred=choose_centring(pooled, data, parametrisation),
         discrepancy=disc,
         ranges={k: [float(v.min()), float(v.max())] for k, v in coordinates(law.inputs, x).items()},

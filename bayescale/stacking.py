@@ -37,7 +37,7 @@ class StackedFit:
         if len(set(hashes.values())) > 1:
             raise BayescaleError(f"stacked fits must be fitted to the same runs; data hashes differ: {hashes}")
         self.fits = dict(fits)
-        self.weights = stacking_weights(self.fits) if weights is None else {k: float(weights[k]) for k in fits}
+        self.weights = stacking_weights(self.fits) if weights is None else checked_weights(weights, self.fits)
 
     # ---- what a Fit offers, for the mixture ---------------------------------------------------
     @property
@@ -152,6 +152,18 @@ class StackedFit:
                         f.idata[group].to_netcdf(tmp, mode="a", group=f"{name}/{group}", engine="h5netcdf")
 
         return write_atomically(path, write, example="stack.nc")
+
+
+def checked_weights(weights: dict, fits: dict) -> dict[str, float]:
+    """Given weights, one per law, non-negative and summing to 1 (to rounding)."""
+    if not isinstance(weights, dict) or set(weights) != set(fits):
+        given = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
+        raise BayescaleError(f"weights must give one number per law {sorted(fits)}, got {given}")
+    w = {k: float(weights[k]) for k in fits}
+    if not all(np.isfinite(v) and v >= 0 for v in w.values()) or abs(sum(w.values()) - 1.0) > 1e-6:
+        raise BayescaleError(f"weights must be non-negative and sum to 1, got {w}; divide each by their sum "
+                             f"({sum(w.values()):.6g}) if they are relative")
+    return w
 
 
 def stacking_weights(fits: dict[str, Fit]) -> dict[str, float]:

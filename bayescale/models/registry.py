@@ -20,6 +20,9 @@ def get_law(spec):
     if not isinstance(spec, str):
         raise BayescaleError(f"law must be a name or a Law, got {type(spec).__name__}")
     name, _, option = spec.partition(":")
+    if name not in REGISTRY and "," in spec:
+        raise BayescaleError(f"unknown law {spec!r}: to fit several laws and mix them, give a list, "
+                             f"law={[p.strip() for p in spec.split(',')]} (the CLI takes --law {spec})")
     if name not in REGISTRY:
         raise BayescaleError(f"unknown law {name!r}; choose one of {sorted(REGISTRY)}")
     cls = REGISTRY[name]

@@ -75,6 +75,34 @@ def test_bad_stacks_are_errors(stacked):
         StackedFit({"a": st.fits["chinchilla"], "b": other})
 
 
+def test_a_stacks_laws_are_all_checked_before_any_fit(stacked, monkeypatch):
+    """A misspelt second law, a law the table lacks columns for, or two names of one law fail
+    before the first law is fitted (a default fit takes minutes); given weights are checked."""
+    _, df = stacked
+    import bayescale.inference as inference
+
+    def no_sampling(*a, **k):
+        raise AssertionError("sampled before the laws were checked")
+
+    monkeypatch.setattr(inference, "sample_posterior", no_sampling)
+    with pytest.raises(bs.BayescaleError, match="unknown law 'farsser'"):
+        bs.fit(df, ["chinchilla", "farsser"], **BUDGET)
+    with pytest.raises(bs.BayescaleError, match="p_correct"):
+        bs.fit(df, ["chinchilla", "accuracy-sigmoid"], **BUDGET)
+    with pytest.raises(bs.BayescaleError, match=r"two or more different laws.*they name the laws \['power', 'power'\]"):
+        bs.fit(df, ["power", "power:params"], **BUDGET)
+    with pytest.raises(bs.BayescaleError, match=r"give a list, law=\['chinchilla', 'farseer'\]"):
+        bs.fit(df, "chinchilla,farseer", **BUDGET)
+    with pytest.raises(AssertionError, match="sampled before"):   # control: a good stack reaches sampling
+        bs.fit(df, ["chinchilla", "farseer"], **BUDGET)
+    st, _ = stacked
+    for bad in ({"chinchilla": 2.0, "kaplan-nd": 3.0}, {"chinchilla": 1.2, "kaplan-nd": -0.2},
+                {"chinchilla": 1.0}):
+        with pytest.raises(bs.BayescaleError, match="weights must"):
+            StackedFit(st.fits, bad)
+    assert StackedFit(st.fits, {"chinchilla": 0.25, "kaplan-nd": 0.75}).weights["kaplan-nd"] == 0.75
+
+
 def test_cli_fits_predicts_allocates_and_reports_a_stack(tmp_path, capsys):
     """`--law a,b` on the command line: one saved stacked fit that predict, allocate, summary and
     report all accept; the prediction names both laws and carries the laws' share of the width."""
@@ -84,6 +112,13 @@ def test_cli_fits_predicts_allocates_and_reports_a_stack(tmp_path, capsys):
     demo_data().query("family == 'dense'").to_csv(csv, index=False)
     out = tmp_path / "stack.nc"
     tiny = ["--chains", "1", "--warmup", "150", "--draws", "150", "--quiet", "--discrepancy", "none"]
+    assert main(["fit", str(csv), "--law", "chinchilla,", *tiny, "--out", str(out)]) == 2   # not one law in silence
+    assert "empty name between its commas" in capsys.readouterr().err and not out.exists()
+    strict = tmp_path / "strict.nc"   # one chain fails the diagnostics: every law is fitted and kept
+    assert main(["fit", str(csv), "--law", "chinchilla,kaplan-nd", *tiny, "--strict", "--out", str(strict)]) == 3
+    err = capsys.readouterr().err
+    assert "unreliable in chinchilla: " in err and "kaplan-nd: " in err
+    assert set(bs.load(strict).fits) == {"chinchilla", "kaplan-nd"}
     assert main(["fit", str(csv), "--law", "chinchilla,kaplan-nd", *tiny, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "stacking weights" in text and "--- chinchilla" in text and "--- kaplan-nd" in text
