@@ -339,3 +339,24 @@ def test_group_labels_are_kept_as_given_and_ambiguous_ones_refused():
     # the number 1 and the text "1" are two labels that would merge into one group: an error
     with pytest.raises(BayescaleError, match="mixes values that read alike.*'1'"):
         label_text(pd.Series([1, "1", "a"], dtype=object), "family")
+
+
+def test_a_grouping_column_nothing_varies_by_is_named():
+    """Three task curves with their own asymptotes, fitted with a law that pools nothing by task,
+    would be one curve in silence: the fit's notes say so and how to pool. Controls: pooled by
+    task, or pool="none" (the user's explicit choice), or one task: no such note."""
+    from bayescale.spec import build
+
+    rows = [dict(tokens=d, loss=e + a * (d / 1e6) ** -al, task=t)
+            for t, (e, a, al) in {"a": (1.0, 5, 0.3), "b": (1.5, 3, 0.4), "code": (0.8, 8, 0.25)}.items()
+            for d in np.geomspace(1e6, 1e9, 8)]
+    df = pd.DataFrame(rows)
+    spec, _ = build(df, "power:tokens", discrepancy="none")
+    note = [n for n in spec.notes if "column 'task' has 3 labels" in n]
+    assert note and "fitted as one curve" in note[0] and "pool={'E': 'task', ...}" in note[0]
+    pooled, _ = build(df, "power:tokens", pool={"E": "task", "log_A0": "task", "alpha": "task"},
+                      discrepancy="none")
+    shared, _ = build(df, "power:tokens", pool="none", discrepancy="none")
+    one, _ = build(df[df.task == "a"], "power:tokens", discrepancy="none")
+    for spec in (pooled, shared, one):
+        assert not any("no parameter varies" in n for n in spec.notes)
