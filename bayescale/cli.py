@@ -246,6 +246,8 @@ def print_fit(fit, out=None) -> None:
     if hasattr(fit, "fits"):   # a stacked fit: its weights, then each law's fit
         print(f"stacked fit of {len(fit.fits)} laws, PSIS-LOO stacking weights: "
               + ", ".join(f"{k} {w:.3f}" for k, w in fit.weights.items()), file=out)
+        for note in fit.stack_notes:   # each law's own notes follow with its fit
+            print(f"note: {note}", file=out)
         for name, one in fit.fits.items():
             print(f"\n--- {name} (weight {fit.weights[name]:.3f}) ---", file=out)
             print_fit(one, out)
@@ -924,7 +926,9 @@ def main(argv=None) -> int:
             warnings.simplefilter("default", BayescaleWarning)
             warnings.formatwarning = _format_warning
             with warnings_above_bars():   # a warning is a line of its own, never inside a bar's line
-                return int(args.func(args) or 0)
+                status = int(args.func(args) or 0)
+                sys.stdout.flush()   # inside the try: a reader that left raises here, not at exit
+                return status
     except UnreliableSamplingError as exc:   # --strict
         print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
         return STRICT_FAILED
@@ -934,6 +938,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("bayescale: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `bayescale summary fit.nc | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         warnings.formatwarning = old_format
 

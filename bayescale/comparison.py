@@ -114,6 +114,9 @@ def compare(*fits, names=None, calibration=None) -> Comparison:
     """
     if len(fits) == 1 and isinstance(fits[0], (list, tuple)):
         fits = tuple(fits[0])
+    if len(fits) == 1 and hasattr(fits[0], "fits"):   # a stacked fit: compare its laws
+        names = list(fits[0].fits) if names is None else names
+        fits = tuple(fits[0].fits.values())
     if len(fits) < 2:
         raise BayescaleError(f"compare needs at least two fits, got {len(fits)}")
     fits = [_as_fit(f) for f in fits]

@@ -38,6 +38,7 @@ class StackedFit:
             raise BayescaleError(f"stacked fits must be fitted to the same runs; data hashes differ: {hashes}")
         self.fits = dict(fits)
         self.weights = stacking_weights(self.fits) if weights is None else checked_weights(weights, self.fits)
+        self.stack_notes = loo_reliability_notes(self.fits)   # about the weights, not one law
 
     # ---- what a Fit offers, for the mixture ---------------------------------------------------
     @property
@@ -58,7 +59,7 @@ class StackedFit:
 
     @property
     def notes(self) -> list[str]:
-        return [f"{name}: {n}" for name, f in self.fits.items() for n in f.notes]
+        return self.stack_notes + [f"{name}: {n}" for name, f in self.fits.items() for n in f.notes]
 
     def __repr__(self) -> str:
         return f"<bayescale.StackedFit {self.law_spec}>"
@@ -174,6 +175,22 @@ def stacking_weights(fits: dict[str, Fit]) -> dict[str, float]:
     w = {k: float(table.loc[k, "weight"]) for k in fits}
     total = sum(w.values())
     return {k: v / total for k, v in w.items()}
+
+
+def loo_reliability_notes(fits: dict[str, Fit]) -> list[str]:
+    """The laws whose PSIS-LOO has runs with Pareto k > 0.7: the stacking weights rest on those
+    estimates (stacking_weights silences ArviZ's warning, so the stack says it here)."""
+    out = []
+    for name, f in fits.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            k = np.asarray(az.loo(f.idata, pointwise=True).pareto_k).ravel()
+        bad = int(np.sum(k > 0.7))
+        if bad:
+            out.append(f"{name}: PSIS-LOO is unreliable at {bad} of {k.size} runs (Pareto k > 0.7), and the "
+                       "stacking weights rest on it: read them as a guide, not a verdict (bayescale.compare(stack) "
+                       "gives the ELPD differences with their standard errors)")
+    return out
 
 
 def read_stack(path: Path) -> StackedFit | None:

@@ -151,3 +151,53 @@ def test_calibrate_accepts_a_stack_and_explains_the_width(stacked):
     assert abs(sum(res.summary["width_shares"].values()) - 1) < 1e-6
     assert "stacked laws' disagreement" in res.width_explanation()
     assert "skipped" in res.summary["baselines"]["no-pool"]
+
+
+def test_compare_takes_a_stack_and_unreliable_loo_is_said(stacked, monkeypatch):
+    """bs.compare(stack) compares the stack's laws by name; a law whose PSIS-LOO has runs with
+    Pareto k > 0.7 is named in the stack's notes (control: every k below 0.7, no note)."""
+    import arviz as az
+
+    from bayescale.stacking import loo_reliability_notes
+
+    st, _ = stacked
+    table = bs.compare(st).table
+    assert set(table.index) == {"chinchilla", "kaplan-nd"}
+    real_loo = az.loo
+
+    def with_k(k):
+        def fake(idata, pointwise=True):
+            out = real_loo(idata, pointwise=True)
+            out.pareto_k.values[:] = k
+            return out
+        return fake
+
+    monkeypatch.setattr(az, "loo", with_k(0.9))
+    notes = loo_reliability_notes(st.fits)
+    assert len(notes) == 2 and "Pareto k > 0.7" in notes[0] and notes[0].startswith("chinchilla:")
+    monkeypatch.setattr(az, "loo", with_k(0.2))
+    assert loo_reliability_notes(st.fits) == []
+
+
+def test_cli_stops_quietly_when_its_reader_leaves(tmp_path, monkeypatch, capsys):
+    """`bayescale laws | head -1`: the pipe closes while the command writes; the CLI stops with
+    status 0 and no traceback (control: an open stdout gets the output)."""
+    from bayescale.cli import main
+
+    class LeftPipe:
+        def __init__(self, path):
+            self._file = open(path, "w")
+
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            return self._file.fileno()
+
+    assert main(["laws"]) == 0 and "chinchilla" in capsys.readouterr().out
+    pipe = LeftPipe(tmp_path / "sink")
+    monkeypatch.setattr("sys.stdout", pipe)
+    assert main(["laws"]) == 0
