@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 import threading
 from concurrent.futures import Future
@@ -24,7 +25,8 @@ from .design import centre, extra_columns
 from .discrepancy import sample_term, walk_inputs
 from .group_offset import sample_term as offset_term
 from .checks import check_seed, check_target_accept
-from .errors import BayescaleError, BayescaleWarning
+from .errors import (BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError,
+                     caller_stacklevel)
 from .progress import bar as progress_bar, note as progress_note, resolve as resolve_progress
 from .results import ESS_MIN, RHAT_MAX, Fit, fit_config, inference_data, latent_names, sampling_diagnostics  # noqa: F401  (inference_data, fit_config: used by batch)
 from .models import get_law
@@ -333,10 +335,6 @@ def more_draws_help(spec: ModelSpec, max_draws: int):
 def _fit_stack(df, laws, options: dict, strict: bool) -> StackedFit:
     """One fit per law, each law's warnings said with its name; with ``strict``, every law is
     fitted first and the error carries the whole stacked fit (to save and inspect)."""
-    import os
-
-    from .errors import UnreliableSampling, UnreliableSamplingError, caller_stacklevel
-
     fits = {}
     for one in laws:
         with warnings.catch_warnings(record=True) as caught:
@@ -352,7 +350,8 @@ def _fit_stack(df, laws, options: dict, strict: bool) -> StackedFit:
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     stack = StackedFit(fits)
-    failing = {name: f.sampling_problems() for name, f in fits.items() if f.sampling_problems()}
+    problems = {name: f.sampling_problems() for name, f in fits.items()}
+    failing = {name: found for name, found in problems.items() if found}
     if strict and failing:
         raise UnreliableSamplingError(
             "sampling looks unreliable in " + "; ".join(f"{k}: {', '.join(v)}" for k, v in failing.items())

@@ -37,8 +37,9 @@ class StackedFit:
         if len(set(hashes.values())) > 1:
             raise BayescaleError(f"stacked fits must be fitted to the same runs; data hashes differ: {hashes}")
         self.fits = dict(fits)
-        self.weights = stacking_weights(self.fits) if weights is None else checked_weights(weights, self.fits)
-        self.stack_notes = loo_reliability_notes(self.fits)   # about the weights, not one law
+        loos = pointwise_loo(self.fits)
+        self.weights = stacking_weights(self.fits, loos) if weights is None else checked_weights(weights, self.fits)
+        self.stack_notes = loo_reliability_notes(loos)   # about the weights, not one law
 
     # ---- what a Fit offers, for the mixture ---------------------------------------------------
     @property
@@ -167,24 +168,30 @@ def checked_weights(weights: dict, fits: dict) -> dict[str, float]:
     return w
 
 
-def stacking_weights(fits: dict[str, Fit]) -> dict[str, float]:
-    """PSIS-LOO stacking weights of fits to the same runs (ArviZ's ``compare``)."""
+def pointwise_loo(fits: dict[str, Fit]) -> dict:
+    """Each fit's PSIS-LOO (ArviZ), computed once for the weights and the reliability notes."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # Pareto-k warnings: see bayescale.compare for the details
-        table = az.compare({k: f.idata for k, f in fits.items()}, ic="loo", method="stacking")
+        warnings.simplefilter("ignore")   # Pareto-k warnings: said by loo_reliability_notes
+        return {k: az.loo(f.idata, pointwise=True) for k, f in fits.items()}
+
+
+def stacking_weights(fits: dict[str, Fit], loos: dict | None = None) -> dict[str, float]:
+    """PSIS-LOO stacking weights of fits to the same runs (ArviZ's ``compare``)."""
+    loos = pointwise_loo(fits) if loos is None else loos
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # Pareto-k warnings: see loo_reliability_notes
+        table = az.compare(loos, ic="loo", method="stacking")
     w = {k: float(table.loc[k, "weight"]) for k in fits}
     total = sum(w.values())
     return {k: v / total for k, v in w.items()}
 
 
-def loo_reliability_notes(fits: dict[str, Fit]) -> list[str]:
-    """The laws whose PSIS-LOO has runs with Pareto k > 0.7: the stacking weights rest on those
-    estimates (stacking_weights silences ArviZ's warning, so the stack says it here)."""
+def loo_reliability_notes(loos: dict) -> list[str]:
+    """The laws whose PSIS-LOO (:func:`pointwise_loo`) has runs with Pareto k > 0.7: the stacking
+    weights rest on those estimates (ArviZ's warning is silenced, so the stack says it here)."""
     out = []
-    for name, f in fits.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            k = np.asarray(az.loo(f.idata, pointwise=True).pareto_k).ravel()
+    for name, loo in loos.items():
+        k = np.asarray(loo.pareto_k).ravel()
         bad = int(np.sum(k > 0.7))
         if bad:
             out.append(f"{name}: PSIS-LOO is unreliable at {bad} of {k.size} runs (Pareto k > 0.7), and the "

@@ -158,7 +158,7 @@ def test_compare_takes_a_stack_and_unreliable_loo_is_said(stacked, monkeypatch):
     Pareto k > 0.7 is named in the stack's notes (control: every k below 0.7, no note)."""
     import arviz as az
 
-    from bayescale.stacking import loo_reliability_notes
+    from bayescale.stacking import loo_reliability_notes, pointwise_loo
 
     st, _ = stacked
     table = bs.compare(st).table
@@ -173,10 +173,10 @@ def test_compare_takes_a_stack_and_unreliable_loo_is_said(stacked, monkeypatch):
         return fake
 
     monkeypatch.setattr(az, "loo", with_k(0.9))
-    notes = loo_reliability_notes(st.fits)
+    notes = loo_reliability_notes(pointwise_loo(st.fits))
     assert len(notes) == 2 and "Pareto k > 0.7" in notes[0] and notes[0].startswith("chinchilla:")
     monkeypatch.setattr(az, "loo", with_k(0.2))
-    assert loo_reliability_notes(st.fits) == []
+    assert loo_reliability_notes(pointwise_loo(st.fits)) == []
 
 
 def test_cli_stops_quietly_when_its_reader_leaves(tmp_path, monkeypatch, capsys):
