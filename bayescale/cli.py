@@ -939,8 +939,6 @@ def main(argv=None) -> int:
         print("bayescale: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:   # `bayescale summary fit.nc | head`: the reader left; stop quietly
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .comparison import PARETO_K_BAD
 from .errors import BayescaleError
 from .files import write_atomically
 from .integrity import damaged, json_digest, stamp
@@ -187,14 +188,15 @@ def stacking_weights(fits: dict[str, Fit], loos: dict | None = None) -> dict[str
 
 
 def loo_reliability_notes(loos: dict) -> list[str]:
-    """The laws whose PSIS-LOO (:func:`pointwise_loo`) has runs with Pareto k > 0.7: the stacking
-    weights rest on those estimates (ArviZ's warning is silenced, so the stack says it here)."""
+    """The laws whose PSIS-LOO (:func:`pointwise_loo`) has runs with Pareto k above PARETO_K_BAD
+    (the threshold of bayescale.compare): the stacking weights rest on those estimates (ArviZ's
+    warning is silenced, so the stack says it here)."""
     out = []
     for name, loo in loos.items():
         k = np.asarray(loo.pareto_k).ravel()
-        bad = int(np.sum(k > 0.7))
+        bad = int(np.sum(k > PARETO_K_BAD))
         if bad:
-            out.append(f"{name}: PSIS-LOO is unreliable at {bad} of {k.size} runs (Pareto k > 0.7), and the "
+            out.append(f"{name}: PSIS-LOO is unreliable at {bad} of {k.size} runs (Pareto k > {PARETO_K_BAD}), and the "
                        "stacking weights rest on it: read them as a guide, not a verdict (bayescale.compare(stack) "
                        "gives the ELPD differences with their standard errors)")
     return out
