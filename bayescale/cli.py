@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError
+from .files import check_fit_name
 
 LEVELS = (0.5, 0.9)
 STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostics fail
@@ -273,6 +274,8 @@ def _check_out(out: str, flag: str = "--out", example: str = "fit.nc") -> None:
     path = Path(out)
     if path.is_dir():
         raise BayescaleError(f"{flag} {out} is a folder; give a file name such as {path / example}")
+    if example.endswith(".nc"):
+        check_fit_name(out, flag)
     if not path.parent.is_dir():
         raise BayescaleError(f"{flag} {out}: folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
@@ -422,8 +425,10 @@ def cmd_allocate(args) -> int:
     fit = load(args.fit)
     labels = parse_pairs(args.label, "--label")
     table, warned = _warning_once(lambda: fit.optimal_allocation(args.compute, levels=(0.9,), **labels))
-    if args.json:
-        print(table.to_json(orient="records", indent=2))
+    if args.json:   # the envelope of predict --json: what was fitted and the notes, beside the numbers
+        print(json.dumps({"law": fit.law_spec, "notes": table.attrs.get("notes", []),
+                          **({"weights": fit.weights} if hasattr(fit, "weights") else {}),
+                          "allocations": json.loads(table.to_json(orient="records"))}, indent=2))
     else:
         cols = ["compute"] + [f"{q}_{s}" for q in ("params", "tokens", "loss")
                               for s in ("median", "lower_90", "upper_90")]
@@ -804,7 +809,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FLOP budget(s), e.g. 1e22,1e23 (repeatable)")
     s.add_argument("--label", action="append", metavar="family=NAME",
                    help="the group to allocate for, e.g. family=dense (default: a new group)")
-    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--json", action="store_true",
+                   help="print JSON instead of a table: law, notes, weights (a stack) and one record per budget "
+                        "under 'allocations'")
     s.set_defaults(func=cmd_allocate)
 
     s = command(sub, "demo", "fit the built-in synthetic demo and extrapolate 100x beyond it", [

@@ -37,6 +37,20 @@ def _remove_stale(path: Path) -> None:
                 pass
 
 
+# names that promise another format: a fit written there would be netCDF under a misleading name
+NOT_NETCDF = (".csv", ".tsv", ".txt", ".json", ".parquet", ".pkl", ".pickle", ".xlsx", ".html", ".png")
+
+
+def check_fit_name(path, flag: str = "") -> None:
+    """A fit is saved as netCDF: refuse a file name whose suffix says it is something else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in NOT_NETCDF:
+        what = f"{flag} {path}" if flag else f"{path}"
+        raise BayescaleError(f"{what}: a fit is saved as netCDF, not {suffix[1:]}; give a name ending in .nc "
+                             f"(e.g. {Path(path).with_suffix('.nc').name}); for a table of the posterior, "
+                             "write fit.summary() (CLI: bayescale summary FIT)")
+
+
 def write_atomically(path, write: Callable[[str], None], example: str = "fit.nc") -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place, so a
     reader never sees a half-written file; the temporary file is removed on any failure, and the

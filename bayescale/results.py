@@ -20,7 +20,7 @@ from . import predict as predictive
 from .data import GROUP_COLUMNS, Dataset
 from .design import centre, extra_columns
 from .errors import BayescaleError, UnreliableSampling, UnreliableSamplingError
-from .files import write_atomically
+from .files import check_fit_name, write_atomically
 from .integrity import stamp, verify
 from .spec import ModelSpec
 from .predict import check_levels, label_draws, stacked, summary_frame
@@ -444,6 +444,7 @@ class Fit:
     def save(self, path) -> Path:
         """Write the fit as netCDF, atomically (temporary file + rename), with a checksum of every
         array and of the metadata, which :func:`bayescale.load` verifies."""
+        check_fit_name(path)
         with stamp(self.idata):
             return write_atomically(path, self.idata.to_netcdf)
 

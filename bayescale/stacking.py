@@ -10,6 +10,7 @@ the laws' disagreement as well as each law's own uncertainty. Held-out runs are 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -19,8 +20,8 @@ import pandas as pd
 import xarray as xr
 
 from .comparison import PARETO_K_BAD
-from .errors import BayescaleError
-from .files import write_atomically
+from .errors import BayescaleError, BayescaleWarning, caller_stacklevel
+from .files import check_fit_name, write_atomically
 from .integrity import damaged, json_digest, stamp
 from .predict import central_width, check_levels, interval_columns, summary_frame
 from .results import Fit, load_idata
@@ -39,8 +40,16 @@ class StackedFit:
             raise BayescaleError(f"stacked fits must be fitted to the same runs; data hashes differ: {hashes}")
         self.fits = dict(fits)
         loos = pointwise_loo(self.fits)
-        self.weights = stacking_weights(self.fits, loos) if weights is None else checked_weights(weights, self.fits)
+        self.weights = stacking_weights(self.fits, loos) if weights is None else weights
         self.stack_notes = loo_reliability_notes(loos)   # about the weights, not one law
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(self._weights)   # a copy: changing it does not change the stack
+
+    @weights.setter
+    def weights(self, weights: dict) -> None:
+        self._weights = checked_weights(weights, self.fits)
 
     # ---- what a Fit offers, for the mixture ---------------------------------------------------
     @property
@@ -82,11 +91,11 @@ class StackedFit:
         """As :meth:`bayescale.Fit.predict`, for the mixture; a new run's width shares gain
         ``share_law`` (the laws' disagreement)."""
         levels = check_levels(levels)
-        per_law, tables = {}, {}
-        for i, (name, f) in enumerate(self.fits.items()):
-            tables[name], da = f.predict(df, levels=levels, kind=kind, seed=seed + i, columns=columns,
-                                         return_draws=True)
-            per_law[name] = da.values
+        seeds = {name: seed + i for i, name in enumerate(self.fits)}
+        both = self._each_law(lambda name, f: f.predict(df, levels=levels, kind=kind, seed=seeds[name],
+                                                        columns=columns, return_draws=True))
+        tables = {name: table for name, (table, _) in both.items()}
+        per_law = {name: da.values for name, (_, da) in both.items()}
         draws, _ = self._mixture(per_law, seed)
         first = next(iter(tables.values()))
         out = first[[c for c in first.columns if c in df.columns or c in ("compute", "decades_beyond_data")]].copy()
@@ -106,7 +115,7 @@ class StackedFit:
             scale = sum(parts.values())
             for part in ("parameters", "discrepancy", "noise", "law"):
                 out[f"share_{part}"] = np.where(scale > 0, parts[part] / np.where(scale > 0, scale, 1.0), np.nan)
-        out.attrs["notes"] = sorted({n for t in tables.values() for n in t.attrs.get("notes", [])})
+        out.attrs["notes"] = merged_law_notes({k: t.attrs.get("notes", []) for k, t in tables.items()})
         out.attrs["kind"] = kind
         out.attrs["weights"] = dict(self.weights)
         if return_draws:
@@ -117,10 +126,8 @@ class StackedFit:
     def optimal_allocation(self, compute, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
         """N*(C), D*(C) and L*(C) of the mixture: each draw from one law, picked with its weight."""
         levels = check_levels(levels)
-        per_law, notes = {}, []
-        for name, f in self.fits.items():
-            per_law[name], law_notes = f.allocation_draws(compute, **labels)
-            notes += [f"{name}: {n}" for n in law_notes]
+        both = self._each_law(lambda name, f: f.allocation_draws(compute, **labels))
+        per_law = {name: draws for name, (draws, _) in both.items()}
         rows = []
         for c in next(iter(per_law.values())):
             mixed = {}
@@ -128,9 +135,31 @@ class StackedFit:
                 mixed[q], _ = self._mixture({k: per_law[k][c][q] for k in per_law}, seed)
             rows.append({"compute": c, **summary_frame(mixed, levels)})
         out = pd.DataFrame(rows)
-        out.attrs["notes"] = sorted(set(notes))
+        out.attrs["notes"] = merged_law_notes({name: notes for name, (_, notes) in both.items()})
         out.attrs["weights"] = dict(self.weights)
         return out
+
+    def _each_law(self, call) -> dict:
+        """``call(name, fit)`` for every law; the laws' warnings said as :func:`merged_law_notes`
+        says notes (once when every law gives it, else with the law's name)."""
+        results, said = {}, {}
+        for name, f in self.fits.items():
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                results[name] = call(name, f)
+            said[name] = caught
+        ours = {name: [str(w.message) for w in caught if issubclass(w.category, BayescaleWarning)]
+                for name, caught in said.items()}
+        category = {str(w.message): w.category for caught in said.values() for w in caught}
+        level = caller_stacklevel(os.path.dirname(__file__))
+        for text in merged_law_notes(ours):
+            name, _, plain = text.partition(": ")
+            warnings.warn(text, category.get(text, category.get(plain, BayescaleWarning)), stacklevel=level)
+        for caught in said.values():   # others (NumPy's, ArviZ's) as they were
+            for w in caught:
+                if not issubclass(w.category, BayescaleWarning):
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return results
 
     def summary(self) -> pd.DataFrame:
         """One block of parameter rows per law, with its stacking weight."""
@@ -145,6 +174,7 @@ class StackedFit:
     # ---- persistence: one netCDF, each law's groups under its name -------------------------------
     def save(self, path) -> Path:
         """Write every law's InferenceData into one netCDF file (groups ``<law>/<group>``), atomically."""
+        check_fit_name(path)
         def write(tmp):
             meta = {"laws": list(self.fits), "weights": self.weights}
             meta["checksum"] = _meta_checksum(meta)
@@ -155,6 +185,14 @@ class StackedFit:
                         f.idata[group].to_netcdf(tmp, mode="a", group=f"{name}/{group}", engine="h5netcdf")
 
         return write_atomically(path, write, example="stack.nc")
+
+
+def merged_law_notes(per_law: dict[str, list[str]]) -> list[str]:
+    """The laws' notes, each said once: a note every law gives as it is, any other after its law's
+    name (the laws' notes differ where their parameters do, e.g. which one a new group draws)."""
+    lists = [list(dict.fromkeys(v)) for v in per_law.values()]
+    shared = [n for n in lists[0] if all(n in other for other in lists[1:])] if lists else []
+    return shared + [f"{name}: {n}" for name, notes in zip(per_law, lists) for n in notes if n not in shared]
 
 
 def checked_weights(weights: dict, fits: dict) -> dict[str, float]:
@@ -182,7 +220,7 @@ def stacking_weights(fits: dict[str, Fit], loos: dict | None = None) -> dict[str
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # Pareto-k warnings: see loo_reliability_notes
         table = az.compare(loos, ic="loo", method="stacking")
-    w = {k: float(table.loc[k, "weight"]) for k in fits}
+    w = {k: max(float(table.loc[k, "weight"]), 0.0) for k in fits}   # the optimiser's -1e-17 is 0
     total = sum(w.values())
     return {k: v / total for k, v in w.items()}
 

@@ -170,8 +170,13 @@ def diagnostics_text(fit) -> tuple[str, bool]:
     return " ".join(parts), ok
 
 
-def reference_text(fit) -> str:
-    one = _first_fit(fit)
+def reference_lines(fit) -> list[str]:
+    """Each law's formula and the reference scales it is written about (every law of a stack)."""
+    fits = fit.fits if hasattr(fit, "fits") else {"": fit}
+    return [(f"{name}: " if name else "") + _one_reference_text(one) for name, one in fits.items()]
+
+
+def _one_reference_text(one) -> str:
     parts = []
     for name, value in one.logref.items():
         if name in one.law.linear_inputs:
@@ -181,6 +186,17 @@ def reference_text(fit) -> str:
             parts.append(f"{symbol} = {_g(math.exp(value))} {UNITS.get(name, '')}".rstrip())
     return ("The law is written about reference scales near the data's geometric mean: " + ", ".join(parts)
             + f". Formula: {one.law.formula}.") if parts else f"Formula: {one.law.formula}."
+
+
+def summary_table(fit) -> pd.DataFrame:
+    """The posterior summary; for a stack, each law's block labelled with its weight (to two
+    decimals, as everywhere on the page: the optimiser's 1e-17 is a weight of 0.00)."""
+    table = fit.summary()
+    if hasattr(fit, "weights"):
+        table = table.drop(columns="weight")
+        labels = {name: f"{name} (weight {w:.2f})" for name, w in fit.weights.items()}
+        table.index = table.index.set_levels([labels[k] for k in table.index.levels[0]], level=0)
+    return table
 
 
 def priors_table(fit) -> pd.DataFrame:
@@ -366,8 +382,8 @@ def fit_report(fit, out_dir, targets: pd.DataFrame | None = None, budgets=(), *,
                 + ("The sampler's checks pass. " if healthy else "The sampler's checks FAIL. ")
                 + html.escape(diag_text) + "</p>")
     body.append("<h2>Parameters</h2>")
-    body.append(f"<p>{html.escape(reference_text(fit))}</p>")
-    body.append(table_html("posterior summary", fit.summary()))
+    body += [f"<p>{html.escape(line)}</p>" for line in reference_lines(fit)]
+    body.append(table_html("posterior summary", summary_table(fit)))
     body.append(table_html("priors", priors_table(fit)))
     body.append(table_html("predictions at the targets", pred))
     if allocation_table is not None:

@@ -143,7 +143,9 @@ def test_allocate(capsys, fitted):
     rc, out, _ = run(capsys, "allocate", fitted[0], "--compute", "1e21", "--compute", "1e23",
                      "--label", "family=dense", "--json")
     assert rc == 0
-    rows = json.loads(out)
+    payload = json.loads(out)
+    assert payload["law"] == "chinchilla" and "weights" not in payload and isinstance(payload["notes"], list)
+    rows = payload["allocations"]
     assert [r["compute"] for r in rows] == [1e21, 1e23]
     assert rows[0]["params_median"] < rows[1]["params_median"]
     for r in rows:
@@ -511,7 +513,7 @@ def test_predict_takes_si_points_and_level_lists(capsys, fitted):
 
 def test_allocate_takes_si_budgets(capsys, fitted):
     rc, out, _ = run(capsys, "allocate", fitted[0], "--compute", "100P,1e21", "--json")
-    assert rc == 0 and [r["compute"] for r in json.loads(out)] == [1e17, 1e21]
+    assert rc == 0 and [r["compute"] for r in json.loads(out)["allocations"]] == [1e17, 1e21]
 
 
 def test_at_labels_under_the_users_column_names_stay_text(capsys):

@@ -47,7 +47,7 @@ def test_the_page_opens_with_predict_and_allocate_numbers(saved, tmp_path, capsy
     assert main(["predict", str(saved), "--at", at, "--json"]) == 0
     row = json.loads(capsys.readouterr().out)["predictions"][0]
     assert main(["allocate", str(saved), "--compute", "1e24", "--json"]) == 0
-    alloc = json.loads(capsys.readouterr().out)[0]
+    alloc = json.loads(capsys.readouterr().out)["allocations"][0]
     out = tmp_path / "r"
     assert main(["report", str(saved), "--out", str(out), "--at", at, "--compute", "1e24"]) == 0
     assert "report.html" in capsys.readouterr().out

@@ -130,10 +130,19 @@ def test_cli_fits_predicts_allocates_and_reports_a_stack(tmp_path, capsys):
     assert row["decades_beyond_data"] > 1
     assert main(["allocate", str(out), "--compute", "1e22"]) == 0
     assert "1e+22" in capsys.readouterr().out
+    assert main(["allocate", str(out), "--compute", "1e22", "--json"]) == 0   # what was fitted, as predict says
+    alloc = json.loads(capsys.readouterr().out)
+    assert alloc["weights"] == got["weights"] and alloc["law"] == got["law"]
+    assert [r["compute"] for r in alloc["allocations"]] == [1e22]
+    assert main(["fit", str(csv), "--law", "chinchilla,kaplan-nd", *tiny, "--out", str(tmp_path / "s.csv")]) == 2
+    assert "saved as netCDF" in capsys.readouterr().err and not (tmp_path / "s.csv").exists()
     assert main(["report", str(out), "--out", str(tmp_path / "rep"), "--at", "params=7e10,tokens=1.4e12"]) == 0
     page = (tmp_path / "rep" / "report.html").read_text()
     assert "PSIS-LOO stacking weight" in page and "chinchilla" in page and "kaplan-nd" in page
     assert f"<b>{row['median']:.4g}</b>" in page   # the same prediction as predict
+    # every law's formula, and each law's block of the summary labelled with its weight
+    assert "Formula: L = E + A" in page and "Formula: L = [(N_c/N)" in page
+    assert page.count("(weight ") == 2 and "e-1" not in page.split("posterior summary")[1].split("priors")[0]
 
 
 def test_calibrate_accepts_a_stack_and_explains_the_width(stacked):
@@ -201,3 +210,50 @@ def test_cli_stops_quietly_when_its_reader_leaves(tmp_path, monkeypatch, capsys)
     pipe = LeftPipe(tmp_path / "sink")
     monkeypatch.setattr("sys.stdout", pipe)
     assert main(["laws"]) == 0
+
+
+def test_weights_assigned_later_are_checked(stacked):
+    st, _ = stacked
+    before = st.weights
+    with pytest.raises(bs.BayescaleError, match="sum to 1"):
+        st.weights = {"chinchilla": 2.0, "kaplan-nd": 0.0}
+    with pytest.raises(bs.BayescaleError, match="one number per law"):
+        st.weights = {"chinchilla": 1.0}
+    copy = st.weights
+    copy["chinchilla"] = 0.5   # a copy: the stack keeps its weights
+    assert st.weights == before
+
+
+def test_saving_under_another_formats_name_is_an_error(stacked, tmp_path):
+    st, _ = stacked
+    for name in ("stack.csv", "stack.json"):
+        with pytest.raises(bs.BayescaleError, match="saved as netCDF"):
+            st.save(tmp_path / name)
+        with pytest.raises(bs.BayescaleError, match="give a name ending in .nc"):
+            st.fits["chinchilla"].save(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    assert bs.load(st.save(tmp_path / "stack.netcdf")).weights == st.weights   # a suffix that is not another format
+
+
+def test_each_laws_notes_and_warnings_are_said_once_with_its_name(stacked, monkeypatch):
+    """A note every law gives is said once as it is; one law's own note after its name
+    (two laws can give near-identical notes that differ in the parameter they name)."""
+    from bayescale.stacking import merged_law_notes
+
+    assert merged_law_notes({"a": ["x", "y", "x"], "b": ["x", "z"]}) == ["x", "a: y", "b: z"]
+    assert merged_law_notes({"a": ["x"], "b": ["x"]}) == ["x"]   # control: nothing to tell apart
+    st, _ = stacked
+    for name, f in st.fits.items():
+        original = f.predict
+
+        def predict(*args, _name=name, _original=original, **kwargs):
+            warnings.warn("said by every law", bs.BayescaleWarning, stacklevel=2)
+            warnings.warn(f"only {_name} says this", bs.BayescaleWarning, stacklevel=2)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(f, "predict", predict)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        st.predict(pd.DataFrame({"params": [1e10], "tokens": [2e11]}))
+    said = [str(w.message) for w in caught if issubclass(w.category, bs.BayescaleWarning)]
+    assert said == ["said by every law", "chinchilla: only chinchilla says this", "kaplan-nd: only kaplan-nd says this"]
