@@ -27,6 +27,14 @@ from .predict import central_width, check_levels, interval_columns, summary_fram
 from .results import Fit, load_idata
 
 STACK_ATTR = "bayescale_stack"
+# what a Fit holds for its one posterior, which a mixture of laws has no single value of
+ONE_LAW_ONLY = ("idata", "posterior", "group", "law", "spec", "config", "logref", "pooled", "ranges", "n_draws",
+                "draws", "min_loss", "tokens_for_loss", "posterior_predictive", "fitted_rows", "sampling_problems")
+
+
+class OneLawOnly(BayescaleError, AttributeError):
+    """A Fit's attribute asked of a stacked fit: an error that says where to look, and still an
+    AttributeError, so ``hasattr`` and ``getattr(..., default)`` keep working."""
 
 
 class StackedFit:
@@ -50,6 +58,15 @@ class StackedFit:
     @weights.setter
     def weights(self, weights: dict) -> None:
         self._weights = checked_weights(weights, self.fits)
+
+    def __getattr__(self, name: str):
+        if name in ONE_LAW_ONLY:
+            laws = list(self.__dict__.get("fits", {}))
+            example = f"stack.fits[{laws[0]!r}].{name}" if laws else f"stack.fits[NAME].{name}"
+            raise OneLawOnly(f"a stacked fit has no single {name}: it mixes the laws {laws} by their stacking "
+                             f"weights, and each law's fit has its own; read one law's as {example} "
+                             "(the mixture's predictions: stack.predict, stack.optimal_allocation, stack.summary)")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---- what a Fit offers, for the mixture ---------------------------------------------------
     @property

@@ -257,3 +257,17 @@ def test_each_laws_notes_and_warnings_are_said_once_with_its_name(stacked, monke
         st.predict(pd.DataFrame({"params": [1e10], "tokens": [2e11]}))
     said = [str(w.message) for w in caught if issubclass(w.category, bs.BayescaleWarning)]
     assert said == ["said by every law", "chinchilla: only chinchilla says this", "kaplan-nd: only kaplan-nd says this"]
+
+
+def test_a_fits_own_posterior_asked_of_a_stack_says_where_to_look(stacked):
+    st, _ = stacked
+    for name in ("posterior", "idata", "min_loss", "law"):
+        with pytest.raises(bs.BayescaleError, match=rf"stack.fits\['chinchilla'\].{name}"):
+            getattr(st, name)
+        assert not hasattr(st, name)   # still an AttributeError: hasattr and getattr defaults work
+    with pytest.raises(AttributeError) as plain:   # control: a name no fit has is a plain AttributeError
+        _ = st.no_such_thing
+    assert not isinstance(plain.value, bs.BayescaleError)
+    import copy
+    import pickle
+    assert copy.deepcopy(st).weights == st.weights and pickle.loads(pickle.dumps(st)).weights == st.weights
