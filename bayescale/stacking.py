@@ -170,7 +170,7 @@ class StackedFit:
         category = {str(w.message): w.category for caught in said.values() for w in caught}
         level = caller_stacklevel(os.path.dirname(__file__))
         for text in merged_law_notes(ours):
-            name, _, plain = text.partition(": ")
+            plain = text.partition(": ")[2]   # a law's own warning, after its name
             warnings.warn(text, category.get(text, category.get(plain, BayescaleWarning)), stacklevel=level)
         for caught in said.values():   # others (NumPy's, ArviZ's) as they were
             for w in caught:
