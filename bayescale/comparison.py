@@ -198,27 +198,56 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
     return (out, draws) if return_draws else out
 
 
+def refit_options(fit) -> dict:
+    """The options of :func:`bayescale.fit` that rebuild ``fit``'s model on other rows, as saved:
+    pooling, priors, the discrepancy walk (its scale's prior and grouping), the group offsets, the
+    column mapping and NUTS's target acceptance."""
+    from .priors import describe
+
+    spec, disc = fit.spec, fit.spec.discrepancy
+    return dict(
+        pool={k: v for k, v in spec.pooled.items() if k in fit.law.params} or "none",
+        priors={k: v for k, v in spec.priors.items() if k in fit.law.all_params()},
+        discrepancy="none" if disc is None else describe(disc.prior, digits=15),
+        discrepancy_by="none" if disc is None or disc.group is None else disc.group,
+        offset=[t.to_json() for t in spec.offsets] or None,
+        columns=fit.config.get("columns") or None,
+        target_accept=fit.config.get("target_accept"),
+    )
+
+
 def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=None, natural=None,
                    seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep", progress=None) -> dict:
-    """Held-out calibration of each fit's law (same pooling and priors) on one split of ``df``.
+    """Held-out calibration of each fit's model (:func:`refit_options`: the same pooling, priors,
+    discrepancy, offsets and column names) on one split of ``df``, which must be the table the
+    fits were made on (its data hash is checked).
 
     Returns {name: CalibrationResult}, ready for ``compare(..., calibration=...)``. ``progress``
     (None: only when stderr is a terminal) shows a bar of refits on the training split (one per law)
     on stderr, above each fit's own bar."""
     from .heldout import calibrate
+    from .spec import build
 
     fits = [_as_fit(f) for f in fits]
     names = _names(fits, names)
+    options = {name: refit_options(fit) for fit, name in zip(fits, names)}
+    for fit, name in zip(fits, names):   # before any refit: scores of another table would sit beside LOO on this one
+        o = options[name]
+        _, data = build(df, fit.law.spec, pool=o["pool"], priors=o["priors"], columns=o["columns"],
+                        duplicates=duplicates, discrepancy=None, offset=o["offset"])
+        if data.data_hash() != fit.config.get("data_hash"):
+            raise BayescaleError(
+                f"fit {name!r} was not fitted to this table (data hash {str(fit.config.get('data_hash'))[:12]}, "
+                f"the table's {data.data_hash()[:12]}): held-out scores of refits on it would sit beside LOO on "
+                "other runs; give the table the fits were made on (CLI: --data)")
     out = {}
     progress = resolve_progress(progress)
     with progress_bar(total=len(fits), desc="held-out refits", unit="fit", disable=not progress) as bar:
         for fit, name in zip(fits, names):
             bar.set_postfix_str(name)
-            pool = {k: v for k, v in fit.spec.pooled.items() if k in fit.law.params} or "none"
-            priors = {k: v for k, v in fit.spec.priors.items() if k in fit.law.all_params()}
-            out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, pool=pool, priors=priors,
-                                  seed=seed, chains=chains, warmup=warmup, draws=draws, baselines=(),
-                                  duplicates=duplicates, progress=progress)
+            out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, seed=seed, chains=chains,
+                                  warmup=warmup, draws=draws, baselines=(), duplicates=duplicates,
+                                  progress=progress, **options[name])
             bar.update(1)
     return out
 

@@ -140,3 +140,28 @@ def test_crossover_matches_the_analytic_crossing():
         crossover(fit_a, fit_b, along="tokens", range=(1e9, 1e12))
     with pytest.raises(BayescaleError, match="along must be"):
         crossover(fit_a, fit_b, along="flops")
+
+
+def test_held_out_refits_rebuild_each_saved_model_on_its_own_table(fits, farseer_data, monkeypatch):
+    """compare's held-out refits are of the model each fit was made with (its discrepancy, here
+    the law alone against a walk with a given prior; its column names), and only on the table it
+    was fitted to."""
+    import bayescale.heldout as heldout
+    from bayescale.comparison import holdout_scores
+
+    renamed = farseer_data.rename(columns={"loss": "val_loss"})
+    walk_fit = fit_quietly(renamed, "chinchilla", discrepancy="LogNormal(-4, 1)", columns={"loss": "val_loss"},
+                           chains=1, warmup=100, draws=100)
+    seen = []
+    monkeypatch.setattr(heldout, "calibrate", lambda df, law, holdout, **kw: seen.append(kw))
+    holdout_scores([fits["chinchilla"]], farseer_data, "top-compute:0.1")
+    holdout_scores([walk_fit], renamed, "top-compute:0.1")
+    none, walk = seen
+    assert none["discrepancy"] == "none" and walk["discrepancy"].startswith("LogNormal(loc=-4")
+    assert walk["columns"] == {"loss": "val_loss"} and none["columns"] is None
+    assert walk["target_accept"] == walk_fit.config["target_accept"] != none["target_accept"]
+    assert walk["pool"] == none["pool"] == "none"
+    # another table (here the fitted one less its last run) is refused before any refit
+    with pytest.raises(BayescaleError, match="not fitted to this table"):
+        holdout_scores([fits["chinchilla"]], farseer_data.iloc[:-1], "top-compute:0.1")
+    assert len(seen) == 2
