@@ -7,6 +7,7 @@ import pandas as pd
 from .errors import BayescaleError
 
 PROTOCOLS = ("top-compute:FRACTION", "largest-n:K", "natural")
+DEFAULT_FRACTION = 0.1   # a bare 'top-compute' is calibrate's default holdout, top-compute:0.1
 
 
 def _compute(df: pd.DataFrame) -> np.ndarray:
@@ -61,7 +62,7 @@ def parse(spec: str, df: pd.DataFrame, *, by: str | None = None, natural=None) -
     name, _, arg = spec.partition(":")
     try:
         if name == "top-compute":
-            mask = top_compute(df, float(arg or 0.2), by)
+            mask = top_compute(df, float(arg or DEFAULT_FRACTION), by)
         elif name == "largest-n":
             mask = largest_n(df, int(arg or 1), by)
         elif name == "natural":

@@ -94,7 +94,10 @@ def test_parse_specs(table):
 
 
 def test_parse_defaults_without_argument(table):
-    np.testing.assert_array_equal(parse("top-compute", table), top_compute(table, 0.2))
+    # a bare name means what calibrate's default (top-compute:0.1) means, as --help says
+    np.testing.assert_array_equal(parse("top-compute", table), parse("top-compute:0.1", table))
+    np.testing.assert_array_equal(parse("top-compute", table), top_compute(table, 0.1))
+    assert not np.array_equal(parse("top-compute", table), top_compute(table, 0.2))   # control: 0.2 differs
     np.testing.assert_array_equal(parse("largest-n", table), largest_n(table, 1))
 
 
