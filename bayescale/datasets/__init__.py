@@ -54,6 +54,7 @@ def load(name: str, data_home=None, **options) -> pd.DataFrame:
             raise BayescaleError(f"the demo table takes no options, got {sorted(options)}")
         return demo_data()
     table = get(name)
+    _check_switches(name, table.loader, options)
     try:
         return table.loader(data_home=data_home, **options)
     except TypeError as exc:
@@ -61,6 +62,19 @@ def load(name: str, data_home=None, **options) -> pd.DataFrame:
             valid = [o.split("=")[0] for o, _ in table.card.options] or ["(none)"]
             raise BayescaleError(f"{name}: {exc}; valid options: {', '.join(valid)}") from exc
         raise
+
+
+def _check_switches(name: str, loader, options: dict) -> None:
+    """An option whose default is True or False takes only True or False: any other value (the
+    text "no", say) would be read as true in silence."""
+    import inspect
+
+    params = inspect.signature(loader).parameters
+    for key, value in options.items():
+        default = params[key].default if key in params else None
+        if isinstance(default, bool) and not isinstance(value, (bool, np.bool_)):
+            raise BayescaleError(f"{name}: option {key} is true or false, got {value!r}; "
+                                 f"e.g. {key}=false (CLI --option {key}=false)")
 
 
 def holdout(name: str, df: pd.DataFrame | None = None, data_home=None) -> np.ndarray:

@@ -264,6 +264,17 @@ def test_bad_names_and_options():
         datasets.load("gadre_overtraining", eval="bogus")
 
 
+def test_a_switch_takes_only_true_or_false(capsys):
+    """exclude_outliers='no' was read as true in silence (a non-empty text)."""
+    _skip_if_unavailable("chinchilla_epoch")
+    for value in ("no", "maybe", 0):
+        with pytest.raises(BayescaleError, match="exclude_outliers is true or false"):
+            datasets.load("chinchilla_epoch", exclude_outliers=value)
+    assert main(["datasets", "export", "chinchilla_epoch", "--option", "exclude_outliers=no", "--out", "x.csv"]) == 2
+    assert "exclude_outliers is true or false" in capsys.readouterr().err
+    assert len(datasets.load("chinchilla_epoch", exclude_outliers=False)) == 245   # control: a real false
+
+
 def test_no_data_files_in_the_package():
     pkg = Path(datasets.__file__).parent
     data = [p for p in pkg.rglob("*") if p.suffix.lower() in (".csv", ".json", ".jsonl", ".parquet", ".npz")]
