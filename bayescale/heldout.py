@@ -168,6 +168,9 @@ def _scored(draws, truth, levels):
     return points, aggregate(points, levels)
 
 
+BASELINES = ("bootstrap", "no-pool")
+
+
 def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, by: str | None = None,
               pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
@@ -194,6 +197,9 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     from .inference import fit as fit_law
 
     t_start = time.perf_counter()
+    unknown = [b for b in baselines if b not in BASELINES]
+    if unknown:   # before any fit, not after the main fit
+        raise BayescaleError(f"unknown baseline {unknown[0]!r}; choose from {list(BASELINES)}")
     if "bootstrap" in baselines:   # checked before any fit, not after the NUTS fit it follows
         n_boot = check_positive_int(n_boot, "n_boot")
     progress = resolve_progress(progress)
@@ -269,7 +275,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                                     "parameter intervals")
                 pit_values[name] = bpoints["pit"]
                 points[f"{name}_median"] = np.median(bdraws, axis=0)
-            elif name == "no-pool":
+            else:   # "no-pool" (the names were checked at the start)
                 groups = sorted({g for k, g in first.spec.pooled.items() if k in law.params})
                 if not groups:
                     summary["baselines"][name] = {"skipped": "no law parameter is pooled on these data, "
@@ -305,8 +311,6 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                 bsummary["kind"] = f"separate bayescale fit per {g}, new observation"
                 bsummary["n_scored"] = int(ok.sum())
                 pit_values[name] = bpoints["pit"]
-            else:
-                raise BayescaleError(f"unknown baseline {name!r}; choose from ['bootstrap', 'no-pool']")
             bsummary["runtime_seconds"] = time.perf_counter() - t0
             summary["baselines"][name] = bsummary
     if first.spec.discrepancy is not None and not stacked:

@@ -561,3 +561,16 @@ def test_calibrate_checks_the_bootstrap_count_before_fitting(capsys, csv):
     for bad in ("0", "-3"):
         msg = user_error(capsys, "calibrate", csv, "--n-boot", bad, "--quiet")
         assert f"n_boot must be a positive integer, got {bad}" in msg
+
+
+def test_calibrate_checks_the_baselines_before_fitting(capsys, csv, monkeypatch):
+    import bayescale.inference as inference
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the baselines were checked")
+
+    monkeypatch.setattr(inference, "fit", no_fit)
+    msg = user_error(capsys, "calibrate", csv, "--baselines", "bootstrp", "--quiet")
+    assert "unknown baseline 'bootstrp'" in msg and "'no-pool'" in msg
+    with pytest.raises(AssertionError, match="before the baselines"):   # control: a known name gets to the fit
+        main(["calibrate", str(csv), "--baselines", "bootstrap", "--quiet"])
