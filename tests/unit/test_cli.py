@@ -137,6 +137,17 @@ def test_summary(capsys, fitted):
     assert "r_hat" in out and "ess_bulk" in out and "diagnostics:" in out
 
 
+def test_summary_says_when_the_sampling_checks_fail(capsys, fitted, monkeypatch):
+    from bayescale.results import Fit
+
+    monkeypatch.setattr(Fit, "sampling_problems", lambda self: ["max r_hat 1.532 > 1.01"])
+    rc, out, _ = run(capsys, "summary", fitted[0])
+    assert rc == 0 and "sampling looks UNRELIABLE: max r_hat 1.532 > 1.01" in out
+    monkeypatch.setattr(Fit, "sampling_problems", lambda self: [])   # control: checks that pass say nothing
+    rc, out, _ = run(capsys, "summary", fitted[0])
+    assert rc == 0 and "UNRELIABLE" not in out
+
+
 def test_allocate(capsys, fitted):
     rc, out, _ = run(capsys, "allocate", fitted[0], "--compute", "1e21,1e23")
     assert rc == 0 and "params_median" in out and "tokens_upper_90" in out
