@@ -21,6 +21,10 @@ def plot_accuracy(fit, data: pd.DataFrame, path, *, heldout: pd.DataFrame | None
     ``chance`` (default: the rows' ``chance`` column, if any) is drawn as a dashed line.
     """
     law = fit.law
+    if len(law.inputs) != 1 or law.response == "loss":
+        raise BayescaleError(f"plot_accuracy draws a downstream fit of one input (accuracy or pass rate against "
+                             f"compute, loss or attempts); {law.spec!r} models {law.response} of "
+                             f"{', '.join(law.inputs)}: plot it with bayescale report FIT (a loss fit's page)")
     (xcol,) = law.inputs
     labels = labels or {}
 

@@ -95,7 +95,7 @@ def test_failing_checks_are_a_visible_warning(tmp_path):
     assert "No compute-optimal allocation" not in good_page   # not asked for
 
 
-def test_an_accuracy_fit_reports_per_task_targets(tmp_path):
+def test_an_accuracy_fit_reports_per_task_targets(tmp_path, saved):
     compute = np.geomspace(1e18, 1e22, 8)
     design = pd.concat([pd.DataFrame({"compute": compute, "task": t, "trials": 500, "chance": 0.25})
                         for t in ("a", "b")]).reset_index(drop=True)
@@ -116,6 +116,12 @@ def test_an_accuracy_fit_reports_per_task_targets(tmp_path):
     assert f"<b>{g(measured['median'].iloc[0])}</b>" in page and "a new run will measure accuracy" in page
     assert measured["upper_90"].iloc[0] - measured["lower_90"].iloc[0] > \
         expected["upper_90"].iloc[0] - expected["lower_90"].iloc[0]
+    from bayescale.report import plot_accuracy
+
+    png = plot_accuracy(fit, sim, tmp_path / "acc.png", labels={"task": "b"})
+    assert png.stat().st_size > 10_000
+    with pytest.raises(bayescale.BayescaleError, match="downstream fit of one input"):   # a loss fit: no traceback
+        plot_accuracy(bayescale.load(saved), sim, tmp_path / "loss.png")
 
 
 def test_bad_budget_and_unknown_target_column_are_clear_errors(saved, tmp_path, capsys):
