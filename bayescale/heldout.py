@@ -195,6 +195,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     from .baselines import fits_losses, huber_bootstrap
     from .data import apply_column_map
     from .inference import fit as fit_law
+    from .spec import build
 
     t_start = time.perf_counter()
     unknown = [b for b in baselines if b not in BASELINES]
@@ -207,6 +208,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     law_arg = list(law) if stacked else law
     law = get_law(law_arg[0] if stacked else law_arg)   # stacked laws share the response
     table = apply_column_map(df, columns).reset_index(drop=True)
+    for one in (law_arg if stacked else [law_arg]):   # the whole table, as fit checks it, before the split
+        build(table, one, pool=pool, priors=priors, duplicates=duplicates)
     if isinstance(holdout, str):
         mask, label = holdout_protocols.parse(holdout, table, by=by, natural=natural), holdout
     else:

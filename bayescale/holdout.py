@@ -18,6 +18,19 @@ def _compute(df: pd.DataFrame) -> np.ndarray:
     raise BayescaleError("top-compute holdout needs a 'compute' column or 'params' and 'tokens'")
 
 
+def _checked_compute(df: pd.DataFrame) -> None:
+    """The compute that orders the split must be a positive number in every row: a NaN or
+    negative compute would put the largest run on the training side in silence."""
+    c = _compute(df)
+    bad = np.flatnonzero(~(np.isfinite(c) & (c > 0)))
+    if bad.size:
+        column = "'compute'" if "compute" in df else "'params' x 'tokens'"
+        fix = ("give every run a positive, finite compute, or drop the column to use 6·params·tokens"
+               if "compute" in df else "give every run positive, finite params and tokens")
+        raise BayescaleError(f"top-compute holdout orders runs by {column}, which is {c[bad[0]]:g} at row {bad[0]} "
+                             f"(counting from 0, the header not counted; {bad.size} such row(s)): {fix}")
+
+
 def _per_group(df: pd.DataFrame, by: str | None, rule) -> np.ndarray:
     if by is None:
         return rule(df)
@@ -33,6 +46,7 @@ def top_compute(df: pd.DataFrame, fraction: float, by: str | None = None) -> np.
     """The top ``fraction`` of rows by compute (at least one row), overall or per group."""
     if not 0 < fraction < 1:
         raise BayescaleError(f"top-compute fraction must be in (0, 1), got {fraction}")
+    _checked_compute(df)
 
     def rule(part):
         c = _compute(part)

@@ -585,3 +585,24 @@ def test_calibrate_checks_the_baselines_before_fitting(capsys, csv, monkeypatch)
     assert "unknown baseline 'bootstrp'" in msg and "'no-pool'" in msg
     with pytest.raises(AssertionError, match="before the baselines"):   # control: a known name gets to the fit
         main(["calibrate", str(csv), "--baselines", "bootstrap", "--quiet"])
+
+
+def test_calibrate_checks_the_whole_table_as_fit_does_before_fitting(capsys, workdir, monkeypatch):
+    """A renamed response column gets fit's error (with the --col hint), and a bad value is named
+    by its row in the file, before any fit and before the split."""
+    import bayescale.inference as inference
+    from bayescale.datasets.demo import demo_data
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before the table was checked")
+
+    monkeypatch.setattr(inference, "fit", no_fit)
+    runs = demo_data()
+    renamed = write_csv(workdir, "renamed.csv", runs.rename(columns={"loss": "val_loss"}))
+    assert "--col loss=your_name" in user_error(capsys, "calibrate", renamed, "--quiet")
+    big = int(np.argmax(runs["params"] * runs["tokens"]))   # a held-out run
+    broken = write_csv(workdir, "nan_loss.csv", runs.assign(loss=runs["loss"].where(runs.index != big, np.nan)))
+    assert f"column 'loss' has 1 NaN or infinite value(s), first at row {big}" in \
+        user_error(capsys, "calibrate", broken, "--quiet")
+    with pytest.raises(AssertionError, match="table was checked"):   # control: a good table reaches the fit
+        main(["calibrate", write_csv(workdir, "runs_ok.csv", runs), "--quiet"])

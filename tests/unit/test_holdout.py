@@ -139,3 +139,20 @@ def test_missing_columns_are_clear_errors(table):
         parse("largest-n:1", table.drop(columns="params"))
     with pytest.raises(BayescaleError, match=r"top-compute holdout needs a 'compute' column"):
         parse("top-compute:0.2", table.drop(columns="tokens"))
+
+
+def test_a_compute_that_is_not_a_positive_number_is_named(table):
+    """A NaN or negative compute used to put the largest run on the training side in silence."""
+    largest = int(np.argmax(table["params"] * table["tokens"]))
+    for bad in (np.nan, -1.0, np.inf):
+        with_compute = table.assign(compute=6.0 * table["params"] * table["tokens"])
+        with_compute.loc[largest, "compute"] = bad
+        with pytest.raises(BayescaleError, match=rf"'compute', which is {bad:g} at row {largest}"):
+            top_compute(with_compute, 0.1)
+        with pytest.raises(BayescaleError, match=f"at row {largest}"):   # per group too, counted in the table
+            top_compute(with_compute, 0.1, by="family")
+    no_compute = table.assign(params=table["params"].where(table.index != 3, np.inf))
+    with pytest.raises(BayescaleError, match="'params' x 'tokens', which is inf at row 3.*positive, finite params"):
+        top_compute(no_compute, 0.1)
+    good = table.assign(compute=6.0 * table["params"] * table["tokens"])   # control
+    assert top_compute(good, 0.1)[largest]
