@@ -68,8 +68,10 @@ class CalibrationResult:
         if "law" in pct:
             parts.append(f"{pct['law']:.0f}% from the stacked laws' disagreement")
         parts.append(f"{pct['noise']:.0f}% from run-to-run noise")
-        text = (f"Why the intervals are this wide: the held-out runs lie a median {far.get('median', 0):.2f} "
-                f"(at most {far.get('max', 0):.2f}) decades beyond the fitted runs; of a held-out run's squared 90% "
+        where = ("" if far.get("median") is None else   # None: a law of the loss has no axis in decades
+                 f"the held-out runs lie a median {far['median']:.2f} (at most {far['max']:.2f}) decades beyond "
+                 "the fitted runs; ")
+        text = (f"Why the intervals are this wide: {where}of a held-out run's squared 90% "
                 f"width (mean over runs) " + ", ".join(parts) + ".")
         k = s.get("narrower_without_discrepancy")
         alone = s.get("law_alone")
@@ -171,6 +173,14 @@ def _scored(draws, truth, levels):
 BASELINES = ("bootstrap", "no-pool")
 
 
+def _distance_summary(decades: pd.Series) -> dict:
+    """Median and largest distance beyond the fitted runs, in decades; None where the law has no
+    axis measured in decades (a law of the loss)."""
+    if decades.isna().all():
+        return {"median": None, "max": None}
+    return {"median": float(decades.median()), "max": float(decades.max())}
+
+
 def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, by: str | None = None,
               pool=None, priors=None, seed: int = 0, chains: int = 4, warmup: int = 1000,
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
@@ -252,8 +262,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                    "discrepancy": None if first.spec.discrepancy is None else first.spec.discrepancy.to_json()["prior"],
                    "width_shares": {k: float(obs_table[f"share_{k}"].mean()) for k in shares},
                    "narrower_without_discrepancy": _narrowing(obs_table, shares),
-                   "decades_beyond_data": {"median": float(obs_table["decades_beyond_data"].median()),
-                                           "max": float(obs_table["decades_beyond_data"].max())}}
+                   "decades_beyond_data": _distance_summary(obs_table["decades_beyond_data"])}
 
         for name in baselines:
             t0 = time.perf_counter()

@@ -319,6 +319,19 @@ def decades_by_axis(source, frame: pd.DataFrame) -> dict[str, np.ndarray] | None
             for k, (lo, hi) in ranges.items() if k not in law.linear_inputs}
 
 
+def linear_beyond(source, frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, float, float]]:
+    """Along each linear input the fit records a range of (a loss, for a law of the loss): how
+    far each row lies outside the fitted runs, in that input's own units, with the range."""
+    law, ranges = source.law, source.ranges or {}
+    out = {}
+    for k in law.linear_inputs:
+        if k in ranges and k in frame:
+            v = frame[k].to_numpy(np.float64) - source.logref[k]   # centred as the ranges are
+            lo, hi = ranges[k]
+            out[k] = (np.maximum(np.maximum(v - hi, lo - v), 0.0), lo + source.logref[k], hi + source.logref[k])
+    return out
+
+
 def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
     """How far each row lies outside the fitted runs' range, in decades along the farthest axis
     (:func:`decades_by_axis`; 0 inside); None when the source does not record its range."""
@@ -364,18 +377,22 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     if no_mean:
         notes.append(NO_MEAN_NOTE)   # said in the notes (and reports), not warned: it is how the column is defined
     axes = None if given else decades_by_axis(source, data.frame)
+    why = ("the model-discrepancy term widens their intervals" if source.has_discrepancy else
+           "this fit has no model-discrepancy term, so its intervals know only the law's own parameter uncertainty")
     if axes is not None:
-        beyond = farthest(axes, len(data.frame))
+        # decades are a distance along log axes: a law of the loss alone has none (NaN, not 0)
+        beyond = farthest(axes, len(data.frame)) if axes else np.full(len(data.frame), np.nan)
         out["decades_beyond_data"] = beyond
         far = beyond > 0.5
         if far.any():   # said in the notes (and reports), not warned: extrapolating is the point
-            row = int(np.argmax(beyond))
+            row = int(np.nanargmax(beyond))
             axis = max(axes, key=lambda k: axes[k][row]).replace("_", " ")
-            notes.append(f"{int(far.sum())} row(s) lie beyond the fitted runs (up to {beyond.max():.1f} decades, "
-                         f"in {axis}): "
-                         + ("the model-discrepancy term widens their intervals" if source.has_discrepancy else
-                            "this fit has no model-discrepancy term, so its intervals know only the law's "
-                            "own parameter uncertainty"))
+            notes.append(f"{int(far.sum())} row(s) lie beyond the fitted runs (up to {np.nanmax(beyond):.1f} decades, "
+                         f"in {axis}): {why}")
+        for axis, (dist, lo, hi) in linear_beyond(source, data.frame).items():
+            if (dist > 0).any():
+                notes.append(f"{int((dist > 0).sum())} row(s) lie outside the fitted runs' {axis} "
+                             f"[{lo:.4g}, {hi:.4g}] (up to {dist.max():.3g} beyond): {why}")
     out.attrs["notes"] = notes
     out.attrs["kind"] = kind
     if return_draws:

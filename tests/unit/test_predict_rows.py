@@ -77,3 +77,21 @@ def test_pooling_over_a_column_the_table_lacks_is_an_error(runs):
 def test_a_discrepancy_setting_that_is_no_prior_lists_the_choices(runs):
     with pytest.raises(BayescaleError, match="discrepancy must be 'auto', 'none' or a prior"):
         bayescale.fit(runs, "chinchilla", discrepancy="sometimes")
+
+
+def test_a_law_of_the_loss_says_how_far_beyond_its_losses_a_row_lies():
+    """Decades are a distance along log axes: a law of the loss has none, so its distance is not
+    0 (which read as 'inside the fitted runs') but missing, and a row outside the fitted losses is
+    noted in loss units."""
+    from bayescale import get_law
+    from bayescale.simulate import simulate
+
+    law = get_law("loss-to-error")
+    design = pd.DataFrame({"loss": np.linspace(2.6, 4.0, 12), "trials": 1000.0})
+    df, _ = simulate(law, design, {**law.from_published(0.7, -2.5), "gamma": 2.0, "phi": 500.0}, seed=1)
+    fit = fit_quietly(df, "loss-to-error", seed=2, chains=1, warmup=150, draws=150)
+    out = fit.predict(pd.DataFrame({"loss": [1.4, 3.0]}), kind="mean")
+    assert out["decades_beyond_data"].isna().all()
+    assert any("lie outside the fitted runs' loss [2.6, 4] (up to 1.2 beyond)" in n for n in out.attrs["notes"])
+    inside = fit.predict(pd.DataFrame({"loss": [3.0]}), kind="mean")   # control: inside, nothing said
+    assert not any("outside the fitted runs" in n for n in inside.attrs["notes"])
