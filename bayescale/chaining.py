@@ -60,16 +60,28 @@ class Chain:
 
     def draws(self, df: pd.DataFrame, kind: str = "mean", loss_kind: str = "mean", *, seed: int = 0):
         """(loss draws, downstream draws), both samples x rows, paired draw by draw."""
+        loss, rate, _, _ = self._draws(df, kind, loss_kind, seed)
+        return loss, rate
+
+    def _draws(self, df, kind, loss_kind, seed):
+        """The paired draws, the loss fit's prediction table and the chain's notes: the loss
+        fit's, the downstream fit's, and where the chained loss leaves the downstream fit's losses."""
         if loss_kind not in KINDS:
             raise BayescaleError(f"loss_kind must be 'mean' or 'observation', got {loss_kind!r}")
         df = df.drop(columns=["loss"], errors="ignore")
-        _, loss = self.loss_fit.predict(df, levels=(0.5,), kind=loss_kind, seed=seed, return_draws=True)
+        table, loss = self.loss_fit.predict(df, levels=(0.5,), kind=loss_kind, seed=seed, return_draws=True)
         loss = loss.values[np.random.default_rng([seed, 7]).permutation(loss.shape[0])]
         notes: list[str] = []
         rate = rate_draws(self.downstream_fit, df, kind, seed=seed + 1, inputs={"loss": loss}, notes=notes)
         for note in notes:
-            warnings.warn(note, BayescaleWarning, stacklevel=3)
-        return loss[: len(rate)], rate
+            warnings.warn(note, BayescaleWarning, stacklevel=4)
+        medians = pd.DataFrame({"loss": np.median(loss, axis=0)})
+        for _, (dist, lo, hi) in predictive.linear_beyond(self.downstream_fit, medians).items():
+            if (dist > 0).any():
+                notes.append(f"{int((dist > 0).sum())} row(s) have a chained loss (median) outside the downstream "
+                             f"fit's losses [{lo:.4g}, {hi:.4g}] (up to {dist.max():.3g} beyond)")
+        notes = [f"loss fit: {n}" for n in table.attrs.get("notes", [])] + notes
+        return loss[: len(rate)], rate, table, notes
 
     def predict(self, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "mean", loss_kind: str = "mean",
                 *, seed: int = 0, return_draws: bool = False):
@@ -79,13 +91,15 @@ class Chain:
         needs ``trials``); ``loss_kind`` whether the loss is the loss fit's curve or a new run's loss.
         """
         levels = check_levels(levels)
-        loss, rate = self.draws(df, kind, loss_kind, seed=seed)
-        out = df.reset_index(drop=True).copy()
+        loss, rate, table, notes = self._draws(df, kind, loss_kind, seed)
+        out = df.copy()   # the caller's index kept, as Fit.predict keeps it
+        if "decades_beyond_data" in table:   # the run's distance beyond the loss fit's runs
+            out["decades_beyond_data"] = table["decades_beyond_data"].to_numpy()
         for col, v in interval_columns(loss, levels, prefix="loss_").items():
             out[col] = v
         for col, v in interval_columns(rate, levels).items():
             out[col] = v
-        out.attrs.update(kind=kind, loss_kind=loss_kind, n_draws=len(rate))
+        out.attrs.update(kind=kind, loss_kind=loss_kind, n_draws=len(rate), notes=notes)
         if return_draws:
             return out, xr.DataArray(rate, dims=("sample", "row"), name=self.downstream_fit.law.response,
                                      attrs={"kind": kind, "loss_kind": loss_kind})

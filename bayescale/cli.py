@@ -403,16 +403,21 @@ def _predict_chain(args) -> int:
     ch = chain(*args.chain)
     points = apply_column_map(_points(args, None), _column_map(args))
     levels = tuple(args.level) if args.level else LEVELS
-    pred = ch.predict(points, levels=levels, kind=args.kind, loss_kind=args.loss_kind, seed=args.seed)
+    pred, warned = _warning_once(lambda: ch.predict(points, levels=levels, kind=args.kind,
+                                                    loss_kind=args.loss_kind, seed=args.seed))
     law = ch.downstream_fit.law
+    notes = pred.attrs.get("notes", [])
     if args.json:
         print(json.dumps({"loss_law": ch.loss_fit.law.spec, "law": law.spec, "kind": args.kind,
-                          "loss_kind": args.loss_kind,
+                          "loss_kind": args.loss_kind, "notes": notes,
                           "predictions": json.loads(pred.to_json(orient="records"))}, indent=2))
     else:
         print(f"{args.kind} of {law.response} from {law.spec}, at the loss of {ch.loss_fit.law.spec} "
               f"({args.loss_kind}), draw by draw")
         print(pred.to_string(index=False, float_format=_fmt))
+        for note in notes:
+            if note not in warned and note.partition("loss fit: ")[2] not in warned:
+                print(f"note: {note}")
     return 0
 
 

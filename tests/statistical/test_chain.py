@@ -120,3 +120,23 @@ def test_cli_predict_chain(fits, tmp_path, capsys):
     got = pd.DataFrame(out["predictions"])
     np.testing.assert_allclose(got["median"], direct["median"], rtol=1e-6)
     assert {"loss_median", "lower_90", "upper_90"} <= set(got)
+
+
+def test_the_chain_says_how_far_it_reaches(fits, tmp_path, capsys):
+    """The chain carries the loss fit's distance and notes and says when its loss leaves the
+    downstream fit's losses; the caller's index is kept, as Fit.predict keeps it."""
+    loss_fit, err_fit, _ = fits
+    far = NEW.assign(params=[3e9, 1e12], tokens=[3e11, 1e14]).set_index(pd.Index(["a", "b"]))
+    pred = bayescale.chain(loss_fit, err_fit).predict(far)
+    assert list(pred.index) == ["a", "b"]
+    direct = loss_fit.predict(far, kind="mean")
+    np.testing.assert_allclose(pred["decades_beyond_data"], direct["decades_beyond_data"])
+    notes = pred.attrs["notes"]
+    assert any(n.startswith("loss fit: 2 row(s) lie beyond the fitted runs") for n in notes), notes
+    assert any("chained loss (median) outside the downstream fit's losses" in n for n in notes), notes
+    inside = bayescale.chain(loss_fit, err_fit).predict(NEW.iloc[:1].assign(params=1e8, tokens=1e10))
+    assert not inside.attrs["notes"]   # control: a run among the fitted ones
+    a, b = loss_fit.save(tmp_path / "loss.nc"), err_fit.save(tmp_path / "err.nc")
+    far.to_csv(tmp_path / "far.csv", index=False)
+    assert main(["predict", "--chain", str(a), str(b), "--data", str(tmp_path / "far.csv"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == notes
