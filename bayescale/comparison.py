@@ -259,9 +259,9 @@ def _paired_draws(fit_a, fit_b, points: pd.DataFrame, labels_a, labels_b) -> tup
     out = []
     for fit, labels in ((fit_a, labels_a), (fit_b, labels_b)):
         frame = points.assign(**(labels or {}))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", BayescaleWarning)
-            _, draws = fit.predict(frame, kind="mean", return_draws=True)
+        # predict's warnings pass: a label not in the fit (a typo, another case) is predicted for a
+        # new group, which the user must hear about
+        _, draws = fit.predict(frame, kind="mean", return_draws=True)
         out.append(np.asarray(draws.values, dtype=np.float64))
     n = min(len(out[0]), len(out[1]))
     return out[0][:n], out[1][:n]
@@ -275,7 +275,7 @@ def prob_better(fit_a, fit_b, points: pd.DataFrame, *, labels_a=None, labels_b=N
 
     fit_a, fit_b = _as_fit(fit_a), _as_fit(fit_b)
     a, b = _paired_draws(fit_a, fit_b, points, labels_a, labels_b)
-    out = points.reset_index(drop=True).copy()
+    out = points.copy()   # the caller's index kept
     out["p_a_better"] = np.mean(a < b, axis=0)
     for col, v in interval_columns(a - b, check_levels(levels), prefix="diff_").items():
         out[col] = v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -131,8 +132,24 @@ def test_crossover_matches_the_analytic_crossing():
     assert s["crossover_upper"] == pytest.approx(np.quantile(truth, 0.95), rel=0.03)
     assert s["crossover_lower"] < s["crossover_median"] < s["crossover_upper"]
     # P(A better) at one compute before and one after every draw's crossing
-    p = prob_better(fit_a, fit_b, pd.DataFrame({"compute": [truth.min() / 10, truth.max() * 10]}))
-    assert list(p["p_a_better"]) == [1.0, 0.0]
+    points = pd.DataFrame({"compute": [truth.min() / 10, truth.max() * 10]}, index=["small", "big"])
+    with warnings.catch_warnings(record=True) as quiet:
+        warnings.simplefilter("always")
+        p = prob_better(fit_a, fit_b, points)
+    assert list(p["p_a_better"]) == [1.0, 0.0] and list(p.index) == ["small", "big"]   # the caller's index
+    assert not [w for w in quiet if issubclass(w.category, bayescale.BayescaleWarning)]   # control
+    # what predict says about the rows (e.g. a label not in the fit, predicted for a new group) is
+    # passed on, not silenced
+    original = fit_a.predict
+
+    def predict(*args, **kwargs):
+        warnings.warn("label(s) ['Dense'] not in the fit", bayescale.BayescaleWarning, stacklevel=2)
+        return original(*args, **kwargs)
+
+    fit_a.predict = predict
+    with pytest.warns(bayescale.BayescaleWarning, match="'Dense'"):
+        prob_better(fit_a, fit_b, points, labels_a={"family": "Dense"})
+    del fit_a.predict
     # curves that never cross in the range
     none = crossover(fit_a, fit_b, along="compute", range=(1e16, truth.min() / 2))
     assert none.summary["p_cross"] == 0.0 and "crossover_median" not in none.summary and none.notes
