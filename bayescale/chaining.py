@@ -24,7 +24,12 @@ KINDS = ("mean", "observation")
 
 
 def _as_fit(f) -> Fit:
-    return f if isinstance(f, Fit) else load(f)
+    f = f if isinstance(f, Fit) or hasattr(f, "fits") else load(f)
+    if not isinstance(f, Fit):   # a stacked fit
+        raise BayescaleError(f"a chain takes one fit per step, not a stacked fit (laws {list(f.fits)}): refit the "
+                             "law you want with one --law (Python: law='NAME'), or chain one law's fit, "
+                             "stack.fits['NAME']")
+    return f
 
 
 def rate_draws(fit: Fit, df: pd.DataFrame, kind: str = "mean", *, seed: int = 0,

@@ -34,10 +34,14 @@ def _as_fit(obj):
     from .results import Fit
     from .saved import load
 
+    if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
+        obj = load(obj)
     if isinstance(obj, Fit):
         return obj
-    if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
-        return load(obj)
+    if hasattr(obj, "fits"):   # a stacked fit
+        raise BayescaleError(f"a stacked fit (laws {list(obj.fits)}) is not one law to rank or score beside others: "
+                             "compare its laws on their own (bayescale.compare(stack); CLI: bayescale compare "
+                             "STACK.nc), or refit the law you want with one --law and pass that fit")
     raise BayescaleError(f"expected a bayescale.Fit or the path of a saved fit, got {type(obj).__name__}")
 
 

@@ -271,3 +271,22 @@ def test_a_fits_own_posterior_asked_of_a_stack_says_where_to_look(stacked):
     import copy
     import pickle
     assert copy.deepcopy(st).weights == st.weights and pickle.loads(pickle.dumps(st)).weights == st.weights
+
+
+def test_a_stack_where_one_law_is_needed_says_so(stacked, tmp_path, capsys):
+    """compare beside other fits and a chain step take one law: a stack there gets an error that
+    says what to do, on the command line too (it got 'got StackedFit' or a Python hint)."""
+    from bayescale.cli import main
+
+    st, _ = stacked
+    one = st.fits["chinchilla"]
+    with pytest.raises(bs.BayescaleError, match="compare its laws on their own"):
+        bs.compare(one, st)
+    with pytest.raises(bs.BayescaleError, match="a chain takes one fit per step"):
+        bs.chain(st, one)
+    path = st.save(tmp_path / "stack.nc")
+    assert main(["compare", str(one.save(tmp_path / "one.nc")), str(path)]) == 2
+    assert "bayescale compare STACK.nc" in capsys.readouterr().err
+    assert main(["predict", "--chain", str(path), str(path), "--at", "params=1e9,tokens=2e10"]) == 2
+    assert "refit the law you want with one --law" in capsys.readouterr().err
+    assert set(bs.compare(st).table.index) == set(st.fits)   # control: a stack alone compares its laws
