@@ -508,9 +508,13 @@ def cmd_calibrate(args) -> int:
     print(result.table().to_string(float_format=_fmt))
     for line in result.skipped_baselines():   # asked for (by default or by name) but not run: why
         print(line)
+    for line in result.sampling_warnings():
+        print(line)
     print(result.width_explanation())
+    loaded = set(df.attrs.get("notes", []))   # warned about when the table was read
     for note in result.summary.get("notes", []):
-        print(f"note: {note}")
+        if note not in loaded:
+            print(f"note: {note}")
     if args.json:
         result.write_json(args.json)
         print(f"wrote {args.json}")

@@ -99,6 +99,18 @@ class CalibrationResult:
         path.write_text(json.dumps(self.summary, indent=2))
         return path
 
+    def sampling_warnings(self) -> list[str]:
+        """A line per fitted law whose sampling checks fail: the scores below rest on it."""
+        fits = getattr(self.fit, "fits", {"": self.fit})
+        out = []
+        for name, one in fits.items():
+            problems = one.sampling_problems()
+            if problems:
+                out.append(f"Warning: the sampling checks of the fit to the training runs{' (' + name + ')' if name else ''} "
+                           f"fail ({'; '.join(problems)}); the scores on this page may be off. Rerun with more "
+                           "warmup and draws or a higher --target-accept.")
+        return out
+
     def skipped_baselines(self) -> list[str]:
         """One line per baseline that was asked for but not run, with the reason."""
         return [f"baseline {k} not run: {v['skipped']}" for k, v in self.summary["baselines"].items()
@@ -123,7 +135,7 @@ class CalibrationResult:
                           images + ["reliability.png", "pit.png"],
                           {"scores on held-out runs": self.table(), "held-out points": _readable(self.points)},
                           summary=self.summary, notes=self.notes,
-                          intro=[self.width_explanation(), *self.skipped_baselines()],
+                          intro=[*self.sampling_warnings(), self.width_explanation(), *self.skipped_baselines()],
                           glossary=SCORE_GLOSSARY)
 
 
@@ -221,7 +233,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     for one in (law_arg if stacked else [law_arg]):   # the whole table, as fit checks it, before the split
         build(table, one, pool=pool, priors=priors, duplicates=duplicates)
     if isinstance(holdout, str):
-        mask, label = holdout_protocols.parse(holdout, table, by=by, natural=natural), holdout
+        mask = holdout_protocols.parse(holdout, table, by=by, natural=natural)
+        label = f"{holdout} per {by}" if by else holdout   # in the title, the printout and the JSON
     else:
         mask, label = np.asarray(holdout, dtype=bool), "explicit mask"
         if mask.shape != (len(table),) or mask.all() or not mask.any():
@@ -231,7 +244,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     if response not in test:
         raise BayescaleError(f"held-out rows need the response column '{response}'")
     truth = pd.to_numeric(test[response]).to_numpy(np.float64)
-    notes: list[str] = []
+    notes: list[str] = list(df.attrs.get("notes", []))   # what loading the table fixed (e.g. outliers dropped)
 
     # one step per fit: the main fit, the bootstrap baseline, each no-pool group fit
     with progress_bar(total=1 + len(baselines), desc=f"calibrate {law.spec}", unit="fit",

@@ -193,3 +193,30 @@ def test_cli_unknown_holdout_is_a_user_error(data, tmp_path, capsys):
     assert main(["calibrate", str(csv), "--holdout", "biggest:3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown holdout 'biggest:3'" in err[0] and "top-compute:FRACTION" in err[0]
+
+
+def test_the_report_says_when_the_sampling_checks_fail(result, tmp_path, monkeypatch):
+    from bayescale.results import Fit
+
+    assert not result.sampling_warnings() or "Warning" in result.sampling_warnings()[0]
+    monkeypatch.setattr(Fit, "sampling_problems", lambda self: ["max r_hat 1.031 > 1.01"])
+    page = result.write_report(tmp_path / "bad").read_text()
+    head = page[:page.index("How to read the scores")]
+    assert "sampling checks of the fit to the training runs fail (max r_hat 1.031 &gt; 1.01)" in head
+    monkeypatch.setattr(Fit, "sampling_problems", lambda self: [])   # control: nothing to say
+    page = result.write_report(tmp_path / "good").read_text()
+    assert "sampling checks" not in page
+
+
+def test_what_loading_fixed_and_a_per_group_holdout_are_recorded(data, result):
+    """A table's own notes (e.g. a dataset's dropped outliers) and a per-group holdout reach the
+    summary, the JSON and the title."""
+    noted = data.copy()
+    noted.attrs["notes"] = ["5 outliers dropped"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayescaleWarning)
+        per_family = calibrate(noted, "chinchilla", "top-compute:0.2", by="family", baselines=(), **BUDGET)
+    assert per_family.summary["holdout"] == "top-compute:0.2 per family"
+    assert per_family.summary["notes"][0] == "5 outliers dropped"
+    assert per_family.n_heldout == 2 * round(0.2 * len(data) / 2)   # the top 0.2 of each family
+    assert result.summary["holdout"] == "top-compute:0.2" and "5 outliers dropped" not in result.summary["notes"]
