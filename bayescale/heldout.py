@@ -81,10 +81,16 @@ class CalibrationResult:
             text += (f" Fitted without the discrepancy on the same runs, the law's posterior alone gives 90% intervals "
                      f"{how} (median over held-out runs) that cover "
                      f"{alone['coverage']['0.9']:.2f} of them (CRPS {alone['crps']:.4g}), against "
-                     f"{s['coverage']['0.9']:.2f} (CRPS {s['crps']:.4g}) with it: the discrepancy lets the curve bend "
-                     "where the runs show the law's misfit, and its bends continue beyond the runs. (The walk and the "
-                     "law's parameters share the runs' misfit and trade off, so each alone is wider than the two "
-                     "together; their split of the width is averaged over both orders of adding them.)")
+                     f"{s['coverage']['0.9']:.2f} (CRPS {s['crps']:.4g}) with it. "
+                     + ("Here the law alone scored as well or better: the law fits these runs, and the discrepancy's "
+                        "extra width is the price of covering runs where a law does not (it cannot know beforehand "
+                        "which case it is in)."
+                        if alone["crps"] <= s["crps"] and alone["coverage"]["0.9"] >= s["coverage"]["0.9"] else
+                        "The discrepancy lets the curve bend where the runs show the law's misfit, and its bends "
+                        "continue beyond the runs.")
+                     + " (The walk and the law's parameters share the runs' misfit and trade off, so each alone is "
+                     "wider than the two together; their split of the width is averaged over both orders of adding "
+                     "them.)")
         elif s.get("discrepancy") is None and "law" not in pct:
             text += (" This fit has no model-discrepancy term (discrepancy='none'): its intervals know only the "
                      "law's own parameter uncertainty and the noise, and are too narrow wherever the law is "

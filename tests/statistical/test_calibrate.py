@@ -220,3 +220,15 @@ def test_what_loading_fixed_and_a_per_group_holdout_are_recorded(data, result):
     assert per_family.summary["notes"][0] == "5 outliers dropped"
     assert per_family.n_heldout == 2 * round(0.2 * len(data) / 2)   # the top 0.2 of each family
     assert result.summary["holdout"] == "top-compute:0.2" and "5 outliers dropped" not in result.summary["notes"]
+
+
+def test_the_explanation_does_not_credit_a_discrepancy_that_did_not_help(result):
+    import copy
+
+    s = result.summary   # its law-alone comparison set by hand: better, then worse than the fit
+    better, worse = copy.deepcopy(result), copy.deepcopy(result)
+    better.summary["law_alone"] = {"width_ratio_90": 1.4, "crps": s["crps"] / 2, "coverage": {"0.9": 1.0}}
+    worse.summary["law_alone"] = {"width_ratio_90": 1.4, "crps": s["crps"] * 2, "coverage": {"0.9": 0.2}}
+    assert "law alone scored as well or better" in better.width_explanation()
+    assert "lets the curve bend" not in better.width_explanation()
+    assert "lets the curve bend" in worse.width_explanation()   # control: where it helped, it is said
