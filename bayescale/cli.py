@@ -603,6 +603,8 @@ def cmd_compare(args) -> int:
     if args.json:
         _check_out(args.json, "--json", "compare.json")
     fits = [load(path) for path in args.fits]
+    if args.name:   # "--name a,b" as "--name a --name b", as other options take several values
+        args.name = [part.strip() for item in args.name for part in item.split(",") if part.strip()]
     scores = None
     if args.holdout:
         if not args.data:
@@ -916,7 +918,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bayescale compare chinchilla.nc farseer.nc",
         "bayescale compare a.nc b.nc --holdout top-compute:0.1 --data runs.csv --json compare.json"])
     s.add_argument("fits", nargs="+", metavar="FIT.nc", help="saved fits of the same rows")
-    s.add_argument("--name", action="append", help="a name per fit, in order (default: the law)")
+    s.add_argument("--name", action="append",
+                   help="a name per fit, in order, comma-separated or repeated (default: the law)")
     s.add_argument("--holdout", help="also score held-out runs per law: top-compute:F | largest-n:K | natural")
     s.add_argument("--data", help="the table the fits were made on (needed with --holdout)")
     _add_sampling(s)

@@ -81,6 +81,9 @@ def cmd_export(args) -> int:
 
     out = Path(args.out)
     parquet = out.suffix.lower() in (".parquet", ".pq")
+    if not parquet and out.suffix.lower() not in (".csv", ".txt", ""):   # e.g. .xlsx: CSV text under that name
+        raise BayescaleError(f"--out {args.out}: export writes CSV (.csv) or Parquet (.parquet), not "
+                             f"{out.suffix}; e.g. --out {out.with_suffix('.csv').name}")
     # checked before loading, which can take a while; the file itself is written whole or not at all
     if out.is_dir():
         raise BayescaleError(f"--out {args.out} is a folder; give a file name such as {out / (args.name + '.csv')}")

@@ -100,6 +100,22 @@ def test_cli_compare(fits, tmp_path, capsys):
     assert "at least two fits" in capsys.readouterr().err
     assert main(["compare", *paths, "--holdout", "top-compute:0.1"]) == 2
     assert "--data" in capsys.readouterr().err
+    assert main(["compare", *paths, "--name", "F,C", "--json", str(out)]) == 0   # comma-separated, as --name F --name C
+    capsys.readouterr()
+    assert [r["name"] for r in json.loads(out.read_text())["ranking"]] == ["F", "C"]
+
+
+def test_a_fit_whose_sampling_checks_fail_is_ranked_with_a_note(fits, monkeypatch):
+    from bayescale.results import Fit
+
+    monkeypatch.setattr(Fit, "sampling_problems", lambda self: [])   # control: checks that pass, no note
+    clean = bayescale.compare(fits["farseer"], fits["chinchilla"])
+    assert not [n for n in clean.notes if "sampling checks fail" in n]
+    monkeypatch.setattr(Fit, "sampling_problems",
+                        lambda self: ["max r_hat 1.53 > 1.01"] if self.law.name == "chinchilla" else [])
+    with pytest.warns(bayescale.BayescaleWarning, match="chinchilla: its sampling checks fail"):
+        noted = bayescale.compare(fits["farseer"], fits["chinchilla"])
+    assert any(n.startswith("chinchilla: its sampling checks fail (max r_hat 1.53") for n in noted.notes)
 
 
 # ---- one curve against another (constructed posteriors, no sampling) ------------------------------

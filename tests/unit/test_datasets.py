@@ -275,6 +275,14 @@ def test_a_switch_takes_only_true_or_false(capsys):
     assert len(datasets.load("chinchilla_epoch", exclude_outliers=False)) == 245   # control: a real false
 
 
+def test_export_refuses_a_format_it_does_not_write(tmp_path, capsys):
+    """--out x.xlsx wrote CSV text under a spreadsheet's name."""
+    assert main(["datasets", "export", "demo", "--out", str(tmp_path / "demo.xlsx")]) == 2
+    assert "writes CSV (.csv) or Parquet (.parquet), not .xlsx" in capsys.readouterr().err
+    assert not (tmp_path / "demo.xlsx").exists()
+    assert main(["datasets", "export", "demo", "--out", str(tmp_path / "demo.csv")]) == 0   # control
+
+
 def test_no_data_files_in_the_package():
     pkg = Path(datasets.__file__).parent
     data = [p for p in pkg.rglob("*") if p.suffix.lower() in (".csv", ".json", ".jsonl", ".parquet", ".npz")]
