@@ -113,7 +113,7 @@ class CalibrationResult:
             problems = one.sampling_problems()
             if problems:
                 out.append(f"Warning: the sampling checks of the fit to the training runs{' (' + name + ')' if name else ''} "
-                           f"fail ({'; '.join(problems)}); the scores on this page may be off. Rerun with more "
+                           f"fail ({'; '.join(problems)}); the held-out scores may be off. Rerun with more "
                            "warmup and draws or a higher --target-accept.")
         return out
 
