@@ -265,10 +265,11 @@ def print_fit(fit, out=None) -> None:
         print(f"group offset: by {term.group}, spread prior {term.to_json()['prior']}", file=out)
     print(f"diagnostics: max r_hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"divergences {d['divergences']}, mean leapfrog steps/draw {d['mean_steps_per_draw']:.1f}", file=out)
+    from .results import SAMPLING_REMEDY
+
     problems = fit.sampling_problems()
     if problems:   # as fit warned when it was made: the numbers above may be wrong
-        print("sampling looks UNRELIABLE: " + "; ".join(problems) + " (refit with more warmup/draws or a higher "
-              "--target-accept)", file=out)
+        print("sampling looks UNRELIABLE: " + "; ".join(problems) + f". {SAMPLING_REMEDY}.", file=out)
     for note in fit.notes:
         print(f"note: {note}", file=out)
 

@@ -126,13 +126,14 @@ def compare(*fits, names=None, calibration=None) -> Comparison:
     fits = [_as_fit(f) for f in fits]
     names = _names(fits, names)
     notes = check_same_data(fits, names)
+    from .results import SAMPLING_REMEDY
     for fit, name in zip(fits, names):
         if "log_likelihood" not in fit.idata.groups():
             raise BayescaleError(f"fit {name!r} has no log_likelihood group; refit it with bayescale.fit")
         problems = fit.sampling_problems()
         if problems:   # its ELPD rests on draws that may not represent the posterior
-            msg = (f"{name}: its sampling checks fail ({'; '.join(problems)}), so its ELPD may be off: refit it with "
-                   "more warmup and draws or a higher target acceptance before trusting its rank")
+            msg = (f"{name}: its sampling checks fail ({'; '.join(problems)}), so its ELPD may be off. "
+                   f"{SAMPLING_REMEDY}, before trusting its rank")
             notes.append(msg)
             warnings.warn(msg, BayescaleWarning, stacklevel=2)
     with warnings.catch_warnings():

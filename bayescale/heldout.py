@@ -21,6 +21,7 @@ from .checks import check_positive_int
 from .errors import BayescaleError
 from .models import get_law
 from .progress import bar as progress_bar, resolve as resolve_progress
+from .results import SAMPLING_REMEDY
 from .scores import LEVELS, aggregate, score_points
 
 __all__ = ["CalibrationResult", "calibrate"]
@@ -113,8 +114,7 @@ class CalibrationResult:
             problems = one.sampling_problems()
             if problems:
                 out.append(f"Warning: the sampling checks of the fit to the training runs{' (' + name + ')' if name else ''} "
-                           f"fail ({'; '.join(problems)}); the held-out scores may be off. Rerun with more "
-                           "warmup and draws or a higher --target-accept.")
+                           f"fail ({'; '.join(problems)}); the held-out scores may be off. {SAMPLING_REMEDY}.")
         return out
 
     def skipped_baselines(self) -> list[str]:

@@ -65,6 +65,10 @@ def sampling_diagnostics(idata: az.InferenceData, names: list[str]) -> dict:
     }
 
 
+# what to do when the sampling checks fail: said by the fit's warning and wherever its numbers are shown
+SAMPLING_REMEDY = "Run more warmup/draws, raise target_accept (CLI --target-accept), or simplify the pooling"
+
+
 class Fit:
     """A fitted law. ``fit.idata`` is the ArviZ InferenceData (labelled dims), ``fit.posterior`` its
     posterior group."""
@@ -220,8 +224,7 @@ class Fit:
         stats = self.config.get("stats", {})
         if stats.get("draws_per_chain", 0) > stats.get("draws_requested", stats.get("draws_per_chain", 0)):
             problems.append(f"after continuing the chains to {stats['draws_per_chain']} draws each")
-        message = ("sampling looks unreliable: " + "; ".join(problems)
-                   + ". Run more warmup/draws, raise target_accept (CLI --target-accept), or simplify the pooling.")
+        message = "sampling looks unreliable: " + "; ".join(problems) + f". {SAMPLING_REMEDY}."
         if strict:
             raise UnreliableSamplingError(message, fit=self)
         warnings.warn(UnreliableSampling(message, fit=self), stacklevel=3)
