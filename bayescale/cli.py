@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import re
 import sys
@@ -274,6 +275,27 @@ def print_fit(fit, out=None) -> None:
         print(f"note: {note}", file=out)
 
 
+def fit_record(fit) -> dict:
+    """What print_fit says, as JSON: the law, the posterior summary, the model's terms, the
+    sampling diagnostics and what they flag, the notes (a stack: its weights, then each law's)."""
+    if hasattr(fit, "fits"):
+        return {"law": fit.law_spec, "weights": fit.weights, "notes": list(fit.stack_notes),
+                "fits": {name: fit_record(one) for name, one in fit.fits.items()}}
+    disc = fit.spec.discrepancy
+    table = fit.summary()[["mean", "sd", "2.5%", "50%", "97.5%", "r_hat", "ess_bulk"]]
+    return {
+        "law": fit.law.spec, "formula": fit.law.formula, "response": fit.response,
+        "n_obs": fit.config["n_obs"], "pooled": dict(fit.spec.pooled),
+        "discrepancy": None if disc is None else {"prior": disc.to_json()["prior"], "by": disc.group},
+        "offsets": [{"by": t.group, "prior": t.to_json()["prior"]} for t in fit.spec.offsets],
+        "parameters": json.loads(table.to_json(orient="index")),
+        # r_hat of a one-chain fit is NaN, which JSON has no word for
+        "diagnostics": {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                        for k, v in fit.diagnostics.items()},
+        "sampling_problems": fit.sampling_problems(), "notes": fit.notes,
+    }
+
+
 def _check_out(out: str, flag: str = "--out", example: str = "fit.nc") -> None:
     """Refuse an impossible output file before a long fit, not after it."""
     path = Path(out)
@@ -425,7 +447,11 @@ def _predict_chain(args) -> int:
 def cmd_summary(args) -> int:
     from .saved import load
 
-    print_fit(load(args.fit))
+    fit = load(args.fit)
+    if args.json:
+        print(json.dumps(fit_record(fit), indent=2))
+    else:
+        print_fit(fit)
     return 0
 
 
@@ -814,6 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command(sub, "summary", "posterior summary and diagnostics of a saved fit", ["bayescale summary fit.nc"])
     s.add_argument("fit", help="a saved fit (.nc)")
+    s.add_argument("--json", action="store_true",
+                   help="print JSON instead of a table: law, parameters (mean, sd, quantiles, r_hat, ESS), "
+                        "the model's terms, diagnostics, sampling problems and notes; a stack: weights and each law's")
     s.set_defaults(func=cmd_summary)
 
     s = command(sub, "allocate", "compute-optimal N*, D* and loss at given compute budgets", [

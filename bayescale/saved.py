@@ -18,6 +18,8 @@ def load(path):
     path = Path(path)
     if not path.exists():
         raise BayescaleError(f"no fit file at {path}; write one with fit.save(path) or `bayescale fit --out`")
+    if path.is_file():
+        _refuse_text(path)
     try:
         stacked = read_stack(path)
         if stacked is not None:
@@ -29,6 +31,26 @@ def load(path):
         why = f"cannot read it ({type(exc).__name__}: {str(exc)[:200]})"
     _collect_quietly()   # outside the handler, so that the failed reader's frames are free
     raise damaged(path, why)
+
+
+# Saved fits are netCDF-4 (HDF5); classic netCDF starts with "CDF". Anything else is not a fit.
+_FIT_SIGNATURES = (b"\x89HDF\r\n\x1a\n", b"CDF")
+
+
+def _refuse_text(path: Path) -> None:
+    """A table of runs given where a fit belongs gets told what to do, not an HDF5 error."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if not head or head.startswith(_FIT_SIGNATURES):
+        return   # empty files and real netCDF files go on to the reader and its own errors
+    try:
+        first = head.decode("utf-8").splitlines()[0]
+    except (UnicodeDecodeError, IndexError):
+        return
+    if any(sep in first for sep in (",", "\t", ";")):
+        raise BayescaleError(
+            f"{path} is a text table (its first line reads {first[:80]!r}), not a saved fit; fit it first: "
+            f"`bayescale fit {path} --law chinchilla --out fit.nc`, then give fit.nc here")
 
 
 def _collect_quietly() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import bayescale
 from bayescale.cli import main
 from cli_helpers import run, user_error
 from bayescale.datasets import demo_data
@@ -137,6 +138,24 @@ def test_summary(capsys, fitted):
     assert "r_hat" in out and "ess_bulk" in out and "diagnostics:" in out
 
 
+def test_summary_json_matches_the_table(capsys, fitted, monkeypatch):
+    from bayescale.results import Fit
+
+    rc, out, _ = run(capsys, "summary", fitted[0], "--json")
+    got = json.loads(out)
+    assert rc == 0 and got["law"] == "chinchilla" and got["response"] == "loss"
+    fit = bayescale.load(fitted[0])
+    table = fit.summary()
+    assert set(got["parameters"]) == set(table.index)   # every row of the text table, group rows too
+    assert got["parameters"]["alpha"]["50%"] == pytest.approx(table.loc["alpha", "50%"])
+    assert got["diagnostics"]["divergences"] == fit.diagnostics["divergences"]
+    assert got["diagnostics"]["max_rhat"] is None   # one chain: no r_hat, and JSON has no NaN
+    assert got["discrepancy"]["prior"].startswith("LogNormal") and got["notes"] == fit.notes
+    assert got["sampling_problems"] == fit.sampling_problems()
+    monkeypatch.setattr(Fit, "sampling_problems", lambda self: ["max r_hat 1.532 > 1.01"])
+    assert json.loads(run(capsys, "summary", fitted[0], "--json")[1])["sampling_problems"] == ["max r_hat 1.532 > 1.01"]
+
+
 def test_summary_says_when_the_sampling_checks_fail(capsys, fitted, monkeypatch):
     from bayescale.results import Fit
 
@@ -246,8 +265,14 @@ def test_missing_and_unreadable_files(capsys, workdir, csv):
     empty.write_text("")
     assert "cannot read" in user_error(capsys, "fit", empty, "--out", workdir / "x.nc")
     assert "no fit file" in user_error(capsys, "predict", workdir / "nope.nc", "--at", "params=1e9,tokens=1e10")
-    assert "damaged or not a bayescale fit" in user_error(capsys, "summary", csv)
-    assert "damaged or not a bayescale fit" in user_error(capsys, "allocate", csv, "--compute", "1e21")
+    # a table where a fit belongs is named as a table, with the command that fits it
+    msg = user_error(capsys, "summary", csv)
+    assert "is a text table" in msg and "not a saved fit" in msg and "bayescale fit" in msg
+    assert "HDF" not in msg and "signature" not in msg
+    assert "is a text table" in user_error(capsys, "allocate", csv, "--compute", "1e21")
+    garbage = workdir / "garbage.nc"   # control: bytes that are neither a table nor netCDF
+    garbage.write_bytes(bytes(range(256)) * 4)
+    assert "damaged or not a bayescale fit" in user_error(capsys, "summary", garbage)
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -255,8 +255,12 @@ def test_load_errors(tmp_path):
         bayescale.load(tmp_path / "missing.nc")
     text = tmp_path / "table.nc"
     text.write_text("params,tokens,loss\n1,2,3\n")
-    with pytest.raises(BayescaleError, match="damaged or not a bayescale fit"):
+    with pytest.raises(BayescaleError, match="is a text table .* not a saved fit; fit it first"):
         bayescale.load(text)
+    prose = tmp_path / "notes.nc"   # text that is no table: the reader's own error
+    prose.write_text("hello\n")
+    with pytest.raises(BayescaleError, match="damaged or not a bayescale fit"):
+        bayescale.load(prose)
     empty = tmp_path / "empty.nc"
     empty.write_bytes(b"")
     with pytest.raises(BayescaleError):

@@ -128,6 +128,10 @@ def test_cli_fits_predicts_allocates_and_reports_a_stack(tmp_path, capsys):
     row = got["predictions"][0]
     assert row["lower_90"] < row["median"] < row["upper_90"] and "share_law" in row
     assert row["decades_beyond_data"] > 1
+    assert main(["summary", str(out), "--json"]) == 0   # a stack: its weights, then each law's summary
+    summ = json.loads(capsys.readouterr().out)
+    assert summ["weights"] == got["weights"] and set(summ["fits"]) == {"chinchilla", "kaplan-nd"}
+    assert "alpha" in summ["fits"]["chinchilla"]["parameters"]
     assert main(["allocate", str(out), "--compute", "1e22"]) == 0
     assert "1e+22" in capsys.readouterr().out
     assert main(["allocate", str(out), "--compute", "1e22", "--json"]) == 0   # what was fitted, as predict says
