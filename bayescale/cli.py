@@ -393,6 +393,9 @@ def cmd_predict(args) -> int:
 
     if args.chain:
         args.kind = args.kind or "mean"
+        if args.kind == "curve":   # a chain's downstream law is evaluated at drawn losses: no curve of its own
+            raise BayescaleError("--kind curve is for one fit; with --chain use --kind mean (the expected "
+                                 "rate) or --kind observation (a new run's measured rate, needs trials)")
         return _predict_chain(args)
     args.kind = args.kind or "observation"
     if not args.fit:
@@ -831,8 +834,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="observation (default for one fit): what a new run will measure, model "
                         "discrepancy and noise included; mean (default with --chain, where a new run's "
                         "score would need the number of questions): expected value (an accuracy for "
-                        "accuracy-sigmoid); curve: the law's own curve (for accuracy-sigmoid the share "
-                        "above chance)")
+                        "accuracy-sigmoid); curve (one fit, not --chain): the law's own curve (for accuracy-sigmoid "
+                        "the share above chance)")
     _add_col(s)
     s.add_argument("--seed", type=int, default=0, help="random seed of the predictive draws")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -120,6 +120,8 @@ def test_cli_predict_chain(fits, tmp_path, capsys):
     got = pd.DataFrame(out["predictions"])
     np.testing.assert_allclose(got["median"], direct["median"], rtol=1e-6)
     assert {"loss_median", "lower_90", "upper_90"} <= set(got)
+    assert main(["predict", "--chain", str(a), str(b), "--data", str(tmp_path / "new.csv"), "--kind", "curve"]) == 2
+    assert "--kind curve is for one fit; with --chain use --kind mean" in capsys.readouterr().err
 
 
 def test_the_chain_says_how_far_it_reaches(fits, tmp_path, capsys):
