@@ -193,6 +193,7 @@ def test_calibrate_says_why_the_default_is_wider_than_the_law_alone():
         res = calibrate(df, "chinchilla", "top-compute:0.2", baselines=(), discrepancy=PRIOR, seed=0, **BUDGET)
     alone = res.summary["law_alone"]
     assert alone["width_ratio_90"] > 1.0          # the walk widens the held-out runs' intervals
+    assert "narrower_without_discrepancy" not in res.summary   # the refit's ratio, not a second estimate
     text = res.width_explanation()
     assert "law's posterior alone" in text and f"{alone['coverage']['0.9']:.2f}" in text
     assert "bayescale, law alone (new observation)" in res.table().index
