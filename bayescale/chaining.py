@@ -98,8 +98,9 @@ class Chain:
         levels = check_levels(levels)
         loss, rate, table, notes = self._draws(df, kind, loss_kind, seed)
         out = df.copy()   # the caller's index kept, as Fit.predict keeps it
-        if "decades_beyond_data" in table:   # the run's distance beyond the loss fit's runs
-            out["decades_beyond_data"] = table["decades_beyond_data"].to_numpy()
+        for col in ("decades_beyond_data", "decades_beyond_group"):   # beyond the loss fit's runs
+            if col in table:
+                out[col] = table[col].to_numpy()
         for col, v in interval_columns(loss, levels, prefix="loss_").items():
             out[col] = v
         for col, v in interval_columns(rate, levels).items():

@@ -69,9 +69,12 @@ class CalibrationResult:
         if "law" in pct:
             parts.append(f"{pct['law']:.0f}% from the stacked laws' disagreement")
         parts.append(f"{pct['noise']:.0f}% from run-to-run noise")
+        own = s.get("decades_beyond_group") or {}
+        own_text = ("" if own.get("median") is None else
+                    f" ({own['median']:.2f}, at most {own['max']:.2f}, beyond their own group's runs)")
         where = ("" if far.get("median") is None else   # None: a law of the loss has no axis in decades
                  f"the held-out runs lie a median {far['median']:.2f} (at most {far['max']:.2f}) decades beyond "
-                 "the fitted runs; ")
+                 f"the fitted runs{own_text}; ")
         text = (f"Why the intervals are this wide: {where}of a held-out run's squared 90% "
                 f"width (mean over runs) " + ", ".join(parts) + ".")
         k = s.get("narrower_without_discrepancy")
@@ -282,6 +285,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                    "width_shares": {k: float(obs_table[f"share_{k}"].mean()) for k in shares},
                    "narrower_without_discrepancy": _narrowing(obs_table, shares),
                    "decades_beyond_data": _distance_summary(obs_table["decades_beyond_data"])}
+        if "decades_beyond_group" in obs_table:   # per family/task: each held-out run from its own group's runs
+            summary["decades_beyond_group"] = _distance_summary(obs_table["decades_beyond_group"])
 
         for name in baselines:
             t0 = time.perf_counter()

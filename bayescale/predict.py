@@ -339,6 +339,31 @@ def decades_beyond(source, frame: pd.DataFrame) -> np.ndarray | None:
     return None if axes is None else farthest(axes, len(frame))
 
 
+def decades_beyond_group(source, frame: pd.DataFrame) -> tuple[np.ndarray, str | None] | None:
+    """How far each row lies beyond its own group's fitted runs (the family, task or corpus it
+    names), in decades along the farthest log axis; the largest over the groupings the fit varies
+    by, with the grouping that sets it. NaN for a row of a group the fit has not seen (it has no
+    runs of its own). None when the fit has no groupings or did not record their ranges."""
+    per_group = getattr(source, "group_ranges", None)
+    law = source.law
+    if not per_group or not any(k not in law.linear_inputs for k in (source.ranges or {})):
+        return None
+    x = coordinates(law.inputs, centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref))
+    out, which = np.zeros(len(frame)), np.full(len(frame), None, dtype=object)
+    for g, labels in per_group.items():
+        names = frame[g].astype(str).tolist() if g in frame else [None] * len(frame)
+        for row, name in enumerate(names):
+            ranges = labels.get(name)
+            if ranges is None:
+                out[row] = np.nan
+                continue
+            d = max(max(x[k][row] - hi, lo - x[k][row], 0.0) / np.log(10.0)
+                    for k, (lo, hi) in ranges.items() if k not in law.linear_inputs)
+            if d > out[row]:   # NaN stays NaN: any unseen grouping label means no runs of its own
+                out[row], which[row] = d, g
+    return out, which
+
+
 def farthest(axes: dict[str, np.ndarray], n: int) -> np.ndarray:
     """Each row's largest distance over the axes of :func:`decades_by_axis` (0 without axes)."""
     return np.max(np.stack(list(axes.values())), axis=0) if axes else np.zeros(n)
@@ -389,6 +414,19 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
             axis = max(axes, key=lambda k: axes[k][row]).replace("_", " ")
             notes.append(f"{int(far.sum())} row(s) lie beyond the fitted runs (up to {np.nanmax(beyond):.1f} decades, "
                          f"in {axis}): {why}")
+        own = decades_beyond_group(source, data.frame)
+        if own is not None:
+            by_group, grouping = own
+            out["decades_beyond_group"] = by_group
+            further = np.nan_to_num(by_group, nan=-np.inf) > beyond + 0.5
+            if further.any():
+                row = int(np.argmax(np.where(further, by_group - beyond, -np.inf)))
+                g = grouping[row]
+                label = data.frame[g].astype(str).iloc[row]
+                notes.append(f"{int(further.sum())} row(s) lie further beyond their own {g}'s runs than beyond all "
+                             f"runs (up to {by_group[row]:.1f} decades beyond the runs of {g} {label!r}, "
+                             f"{beyond[row]:.1f} beyond all; decades_beyond_group gives each row's): what varies by "
+                             f"{g} is extrapolated that far, whatever the other groups' runs reached")
         for axis, (dist, lo, hi) in linear_beyond(source, data.frame).items():
             if (dist > 0).any():
                 notes.append(f"{int((dist > 0).sum())} row(s) lie outside the fitted runs' {axis} "

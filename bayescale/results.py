@@ -156,6 +156,12 @@ class Fit:
         return self.spec.ranges
 
     @property
+    def group_ranges(self) -> dict | None:
+        """Per grouping and label, that group's own runs' range along each axis of :attr:`ranges`
+        (None for fits saved before it was recorded)."""
+        return self.spec.group_ranges
+
+    @property
     def n_draws(self) -> int:
         post = self._idata.posterior
         return post.sizes["chain"] * post.sizes["draw"]

@@ -35,6 +35,9 @@ class ModelSpec:
     centred: tuple[str, ...] = ()             # pooled parameters sampled centred (see choose_centring)
     discrepancy: Discrepancy | None = None    # the model-discrepancy walk, or None (the law alone)
     ranges: dict[str, list[float]] | None = None   # axis -> [min, max] of the fitted runs (discrepancy.coordinates)
+    # grouping -> label -> axis -> [min, max] of that group's own runs (a family that stops at 1B
+    # is extrapolated from there, whatever the other families reached)
+    group_ranges: dict[str, dict[str, dict[str, list[float]]]] | None = None
     law_coordinates: bool = False             # sampled in the law's coordinates (models/coordinates.py)
     offsets: tuple[GroupOffset, ...] = ()     # shifts of the curve per group (group_offset.py)
 
@@ -60,6 +63,7 @@ class ModelSpec:
             "centred": list(self.centred),
             "discrepancy": None if self.discrepancy is None else self.discrepancy.to_json(),
             "ranges": self.ranges,
+            "group_ranges": self.group_ranges,
             "law_coordinates": self.law_coordinates,
             "offsets": [t.to_json() for t in self.offsets],
         }
@@ -75,6 +79,7 @@ class ModelSpec:
             centred=tuple(d.get("centred", ())),
             discrepancy=None if d.get("discrepancy") is None else Discrepancy.from_json(d["discrepancy"]),
             ranges=d.get("ranges"),   # absent in fits saved before ranges were recorded
+            group_ranges=d.get("group_ranges"),
             law_coordinates=bool(d.get("law_coordinates", False)),
             offsets=tuple(GroupOffset.from_json(t) for t in d.get("offsets", [])),
         )
@@ -239,6 +244,7 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
     if disc is None:
         walk_notes = []
     groupings = set(pooled.values()) | {t.dim for t in offsets} | ({disc.group} if disc and disc.group else set())
+    axes = coordinates(law.inputs, x)
     spec = ModelSpec(
         law=law, pooled=pooled, priors=resolved,
         coords={g: data.coords[g] for g in sorted(groupings)},
@@ -246,8 +252,15 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
         notes=data.notes + notes + walk_notes + ([] if pool == "none" else unused_grouping_notes(data, groupings, law)),
         centred=choose_centring(pooled, data, parametrisation),
         discrepancy=disc,
-        ranges={k: [float(v.min()), float(v.max())] for k, v in coordinates(law.inputs, x).items()},
+        ranges={k: [float(v.min()), float(v.max())] for k, v in axes.items()},
+        group_ranges={g: _group_ranges(axes, data.group_index[g], data.coords[g]) for g in sorted(groupings)},
         law_coordinates=law.coordinates is not None and law.coordinates.applies(resolved, pooled),
         offsets=offsets,
     )
     return spec, data
+
+
+def _group_ranges(axes: dict[str, np.ndarray], index: np.ndarray, labels: list[str]) -> dict:
+    """Each label's [min, max] along every axis, from its own rows."""
+    return {label: {k: [float(v[index == i].min()), float(v[index == i].max())] for k, v in axes.items()}
+            for i, label in enumerate(labels) if np.any(index == i)}

@@ -115,7 +115,7 @@ class StackedFit:
         per_law = {name: da.values for name, (_, da) in both.items()}
         draws, _ = self._mixture(per_law, seed)
         first = next(iter(tables.values()))
-        out = first[[c for c in first.columns if c in df.columns or c in ("compute", "decades_beyond_data")]].copy()
+        out = first[[c for c in first.columns if c in df.columns or c in ("compute", "decades_beyond_data", "decades_beyond_group")]].copy()
         for col, v in interval_columns(draws, levels).items():
             out[col] = v
         if kind == "observation":

@@ -130,6 +130,9 @@ def prediction_sentences(fit, targets: pd.DataFrame, pred: pd.DataFrame, kind: s
         if beyond is not None and pd.notna(beyond):
             where += (f"; {float(beyond):.1f} decades beyond the fitted runs" if beyond > 0.05
                       else "; inside the fitted range")
+        own = row.get("decades_beyond_group")
+        if own is not None and pd.notna(own) and beyond is not None and pd.notna(beyond) and own > beyond + 0.05:
+            where += f" ({float(own):.1f} beyond its own group's runs)"
         verb = "a new run will measure" if kind == "observation" else "the expected"
         out.append(f"<b>Target {i}</b> ({html.escape(where)}): {verb} {html.escape(response)} "
                    + ("" if kind == "observation" else "is ")

@@ -95,3 +95,26 @@ def test_a_law_of_the_loss_says_how_far_beyond_its_losses_a_row_lies():
     assert any("lie outside the fitted runs' loss [2.6, 4] (up to 1.2 beyond)" in n for n in out.attrs["notes"])
     inside = fit.predict(pd.DataFrame({"loss": [3.0]}), kind="mean")   # control: inside, nothing said
     assert not any("outside the fitted runs" in n for n in inside.attrs["notes"])
+
+
+def test_a_row_is_measured_from_its_own_groups_runs(fit, runs, tmp_path):
+    """A family whose runs stop at 1e8 parameters is extrapolated from there, even where another
+    family's runs reach further: the pooled distance alone would say 'inside the data'."""
+    a = runs.assign(family="a")
+    b = runs[runs.params <= 1.1e8].assign(family="b", loss=lambda d: d.loss * 1.02)
+    pooled = fit_quietly(pd.concat([a, b], ignore_index=True), "chinchilla", pool={"log_A0": "family"})
+    top = runs.params.max()
+    new = pd.DataFrame({"params": [top, top, top], "tokens": [1e10] * 3, "family": ["a", "b", "c"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        out = pooled.predict(new)
+    assert out["decades_beyond_data"].tolist() == [0.0, 0.0, 0.0]   # all inside the pooled runs
+    own = out["decades_beyond_group"]
+    assert own.iloc[0] == 0.0                                          # control: family a has runs there
+    assert own.iloc[1] >= np.log10(top / 1e8) - 1e-6                   # b stops a decade lower in N
+    assert np.isnan(own.iloc[2])                                       # an unseen family has no runs
+    notes = [n for n in out.attrs["notes"] if "own family's runs" in n]
+    assert len(notes) == 1 and "family 'b'" in notes[0] and notes[0].startswith("1 row(s)")
+    again = bayescale.load(pooled.save(tmp_path / "fit.nc"))          # recorded in the saved fit
+    assert again.group_ranges == pooled.group_ranges
+    assert "decades_beyond_group" not in fit.predict(new[["params", "tokens"]])   # no groupings: no column
