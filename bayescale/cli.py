@@ -131,6 +131,10 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
         if labels:   # an empty cell stays missing (validate names it); everything else as written
             table[labels] = pd.read_csv(path, sep=sep, usecols=labels, dtype=str, keep_default_na=False,
                                         na_values=[""])[labels]
+        with open(path, "rb") as fh:
+            lines = sum(1 for _ in fh) - 1
+        if lines == len(table):   # one row per line after the header: errors can name the file's lines
+            table.attrs["source_file"] = path.name
         return table
     except BayescaleError:
         raise

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -25,6 +27,9 @@ class Dataset:
     group_index: dict[str, np.ndarray]       # grouping column -> int index per row
     coords: dict[str, list[str]]             # grouping column -> labels
     notes: list[str] = field(default_factory=list)
+    # names a validated row (a position here) as the user's table has it: file line or index
+    name_row: Callable[[int], str] = lambda i: f"row {i}"
+    shown: Callable[[str], str] = lambda col: f"'{col}'"   # a column as the user named it
 
     @property
     def n(self) -> int:
@@ -70,49 +75,90 @@ def apply_column_map(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.Dat
     return df.rename(columns={src: dst for dst, src in columns.items()})
 
 
-def _numeric_column(df: pd.DataFrame, col: str) -> np.ndarray:
+# 70M, 1.4B as sizes are written in papers (the CLI's SI_EXPONENTS), for the hint only
+SIZE_SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "b": 1e9, "G": 1e9, "T": 1e12, "t": 1e12, "P": 1e15}
+
+
+def _shown(col: str, columns: dict | None) -> str:
+    """A column as the user knows it: the schema name, and theirs when they mapped it."""
+    yours = (columns or {}).get(col)
+    return f"'{col}'" if not yours or yours == col else f"'{col}' (your '{yours}')"
+
+
+def row_name(frame: pd.DataFrame, i: int) -> str:
+    """Row ``i`` (a position) as the user can find it: the line of the file it came from
+    (``attrs["source_file"]``, set by the CLI's reader), else the position and any index label."""
+    source = frame.attrs.get("source_file")
+    if source:
+        return f"row {i} (line {i + 2} of {source}, after its header)"
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return f"row {i} (counting from 0)"
+    return f"row {i} (counting from 0; index {index[i]!r})"
+
+
+def _rows_named(frame: pd.DataFrame, positions: list[int]) -> str:
+    """Several rows, named as :func:`row_name` names one."""
+    source = frame.attrs.get("source_file")
+    if source:
+        return f"rows {positions} (lines {[i + 2 for i in positions]} of {source})"
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return f"rows {positions} (counting from 0)"
+    return f"rows {positions} (counting from 0; index {[index[i] for i in positions]})"
+
+
+def _numeric_column(df: pd.DataFrame, col: str, columns: dict | None = None) -> np.ndarray:
     raw = df[col]
+    name = _shown(col, columns)
     if raw.dtype.kind in "bcmM" or isinstance(raw.dtype, (pd.PeriodDtype, pd.IntervalDtype)):
         raise BayescaleError(
-            f"column '{col}' must hold real numbers, but it has dtype {raw.dtype}; "
+            f"column {name} must hold real numbers, but it has dtype {raw.dtype}; "
             "convert it to plain numbers (e.g. df[col].astype(float)) or map another column"
         )
     try:
         values = pd.to_numeric(raw, errors="coerce")
     except (TypeError, ValueError, OverflowError) as exc:
         raise BayescaleError(
-            f"column '{col}' must hold real numbers that fit in a float64, but pandas cannot read it "
+            f"column {name} must hold real numbers that fit in a float64, but pandas cannot read it "
             f"as numbers ({exc}); fix or remove those rows"
         ) from exc
     if values.dtype.kind in "bc":
         raise BayescaleError(
-            f"column '{col}' must hold real numbers, but it holds {values.dtype} values; "
+            f"column {name} must hold real numbers, but it holds {values.dtype} values; "
             "convert them to plain numbers or remove those rows"
         )
     bad = values.isna() & raw.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
+        text = str(raw.iloc[i]).strip()
+        # 70M / 1.4B as sizes are written in papers: the CLI's --at takes them, a table does not
+        sized = re.fullmatch(r"([+-]?(?:\d+\.?\d*|\.\d+))\s*([kKMBbGTtP])", text)
+        hint = (f"; write numbers in full or as exponents ({text!r} as {float(sized[1]) * SIZE_SUFFIXES[sized[2]]:g}), "
+                "not with size suffixes" if sized else "")
         raise BayescaleError(
-            f"column '{col}' must be numeric, but row {i} holds {raw.iloc[i]!r} "
-            f"({int(bad.sum())} non-numeric value(s) in all); fix or remove those rows"
+            f"column {name} must be numeric, but {row_name(df, i)} holds {raw.iloc[i]!r} "
+            f"({int(bad.sum())} non-numeric value(s) in all){hint}; fix or remove those rows"
         )
     arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
     nonfinite = ~np.isfinite(arr)
     if nonfinite.any():
         i = int(np.flatnonzero(nonfinite)[0])
         raise BayescaleError(
-            f"column '{col}' has {int(nonfinite.sum())} NaN or infinite value(s), first at row {i} "
+            f"column {name} has {int(nonfinite.sum())} NaN or infinite value(s), first at {row_name(df, i)} "
             f"({arr[i]}); drop or fill those rows"
         )
     return arr
 
 
-def _positive(arr: np.ndarray, col: str) -> None:
+def _positive(frame: pd.DataFrame, col: str, columns: dict | None = None) -> None:
+    arr = frame[col].to_numpy()
     bad = arr <= 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise BayescaleError(
-            f"column '{col}' must be > 0 (sizes, losses and log-scale inputs are positive), but row {i} is {arr[i]:g} "
+            f"column {_shown(col, columns)} must be > 0 (sizes, losses and log-scale inputs are positive), but "
+            f"{row_name(frame, i)} is {arr[i]:g} "
             f"({int(bad.sum())} such row(s)); check units or remove those rows"
         )
 
@@ -190,10 +236,10 @@ def validate(
         raise BayescaleError("the table has no rows; give at least one row")
 
     for col in needed:
-        frame[col] = _numeric_column(frame, col)
+        frame[col] = _numeric_column(frame, col, columns)
         log_input = col in inputs and col not in linear_inputs
         if col in SIZE_COLUMNS or log_input or (col == response and positive_response):
-            _positive(frame[col].to_numpy(), col)
+            _positive(frame, col, columns)
 
     for g in groups:
         if g not in frame.columns:
@@ -203,7 +249,8 @@ def validate(
             if labels.isna().any():
                 i = int(np.flatnonzero(labels.isna().to_numpy())[0])
                 raise BayescaleError(
-                    f"group column '{g}' has {int(labels.isna().sum())} empty label(s), first at row {i}; "
+                    f"group column {_shown(g, columns)} has {int(labels.isna().sum())} empty label(s), first at "
+                    f"{row_name(frame, i)}; "
                     "fill them (e.g. with 'unknown') or drop those rows"
                 )
             frame[g] = label_text(labels, g)
@@ -211,23 +258,27 @@ def validate(
     keep = [*needed, *[g for g in groups]]
     keep += [c for c in frame.columns if c not in keep]
     frame = frame[keep]
+    # every column counts: two runs may share inputs and a rounded score and differ only in a
+    # name (real leaderboards do), so rows that differ anywhere are two runs
+    frame_before_drop = frame
     try:
         dup_mask = frame.duplicated(keep="first").to_numpy()
     except TypeError:  # unhashable cells (lists, dicts) in extra columns: compare their text
         dup_mask = frame.astype(str).duplicated(keep="first").to_numpy()
     if dup_mask.any():
-        rows = np.flatnonzero(dup_mask)[:5].tolist()
+        rows = _rows_named(frame, np.flatnonzero(dup_mask)[:5].tolist())
         if duplicates == "error":
             raise BayescaleError(
-                f"{int(dup_mask.sum())} exact duplicate row(s) (e.g. rows {rows}); duplicates would count "
-                "one run twice. Remove them (df.drop_duplicates()) or pass duplicates='drop' "
-                "(CLI: --duplicates drop)"
+                f"{int(dup_mask.sum())} exact duplicate row(s) (e.g. {rows}); duplicates would count one run "
+                "twice. Remove them (df.drop_duplicates()) or pass duplicates='drop' (CLI: --duplicates drop)"
             )
         if duplicates == "drop":
-            msg = f"dropped {int(dup_mask.sum())} exact duplicate row(s): rows {np.flatnonzero(dup_mask).tolist()}"
+            msg = f"dropped {int(dup_mask.sum())} exact duplicate row(s): {_rows_named(frame, np.flatnonzero(dup_mask).tolist())}"
             notes.append(msg)
             warnings.warn(msg, BayescaleWarning, stacklevel=2)
             frame = frame.loc[~dup_mask]
+    original = frame_before_drop
+    kept = np.flatnonzero(~dup_mask) if duplicates == "drop" else np.arange(len(frame))
     frame = frame.reset_index(drop=True)
 
     if len(frame) < min_points:
@@ -250,6 +301,8 @@ def validate(
         group_index=group_index,
         coords=coords,
         notes=notes,
+        name_row=lambda i: row_name(original, int(kept[i])),
+        shown=lambda col: _shown(col, columns),
     )
 
 

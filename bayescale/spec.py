@@ -226,7 +226,7 @@ def build(df, law, *, pool=None, priors=None, columns=None, duplicates="error",
                     min_points=free_parameters(law, priors), extra_numeric=law.extras,
                     linear_inputs=law.linear_inputs, positive_response=False)
     if check_response:
-        law.observation.check(data.response, extra_columns(data.frame, law.extras), law)
+        law.observation.check(data.response, extra_columns(data.frame, law.extras), law, data.name_row, data.shown)
     if isinstance(pool, dict):
         _check_pooled_columns(pool, df, columns)
     pooled, notes = resolve_pool(law, pool, data)

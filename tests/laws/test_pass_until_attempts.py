@@ -102,7 +102,7 @@ def test_option_and_response_checks():
     base = pd.DataFrame({"params": [1e8, 1e9, 1e10], "attempts": [500.0, 40.0, 3.0], "passes": 1.0,
                          "budget": 1000.0})
     for change, match in (({"attempts": [500.0, 1200.0, 3.0]}, "'attempts' must be a whole number from passes "
-                                                              "to budget.*row 1 has attempts=1200"),
+                                                              "to budget.*row 1 \\(counting from 0\\) has attempts=1200"),
                           ({"attempts": [500.0, 40.5, 3.0]}, "'attempts' must be a whole number.*row 1"),
                           ({"passes": [1.0, 0.0, 1.0]}, "'passes' must be a whole number from 1 to 32.*row 1"),
                           ({"budget": [1000.0, 1000.0, 2.5]}, "'budget'.*whole number >= passes.*row 2")):

@@ -360,3 +360,31 @@ def test_a_grouping_column_nothing_varies_by_is_named():
     one, _ = build(df[df.task == "a"], "power:tokens", discrepancy="none")
     for spec in (pooled, shared, one):
         assert not any("no parameter varies" in n for n in spec.notes)
+
+
+def test_errors_name_rows_and_columns_as_the_users_table_has_them(tmp_path):
+    from bayescale.cli import read_table
+
+    df = pd.DataFrame({"n": [1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9], "tokens": [2e9, 4e9, 8e9, 1.6e10, 3.2e10, 6.4e10],
+                       "final_loss": [3.0, 2.9, 0.0, 2.7, 2.6, 2.5]})
+    law_inputs = ("params", "tokens")
+    # the user's own column name beside the schema's, and the index label of a DataFrame
+    shifted = df.set_index(pd.Index([100, 101, 102, 103, 104, 105]))
+    with pytest.raises(BayescaleError, match=r"column 'loss' \(your 'final_loss'\).*row 2 \(counting from 0; index 102\)"):
+        build(shifted, "chinchilla", columns={"params": "n", "loss": "final_loss"})
+    with pytest.raises(BayescaleError, match=r"row 2 \(counting from 0\) is 0"):   # a plain index: the position
+        build(df.rename(columns={"n": "params", "final_loss": "loss"}), "chinchilla")
+    # a CSV read by the CLI: the file's line (the header is line 1)
+    path = tmp_path / "runs.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(BayescaleError, match=r"row 2 \(line 4 of runs.csv, after its header\)"):
+        build(read_table(str(path)), "chinchilla", columns={"params": "n", "loss": "final_loss"})
+    # sizes written as in papers get the number to write instead
+    sized = df.astype({"n": object})
+    sized.loc[1, "n"] = "1.5B"
+    with pytest.raises(BayescaleError, match=r"holds '1.5B'.*\('1.5B' as 1.5e\+09\), not with size suffixes"):
+        validate(sized, law_inputs, "final_loss", columns={"params": "n"})
+    sized.loc[1, "n"] = "abc"   # control: no size, no size hint
+    with pytest.raises(BayescaleError, match="holds 'abc'") as err:
+        validate(sized, law_inputs, "final_loss", columns={"params": "n"})
+    assert "suffix" not in str(err.value)

@@ -18,7 +18,7 @@ from jax.scipy.special import betaln
 from numpyro.distributions import constraints
 
 from ...errors import BayescaleError
-from .base import first_bad_row
+from .base import first_bad_row, plain_column, plain_row
 from .rate import BetaBinomialRate, clip_rate
 
 PASSES_MAX = 32        # the censored likelihood sums one term per possible number of passes
@@ -111,7 +111,7 @@ class CensoredAttempts(BetaBinomialRate):
         t = k + rng.negative_binomial(k.astype(np.int64), r)
         return np.minimum(t, budget)
 
-    def check(self, y, aux, law):
+    def check(self, y, aux, law, name_row=plain_row, shown=plain_column):
         k = np.asarray(aux["passes"], dtype=np.float64)
         budget = np.asarray(aux["budget"], dtype=np.float64)
         checks = (
@@ -128,7 +128,7 @@ class CensoredAttempts(BetaBinomialRate):
             if bad.any():
                 i, n = first_bad_row(bad)
                 raise BayescaleError(
-                    f"law {law.spec!r}: {what}, but row {i} has attempts={y[i]:g}, passes={k[i]:g}, "
+                    f"law {law.spec!r}: {what}, but {name_row(i)} has attempts={y[i]:g}, passes={k[i]:g}, "
                     f"budget={budget[i]:g} ({n} such row(s)); fix or drop those rows")
 
     def pymc_observe(self, pm, pt, mu, p, y, aux):

@@ -62,8 +62,9 @@ class Observation:
         """New measurements at curve values ``mu`` (draws x rows), on the response's scale."""
         raise NotImplementedError
 
-    def check(self, y: np.ndarray, aux: dict, law) -> None:
-        """Raise BayescaleError for responses this likelihood cannot take."""
+    def check(self, y: np.ndarray, aux: dict, law, name_row=None, shown=None) -> None:
+        """Raise BayescaleError for responses this likelihood cannot take; ``name_row(i)`` and
+        ``shown(column)`` name a row and a column as the user's table has them."""
 
     def pymc_observe(self, pm, pt, mu, p: dict, y: np.ndarray, aux: dict):
         """The PyMC twin of :meth:`observe` (observed variable "y" over dim "obs")."""
@@ -78,3 +79,12 @@ class Observation:
 def first_bad_row(bad: np.ndarray) -> tuple[int, int]:
     """(index of the first True row, number of True rows)."""
     return int(np.flatnonzero(bad)[0]), int(bad.sum())
+
+
+def plain_row(i: int) -> str:
+    """A row named by its position, where no table says more (see :attr:`bayescale.data.Dataset.name_row`)."""
+    return f"row {i}"
+
+
+def plain_column(column: str) -> str:
+    return f"'{column}'"

@@ -7,7 +7,7 @@ import numpyro.distributions as dist
 
 from ...errors import BayescaleError
 from ..param import Param
-from .base import Observation, first_bad_row
+from .base import Observation, first_bad_row, plain_column, plain_row
 from .rate import RATE_MAX, RATE_MIN, LogitLink
 
 
@@ -35,14 +35,14 @@ class BetaMass(LogitLink, Observation):
         phi = np.broadcast_to(p["phi"], mu.shape)
         return np.clip(rng.beta(mu * phi, (1 - mu) * phi), RATE_MIN, RATE_MAX)
 
-    def check(self, y, aux, law):
+    def check(self, y, aux, law, name_row=plain_row, shown=plain_column):
         # masses of exactly 0 or 1 (rounding) are clipped into the Beta's support by site_value
         bad = ~((y >= 0) & (y <= 1))
         if bad.any():
             i, n = first_bad_row(bad)
             raise BayescaleError(
-                f"law {law.spec!r}: column '{law.response}' (mass on the correct choice) must lie in [0, 1], "
-                f"but row {i} is {y[i]:g} ({n} such row(s)); fix or drop those rows")
+                f"law {law.spec!r}: column {shown(law.response)} (mass on the correct choice) must lie in [0, 1], "
+                f"but {name_row(i)} is {y[i]:g} ({n} such row(s)); fix or drop those rows")
 
     def pymc_observe(self, pm, pt, mu, p, y, aux):
         return pm.Beta("y", alpha=mu * p["phi"], beta=(1 - mu) * p["phi"], observed=y, dims="obs")

@@ -18,7 +18,7 @@ from numpyro.distributions import constraints
 
 from ...errors import BayescaleError
 from ..param import Param
-from .base import Observation, first_bad_row
+from .base import Observation, first_bad_row, plain_column, plain_row
 
 RATE_MIN, RATE_MAX = 1e-10, 1 - 1e-6  # rates are kept inside (float32 cannot hold 1 - 1e-10)
 
@@ -115,15 +115,15 @@ class BetaBinomialRate(LogitLink, Observation):
         n = np.round(np.where(t > 0, t, 1.0)).astype(np.int64)
         return np.where(t > 0, rng.binomial(n, r) / n, r)
 
-    def check(self, y, aux, law):
+    def check(self, y, aux, law, name_row=plain_row, shown=plain_column):
         if self.chance_floor:
             c = np.asarray(aux["chance"], dtype=np.float64)
             bad = (c < 0) | (c >= 1)
             if bad.any():
                 i, _ = first_bad_row(bad)
                 raise BayescaleError(
-                    f"law {law.spec!r}: column 'chance' must lie in [0, 1) (1 / number of choices; 0 for "
-                    f"free-form answers), but row {i} has {c[i]:g}; fix or drop those rows")
+                    f"law {law.spec!r}: column {shown('chance')} must lie in [0, 1) (1 / number of choices; 0 for "
+                    f"free-form answers), but {name_row(i)} has {c[i]:g}; fix or drop those rows")
         t = np.asarray(aux["trials"], dtype=np.float64)
         for bad, what in ((t < 0, "'trials' must be >= 0 (0 = only a rate is known)"),
                           ((y < 0) | (y > 1), f"'{law.response}' must lie in [0, 1]"),
@@ -133,7 +133,7 @@ class BetaBinomialRate(LogitLink, Observation):
             if bad.any():
                 i, n = first_bad_row(bad)
                 raise BayescaleError(
-                    f"law {law.spec!r}: {what}, but row {i} has {law.response}={y[i]:g}, trials={t[i]:g} "
+                    f"law {law.spec!r}: {what}, but {name_row(i)} has {law.response}={y[i]:g}, trials={t[i]:g} "
                     f"({n} such row(s)); fix or drop those rows")
 
     def pymc_observe(self, pm, pt, mu, p, y, aux):

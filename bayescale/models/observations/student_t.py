@@ -8,7 +8,7 @@ import numpyro.distributions as dist
 
 from ...errors import BayescaleError
 from ..param import Param
-from .base import Observation, first_bad_row
+from .base import Observation, first_bad_row, plain_column, plain_row
 
 
 class LogStudentT(Observation):
@@ -40,13 +40,13 @@ class LogStudentT(Observation):
         t = rng.standard_t(np.broadcast_to(p["nu"], mu.shape))
         return np.exp(np.log(mu) + p["sigma"] * t)
 
-    def check(self, y, aux, law):
+    def check(self, y, aux, law, name_row=plain_row, shown=plain_column):
         bad = ~(y > 0)
         if bad.any():
             i, n = first_bad_row(bad)
             raise BayescaleError(
-                f"column '{law.response}' must be > 0 for law {law.spec!r} (Student-t on log "
-                f"{law.response}), but row {i} is {y[i]:g} ({n} such row(s)); check units "
+                f"column {shown(law.response)} must be > 0 for law {law.spec!r} (Student-t on log "
+                f"{law.response}), but {name_row(i)} is {y[i]:g} ({n} such row(s)); check units "
                 "or remove those rows")
 
     def pymc_observe(self, pm, pt, mu, p, y, aux):
