@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import GROUP_COLUMNS
+from .data import GROUP_COLUMNS, row_name
 from .errors import BayescaleError, UnreliableSampling
-from .predict import decades_beyond, prepare, response_draws
+from .predict import decades_beyond, prepare, response_draws, unnamed_group_notes
 
 METHODS = ("gaussian", "importance")
 RATIOS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)   # default grid: tokens per parameter
@@ -80,8 +80,15 @@ class Plan:
         width = np.concatenate([[self.width_now], self.chosen["width_90_after"].to_numpy()])
         ax.step(cost, width, where="post", color="#0072B2", lw=1.8)
         ax.plot(cost, width, "o", color="#0072B2")
-        for label, x, y in _pick_labels(cost, width):
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        positive = cost[cost > 0]
+        spread = len(positive) > 1 and positive.max() / positive.min() > 30
+        # cheap picks after an expensive one would sit at 0 on a linear axis: a log axis (linear
+        # below the cheapest pick, so that "now", at cost 0, stays on it) keeps them apart
+        if spread:
+            ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
+        where = np.log10(np.where(cost > 0, cost, positive.min() / 10)) if spread else cost
+        for label, i in _pick_labels(where, width):
+            ax.annotate(label, (cost[i], width[i]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         if self.budget is not None:
             ax.axvline(self.budget, color="#D55E00", ls="--", lw=1, label=f"budget {self.budget:.3g} FLOP")
             ax.legend(fontsize=8, frameon=False)
@@ -97,7 +104,7 @@ class Plan:
         return path
 
 
-def _pick_labels(cost: np.ndarray, width: np.ndarray, gap: float = 0.04) -> list[tuple[str, float, float]]:
+def _pick_labels(cost: np.ndarray, width: np.ndarray, gap: float = 0.04) -> list[tuple[str, int]]:
     """Labels for the picks on the width-against-cost plot (``cost`` and ``width`` start with the
     target's width now, at cost 0, which is not labelled): a pick's number, or "i-j" at the last of
     a run of picks within ``gap`` of the plotted spans of the first of them (cheap runs after an
@@ -109,7 +116,7 @@ def _pick_labels(cost: np.ndarray, width: np.ndarray, gap: float = 0.04) -> list
         if i < n and abs(cost[i] - cost[first]) <= gap * span_x and abs(width[i] - width[first]) <= gap * span_y:
             continue
         label = str(first) if i - 1 == first else f"{first}-{i - 1}"
-        out.append((label, float(cost[i - 1]), float(width[i - 1])))
+        out.append((label, i - 1))
         first = i
     return out
 
@@ -136,7 +143,10 @@ def default_candidates(fit, target: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_costs(candidates: pd.DataFrame, cost) -> np.ndarray:
-    """FLOP of each candidate: "6ND" (6 x params x tokens), a column name, or a function of the table."""
+    """FLOP of each candidate: "6ND" (6 x params x tokens), a column name, or a function of the table;
+    None: the candidates' own ``cost`` column when they have one, else 6ND."""
+    if cost is None:
+        cost = "cost" if "cost" in candidates else "6ND"
     if callable(cost):
         values = np.asarray(cost(candidates), dtype=np.float64)
     elif cost == "6ND":
@@ -146,15 +156,23 @@ def run_costs(candidates: pd.DataFrame, cost) -> np.ndarray:
                                  "give a cost column (cost='my_column') or a function of the table")
         values = 6.0 * candidates["params"].to_numpy(np.float64) * candidates["tokens"].to_numpy(np.float64)
     elif isinstance(cost, str) and cost in candidates:
-        values = candidates[cost].to_numpy(np.float64)
+        values = pd.to_numeric(candidates[cost], errors="coerce").to_numpy(np.float64)
     else:
         raise BayescaleError(f"cost must be '6ND', a column of the candidates or a function, got {cost!r}")
-    if values.shape != (len(candidates),) or not np.all(np.isfinite(values) & (values > 0)):
-        raise BayescaleError("every candidate's cost must be a positive finite number of FLOP")
+    if values.shape != (len(candidates),):
+        raise BayescaleError(f"the cost function gave shape {values.shape}; it must give one number per candidate "
+                             f"({len(candidates)})")
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = f"column '{cost}'" if isinstance(cost, str) and cost != "6ND" else f"cost {cost!r}"
+        raw = candidates[cost].iloc[i] if isinstance(cost, str) and cost in candidates else values[i]
+        raise BayescaleError(f"every candidate's cost must be a positive finite number of FLOP; {what} gives "
+                             f"{raw!r} for {row_name(candidates, i)} ({int(bad.sum())} such row(s))")
     return values
 
 
-def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | None = None, cost="6ND",
+def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | None = None, cost=None,
          batch: int | None = None, *, method: str = "importance", seed: int = 0) -> Plan:
     """Rank candidate runs by how much observing each would narrow ``target``'s predictive
     interval per FLOP, and choose a batch greedily within ``budget`` (FLOP) and/or ``batch`` runs
@@ -175,10 +193,15 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     if beyond is not None and beyond[0] <= 0:
         raise BayescaleError("the target lies inside the fitted runs' range: plan chooses runs that teach about "
                              "a target beyond the data (a larger run); predict it directly with predict")
-    candidates = default_candidates(fit, target) if candidates is None else pd.DataFrame(candidates).reset_index(drop=True)
+    if candidates is None:
+        candidates = default_candidates(fit, target)
+    else:
+        candidates = _given_candidates(one, candidates, target, notes)
     if not len(candidates):
         raise BayescaleError("no candidate runs: give candidates=... (a table of runs) or a target beyond the data")
     costs = run_costs(candidates, cost)
+    if cost is None and "cost" in candidates:
+        notes.append("each candidate's cost is its 'cost' column (FLOP), not 6ND")
     if budget is not None and costs.min() > budget:
         raise BayescaleError(f"the budget ({budget:.3g} FLOP) is smaller than the cheapest candidate "
                              f"({costs.min():.3g} FLOP): raise it or give cheaper candidates")
@@ -186,7 +209,10 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
         batch = len(candidates) if budget is not None else 1
     notes += _sampling_notes(fit)   # after the input checks: a call that fails on them only raises
 
-    m, y, response_target = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, notes)
+    drawn: list[str] = []
+    m, y, response_target = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, drawn)
+    # rows that name no group of a pooled fit are a new group: said once, not as a label "all"
+    notes += [n for n in unnamed_group_notes(one, target.columns, drawn) if n not in notes]
     noise = np.mean((y - m) ** 2, axis=0)            # each row's posterior mean noise variance (link scale)
     lo, hi = np.quantile(response_target, [0.05, 0.95])
     width_now = float(hi - lo)
@@ -222,6 +248,27 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
 
 
 # ---- the pieces ------------------------------------------------------------------------------------
+
+def _given_candidates(one, candidates, target: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The user's candidate runs, checked as predict checks rows (a bad size is named by its row,
+    before any cost is computed); a group label the target names and the candidates do not is
+    the target's: the runs are of the target's family unless they say otherwise."""
+    if not isinstance(candidates, pd.DataFrame):
+        candidates = pd.DataFrame(candidates)
+    attrs = dict(candidates.attrs)   # the source file, for errors that name its lines
+    candidates = candidates.reset_index(drop=True)
+    candidates.attrs.update(attrs)
+    filled = []
+    for g in GROUP_COLUMNS:
+        if g in target and g not in candidates:
+            candidates[g] = target[g].iloc[0]
+            filled.append(f"{g} {target[g].iloc[0]!s}")
+    if filled:
+        notes.append(f"the candidates name no {', '.join(f.split()[0] for f in filled)}: they are runs of the "
+                     f"target's ({', '.join(filled)}); add the column to plan runs of other groups")
+    prepare(one, candidates, "observation")
+    return candidates
+
 
 def _sampling_notes(fit) -> list[str]:
     """A note (and a warning) per fit whose sampler diagnostics fail: the expected widths are

@@ -174,10 +174,57 @@ def test_picks_that_overlap_on_the_plot_share_one_label():
 
     cost = np.array([0, 6.46e20, 9.8e20, 9.83e20, 9.84e20, 9.85e20, 9.96e20, 9.96e20, 9.97e20])
     width = np.array([0.3375, 0.2945, 0.288, 0.2866, 0.2852, 0.284, 0.2832, 0.2826, 0.2817])
-    labels = [lab for lab, _, _ in _pick_labels(cost, width)]
+    labels = [lab for lab, _ in _pick_labels(cost, width)]
     assert labels[0] == "1" and len(labels) < 8 and any("-" in lab for lab in labels)
     covered = [k for lab in labels for k in range(int(lab.split("-")[0]), int(lab.split("-")[-1]) + 1)]
     assert covered == list(range(1, 9))       # every pick is named once, in order
     spread = _pick_labels(np.array([0, 1e20, 2e20, 3e20]), np.array([0.35, 0.3, 0.25, 0.2]))
-    assert [lab for lab, _, _ in spread] == ["1", "2", "3"]
+    assert spread == [("1", 1), ("2", 2), ("3", 3)]   # each label at its own pick
     assert _pick_labels(np.array([0.0]), np.array([0.35])) == []
+
+
+def test_a_candidates_file_is_checked_and_its_cost_column_used(fit, tmp_path, capsys):
+    saved = tmp_path / "fit.nc"
+    fit.save(saved)
+    at = ["--at", "params=7e10,tokens=1.4e12", "--budget", "1e21"]
+
+    def plan_with(table, *extra):
+        path = tmp_path / "cands.csv"
+        pd.DataFrame(table).to_csv(path, index=False)
+        return main(["plan", str(saved), *at, "--candidates", str(path), *extra])
+
+    runs = {"params": [2e9, 3e9], "tokens": [4e10, 6e10]}   # 6ND: 4.8e20 and 1.08e21
+    assert plan_with({**runs, "cost": [5e20, 5e20]}, "--json", str(tmp_path / "p.json")) == 0
+    got = json.loads((tmp_path / "p.json").read_text())
+    assert {r["cost"] for r in got["candidates"]} == {5e20}          # the file's costs, not 6ND
+    assert any("'cost' column" in n for n in got["notes"])
+    capsys.readouterr()
+    assert plan_with(runs, "--json", str(tmp_path / "q.json")) == 0   # control: no column, 6ND
+    costs = sorted(r["cost"] for r in json.loads((tmp_path / "q.json").read_text())["candidates"])
+    assert costs == pytest.approx([4.8e20, 1.08e21])
+    capsys.readouterr()
+    assert plan_with({**runs, "cost": ["abc", 5e20]}) == 2
+    assert "column 'cost' gives 'abc' for row 0 (line 2 of cands.csv" in capsys.readouterr().err
+    assert plan_with({"params": ["2B", "3e9"], "tokens": [4e10, 6e10]}) == 2
+    assert "('2B' as 2e+09)" in capsys.readouterr().err                # a size as written: the number to write
+    assert plan_with({"params": [-2e9, 3e9], "tokens": [4e10, 6e10]}) == 2
+    err = capsys.readouterr().err
+    assert "column 'params' must be > 0" in err and "cost" not in err  # the size is named, not the cost
+
+
+def test_candidates_of_a_pooled_fit_take_the_targets_group(tmp_path):
+    n, r = np.meshgrid(np.geomspace(3e7, 1e9, 4), [10.0, 40.0], indexing="ij")
+    design = pd.DataFrame({"params": n.ravel(), "tokens": (n * r).ravel()})
+    df = pd.concat([simulate(get_law("chinchilla"), design, TRUTH, seed=s)[0].assign(family=f)
+                    for s, f in ((1, "a"), (2, "b"))], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        pooled = bayescale.fit(df, "chinchilla", chains=2, warmup=300, draws=300, seed=0, progress=False)
+        runs = pd.DataFrame({"params": [2e9, 3e9], "tokens": [4e10, 6e10]})
+        for_a = bayescale.plan(pooled, {**TARGET, "family": "a"}, runs, budget=1e21)
+        new = bayescale.plan(pooled, TARGET, runs, budget=1e21)
+    assert (for_a.candidates["family"] == "a").all()
+    assert any("they are runs of the target's (family a)" in n for n in for_a.notes)
+    assert not any("new family" in n for n in for_a.notes)      # control: a fitted family is no new one
+    assert any("predicted for a new family" in n for n in new.notes)
+    assert not any("'all'" in n for n in new.notes)              # the placeholder label is not shown
