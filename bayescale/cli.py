@@ -860,7 +860,8 @@ def build_parser() -> argparse.ArgumentParser:
                    examples="1e22,1e23 or 3e24 (k/K = 1e3, M = 1e6, B/G = 1e9, T = 1e12, P = 1e15)",
                    help="FLOP budget(s), e.g. 1e22,1e23 (repeatable)")
     s.add_argument("--label", action="append", metavar="family=NAME",
-                   help="the group to allocate for, e.g. family=dense (default: a new group)")
+                   help="the group to allocate for, e.g. family=dense (default: the population's typical parameter "
+                        "values, a typical group; an unseen label draws a new group)")
     s.add_argument("--json", action="store_true",
                    help="print JSON instead of a table: law, notes, weights (a stack) and one record per budget "
                         "under 'allocations'")

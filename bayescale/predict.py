@@ -89,7 +89,7 @@ def stacked(posterior, name: str) -> np.ndarray:
 def unseen_labels_note(group: str, unseen: list[str], what: str) -> str:
     """The note for group labels the fit has not seen, and what was drawn for them: one wording for
     every part (parameters, offset, walk), so :func:`unnamed_group_notes` can find them."""
-    return f"{group} label(s) {unseen} not in the fit: {what}"
+    return f"{group} label(s) {[str(u) for u in unseen]} not in the fit: {what}"
 
 
 def label_indices(known: list[str], labels) -> tuple[np.ndarray, list[str]]:
@@ -182,12 +182,25 @@ def unnamed_group_notes(source, given_columns, notes: list[str]) -> list[str]:
     return out
 
 
+def source_groupings(source) -> set[str]:
+    """The groupings a fit's parameters, offsets or walks vary by."""
+    spec = getattr(source, "spec", None)
+    return set(spec.coords) if spec is not None else set(getattr(source, "pooled", {}).values())
+
+
 def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
     """Parameter draws (samples x 1) for group labels such as ``family="dense"``, or the
     population's typical values when no label is given."""
     bad = [k for k in labels if k not in GROUP_COLUMNS]
     if bad:
         raise BayescaleError(f"unknown label(s) {bad}; use {list(GROUP_COLUMNS)}")
+    varies = sorted(source_groupings(source))
+    unused = [k for k in labels if k not in varies]
+    if unused:   # a label nothing varies by would silently turn the others into a new group's draw
+        raise BayescaleError(
+            f"this fit does not vary by {unused} (" + (f"it varies by {varies}" if varies else "it has no groups")
+            + f"), so a label for {unused[0]} selects nothing; "
+            + (f"give one of {varies} (e.g. {varies[0]}=NAME) or no label" if varies else "give no label"))
     notes: list[str] = []
     frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
     values = source.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)

@@ -447,7 +447,28 @@ class Fit:
         if edge_hits:
             notes.append(f"{edge_hits} draw(s) put the optimum at the edge of the search range "
                          "(tokens per parameter beyond e^±20): that law draw has no interior optimum")
+        notes += self._budget_notes(budgets)
         return out, notes
+
+    def _budget_notes(self, budgets: np.ndarray) -> list[str]:
+        """What the loss column is, and how far the budgets lie from the fitted runs' compute."""
+        const = self._idata.constant_data
+        notes = ["loss is the law's expected loss at N* and D* (its curve, with the parameters' uncertainty only); "
+                 "a new run's measured loss there varies more (model discrepancy and noise): predict it with "
+                 "predict at params=N*, tokens=D*"]
+        if {"params", "tokens"} <= set(const):
+            fitted = 6.0 * const["params"].values * const["tokens"].values
+        elif "compute" in const:
+            fitted = const["compute"].values
+        else:
+            return notes
+        lo, hi = float(np.min(fitted)), float(np.max(fitted))
+        far = np.maximum(np.log10(budgets / hi), np.log10(lo / budgets))
+        if np.any(far > 0.5):
+            notes.append(f"{int(np.sum(far > 0.5))} budget(s) lie beyond the fitted runs' compute (6ND from "
+                         f"{lo:.3g} to {hi:.3g} FLOP; up to {far.max():.1f} decades away): N* and D* extrapolate "
+                         "the law's curve that far")
+        return notes
 
     # ---- persistence --------------------------------------------------------------------------------
     def save(self, path) -> Path:

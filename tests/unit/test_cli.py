@@ -180,6 +180,13 @@ def test_allocate(capsys, fitted):
     assert rows[0]["params_median"] < rows[1]["params_median"]
     for r in rows:
         assert r["params_lower_90"] <= r["params_median"] <= r["params_upper_90"]
+    # the loss column is the curve, and budgets far from the runs are said to be far (the demo's runs
+    # span 1.2e16-2.4e20 FLOP: 1e21 and 1e23 lie 0.6 and 2.6 decades beyond)
+    assert any(n.startswith("loss is the law's expected loss at N* and D*") for n in payload["notes"])
+    far = [n for n in payload["notes"] if "beyond the fitted runs' compute" in n]
+    assert len(far) == 1 and far[0].startswith("2 budget(s)") and "up to 2.6 decades" in far[0]
+    rc, out, _ = run(capsys, "allocate", fitted[0], "--compute", "1e19", "--json")   # control: inside
+    assert not any("beyond the fitted runs' compute" in n for n in json.loads(out)["notes"])
 
 
 # ---- user errors: exit 2, one line, no traceback ---------------------------------------------------------
@@ -298,6 +305,7 @@ def test_predict_bad_points(capsys, fitted, args, expected):
     (["--compute", "1e22,3Q"], "--compute expects FLOP budgets, got '3Q'"),
     (["--compute=-1e21"], "compute budgets must be positive"),
     (["--compute", "1e21", "--label", "team=x"], "unknown label"),
+    (["--compute", "1e21", "--label", "task=x"], "this fit does not vary by ['task'] (it varies by ['family'])"),
     (["--compute", "1e21", "--label", "family"], "--label expects NAME=VALUE"),
 ])
 def test_allocate_bad_requests(capsys, fitted, args, expected):
