@@ -82,6 +82,8 @@ def parse_pairs(items, what: str, convert=str) -> dict:
             key, sep, value = part.partition("=")
             if not sep or not key.strip() or not value.strip():
                 raise BayescaleError(f"{what} expects NAME=VALUE, got {part!r}")
+            if key.strip() in out:   # params=70B,...,params=1B: which one was meant?
+                raise BayescaleError(f"{what} gives {key.strip()} twice; give each name once")
             try:
                 out[key.strip()] = convert(value.strip())
             except ValueError as exc:
@@ -371,6 +373,8 @@ def _points(args, fit) -> pd.DataFrame:
             raise BayescaleError(f"--at: unknown column(s) {unknown}; this fit knows {sorted(known)}")
         # labels stay as typed (family=1 is the label '1', not 1.0); every other column is a number
         rows.append({k: v if k in labels else parse_number(v, f"--at {k}") for k, v in pairs.items()})
+    if fit is not None:
+        _check_compute(rows, law)
     every = set().union(*rows)
     for item, row in zip(args.at, rows):   # a column missing from one point would reach the fit as NaN
         if set(row) != every:
@@ -378,6 +382,26 @@ def _points(args, fit) -> pd.DataFrame:
             raise BayescaleError(f"--at {item} lacks {missing}, which another --at gives: give every point the "
                                  f"same columns, e.g. --at {item},{missing[0]}=...")
     return pd.DataFrame(rows)
+
+
+def _check_compute(rows: list[dict], law) -> None:
+    """--at compute=... for a law in params and tokens: it must agree with 6·params·tokens (it
+    is not used otherwise), and it does not stand in for tokens."""
+    if "compute" in law.inputs or not {"params", "tokens"} <= set(law.inputs):
+        return
+    for row in rows:
+        if "compute" not in row:
+            continue
+        if "tokens" not in row and "params" in row:
+            raise BayescaleError(
+                f"--at compute: law {law.spec!r} takes params and tokens; give tokens="
+                f"{row['compute'] / (6 * row['params']):.4g} (compute / (6·params)) instead of compute")
+        if "tokens" in row and "params" in row:
+            implied = 6.0 * row["params"] * row["tokens"]
+            if abs(row["compute"] / implied - 1.0) > 0.01:
+                raise BayescaleError(
+                    f"--at compute={row['compute']:g} disagrees with 6·params·tokens = {implied:.4g}; "
+                    f"law {law.spec!r} uses params and tokens, so leave compute out or correct it")
 
 
 def _warning_once(call):

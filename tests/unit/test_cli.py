@@ -294,9 +294,18 @@ def test_missing_and_unreadable_files(capsys, workdir, csv):
     (["--at", "params=1e9,tokens=1e10", "--level", "0.5,0.9x"], "got '0.9x'"),
     (["--at", "params=1e9,tokens=1e10", "--kind", "noise"], "invalid choice"),
     ([], "give the points to predict"),
+    (["--at", "params=70B,tokens=1.4T,params=1B"], "--at gives params twice"),
+    (["--at", "params=70B,tokens=1.4T,compute=1e20"], "compute=1e+20 disagrees with 6·params·tokens = 5.88e+23"),
+    (["--at", "params=70B,compute=5.88e23"], "give tokens=1.4e+12 (compute / (6·params)) instead of compute"),
 ])
 def test_predict_bad_points(capsys, fitted, args, expected):
     assert expected in user_error(capsys, "predict", fitted[0], *args)
+
+
+def test_predict_takes_a_compute_that_agrees_with_params_and_tokens(capsys, fitted):
+    """Control for the compute checks above: compute within 1 % of 6ND is accepted."""
+    rc, out, _ = run(capsys, "predict", fitted[0], "--at", "params=70B,tokens=1.4T,compute=5.9e23", "--json")
+    assert rc == 0 and json.loads(out)["predictions"][0]["compute"] == 5.9e23
 
 
 @pytest.mark.parametrize("args, expected", [
