@@ -9,7 +9,7 @@ import numpy as np
 import numpyro.distributions as dist
 import pandas as pd
 
-from .data import GROUP_COLUMNS, Dataset, check_group_sizes, validate
+from .data import DEFAULT_GROUP, GROUP_COLUMNS, Dataset, check_group_sizes, validate
 from .design import centre, extra_columns, reference_scales
 from .discrepancy import Discrepancy, coordinates, walk_group
 from .discrepancy import resolve as discrepancy_term
@@ -117,6 +117,18 @@ def resolve_pool(law: Law, pool, data: Dataset) -> tuple[dict[str, str], list[st
             pooled[name] = g
         elif pool is not None and name not in law.noise_params():
             notes.append(f"'{name}' pooled over '{g}', but the data have one {g}; it is shared")
+    # a grouping the law pools by default, absent under its own name but present under another
+    # (model_family, Task): the fit runs unpooled, which the user should hear with the fix
+    for g in sorted({g for k, g in requested.items() if g not in pooled}):
+        if g in data.frame.columns and len(data.coords[g]) <= 1 and (data.frame[g] != DEFAULT_GROUP).any():
+            continue   # the column is there, with one label: nothing to map
+        lookalikes = [c for c in map(str, data.frame.columns)
+                      if c != g and c.lower() not in GROUP_COLUMNS and g in c.lower()]
+        if lookalikes:
+            names = [k for k, v in requested.items() if v == g]
+            notes.append(f"no '{g}' column, so {names} are shared by every run (the law pools them by {g}); "
+                         f"if {lookalikes[0]!r} holds the {g}, map it: columns={{'{g}': '{lookalikes[0]}'}} "
+                         f"(CLI --col {g}={lookalikes[0]})")
     return pooled, notes
 
 

@@ -388,3 +388,18 @@ def test_errors_name_rows_and_columns_as_the_users_table_has_them(tmp_path):
     with pytest.raises(BayescaleError, match="holds 'abc'") as err:
         validate(sized, law_inputs, "final_loss", columns={"params": "n"})
     assert "suffix" not in str(err.value)
+
+
+def test_a_grouping_under_another_name_is_pointed_out():
+    """chinchilla pools log_A0 by family; a table whose families sit in 'model_family' fits
+    unpooled, and says how to map the column. Control: no such column, no note."""
+    rows = [{"params": n, "tokens": 20 * n, "loss": 2 + 1e3 / n ** 0.3, "model_family": f}
+            for f in ("a", "b") for n in (1e7, 3e7, 1e8, 3e8, 1e9)]
+    spec, _ = build(pd.DataFrame(rows), "chinchilla")
+    assert not spec.pooled
+    assert any("no 'family' column" in n and "--col family=model_family" in n for n in spec.notes)
+    mapped, _ = build(pd.DataFrame(rows), "chinchilla", columns={"family": "model_family"})
+    assert mapped.pooled == {"log_A0": "family"}
+    assert not any("no 'family' column" in n for n in mapped.notes)
+    plain, _ = build(pd.DataFrame(rows).drop(columns="model_family").drop_duplicates(), "chinchilla")
+    assert not any("no 'family' column" in n for n in plain.notes)
