@@ -249,7 +249,8 @@ def _fit_from_args(args, df):
     )
 
 
-def print_fit(fit, out=None) -> None:
+def print_fit(fit, out=None, warned: set[str] = frozenset()) -> None:
+    """The fit's summary; ``warned``: warnings already shown (the sampling problems once, not twice)."""
     out = out or sys.stdout  # looked up at call time, so redirected stdout is honoured
     if hasattr(fit, "fits"):   # a stacked fit: its weights, then each law's fit
         print(f"stacked fit of {len(fit.fits)} laws, PSIS-LOO stacking weights: "
@@ -258,7 +259,7 @@ def print_fit(fit, out=None) -> None:
             print(f"note: {note}", file=out)
         for name, one in fit.fits.items():
             print(f"\n--- {name} (weight {fit.weights[name]:.3f}) ---", file=out)
-            print_fit(one, out)
+            print_fit(one, out, warned)
         return
     d = fit.diagnostics
     print(f"law {fit.law.spec}  ({fit.law.formula})  n_obs={fit.config['n_obs']}  pooled={fit.spec.pooled or 'none'}", file=out)
@@ -275,7 +276,9 @@ def print_fit(fit, out=None) -> None:
     from .results import SAMPLING_REMEDY
 
     problems = fit.sampling_problems()
-    if problems:   # as fit warned when it was made: the numbers above may be wrong
+    if problems and not any(w.endswith("; ".join(problems) + f". {SAMPLING_REMEDY}.") or
+                            "; ".join(problems) in w for w in warned):
+        # as fit warned when it was made (unless this command just showed that warning)
         print("sampling looks UNRELIABLE: " + "; ".join(problems) + f". {SAMPLING_REMEDY}.", file=out)
     for note in fit.notes:
         print(f"note: {note}", file=out)
@@ -337,7 +340,7 @@ def cmd_fit(args) -> int:
     _check_out(args.out)
     df = read_table(args.data, _column_map(args))
     try:
-        fit = _fit_from_args(args, df)
+        fit, warned = _warning_once(lambda: _fit_from_args(args, df))
     except UnreliableSamplingError as exc:   # --strict: the fit is kept for inspection, the status says no
         exc.fit.save(args.out)   # a single law's fit, or every law's (a stack)
         print_fit(exc.fit)
@@ -345,7 +348,7 @@ def cmd_fit(args) -> int:
         print(f"bayescale: error: --strict: {exc}", file=sys.stderr)
         return STRICT_FAILED
     fit.save(args.out)
-    print_fit(fit)
+    print_fit(fit, warned=warned)
     print(f"saved {args.out}")
     return 0
 

@@ -48,15 +48,21 @@ def latent_names(spec: ModelSpec, posterior: xr.Dataset) -> list[str]:
     return names
 
 
+def rhat_and_ess(post: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
+    """ArviZ's rank-normalised r_hat and bulk ESS. r_hat needs two chains: with one it is NaN
+    (ArviZ would log a shape warning before saying so)."""
+    ess = az.ess(post, method="bulk")
+    if post.sizes["chain"] < 2:
+        return post.isel(chain=0, draw=0, drop=True).astype(np.float64) * np.nan, ess
+    return az.rhat(post), ess
+
+
 def sampling_diagnostics(idata: az.InferenceData, names: list[str]) -> dict:
     """Max rank-normalised split r_hat and min bulk ESS over ``names``, divergences and mean
     leapfrog steps per draw."""
     post = idata.posterior[names]
-    rhat = az.rhat(post)
-    ess = az.ess(post, method="bulk")
+    rhat, ess = rhat_and_ess(post)
     stats = idata.sample_stats
-    if post.sizes["chain"] < 2:  # r_hat needs two chains
-        rhat = rhat.map(lambda v: v * np.nan)
     return {
         "max_rhat": float(max(float(rhat[v].max()) for v in rhat.data_vars)),
         "min_ess_bulk": float(min(float(ess[v].min()) for v in ess.data_vars)),
@@ -251,7 +257,7 @@ class Fit:
     def summary(self, quantiles=QUANTILES) -> pd.DataFrame:
         """Mean, sd, quantiles, r_hat and bulk ESS, indexed 'alpha', 'alpha[<group>]', 'A', ..."""
         post = self._idata.posterior[self.summary_names()]
-        rhat, ess = az.rhat(post), az.ess(post, method="bulk")
+        rhat, ess = rhat_and_ess(post)
         rows = {}
         for name in post.data_vars:
             da = post[name]

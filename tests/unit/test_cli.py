@@ -156,6 +156,17 @@ def test_summary_json_matches_the_table(capsys, fitted, monkeypatch):
     assert json.loads(run(capsys, "summary", fitted[0], "--json")[1])["sampling_problems"] == ["max r_hat 1.532 > 1.01"]
 
 
+def test_fit_says_failing_sampling_checks_once(capsys, workdir, csv, caplog):
+    """A one-chain fit fails the checks: fit warns once (stderr) and its summary does not repeat it;
+    ArviZ's one-chain shape warning is not shown (r_hat is NaN there, and the checks say why)."""
+    rc, out, err = run(capsys, "fit", csv, "--law", "chinchilla", *TINY, "--out", workdir / "once.nc")
+    assert rc == 0
+    assert (out + err).lower().count("sampling looks unreliable") == 1 and "r_hat not computable" in err
+    assert "Shape validation" not in out + err + caplog.text
+    rc, out, _ = run(capsys, "summary", workdir / "once.nc")   # control: summary has no warning to lean on
+    assert "sampling looks UNRELIABLE" in out
+
+
 def test_summary_says_when_the_sampling_checks_fail(capsys, fitted, monkeypatch):
     from bayescale.results import Fit
 
