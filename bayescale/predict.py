@@ -49,10 +49,10 @@ def check_levels(levels) -> tuple[float, ...]:
         levels = tuple(float(v) for v in np.atleast_1d(levels))
     except (TypeError, ValueError):
         raise BayescaleError(f"interval levels must be numbers between 0 and 1, got {levels!r}; "
-                             "e.g. levels=(0.5, 0.9)") from None
+                             "e.g. levels=(0.5, 0.9) (CLI: --level 0.5,0.9)") from None
     bad = [v for v in levels if not 0 < v < 1]
     if bad:
-        raise BayescaleError(f"interval levels must lie strictly between 0 and 1, got {bad}; e.g. levels=(0.5, 0.9)")
+        raise BayescaleError(f"interval levels must lie strictly between 0 and 1, got {bad}; e.g. levels=(0.5, 0.9) (CLI: --level 0.5,0.9)")
     return levels
 
 

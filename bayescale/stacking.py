@@ -214,9 +214,13 @@ def merged_law_notes(per_law: dict[str, list[str]]) -> list[str]:
 
 def checked_weights(weights: dict, fits: dict) -> dict[str, float]:
     """Given weights, one per law, non-negative and summing to 1 (to rounding)."""
-    if not isinstance(weights, dict) or set(weights) != set(fits):
-        given = sorted(weights) if isinstance(weights, dict) else type(weights).__name__
-        raise BayescaleError(f"weights must give one number per law {sorted(fits)}, got {given}")
+    example = "{" + ", ".join(f"{k!r}: {1 / len(fits):.2g}" for k in fits) + "}"
+    if not isinstance(weights, dict):
+        raise BayescaleError(f"weights must be a dict from law name to weight, e.g. {example}; got a "
+                             f"{type(weights).__name__}")
+    if set(weights) != set(fits):
+        raise BayescaleError(f"weights must give one number per law {sorted(fits)}, got {sorted(weights)}; "
+                             f"e.g. {example}")
     w = {k: float(weights[k]) for k in fits}
     if not all(np.isfinite(v) and v >= 0 for v in w.values()) or abs(sum(w.values()) - 1.0) > 1e-6:
         raise BayescaleError(f"weights must be non-negative and sum to 1, got {w}; divide each by their sum "

@@ -223,6 +223,8 @@ def test_weights_assigned_later_are_checked(stacked):
         st.weights = {"chinchilla": 2.0, "kaplan-nd": 0.0}
     with pytest.raises(bs.BayescaleError, match="one number per law"):
         st.weights = {"chinchilla": 1.0}
+    with pytest.raises(bs.BayescaleError, match=r"a dict from law name to weight, e.g. \{'chinchilla': 0.5"):
+        st.weights = [0.5, 0.5]   # a list says nothing of which law is which
     copy = st.weights
     copy["chinchilla"] = 0.5   # a copy: the stack keeps its weights
     assert st.weights == before
