@@ -227,6 +227,10 @@ def validate(
         hint = ""
         if "compute" in missing or "multiplier" in missing:
             hint = " (compute and multiplier can also be derived from params and tokens)"
+        elif "tokens" in missing and {"params", "compute"} <= set(frame.columns):
+            # not derived: a table's compute may count more than 6ND (attention, embeddings)
+            hint = (" (with params and compute, tokens = compute / (6 * params) if your compute is 6ND: add it as "
+                    "df['tokens'] = df['compute'] / (6 * df['params']))")
         raise BayescaleError(
             f"missing column(s) {missing}: this law needs {needed}{hint}; the table has "
             f"{list(frame.columns)}. Map your names with columns={{'{missing[0]}': 'your_name'}} "

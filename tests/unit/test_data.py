@@ -117,6 +117,9 @@ def test_missing_column():
     msg = _error(table().drop(columns=["tokens"]), ("compute",))
     assert "'compute'" in msg and "derived from params and tokens" in msg
     assert "'loss'" in _error(table().drop(columns="loss"), NT)
+    with_compute = table().assign(compute=lambda d: 6 * d.params * d.tokens).drop(columns="tokens")
+    assert "tokens = compute / (6 * params)" in _error(with_compute, NT)
+    assert "compute / (6 * params)" not in msg   # control: no compute column, no such hint
 
 
 @pytest.mark.parametrize("value", ["7B", "n/a", "", [1, 2], {"a": 1}, b"x"])
