@@ -56,6 +56,20 @@ def check_levels(levels) -> tuple[float, ...]:
     return levels
 
 
+TAIL_DRAWS = 5   # draws beyond each end of an interval, below which its ends are mostly Monte-Carlo noise
+
+
+def thin_tail_notes(n_draws: int, levels) -> list[str]:
+    """A note for each interval whose ends rest on few draws (a 99.9 % interval from 600 draws)."""
+    out = []
+    for level in levels:
+        tail = n_draws * (1.0 - level) / 2.0
+        if tail < TAIL_DRAWS:
+            out.append(f"the {100 * level:g}% interval's ends rest on about {tail:.1f} draw(s) each (of {n_draws}): "
+                       "they move from seed to seed; fit with more draws (draws=..., CLI --draws) for them")
+    return out
+
+
 def interval_columns(draws: np.ndarray, levels, prefix: str = "") -> dict[str, np.ndarray]:
     """mean, median and central intervals over axis 0 of ``draws``."""
     draws = np.asarray(draws, dtype=np.float64)
@@ -399,6 +413,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
         out["compute"] = data.frame["compute"].to_numpy()
     for col, v in interval_columns(draws, levels).items():
         out[col] = v
+    notes += thin_tail_notes(len(draws), levels)
     no_mean = kind == "observation" and not law.observation.new_value_has_mean
     if no_mean:
         # a sample mean of draws with no population mean is ruled by the largest draw (one new

@@ -118,3 +118,14 @@ def test_a_row_is_measured_from_its_own_groups_runs(fit, runs, tmp_path):
     again = bayescale.load(pooled.save(tmp_path / "fit.nc"))          # recorded in the saved fit
     assert again.group_ranges == pooled.group_ranges
     assert "decades_beyond_group" not in fit.predict(new[["params", "tokens"]])   # no groupings: no column
+
+
+def test_an_interval_whose_ends_rest_on_few_draws_is_said_to(fit):
+    new = pd.DataFrame({"params": [2e9], "tokens": [4e10]})
+    n = fit.n_draws
+    level = 1 - 2 * 2 / n          # about 2 draws beyond each end
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        notes = fit.predict(new, levels=(0.9, level)).attrs["notes"]
+    thin = [x for x in notes if "interval's ends rest on" in x]
+    assert len(thin) == 1 and "about 2.0 draw(s) each" in thin[0]   # the 90 % interval (control) is not named
