@@ -207,6 +207,8 @@ def cmd_laws(args) -> int:
         for k, v in d["params"].items():
             pool = f", pooled by {v['pool']}" if v["pool"] else ""
             print(f"  {k:<8} {v['prior']}{pool}  {v['doc']}")
+        for k, doc in d["derived"].items():   # rows of the posterior summary computed from the parameters
+            print(f"  {k:<8} (derived) {doc}")
     return 0
 
 

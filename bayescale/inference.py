@@ -332,14 +332,42 @@ def more_draws_help(spec: ModelSpec, max_draws: int):
     return judge
 
 
+def _pool_per_law(pool, laws) -> dict:
+    """A stack's pooling per law: ``{law: {...}}`` as given, or one dict such as
+    ``{"log_A0": "family"}`` applied to each law that has the parameter (the laws name their
+    parameters differently); a name no law has is an error, and a law that lacks one is told."""
+    names = [str(one) for one in laws]
+    if not isinstance(pool, dict) or not pool:
+        return {name: pool for name in names}
+    if set(pool) <= set(names):
+        return {name: pool.get(name) for name in names}
+    params = {name: set(get_law(name).all_params()) for name in names}
+    unknown = [k for k in pool if not any(k in p for p in params.values())]
+    if unknown:
+        raise BayescaleError(f"cannot pool {unknown}: none of the laws {names} has such a parameter "
+                             f"({'; '.join(f'{n}: {sorted(p)}' for n, p in params.items())})")
+    out = {}
+    for name in names:
+        mine = {k: g for k, g in pool.items() if k in params[name]}
+        skipped = [k for k in pool if k not in mine]
+        if skipped:
+            warnings.warn(f"law {name!r} has no parameter {skipped}, so it is fitted with "
+                          + (f"pool={mine}" if mine else "none of its parameters pooled")
+                          + f" (to pool its own parameters, give pools per law: pool={{'{name}': {{...}}, ...}})",
+                          BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
+        out[name] = mine
+    return out
+
+
 def _fit_stack(df, laws, options: dict, strict: bool) -> StackedFit:
     """One fit per law, each law's warnings said with its name; with ``strict``, every law is
     fitted first and the error carries the whole stacked fit (to save and inspect)."""
     fits = {}
+    pools = _pool_per_law(options.get("pool"), laws)
     for one in laws:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fits[str(one)] = fit(df, one, strict=False, **options)
+            fits[str(one)] = fit(df, one, strict=False, **{**options, "pool": pools[str(one)]})
         level = caller_stacklevel(os.path.dirname(__file__))
         for w in caught:
             text = f"{one}: {w.message}"

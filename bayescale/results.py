@@ -458,10 +458,12 @@ class Fit:
 
     def _budget_notes(self, budgets: np.ndarray) -> list[str]:
         """What the loss column is, and how far the budgets lie from the fitted runs' compute."""
-        const = self._idata.constant_data
+        const = getattr(self._idata, "constant_data", None)   # every fit has it; hand-built ones may not
         notes = ["loss is the law's expected loss at N* and D* (its curve, with the parameters' uncertainty only); "
                  "a new run's measured loss there varies more (model discrepancy and noise): predict it with "
                  "predict at params=N*, tokens=D*"]
+        if const is None:
+            return notes
         if {"params", "tokens"} <= set(const):
             fitted = 6.0 * const["params"].values * const["tokens"].values
         elif "compute" in const:

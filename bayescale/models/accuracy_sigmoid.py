@@ -33,6 +33,7 @@ from .registry import register
 @register
 class AccuracySigmoid(RateLaw):
     """q = floor + (1 - floor)·(1 - lapse)·sigma(a + b·u) with u = log(C/C0) (``:compute``) or -(L - L0) (``:loss``)."""
+    derived_doc = {"log_C_mid": "log compute at the midpoint of the rise (sigma = 1/2)", "L_mid": "the loss at the midpoint of the rise (sigma = 1/2)", "width": "the width of the rise, 1/b, in the input's log units"}
 
     name = "accuracy-sigmoid"
     options = ("compute", "loss")

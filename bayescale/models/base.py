@@ -34,6 +34,7 @@ class Law:
     options: tuple[str, ...] = ()
     observation: Observation = LogStudentT()
     coordinates = None                # FloorPlusPowers: the sampler's coordinates (models/coordinates.py)
+    derived_doc: dict[str, str] = {}  # what each of :meth:`derived`'s quantities is (summary rows, `laws`)
 
     def __init__(self, option: str | None = None):
         self.option = option
@@ -90,4 +91,5 @@ class Law:
             "observation": self.observation.describe(),
             "params": {k: {"prior": describe(v.prior), "pool": v.pool, "doc": v.doc}
                        for k, v in self.all_params().items()},
+            "derived": dict(self.derived_doc),
         }

@@ -26,6 +26,7 @@ class BNSL(Law):
     position (log scale, relative to v0; the second break sits gap_2 > 0 after the first, so the
     breaks cannot swap) and width their smoothness (f_i of the paper, shared by the breaks so that
     two breaks need 8 parameters, not 9)."""
+    derived_doc = {"A": "A of the raw form, with x unnormalised", "d_i": "the location of break i, in the input's units"}
 
     name = "bnsl"
     options = ("params", "tokens", "compute", "2", "params:2", "tokens:2", "compute:2")

@@ -16,6 +16,7 @@ class Chinchilla(Law):
 
     name = "chinchilla"
     formula = "L = E + A·(N/N0)^-alpha + B·(D/D0)^-beta"
+    derived_doc = {'A': "A of the papers' raw form L = E + A·N^-alpha + B·D^-beta", 'B': 'B of that raw form'}
     inputs = ("params", "tokens")
     coordinates = FloorPlusPowers("E", (("log_A0", "alpha"), ("log_B0", "beta")))
     params = {

@@ -35,6 +35,7 @@ class ChoiceMass(Law):
 
     name = "choice-mass"
     formula = "p_c ~ Beta(m·phi, (1-m)·phi), m = sigma(a + b·log(C/C0)); acc = P(p_c > max incorrect)"
+    derived_doc = {'log_C_half': 'log compute at which the mean correct mass reaches 1/2'}
     inputs = ("compute",)
     response = "p_choice_correct"
     observation = BetaMass()

@@ -22,6 +22,7 @@ class CriticalBatch(Law):
 
     name = "critical-batch"
     formula = "B_crit = B*·L^(-1/alpha_B)"
+    derived_doc = {'B_star': 'B* of the raw form B_crit = B*·L^(-1/alpha_B)'}
     inputs = ("loss",)
     response = "critical_batch"
     params = {

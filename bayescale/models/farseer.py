@@ -25,6 +25,7 @@ class Farseer(Law):
 
     name = "farseer"
     formula = "L = E·exp(u·(N/N0)^-gamma) + B0·(N/N0)^-phi·(D/D0)^-(beta·(N/N0)^kappa)"
+    derived_doc = {'a3': "the paper's a3 in U(N) = exp(a3·N^-gamma + b3), b3 = log E", 'beta_at_1e9': 'the data exponent beta(N) at N = 1e9 parameters'}
     inputs = ("params", "tokens")
     coordinates = FloorTimesExpPower("E", "log_u", "gamma")   # the N-term's floor/curvature ridge
     params = {

@@ -29,6 +29,7 @@ class Hyperparams(Law):
 
     name = "hyperparams"
     formula = "L = L*(N,D) + quadratic bowl in log(lr/eta*(N,D)), log(B/B*(D))"
+    derived_doc = {'c_eta': 'c_eta of eta*(N, D) = c_eta·N^eta_N·D^eta_D (the optimal learning rate)', 'c_B': 'c_B of B*(D) = c_B·D^B_D (the optimal batch size)'}
     inputs = ("params", "tokens", "lr", "batch_size")
     params = {
         "log_L0": Param(dist.Normal(1.0, 1.0), doc="log of the bowl's floor at (N0, D0)"),

@@ -16,6 +16,7 @@ class KaplanND(Law):
 
     name = "kaplan-nd"
     formula = "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
+    derived_doc = {'N_c': "Kaplan et al.'s N_c (parameters)", 'D_c': "Kaplan et al.'s D_c (tokens)"}
     inputs = ("params", "tokens")
     params = {
         "L0": Param(dist.LogNormal(1.0, 0.5), pool="dataset", doc="loss at (N0, D0)"),

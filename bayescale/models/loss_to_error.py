@@ -58,6 +58,7 @@ class LossToError(RateLaw):
 
     name = "loss-to-error"
     formula = "Err = eps - k·exp(-gamma·L)   (p_correct = 1 - Err)"
+    derived_doc = {'eps': 'eps, the error as the loss grows', 'log_k0': 'log(eps - err0): log k at the reference loss', 'k': 'k of the raw form'}
     inputs = ("loss",)
     linear_inputs = ("loss",)
     params = {

@@ -26,6 +26,7 @@ class LRAnnealing(Law):
 
     name = "lr-annealing"
     formula = "L = L0 + A·S1^-alpha - C·S2"
+    derived_doc = {"A": "A of the raw form, with S1 unnormalised", "L0_raw": "L0 of the raw form, with S2 unnormalised"}
     inputs = ("S1", "S2")
     linear_inputs = ("S2",)
     params = {

@@ -19,6 +19,7 @@ class Overtrain(Law):
 
     name = "overtrain"
     formula = "L = E + (a·M^eta + b·M^-eta)·C^-eta,  M = D/N"
+    derived_doc = {"a": "a of the raw form, with M and C unnormalised", "b": "b of the raw form"}
     inputs = ("compute", "multiplier")
     params = {
         "E": Param(dist.LogNormal(0.5, 0.5), pool="dataset", doc="irreducible loss"),

@@ -33,6 +33,10 @@ class _StretchedRate(RateLaw):
     """p = exp(-exp(log_c0 - alpha·log(x/x0))): -log p is a power law in x."""
 
     x = "params"
+
+    @property
+    def derived_doc(self) -> dict[str, str]:
+        return {"c": f"c of the raw form, with {getattr(self, 'symbol', self.x)} unnormalised"}
     symbol = "N"
 
     def __init__(self, option=None):

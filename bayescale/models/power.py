@@ -18,6 +18,7 @@ class Power(Law):
 
     name = "power"
     options = ("params", "tokens", "compute")
+    derived_doc = {"A": "A of the raw form, with the input unnormalised"}
     coordinates = FloorPlusPowers("E", (("log_A0", "alpha"),))
 
     def __init__(self, option: str | None = None):
@@ -46,6 +47,11 @@ class _Kaplan(Law):
     """L = (x/x_c)^-alpha, written A·(x/x0)^-alpha around the reference x0."""
 
     x = "params"
+
+    @property
+    def derived_doc(self) -> dict[str, str]:
+        s = SYMBOL[self.x]
+        return {f"{s}_c": f"Kaplan et al.'s critical scale {s}_c of L = ({s}/{s}_c)^-alpha"}
 
     def __init__(self, option: str | None = None):
         s = SYMBOL[self.x]

@@ -202,18 +202,30 @@ def summary_table(fit) -> pd.DataFrame:
     return table
 
 
+def _readable_prior(text: str) -> str:
+    """A prior as a reader wants it, 4 significant digits (the saved fit keeps every digit)."""
+    from ..errors import BayescaleError
+    from ..priors import describe, parse
+
+    try:
+        return describe(parse(text), digits=4)
+    except BayescaleError:   # a form parse does not read: shown as saved
+        return text
+
+
 def priors_table(fit) -> pd.DataFrame:
     fits = fit.fits if hasattr(fit, "fits") else {"": fit}
     rows = []
     for name, one in fits.items():
         for param, prior in one.config.get("priors", {}).items():
-            rows.append({"law": name, "parameter": param, "prior": prior})
+            rows.append({"law": name, "parameter": param, "prior": _readable_prior(prior)})
         disc = one.config.get("discrepancy")
         if disc:
-            rows.append({"law": name, "parameter": "disc_scale", "prior": disc["prior"]})
+            rows.append({"law": name, "parameter": "disc_scale", "prior": _readable_prior(disc["prior"])})
         for term in one.config.get("offsets", []) or []:
             if isinstance(term, dict) and "prior" in term:
-                rows.append({"law": name, "parameter": f"offset {term.get('group', '')} scale", "prior": term["prior"]})
+                rows.append({"law": name, "parameter": f"offset {term.get('group', '')} scale",
+                             "prior": _readable_prior(term["prior"])})
     table = pd.DataFrame(rows)
     if len(fits) == 1 and len(table):
         table = table.drop(columns="law")

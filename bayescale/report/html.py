@@ -15,7 +15,8 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto
          "text-align:right}th{background:#f4f4f4}img{max-width:100%;height:auto;border:1px solid #eee;margin:6px 0}"
          ".headline{font-size:1.05em;background:#eef5fb;border-left:4px solid #0072B2;padding:.5em .8em}"
          ".warning{background:#fdecea;border-left:4px solid #D55E00;padding:.5em .8em;font-weight:600}"
-         ".ok{background:#edf7ef;border-left:4px solid #009E73;padding:.5em .8em}dt{font-weight:600}")
+         ".ok{background:#edf7ef;border-left:4px solid #009E73;padding:.5em .8em}dt{font-weight:600}"
+         ".wide{overflow-x:auto;max-width:100%}")
 
 
 def embedded_image(path, alt: str) -> str:
@@ -36,8 +37,9 @@ def embedded_image(path, alt: str) -> str:
 def table_html(name: str, table: pd.DataFrame) -> str:
     """A titled table; a default RangeIndex is not shown (it means nothing to a reader)."""
     show_index = not isinstance(table.index, pd.RangeIndex)
-    return (f"<h3>{html.escape(name)}</h3>"
-            + table.to_html(float_format=lambda v: f"{v:.4g}", border=0, index=show_index))
+    # a table wider than the page scrolls in its own box instead of running off the page
+    return (f"<h3>{html.escape(name)}</h3><div class='wide'>"
+            + table.to_html(float_format=lambda v: f"{v:.4g}", border=0, index=show_index) + "</div>")
 
 
 def page(out_dir, title: str, body: list[str]) -> Path:

@@ -317,3 +317,23 @@ def test_get_law_errors_list_the_valid_choices():
         get_law(3)
     law = get_law("kaplan-nd")
     assert get_law(law) is law
+
+
+def test_every_derived_quantity_is_documented():
+    """Rows of the posterior summary computed from the parameters (a3, beta_at_1e9, N_c, ...) are
+    described where the parameters are (`bayescale laws`, `Law.describe`)."""
+    import re
+
+    from bayescale.models import REGISTRY
+
+    logref = {k: 1.0 for k in ("params", "tokens", "compute", "loss", "lr", "batch_size", "multiplier",
+                               "attempts", "S1", "S2")}
+    checked = 0
+    for name in sorted(REGISTRY):
+        for form in [None, *(REGISTRY[name].options or ())]:
+            law = get_law(name if form is None else f"{name}:{form}")
+            p = {k: np.array([0.3]) for k in law.all_params()}
+            names = {re.sub(r"_\d+$", "_i", k) for k in law.derived(p, logref)}
+            assert names <= set(law.describe()["derived"]), (law.spec, names - set(law.derived_doc))
+            checked += bool(names)
+    assert checked > 10

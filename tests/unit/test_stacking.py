@@ -296,3 +296,20 @@ def test_a_stack_where_one_law_is_needed_says_so(stacked, tmp_path, capsys):
     assert main(["predict", "--chain", str(path), str(path), "--at", "params=1e9,tokens=2e10"]) == 2
     assert "refit the law you want with one --law" in capsys.readouterr().err
     assert set(bs.compare(st).table.index) == set(st.fits)   # control: a stack alone compares its laws
+
+
+def test_one_pooling_for_a_stack_goes_to_each_law_that_has_the_parameter():
+    from bayescale.inference import _pool_per_law
+
+    with pytest.warns(bs.BayescaleWarning, match=r"law 'farseer' has no parameter \['log_A0'\].*none of its"):
+        pools = _pool_per_law({"log_A0": "family"}, ["chinchilla", "farseer"])
+    assert pools == {"chinchilla": {"log_A0": "family"}, "farseer": {}}
+    with warnings.catch_warnings():   # control: a parameter every law has is no news
+        warnings.simplefilter("error")
+        assert _pool_per_law({"E": "family"}, ["chinchilla", "farseer"]) == {
+            "chinchilla": {"E": "family"}, "farseer": {"E": "family"}}
+        per_law = {"chinchilla": {"log_A0": "family"}, "farseer": None}
+        assert _pool_per_law(per_law, ["chinchilla", "farseer"]) == per_law
+        assert _pool_per_law(None, ["chinchilla", "farseer"]) == {"chinchilla": None, "farseer": None}
+    with pytest.raises(bs.BayescaleError, match=r"cannot pool \['nope'\]: none of the laws"):
+        _pool_per_law({"nope": "family"}, ["chinchilla", "farseer"])
