@@ -351,11 +351,13 @@ def _pool_per_law(pool, laws) -> dict:
         mine = {k: g for k, g in pool.items() if k in params[name]}
         skipped = [k for k in pool if k not in mine]
         if skipped:
+            # none of the names applies: the law's own default pooling (its counterpart of the
+            # parameter, e.g. farseer's log_u for chinchilla's log_A0), not an unpooled fit
             warnings.warn(f"law {name!r} has no parameter {skipped}, so it is fitted with "
-                          + (f"pool={mine}" if mine else "none of its parameters pooled")
-                          + f" (to pool its own parameters, give pools per law: pool={{'{name}': {{...}}, ...}})",
+                          + (f"pool={mine}" if mine else "its default pooling")
+                          + f" (to choose its own, give pools per law: pool={{'{name}': {{...}}, ...}})",
                           BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
-        out[name] = mine
+        out[name] = mine or None
     return out
 
 
@@ -426,13 +428,14 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
         if len(set(specs)) != len(specs) or len(law) < 2:
             raise BayescaleError(f"give two or more different laws to stack, got {list(law)}"
                                  + (f" (they name the laws {specs})" if specs != list(law) else ""))
+        pools = _pool_per_law(pool, law)   # one law's parameter may be missing from another
         for one in law:   # every law's columns, pooling and priors are checked before the first fit
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BayescaleWarning)   # each fit says its notes itself
-                build(df, one, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
+                build(df, one, pool=pools[str(one)], priors=priors, columns=columns, duplicates=duplicates,
                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,
                       discrepancy_by=discrepancy_by)
-        options = dict(pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
+        options = dict(pool=pools, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
                        progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
                        dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
                        offset=offset, discrepancy_by=discrepancy_by, max_draws=max_draws)

@@ -301,9 +301,12 @@ def test_a_stack_where_one_law_is_needed_says_so(stacked, tmp_path, capsys):
 def test_one_pooling_for_a_stack_goes_to_each_law_that_has_the_parameter():
     from bayescale.inference import _pool_per_law
 
-    with pytest.warns(bs.BayescaleWarning, match=r"law 'farseer' has no parameter \['log_A0'\].*none of its"):
+    with pytest.warns(bs.BayescaleWarning, match=r"law 'farseer' has no parameter \['log_A0'\].*its default pooling"):
         pools = _pool_per_law({"log_A0": "family"}, ["chinchilla", "farseer"])
-    assert pools == {"chinchilla": {"log_A0": "family"}, "farseer": {}}
+    assert pools == {"chinchilla": {"log_A0": "family"}, "farseer": None}
+    with pytest.warns(bs.BayescaleWarning, match=r"law 'farseer' has no parameter \['log_A0'\].*pool=\{'E': 'family'\}"):
+        assert _pool_per_law({"log_A0": "family", "E": "family"}, ["chinchilla", "farseer"])["farseer"] == {
+            "E": "family"}
     with warnings.catch_warnings():   # control: a parameter every law has is no news
         warnings.simplefilter("error")
         assert _pool_per_law({"E": "family"}, ["chinchilla", "farseer"]) == {
