@@ -115,7 +115,7 @@ class StackedFit:
         per_law = {name: da.values for name, (_, da) in both.items()}
         draws, _ = self._mixture(per_law, seed)
         first = next(iter(tables.values()))
-        out = first[[c for c in first.columns if c in df.columns or c in ("compute", "decades_beyond_data", "decades_beyond_group")]].copy()
+        out = first[[c for c in first.columns if c in df.columns or c == "compute"]].copy()
         for col, v in interval_columns(draws, levels).items():
             out[col] = v
         if kind == "observation":
@@ -132,6 +132,9 @@ class StackedFit:
             scale = sum(parts.values())
             for part in ("parameters", "discrepancy", "noise", "law"):
                 out[f"share_{part}"] = np.where(scale > 0, parts[part] / np.where(scale > 0, scale, 1.0), np.nan)
+        for col in ("decades_beyond_data", "decades_beyond_group"):   # last, as one law's table has them
+            if col in first:
+                out[col] = first[col].to_numpy()
         out.attrs["notes"] = merged_law_notes({k: t.attrs.get("notes", []) for k, t in tables.items()})
         out.attrs["kind"] = kind
         out.attrs["weights"] = dict(self.weights)
