@@ -386,7 +386,9 @@ def _points(args, fit) -> pd.DataFrame:
             missing = sorted(every - set(row))
             raise BayescaleError(f"--at {item} lacks {missing}, which another --at gives: give every point the "
                                  f"same columns, e.g. --at {item},{missing[0]}=...")
-    return pd.DataFrame(rows)
+    points = pd.DataFrame(rows)
+    points.attrs["source_at"] = True   # errors about these rows name --at, not a table's rows and columns
+    return points
 
 
 def _check_compute(rows: list[dict], law) -> None:

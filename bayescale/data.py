@@ -88,6 +88,8 @@ def _shown(col: str, columns: dict | None) -> str:
 def row_name(frame: pd.DataFrame, i: int) -> str:
     """Row ``i`` (a position) as the user can find it: the line of the file it came from
     (``attrs["source_file"]``, set by the CLI's reader), else the position and any index label."""
+    if frame.attrs.get("source_at"):   # the CLI's --at points, in the order given
+        return f"--at point {i + 1}" if len(frame) > 1 else "the --at point"
     source = frame.attrs.get("source_file")
     if source:
         return f"row {i} (line {i + 2} of {source}, after its header)"
@@ -231,6 +233,9 @@ def validate(
             # not derived: a table's compute may count more than 6ND (attention, embeddings)
             hint = (" (with params and compute, tokens = compute / (6 * params) if your compute is 6ND: add it as "
                     "df['tokens'] = df['compute'] / (6 * df['params']))")
+        if frame.attrs.get("source_at"):
+            raise BayescaleError(f"--at lacks {missing}: this law needs {needed}{hint}; give them in --at, e.g. "
+                                 f"--at {','.join(f'{c}=...' for c in needed if c != response)}")
         raise BayescaleError(
             f"missing column(s) {missing}: this law needs {needed}{hint}; the table has "
             f"{list(frame.columns)}. Map your names with columns={{'{missing[0]}': 'your_name'}} "
