@@ -489,22 +489,27 @@ class Fit:
     # ---- derived quantities: asymptote and tokens for a target loss -------------------------------
     def min_loss(self, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
         """The lowest loss the law can reach (its asymptote E as the inputs grow), with intervals."""
+        levels = check_levels(levels)
+        floor, notes = self.min_loss_draws(**labels)
+        out = pd.DataFrame([summary_frame({"loss": floor}, levels)])
+        out.attrs["notes"] = notes
+        return out
+
+    def min_loss_draws(self, **labels) -> tuple[np.ndarray, list[str]]:
+        """Draws of the asymptote E (for ``labels``' group) and notes."""
         if "E" not in self.law.params:
             raise BayescaleError(
                 f"law {self.law.spec!r} has no irreducible-loss term E: its loss falls towards 0 as "
                 "the inputs grow, so there is no minimum loss to report; fit a law with E, e.g. "
                 "'chinchilla', 'farseer' or 'power'")
-        levels = check_levels(levels)
         values, notes = label_draws(self, labels)
-        out = pd.DataFrame([summary_frame({"loss": np.asarray(values["E"], dtype=np.float64)[:, 0]}, levels)])
         if self.law.name == "bnsl":
             final = values["alpha"] + sum(values[k] for k in values if k.startswith("delta_"))
             share = float(np.mean(final <= 0))
             if share > 0:
                 notes.append(f"{share:.1%} of draws have a last segment whose loss rises with the input: "
                              "there E is a lower bound that the curve does not approach")
-        out.attrs["notes"] = notes
-        return out
+        return np.asarray(values["E"], dtype=np.float64)[:, 0], notes
 
     def tokens_for_loss(self, target, params, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
         """Training tokens D a model of ``params`` parameters needs to reach loss ``target``.
@@ -513,13 +518,19 @@ class Fit:
         draws whose loss at N never gets down to the target count as unreachable (D = inf) and
         ``p_reachable`` gives their complement. Raises when the target lies below the median
         asymptote L(N, D -> inf)."""
+        levels = check_levels(levels)
+        draws, floors, notes = self.tokens_draws(target, params, **labels)
+        return tokens_table(draws, floors, levels, notes)
+
+    def tokens_draws(self, target, params, **labels) -> tuple[dict, dict, list[str]]:
+        """Draws of log D solving L(N, D) = target ({(N, target): draws}, inf where a draw never
+        gets there), the loss floor L(N, D -> inf) per N ({N: draws}) and notes."""
         usable = {"params", "tokens", "compute", "multiplier"}
         if not set(self.law.inputs) <= usable or not set(self.law.inputs) & {"tokens", "compute", "multiplier"}:
             raise BayescaleError(
                 f"law {self.law.spec!r} has inputs {list(self.law.inputs)}; tokens for a target loss need "
                 "a law whose loss depends on tokens (through tokens, compute or multiplier), e.g. "
                 "'chinchilla', 'farseer' or 'overtrain'")
-        levels = check_levels(levels)
         targets = np.atleast_1d(np.asarray(target, dtype=np.float64))
         sizes = np.atleast_1d(np.asarray(params, dtype=np.float64))
         if not (np.all(np.isfinite(targets)) and np.all(targets > 0)):
@@ -534,35 +545,45 @@ class Fit:
             ref_d = 0.5 * (ref["compute"] - np.log(6.0) + ref["multiplier"])
         else:
             ref_d = ref["compute"] - np.log(6.0) - ref.get("params", 0.5 * (ref["compute"] - np.log(6.0)))
-        rows = []
+        draws, floors = {}, {}
         for n in sizes:
             log_n = np.log(n)
             floor = predictive.curve_at_sizes(self, log_n, ref_d + 200.0, values).reshape(-1)  # D -> inf
+            floors[float(n)] = floor
             for t in targets:
-                if t <= np.median(floor):
-                    lo, hi = np.quantile(floor, [0.05, 0.95])
-                    raise BayescaleError(
-                        f"target loss {t:g} is below what a {n:.3g}-parameter model reaches with unlimited "
-                        f"tokens under this fit (median {np.median(floor):.4g}, 90% [{lo:.4g}, {hi:.4g}]); "
-                        "choose a higher target or a larger model")
                 lo_d = np.full(floor.shape, ref_d - 30.0)
                 hi_d = np.full(floor.shape, ref_d + 200.0)
-                reachable = floor < t
                 for _ in range(80):  # bisection in log D; loss falls with D
                     mid = 0.5 * (lo_d + hi_d)
                     above = predictive.curve_at_sizes(self, log_n, mid[:, None], values).reshape(-1) > t
                     lo_d, hi_d = np.where(above, mid, lo_d), np.where(above, hi_d, mid)
-                log_d = np.where(reachable, 0.5 * (lo_d + hi_d), np.inf)
-                d = np.exp(log_d)
-                rows.append({"params": n, "target_loss": t, "p_reachable": float(reachable.mean()),
-                             **summary_frame({"tokens": d, "compute": 6.0 * n * d, "tokens_per_param": d / n},
-                                             levels)})
-        out = pd.DataFrame(rows)
-        if (out["p_reachable"] < 1).any():
-            notes.append("some draws never reach the target at that size (tokens = inf in those draws); "
-                         "the upper interval ends and the mean may be infinite")
-        out.attrs["notes"] = notes
-        return out
+                draws[(float(n), float(t))] = np.where(floor < t, 0.5 * (lo_d + hi_d), np.inf)
+        return draws, floors, notes
+
+
+def tokens_table(draws: dict, floors: dict, levels, notes: list[str]) -> pd.DataFrame:
+    """The table of :meth:`Fit.tokens_for_loss` from :meth:`Fit.tokens_draws`' draws (one fit's,
+    or a mixture's): an error where the target lies below the median floor."""
+    rows = []
+    for (n, t), log_d in draws.items():
+        floor = floors[n]
+        if t <= np.median(floor):
+            lo, hi = np.quantile(floor, [0.05, 0.95])
+            raise BayescaleError(
+                f"target loss {t:g} is below what a {n:.3g}-parameter model reaches with unlimited "
+                f"tokens under this fit (median {np.median(floor):.4g}, 90% [{lo:.4g}, {hi:.4g}]); "
+                "choose a higher target or a larger model")
+        d = np.exp(log_d)
+        rows.append({"params": n, "target_loss": t, "p_reachable": float(np.isfinite(log_d).mean()),
+                     **summary_frame({"tokens": d, "compute": 6.0 * n * d, "tokens_per_param": d / n}, levels)})
+    out = pd.DataFrame(rows)
+    notes = list(notes)
+    if (out["p_reachable"] < 1).any():
+        notes.append("some draws never reach the target at that size (tokens = inf in those draws); "
+                     "the upper interval ends and the mean may be infinite")
+    out.attrs["notes"] = notes
+    return out
+
 
 # ---- building a Fit's record from draws (single and batched fits) ---------------------------------
 

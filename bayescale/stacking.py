@@ -24,12 +24,12 @@ from .errors import BayescaleError, BayescaleWarning, caller_stacklevel
 from .files import check_fit_name, write_atomically
 from .integrity import damaged, json_digest, stamp
 from .predict import central_width, check_levels, interval_columns, summary_frame
-from .results import Fit, load_idata
+from .results import Fit, load_idata, tokens_table
 
 STACK_ATTR = "bayescale_stack"
 # what a Fit holds for its one posterior, which a mixture of laws has no single value of
 ONE_LAW_ONLY = ("idata", "posterior", "group", "law", "spec", "config", "logref", "pooled", "ranges", "n_draws",
-                "draws", "min_loss", "tokens_for_loss", "posterior_predictive", "fitted_rows", "sampling_problems")
+                "draws", "posterior_predictive", "fitted_rows", "sampling_problems")
 
 
 class OneLawOnly(BayescaleError, AttributeError):
@@ -156,6 +156,36 @@ class StackedFit:
             rows.append({"compute": c, **summary_frame(mixed, levels)})
         out = pd.DataFrame(rows)
         out.attrs["notes"] = merged_law_notes({name: notes for name, (_, notes) in both.items()})
+        out.attrs["weights"] = dict(self.weights)
+        return out
+
+    def min_loss(self, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
+        """The mixture's lowest reachable loss (each law's asymptote E, drawn by the weights)."""
+        levels = check_levels(levels)
+        both = self._each_law(lambda name, f: f.min_loss_draws(**labels))
+        mixed, _ = self._mixture({name: floor for name, (floor, _) in both.items()}, seed)
+        out = pd.DataFrame([summary_frame({"loss": mixed}, levels)])
+        out.attrs["notes"] = merged_law_notes({name: notes for name, (_, notes) in both.items()})
+        out.attrs["weights"] = dict(self.weights)
+        return out
+
+    def tokens_for_loss(self, target, params, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
+        """As :meth:`bayescale.Fit.tokens_for_loss`, for the mixture: each draw's tokens and loss
+        floor from one law, picked with its weight (so a target one law cannot reach counts as
+        unreachable in that law's share of the draws)."""
+        levels = check_levels(levels)
+        both = self._each_law(lambda name, f: f.tokens_draws(target, params, **labels))
+        first = next(iter(both.values()))
+        keys, sizes = list(first[0]), list(first[1])
+        # one mixture of whole draws (every quantity of a draw from the same law), columns:
+        # the tokens at each (N, target), then the floor at each N
+        per_law = {name: np.column_stack([d[k] for k in keys] + [f[n] for n in sizes])
+                   for name, (d, f, _) in both.items()}
+        mixed, _ = self._mixture(per_law, seed)
+        draws = {k: mixed[:, i] for i, k in enumerate(keys)}
+        floors = {n: mixed[:, len(keys) + i] for i, n in enumerate(sizes)}
+        out = tokens_table(draws, floors, levels,
+                           merged_law_notes({name: notes for name, (_, _, notes) in both.items()}))
         out.attrs["weights"] = dict(self.weights)
         return out
 
