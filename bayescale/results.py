@@ -460,8 +460,8 @@ class Fit:
         """What the loss column is, and how far the budgets lie from the fitted runs' compute."""
         const = getattr(self._idata, "constant_data", None)   # every fit has it; hand-built ones may not
         notes = ["loss is the law's expected loss at N* and D* (its curve, with the parameters' uncertainty only); "
-                 "a new run's measured loss there varies more (model discrepancy and noise): predict it with "
-                 "predict at params=N*, tokens=D*"]
+                 "a new run's measured loss there varies more (model discrepancy and noise), as predict at "
+                 "params=N*, tokens=D* gives it"]
         if const is None:
             return notes
         if {"params", "tokens"} <= set(const):
