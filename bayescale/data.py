@@ -87,27 +87,29 @@ def _shown(col: str, columns: dict | None) -> str:
 
 def row_name(frame: pd.DataFrame, i: int) -> str:
     """Row ``i`` (a position) as the user can find it: the line of the file it came from
-    (``attrs["source_file"]``, set by the CLI's reader), else the position and any index label."""
-    if frame.attrs.get("source_at"):   # the CLI's --at points, in the order given
-        return f"--at point {i + 1}" if len(frame) > 1 else "the --at point"
-    source = frame.attrs.get("source_file")
-    if source:
-        return f"row {i} (line {i + 2} of {source}, after its header)"
-    index = frame.index
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-        return f"row {i} (counting from 0)"
-    return f"row {i} (counting from 0; index {index[i]!r})"
+    (``attrs["source_file"]``, set by the CLI's reader), the --at point, else the position and any
+    index label."""
+    return _rows_named(frame, [i])
 
 
 def _rows_named(frame: pd.DataFrame, positions: list[int]) -> str:
-    """Several rows, named as :func:`row_name` names one."""
+    """Rows (positions) named as :func:`row_name` names one."""
+    one = len(positions) == 1
+    shown = positions[0] if one else positions
+    word = "row" if one else "rows"
+    if frame.attrs.get("source_at"):   # the CLI's --at points, in the order given
+        if one and len(frame) == 1:
+            return "the --at point"
+        return f"--at point{'' if one else 's'} {positions[0] + 1 if one else [i + 1 for i in positions]}"
     source = frame.attrs.get("source_file")
     if source:
-        return f"rows {positions} (lines {[i + 2 for i in positions]} of {source})"
+        lines = positions[0] + 2 if one else [i + 2 for i in positions]
+        return f"{word} {shown} ({'line' if one else 'lines'} {lines} of {source}, after its header)"
     index = frame.index
     if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
-        return f"rows {positions} (counting from 0)"
-    return f"rows {positions} (counting from 0; index {[index[i] for i in positions]})"
+        return f"{word} {shown} (counting from 0)"
+    labels = index[positions[0]] if one else [index[i] for i in positions]
+    return f"{word} {shown} (counting from 0; index {labels!r})"
 
 
 def _numeric_column(df: pd.DataFrame, col: str, columns: dict | None = None) -> np.ndarray:

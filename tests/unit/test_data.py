@@ -200,7 +200,7 @@ def test_duplicate_rows_dropped_on_request_with_a_warning_and_a_note():
     with pytest.warns(BayescaleWarning, match="dropped 1 exact duplicate"):
         data = validate(df, NT, duplicates="drop")
     assert data.n == 8
-    assert any("dropped 1 exact duplicate" in note and "[8]" in note for note in data.notes)
+    assert any("dropped 1 exact duplicate" in note and "row 8 (counting from 0)" in note for note in data.notes)
     assert validate(df, NT, duplicates="keep").n == 9
     assert "duplicates must be" in _error(df, NT, duplicates="ignore")
 
