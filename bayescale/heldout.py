@@ -27,6 +27,7 @@ from .scores import LEVELS, aggregate, score_points
 __all__ = ["CalibrationResult", "calibrate"]
 
 METHOD = "bayescale"
+ALONE = f"{METHOD}, law alone (new observation)"   # the law refitted without the discrepancy
 
 
 @dataclass
@@ -48,7 +49,7 @@ class CalibrationResult:
         rows = {}
         for name, s in [(f"{METHOD} (new observation)", self.summary),
                         (f"{METHOD} (mean curve)", self.summary["mean_curve"]),
-                        *([(f"{METHOD}, law alone (new observation)", self.summary["law_alone"])]
+                        *([(ALONE, self.summary["law_alone"])]
                           if "law_alone" in self.summary else []),
                         *[(k, v) for k, v in self.summary["baselines"].items() if "coverage" in v]]:
             row = {f"cov_{k}": v for k, v in s["coverage"].items()}
@@ -70,7 +71,9 @@ class CalibrationResult:
             parts.append(f"{pct['law']:.0f}% from the stacked laws' disagreement")
         parts.append(f"{pct['noise']:.0f}% from run-to-run noise")
         own = s.get("decades_beyond_group") or {}
-        own_text = ("" if own.get("median") is None else
+        same = (own.get("median") is None or far.get("median") is None
+                or (abs(own["median"] - far["median"]) < 0.05 and abs(own["max"] - far["max"]) < 0.05))
+        own_text = ("" if same else   # said only where a group's own runs end earlier
                     f" ({own['median']:.2f}, at most {own['max']:.2f}, beyond their own group's runs)")
         where = ("" if far.get("median") is None else   # None: a law of the loss has no axis in decades
                  f"the held-out runs lie a median {far['median']:.2f} (at most {far['max']:.2f}) decades beyond "
@@ -137,6 +140,8 @@ class CalibrationResult:
             plot_fit(one, out_dir / images[-1], heldout=self.heldout)
         curves = {f"{METHOD} (new observation)": self.summary,
                   f"{METHOD} (mean curve)": self.summary["mean_curve"]}
+        if "law_alone" in self.summary:   # what the default's extra width buys, in the plots too
+            curves[ALONE] = self.summary["law_alone"]
         curves.update({k: v for k, v in self.summary["baselines"].items() if "coverage" in v})
         plot_reliability(curves, out_dir / "reliability.png")
         plot_pit(self.pit, out_dir / "pit.png")
@@ -356,7 +361,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                         target_accept=target_accept,
                         draws=draws, progress=progress, duplicates=duplicates, discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
-        _, alone_summary = _scored(alone_draws.values, truth, levels)
+        alone_points, alone_summary = _scored(alone_draws.values, truth, levels)
+        pit_values[ALONE] = alone_points["pit"]
         ratio = (obs_table["upper_90"] - obs_table["lower_90"]) / (alone_table["upper_90"] - alone_table["lower_90"])
         summary["law_alone"] = {**alone_summary, "width_ratio_90": float(np.median(ratio)),
                                 "diagnostics": alone.diagnostics}

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 # one colour per method in every plot (reliability diagram and PIT histogram)
 METHOD_COLORS = {"bayescale (new observation)": OKABE_ITO[0], "bayescale (mean curve)": OKABE_ITO[1],
-                 "bootstrap": OKABE_ITO[2], "no-pool": OKABE_ITO[3]}
+                 "bootstrap": OKABE_ITO[2], "no-pool": OKABE_ITO[3],
+                 "bayescale, law alone (new observation)": OKABE_ITO[4]}
 DPI = 200   # 2x: sharp on high-density screens and in print
 
 
@@ -167,7 +168,7 @@ def plot_reliability(summaries: dict[str, dict], path) -> Path:
 
 def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
     """PIT histograms: flat means calibrated, U-shaped overconfident, humped underconfident."""
-    fig = Figure(figsize=(5.2, 4.0))
+    fig = Figure(figsize=(5.2, 4.0 + 0.22 * (len(pit_values) + 1)))   # room for the legend below
     ax = fig.subplots()
     edges = np.linspace(0, 1, bins + 1)
     for i, (name, values) in enumerate(pit_values.items()):
@@ -177,7 +178,8 @@ def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
     ax.set_xlabel("PIT value (predictive CDF at the held-out loss)")
     ax.set_ylabel("density")
     ax.set_title("PIT histogram")
-    ax.legend(fontsize=8)
+    # below the axes: inside, the legend hid the tallest bars
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=DPI)

@@ -197,10 +197,12 @@ def test_calibrate_says_why_the_default_is_wider_than_the_law_alone():
     text = res.width_explanation()
     assert "law's posterior alone" in text and f"{alone['coverage']['0.9']:.2f}" in text
     assert "bayescale, law alone (new observation)" in res.table().index
+    assert len(res.pit["bayescale, law alone (new observation)"]) == len(res.heldout)   # in the PIT plot too
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.BayescaleWarning)
         plain = calibrate(df, "chinchilla", "top-compute:0.2", baselines=(), discrepancy="none", seed=0, **BUDGET)
     assert "law_alone" not in plain.summary and "no model-discrepancy term" in plain.width_explanation()
+    assert "bayescale, law alone (new observation)" not in plain.pit
 
 
 def _loglik_by_hand(fit, df, knots_from):
