@@ -153,7 +153,8 @@ def run_costs(candidates: pd.DataFrame, cost) -> np.ndarray:
         missing = [c for c in ("params", "tokens") if c not in candidates]
         if missing:
             raise BayescaleError(f"cost='6ND' needs columns params and tokens; the candidates lack {missing}: "
-                                 "give a cost column (cost='my_column') or a function of the table")
+                                 "give a cost column (cost='my_column'; CLI: a 'cost' column in the candidates file) or a "
+                                 "function of the table")
         values = 6.0 * candidates["params"].to_numpy(np.float64) * candidates["tokens"].to_numpy(np.float64)
     elif isinstance(cost, str) and cost in candidates:
         values = pd.to_numeric(candidates[cost], errors="coerce").to_numpy(np.float64)
@@ -198,7 +199,8 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     else:
         candidates = _given_candidates(one, candidates, target, notes)
     if not len(candidates):
-        raise BayescaleError("no candidate runs: give candidates=... (a table of runs) or a target beyond the data")
+        raise BayescaleError("no candidate runs: give candidates=... (a table of runs; CLI --candidates FILE) or a "
+                             "target beyond the data")
     costs = run_costs(candidates, cost)
     if cost is None and "cost" in candidates:
         notes.append("each candidate's cost is its 'cost' column (FLOP), not 6ND")
