@@ -65,6 +65,8 @@ class BootstrapFit:
     stats: dict = field(default_factory=dict)
     pooled: dict = field(default_factory=dict)   # no groups: every parameter is shared
     ranges: dict | None = None                    # fitted range of each centred input
+    # how to get more draws (predict's note on intervals whose ends rest on few of them)
+    more_draws: str = "run more bootstrap refits (n_boot=..., CLI --n-boot)"
     has_discrepancy = False
 
     # ---- the source protocol of bayescale.predict -----------------------------------------------

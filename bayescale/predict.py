@@ -59,14 +59,15 @@ def check_levels(levels) -> tuple[float, ...]:
 TAIL_DRAWS = 5   # draws beyond each end of an interval, below which its ends are mostly Monte-Carlo noise
 
 
-def thin_tail_notes(n_draws: int, levels) -> list[str]:
-    """A note for each interval whose ends rest on few draws (a 99.9 % interval from 600 draws)."""
+def thin_tail_notes(n_draws: int, levels, more: str = "fit with more draws (draws=..., CLI --draws)") -> list[str]:
+    """A note for each interval whose ends rest on few draws (a 99.9 % interval from 600 draws);
+    ``more`` says how to get more of them from the source."""
     out = []
     for level in levels:
         tail = n_draws * (1.0 - level) / 2.0
         if tail < TAIL_DRAWS:
             out.append(f"the {100 * level:g}% interval's ends rest on about {tail:.1f} draw(s) each (of {n_draws}): "
-                       "they move from seed to seed; fit with more draws (draws=..., CLI --draws) for them")
+                       f"they move from seed to seed; {more} for them")
     return out
 
 
@@ -413,7 +414,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
         out["compute"] = data.frame["compute"].to_numpy()
     for col, v in interval_columns(draws, levels).items():
         out[col] = v
-    notes += thin_tail_notes(len(draws), levels)
+    notes += thin_tail_notes(len(draws), levels, *([source.more_draws] if hasattr(source, "more_draws") else []))
     no_mean = kind == "observation" and not law.observation.new_value_has_mean
     if no_mean:
         # a sample mean of draws with no population mean is ruled by the largest draw (one new

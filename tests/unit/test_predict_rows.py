@@ -129,3 +129,11 @@ def test_an_interval_whose_ends_rest_on_few_draws_is_said_to(fit):
         notes = fit.predict(new, levels=(0.9, level)).attrs["notes"]
     thin = [x for x in notes if "interval's ends rest on" in x]
     assert len(thin) == 1 and "about 2.0 draw(s) each" in thin[0]   # the 90 % interval (control) is not named
+
+
+def test_the_thin_tail_note_says_how_to_get_more_draws_of_its_source():
+    from bayescale.baselines import BootstrapFit
+    from bayescale.predict import thin_tail_notes
+
+    assert "--n-boot" in thin_tail_notes(60, (0.9,), BootstrapFit.more_draws)[0]   # 60 bootstrap refits
+    assert "--draws" in thin_tail_notes(60, (0.9,))[0]    # control: a fit's note names its own option
