@@ -1,6 +1,8 @@
 """The one exception and the one warning class users see."""
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 
 
 class BayescaleError(ValueError):
@@ -37,3 +39,20 @@ def caller_stacklevel(folder: str) -> int:
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(folder):
         frame, level = frame.f_back, level + 1
     return level
+
+
+@contextmanager
+def warnings_labelled(label: str, folder: str):
+    """Warnings raised inside, re-raised with ``label: `` in front (which of several fits one is
+    about: "no-pool fit of family 'a'"); a failing fit's warning keeps its fit. Others pass as they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    level = caller_stacklevel(folder)
+    for w in caught:
+        if isinstance(w.message, UnreliableSampling):
+            warnings.warn(UnreliableSampling(f"{label}: {w.message}", fit=w.message.fit), stacklevel=level)
+        elif issubclass(w.category, BayescaleWarning):
+            warnings.warn(f"{label}: {w.message}", w.category, stacklevel=level)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

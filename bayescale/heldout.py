@@ -8,6 +8,7 @@ The holdout protocols themselves are in :mod:`bayescale.holdout`; simulation-bas
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 from . import holdout as holdout_protocols
 from .data import GROUP_COLUMNS
 from .checks import check_positive_int
-from .errors import BayescaleError
+from .errors import BayescaleError, warnings_labelled
 from .models import get_law
 from .progress import bar as progress_bar, resolve as resolve_progress
 from .results import SAMPLING_REMEDY
@@ -337,10 +338,11 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                                      f"own fit; its {len(rows)} held-out runs are not scored for no-pool")
                         bar.update(1)
                         continue
-                    sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
-                                  target_accept=target_accept,
-                                  warmup=warmup, draws=draws, progress=progress, duplicates=duplicates,
-                                  discrepancy=discrepancy)
+                    with warnings_labelled(f"no-pool fit of {g} {label_g!r}", os.path.dirname(__file__)):
+                        sep = fit_law(tr, law, pool="none", priors=unpooled_priors, seed=seed, chains=chains,
+                                      target_accept=target_accept,
+                                      warmup=warmup, draws=draws, progress=progress, duplicates=duplicates,
+                                      discrepancy=discrepancy)
                     _, d = sep.predict(test.iloc[rows], kind="observation", seed=seed, return_draws=True)
                     pdraws[:, rows] = d.values[: pdraws.shape[0]]
                     bar.update(1)
@@ -357,9 +359,10 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     if first.spec.discrepancy is not None and not stacked:
         # the same law without the discrepancy, on the same split: how much wider the default is
         # than the law's posterior alone, and what that buys
-        alone = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
-                        target_accept=target_accept,
-                        draws=draws, progress=progress, duplicates=duplicates, discrepancy="none", offset=offset)
+        with warnings_labelled("the law-alone refit (no discrepancy)", os.path.dirname(__file__)):
+            alone = fit_law(train, law, pool=pool, priors=priors, seed=seed, chains=chains, warmup=warmup,
+                            target_accept=target_accept, draws=draws, progress=progress, duplicates=duplicates,
+                            discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         alone_points, alone_summary = _scored(alone_draws.values, truth, levels)
         pit_values[ALONE] = alone_points["pit"]

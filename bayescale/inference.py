@@ -25,8 +25,8 @@ from .design import centre, extra_columns
 from .discrepancy import sample_term, walk_inputs
 from .group_offset import sample_term as offset_term
 from .checks import check_seed, check_target_accept
-from .errors import (BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError,
-                     caller_stacklevel)
+from .errors import (BayescaleError, BayescaleWarning, UnreliableSamplingError, caller_stacklevel,
+                     warnings_labelled)
 from .progress import bar as progress_bar, note as progress_note, resolve as resolve_progress
 from .results import ESS_MIN, RHAT_MAX, Fit, fit_config, inference_data, latent_names, sampling_diagnostics  # noqa: F401  (inference_data, fit_config: used by batch)
 from .models import get_law
@@ -367,18 +367,8 @@ def _fit_stack(df, laws, options: dict, strict: bool) -> StackedFit:
     fits = {}
     pools = _pool_per_law(options.get("pool"), laws)
     for one in laws:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings_labelled(str(one), os.path.dirname(__file__)):
             fits[str(one)] = fit(df, one, strict=False, **{**options, "pool": pools[str(one)]})
-        level = caller_stacklevel(os.path.dirname(__file__))
-        for w in caught:
-            text = f"{one}: {w.message}"
-            if isinstance(w.message, UnreliableSampling):
-                warnings.warn(UnreliableSampling(text, fit=w.message.fit), stacklevel=level)
-            elif issubclass(w.category, BayescaleWarning):
-                warnings.warn(text, w.category, stacklevel=level)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     stack = StackedFit(fits)
     problems = {name: f.sampling_problems() for name, f in fits.items()}
     failing = {name: found for name, found in problems.items() if found}

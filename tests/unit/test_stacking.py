@@ -342,3 +342,18 @@ def test_a_stacks_minimum_loss_and_tokens_for_a_loss_mix_the_laws(stacked):
         pair.weights = {"chinchilla": 1.0, "farseer": 0.0}
     with pytest.raises(bs.BayescaleError, match="kaplan-nd.*no irreducible-loss term E"):
         st.min_loss()   # a law without an asymptote: the mixture has none either
+
+
+def test_warnings_of_one_of_several_fits_say_which_fit():
+    """calibrate's no-pool and law-alone refits and a stack's laws label their warnings; a
+    warning that is not bayescale's passes as it was (the control)."""
+    from bayescale.errors import UnreliableSampling, warnings_labelled
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with warnings_labelled("no-pool fit of family 'a'", "/nowhere"):
+            warnings.warn(UnreliableSampling("sampling looks unreliable: max r_hat 1.086 > 1.01", fit="F"))
+            warnings.warn("not ours", RuntimeWarning)
+    texts = [str(w.message) for w in caught]
+    assert texts == ["no-pool fit of family 'a': sampling looks unreliable: max r_hat 1.086 > 1.01", "not ours"]
+    assert caught[0].message.fit == "F" and caught[1].category is RuntimeWarning
