@@ -124,6 +124,9 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
             return _unique_columns(pd.read_parquet(path), source)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             header = fh.readline()
+        if header.lstrip().startswith("#"):   # a comment would be read as the header's only column
+            raise BayescaleError(f"{source}: line 1 is a comment ({header.strip()[:60]!r}); the first line must be "
+                                 "the header (column names): remove the comment lines")
         sep = _separator(header)
         names = next(csv.reader([header], delimiter=sep), [])
         _unique_columns(pd.DataFrame(columns=names), source)
@@ -194,14 +197,15 @@ def _fmt(x: float) -> str:
 def cmd_laws(args) -> int:
     from .models import REGISTRY, get_law
 
-    rows = [get_law(name).describe() for name in sorted(REGISTRY)]
+    laws = [get_law(name) for name in (args.names or sorted(REGISTRY))]
+    rows = [law.describe() for law in laws]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for d in rows:
+    for law, d in zip(laws, rows):
         print(f"{d['name']}: {d['formula']}")
         print(f"  inputs: {', '.join(d['inputs'])}")
-        forms = [f"{d['name']}:{option}" for option in REGISTRY[d["name"]].options or ()]
+        forms = [f"{law.name}:{option}" for option in law.options or ()] if law.spec == law.name else []
         if forms:   # the same law with another input or number of breaks, e.g. power:tokens
             print(f"  forms: {', '.join(forms)}")
         for k, v in d["params"].items():
@@ -827,7 +831,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = command(sub, "laws", "list the laws: formulas, inputs, parameters, priors",
-                ["bayescale laws", "bayescale laws --json"])
+                ["bayescale laws", "bayescale laws farseer power:tokens", "bayescale laws --json"])
+    s.add_argument("names", nargs="*", metavar="LAW", help="only these laws (default: all)")
     s.add_argument("--json", action="store_true", help="print them as JSON")
     s.set_defaults(func=cmd_laws)
 

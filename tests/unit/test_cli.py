@@ -60,6 +60,16 @@ def test_laws(capsys):
         assert f"{name}:" in out or f"{name} " in out
     assert "L = E + A·(N/N0)^-alpha + B·(D/D0)^-beta" in out
     assert "power:tokens" in out
+    rc, out, _ = run(capsys, "laws", "farseer", "power:tokens")   # only the laws named, in any form
+    assert rc == 0 and out.startswith("farseer: ") and "power:tokens: L = E + A·(D/D0)^-alpha" in out
+    assert "chinchilla" not in out
+    assert "unknown law 'nope'" in user_error(capsys, "laws", "nope")
+
+
+def test_a_comment_line_where_the_header_belongs_is_named(capsys, workdir):
+    path = workdir / "commented.csv"
+    path.write_text("# my runs\nparams,tokens,loss\n1e8,2e9,3.0\n")
+    assert "line 1 is a comment ('# my runs')" in user_error(capsys, "fit", path, "--out", workdir / "c.nc")
 
 
 def test_laws_json(capsys):

@@ -352,8 +352,8 @@ def test_warnings_of_one_of_several_fits_say_which_fit():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with warnings_labelled("no-pool fit of family 'a'", "/nowhere"):
-            warnings.warn(UnreliableSampling("sampling looks unreliable: max r_hat 1.086 > 1.01", fit="F"))
-            warnings.warn("not ours", RuntimeWarning)
+            warnings.warn(UnreliableSampling("sampling looks unreliable: max r_hat 1.086 > 1.01", fit="F"), stacklevel=1)
+            warnings.warn("not ours", RuntimeWarning, stacklevel=1)
     texts = [str(w.message) for w in caught]
     assert texts == ["no-pool fit of family 'a': sampling looks unreliable: max r_hat 1.086 > 1.01", "not ours"]
     assert caught[0].message.fit == "F" and caught[1].category is RuntimeWarning
