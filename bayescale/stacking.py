@@ -49,7 +49,8 @@ class StackedFit:
         self.fits = dict(fits)
         loos = pointwise_loo(self.fits)
         self.weights = stacking_weights(self.fits, loos) if weights is None else weights
-        self.stack_notes = loo_reliability_notes(loos)   # about the weights, not one law
+        # about the weights, not one law
+        self.stack_notes = loo_reliability_notes(loos) + decisive_weight_notes(loos, self.weights)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -279,6 +280,28 @@ def stacking_weights(fits: dict[str, Fit], loos: dict | None = None) -> dict[str
     return {k: v / total for k, v in w.items()}
 
 
+def decisive_weight_notes(loos: dict, weights: dict) -> list[str]:
+    """A note when stacking puts (nearly) all the weight on one law although its lead in ELPD over
+    another lies within two standard errors (of the paired pointwise difference): the mixture then
+    carries almost none of the laws' disagreement, which the data do not rule out."""
+    top = max(weights, key=weights.get)
+    if weights[top] < 0.99:
+        return []
+    out = []
+    best = np.asarray(loos[top].loo_i).ravel()
+    for name in loos:
+        if name == top:
+            continue
+        diff = best - np.asarray(loos[name].loo_i).ravel()
+        lead, se = float(diff.sum()), float(np.sqrt(diff.size * diff.var()))
+        if lead < 2 * se:
+            out.append(f"stacking gives {top} {weights[top]:.2f} of the weight, though its ELPD lead over {name} "
+                       f"({lead:.1f} ± {se:.1f}) is within two standard errors: the mixture carries almost none of "
+                       "their disagreement. To keep it, set the weights yourself (stack.weights = {...}, e.g. "
+                       "equal)")
+    return out
+
+
 def loo_reliability_notes(loos: dict) -> list[str]:
     """The laws whose PSIS-LOO (:func:`pointwise_loo`) has runs with Pareto k above PARETO_K_BAD
     (the threshold of bayescale.compare): the stacking weights rest on those estimates (ArviZ's
@@ -289,8 +312,8 @@ def loo_reliability_notes(loos: dict) -> list[str]:
         bad = int(np.sum(k > PARETO_K_BAD))
         if bad:
             out.append(f"{name}: PSIS-LOO is unreliable at {bad} of {k.size} runs (Pareto k > {PARETO_K_BAD}), and the "
-                       "stacking weights rest on it: read them as a guide, not a verdict (bayescale.compare(stack) "
-                       "gives the ELPD differences with their standard errors)")
+                       "stacking weights rest on it: read them as a guide, not a verdict (bayescale.compare(stack), CLI "
+                       "`bayescale compare STACK.nc`, gives the ELPD differences with their standard errors)")
     return out
 
 

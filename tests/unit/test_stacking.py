@@ -357,3 +357,18 @@ def test_warnings_of_one_of_several_fits_say_which_fit():
     texts = [str(w.message) for w in caught]
     assert texts == ["no-pool fit of family 'a': sampling looks unreliable: max r_hat 1.086 > 1.01", "not ours"]
     assert caught[0].message.fit == "F" and caught[1].category is RuntimeWarning
+
+
+def test_all_weight_on_one_law_within_the_noise_is_noted():
+    from types import SimpleNamespace
+
+    from bayescale.stacking import decisive_weight_notes
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(1.0, 1.0, 50)
+    close = {"a": SimpleNamespace(loo_i=a), "b": SimpleNamespace(loo_i=a - 0.02 + rng.normal(0, 0.3, 50))}
+    far = {"a": SimpleNamespace(loo_i=a), "b": SimpleNamespace(loo_i=a - 1.0 + rng.normal(0, 0.3, 50))}
+    (note,) = decisive_weight_notes(close, {"a": 1.0, "b": 0.0})
+    assert note.startswith("stacking gives a 1.00 of the weight, though its ELPD lead over b")
+    assert decisive_weight_notes(far, {"a": 1.0, "b": 0.0}) == []       # a clear lead: no note
+    assert decisive_weight_notes(close, {"a": 0.6, "b": 0.4}) == []     # the mixture keeps both
