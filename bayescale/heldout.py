@@ -365,7 +365,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                             discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         alone_points, alone_summary = _scored(alone_draws.values, truth, levels)
-        pit_values[ALONE] = alone_points["pit"]
+        main_name = f"{METHOD} (new observation)"   # the plots' order: the model, the law alone, baselines
+        pit_values = {main_name: pit_values.pop(main_name), ALONE: alone_points["pit"], **pit_values}
         ratio = (obs_table["upper_90"] - obs_table["lower_90"]) / (alone_table["upper_90"] - alone_table["lower_90"])
         summary["law_alone"] = {**alone_summary, "width_ratio_90": float(np.median(ratio)),
                                 "diagnostics": alone.diagnostics}

@@ -167,19 +167,19 @@ def plot_reliability(summaries: dict[str, dict], path) -> Path:
 
 
 def plot_pit(pit_values: dict[str, np.ndarray], path, bins: int = 10) -> Path:
-    """PIT histograms: flat means calibrated, U-shaped overconfident, humped underconfident."""
-    fig = Figure(figsize=(5.2, 4.0 + 0.22 * (len(pit_values) + 1)))   # room for the legend below
-    ax = fig.subplots()
+    """PIT histograms, one panel per method (outlines drawn over each other hid one another):
+    flat means calibrated, U-shaped overconfident, humped underconfident."""
+    n = max(len(pit_values), 1)
+    fig = Figure(figsize=(min(3.0 * n, 12.0), 3.4))
+    axes = np.atleast_1d(fig.subplots(1, n, sharey=True, squeeze=False)[0])
     edges = np.linspace(0, 1, bins + 1)
-    for i, (name, values) in enumerate(pit_values.items()):
-        ax.hist(values, bins=edges, density=True, histtype="step", lw=1.8, color=_color(name, i),
-                label=f"{name} (n={len(values)})")
-    ax.axhline(1.0, color="grey", ls="--", lw=1, label="uniform")
-    ax.set_xlabel("PIT value (predictive CDF at the held-out loss)")
-    ax.set_ylabel("density")
-    ax.set_title("PIT histogram")
-    # below the axes: inside, the legend hid the tallest bars
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+    for i, (ax, (name, values)) in enumerate(zip(axes, pit_values.items())):
+        ax.hist(values, bins=edges, density=True, color=_color(name, i), alpha=0.8, edgecolor="white")
+        ax.axhline(1.0, color="grey", ls="--", lw=1)
+        ax.set_title(f"{name}\n(n={len(values)})", fontsize=8)
+        ax.set_xlabel("PIT value", fontsize=8)
+    axes[0].set_ylabel("density (dashed: uniform)")
+    fig.suptitle("PIT histograms (predictive CDF at the held-out value)", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=DPI)
