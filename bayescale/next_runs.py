@@ -260,14 +260,13 @@ def _given_candidates(one, candidates, target: pd.DataFrame, notes: list[str]) -
     attrs = dict(candidates.attrs)   # the source file, for errors that name its lines
     candidates = candidates.reset_index(drop=True)
     candidates.attrs.update(attrs)
-    filled = []
-    for g in GROUP_COLUMNS:
-        if g in target and g not in candidates:
-            candidates[g] = target[g].iloc[0]
-            filled.append(f"{g} {target[g].iloc[0]!s}")
+    filled = {g: target[g].iloc[0] for g in GROUP_COLUMNS if g in target and g not in candidates}
+    for g, label in filled.items():
+        candidates[g] = label
     if filled:
-        notes.append(f"the candidates name no {', '.join(f.split()[0] for f in filled)}: they are runs of the "
-                     f"target's ({', '.join(filled)}); add the column to plan runs of other groups")
+        notes.append(f"the candidates name no {', '.join(filled)}: they are runs of the target's "
+                     f"({', '.join(f'{g} {label!s}' for g, label in filled.items())}); add the column to plan "
+                     "runs of other groups")
     prepare(one, candidates, "observation")
     return candidates
 

@@ -341,8 +341,17 @@ def decades_by_axis(source, frame: pd.DataFrame) -> dict[str, np.ndarray] | None
     ranges = source.ranges
     if not ranges:
         return None
+    return _decades_outside(_axes(source, frame), ranges, source.law)
+
+
+def _axes(source, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The rows' centred log axes (:func:`bayescale.discrepancy.coordinates`), as the ranges are recorded."""
     law = source.law
-    x = coordinates(law.inputs, centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref))
+    return coordinates(law.inputs, centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref))
+
+
+def _decades_outside(x: dict[str, np.ndarray], ranges: dict, law) -> dict[str, np.ndarray]:
+    """Per log axis, how far each value of ``x`` lies outside [lo, hi], in decades (0 inside)."""
     return {k: np.maximum(np.maximum(x[k] - hi, lo - x[k]) / np.log(10.0), 0.0)
             for k, (lo, hi) in ranges.items() if k not in law.linear_inputs}
 
@@ -376,19 +385,18 @@ def decades_beyond_group(source, frame: pd.DataFrame) -> tuple[np.ndarray, str |
     law = source.law
     if not per_group or not any(k not in law.linear_inputs for k in (source.ranges or {})):
         return None
-    x = coordinates(law.inputs, centre(law, {k: frame[k].to_numpy(np.float64) for k in law.inputs}, source.logref))
+    x = _axes(source, frame)
     out, which = np.zeros(len(frame)), np.full(len(frame), None, dtype=object)
     for g, labels in per_group.items():
-        names = frame[g].astype(str).tolist() if g in frame else [None] * len(frame)
-        for row, name in enumerate(names):
-            ranges = labels.get(name)
-            if ranges is None:
-                out[row] = np.nan
+        names = frame[g].astype(str).to_numpy() if g in frame else np.full(len(frame), None)
+        out[~np.isin(names, list(labels))] = np.nan   # an unseen group has no runs of its own
+        for label, ranges in labels.items():
+            rows = np.flatnonzero(names == label)
+            if not rows.size:
                 continue
-            d = max(max(x[k][row] - hi, lo - x[k][row], 0.0) / np.log(10.0)
-                    for k, (lo, hi) in ranges.items() if k not in law.linear_inputs)
-            if d > out[row]:   # NaN stays NaN: any unseen grouping label means no runs of its own
-                out[row], which[row] = d, g
+            d = farthest(_decades_outside({k: v[rows] for k, v in x.items()}, ranges, law), rows.size)
+            further = d > out[rows]   # False where out is NaN: NaN stays NaN
+            out[rows[further]], which[rows[further]] = d[further], g
     return out, which
 
 
