@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .data import SI_EXPONENTS
 from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError
 from .files import check_fit_name
 
@@ -23,8 +24,6 @@ STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostic
 
 # ---- argument helpers ---------------------------------------------------------------------------
 
-# model and data sizes as people write them: 70B parameters, 1.4T tokens
-SI_EXPONENTS = {"k": 3, "K": 3, "M": 6, "B": 9, "b": 9, "G": 9, "T": 12, "t": 12, "P": 15}
 SI_FORMS = "7e10, 70B, 1.4T, 500M or 3k (k/K = 1e3, M = 1e6, B/G = 1e9, T = 1e12, P = 1e15)"
 _NUMBER = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([A-Za-z]?)")
 
@@ -124,6 +123,7 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
             return _unique_columns(pd.read_parquet(path), source)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             header = fh.readline()
+            lines = sum(1 for _ in fh)   # rows after the header, if one per line
         if header.lstrip().startswith("#"):   # a comment would be read as the header's only column
             raise BayescaleError(f"{source}: line 1 is a comment ({header.strip()[:60]!r}); the first line must be "
                                  "the header (column names): remove the comment lines")
@@ -136,8 +136,6 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
         if labels:   # an empty cell stays missing (validate names it); everything else as written
             table[labels] = pd.read_csv(path, sep=sep, usecols=labels, dtype=str, keep_default_na=False,
                                         na_values=[""])[labels]
-        with open(path, "rb") as fh:
-            lines = sum(1 for _ in fh) - 1
         if lines == len(table):   # one row per line after the header: errors can name the file's lines
             table.attrs["source_file"] = path.name
         return table
@@ -282,8 +280,7 @@ def print_fit(fit, out=None, warned: set[str] = frozenset()) -> None:
     from .results import SAMPLING_REMEDY
 
     problems = fit.sampling_problems()
-    if problems and not any(w.endswith("; ".join(problems) + f". {SAMPLING_REMEDY}.") or
-                            "; ".join(problems) in w for w in warned):
+    if problems and not any("; ".join(problems) in w for w in warned):
         # as fit warned when it was made (unless this command just showed that warning)
         print("sampling looks UNRELIABLE: " + "; ".join(problems) + f". {SAMPLING_REMEDY}.", file=out)
     for note in fit.notes:

@@ -75,8 +75,9 @@ def apply_column_map(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.Dat
     return df.rename(columns={src: dst for dst, src in columns.items()})
 
 
-# 70M, 1.4B as sizes are written in papers (the CLI's SI_EXPONENTS), for the hint only
-SIZE_SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "b": 1e9, "G": 1e9, "T": 1e12, "t": 1e12, "P": 1e15}
+# model and data sizes as people write them (70B parameters, 1.4T tokens): read by the CLI's
+# options; in a table only named in the hint of the error
+SI_EXPONENTS = {"k": 3, "K": 3, "M": 6, "B": 9, "b": 9, "G": 9, "T": 12, "t": 12, "P": 15}
 
 
 def _shown(col: str, columns: dict | None) -> str:
@@ -138,7 +139,7 @@ def _numeric_column(df: pd.DataFrame, col: str, columns: dict | None = None) -> 
         text = str(raw.iloc[i]).strip()
         # 70M / 1.4B as sizes are written in papers: the CLI's --at takes them, a table does not
         sized = re.fullmatch(r"([+-]?(?:\d+\.?\d*|\.\d+))\s*([kKMBbGTtP])", text)
-        hint = (f"; write numbers in full or as exponents ({text!r} as {float(sized[1]) * SIZE_SUFFIXES[sized[2]]:g}), "
+        hint = (f"; write numbers in full or as exponents ({text!r} as {float(sized[1]) * 10.0 ** SI_EXPONENTS[sized[2]]:g}), "
                 "not with size suffixes" if sized else "")
         raise BayescaleError(
             f"column {name} must be numeric, but {row_name(df, i)} holds {raw.iloc[i]!r} "
