@@ -28,6 +28,8 @@ from .scores import LEVELS, aggregate, score_points
 __all__ = ["CalibrationResult", "calibrate"]
 
 METHOD = "bayescale"
+NEW_RUN = f"{METHOD} (new observation)"            # the model's predictions of a new run
+CURVE = f"{METHOD} (mean curve)"                    # the same model's curve alone
 ALONE = f"{METHOD}, law alone (new observation)"   # the law refitted without the discrepancy
 
 
@@ -48,8 +50,8 @@ class CalibrationResult:
 
     def table(self) -> pd.DataFrame:
         rows = {}
-        for name, s in [(f"{METHOD} (new observation)", self.summary),
-                        (f"{METHOD} (mean curve)", self.summary["mean_curve"]),
+        for name, s in [(NEW_RUN, self.summary),
+                        (CURVE, self.summary["mean_curve"]),
                         *([(ALONE, self.summary["law_alone"])]
                           if "law_alone" in self.summary else []),
                         *[(k, v) for k, v in self.summary["baselines"].items() if "coverage" in v]]:
@@ -139,8 +141,8 @@ class CalibrationResult:
         for i, one in enumerate(fits.values()):
             images.append(f"fit{i or ''}.png")
             plot_fit(one, out_dir / images[-1], heldout=self.heldout)
-        curves = {f"{METHOD} (new observation)": self.summary,
-                  f"{METHOD} (mean curve)": self.summary["mean_curve"]}
+        curves = {NEW_RUN: self.summary,
+                  CURVE: self.summary["mean_curve"]}
         if "law_alone" in self.summary:   # what the default's extra width buys, in the plots too
             curves[ALONE] = self.summary["law_alone"]
         curves.update({k: v for k, v in self.summary["baselines"].items() if "coverage" in v})
@@ -278,7 +280,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         points[f"{METHOD}_median"] = np.median(obs_draws.values, axis=0)
         for k in ("pit", "crps", "are"):
             points[f"{METHOD}_{k}"] = obs_points[k]
-        pit_values = {f"{METHOD} (new observation)": obs_points["pit"]}
+        pit_values = {NEW_RUN: obs_points["pit"]}
 
         first = next(iter(main.fits.values())) if stacked else main
         shares = ("parameters", "discrepancy", "noise") + (("law",) if stacked else ())
@@ -365,8 +367,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                             discrepancy="none", offset=offset)
         alone_table, alone_draws = alone.predict(test, kind="observation", seed=seed, return_draws=True)
         alone_points, alone_summary = _scored(alone_draws.values, truth, levels)
-        main_name = f"{METHOD} (new observation)"   # the plots' order: the model, the law alone, baselines
-        pit_values = {main_name: pit_values.pop(main_name), ALONE: alone_points["pit"], **pit_values}
+        # the plots' order: the model, the law alone, the baselines
+        pit_values = {NEW_RUN: pit_values.pop(NEW_RUN), ALONE: alone_points["pit"], **pit_values}
         ratio = (obs_table["upper_90"] - obs_table["lower_90"]) / (alone_table["upper_90"] - alone_table["lower_90"])
         summary["law_alone"] = {**alone_summary, "width_ratio_90": float(np.median(ratio)),
                                 "diagnostics": alone.diagnostics}
