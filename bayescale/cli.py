@@ -47,6 +47,17 @@ def parse_number(text, option: str, *, what: str = "a number", si: bool = True,
     return float(Decimal(match.group(1)).scaleb(exponent))   # exact: 1.4T is 1.4e12, not 1.4 * 1e12
 
 
+def comma_items(text: str, option: str, example: str) -> list[str]:
+    """The items of a comma list, stripped. An empty item ('1e22,,1e23', 'a,') is an error, not
+    skipped: a value left out between commas is more often a typo than a wish."""
+    items = [part.strip() for part in str(text).split(",")]
+    if not any(items):
+        raise BayescaleError(f"{option} got {text!r}, which names nothing; write {example}")
+    if not all(items):
+        raise BayescaleError(f"{option} {text!r} has an empty item between its commas; write {example}")
+    return items
+
+
 class Numbers(argparse.Action):
     """An option taking numbers read by :func:`parse_number`. With ``many`` (the default) it is
     repeatable and each value may be a comma list: ``--level 0.5,0.9`` = ``--level 0.5 --level 0.9``."""
@@ -57,10 +68,10 @@ class Numbers(argparse.Action):
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parts = [part for part in values.split(",") if part.strip()] if self.many else [values]
         try:
-            if not parts:   # nothing but commas: the same error as any unreadable value
+            if self.many and not values.replace(",", "").strip():   # nothing but commas: unreadable
                 parse_number(values, option_string, what=self.what, si=self.si, examples=self.examples)
+            parts = comma_items(values, option_string, self.examples or "1e22,1e23") if self.many else [values]
             numbers = [parse_number(part, option_string, what=self.what, si=self.si, examples=self.examples)
                        for part in parts]
         except BayescaleError as exc:
@@ -75,9 +86,7 @@ def parse_pairs(items, what: str, convert=str) -> dict:
     """["a=1", "b=2,c=3"] -> {"a": 1, ...}; clear error on a malformed pair."""
     out = {}
     for item in items or []:
-        for part in item.split(","):
-            if not part.strip():
-                continue
+        for part in comma_items(item, what, "NAME=VALUE,NAME=VALUE"):
             key, sep, value = part.partition("=")
             if not sep or not key.strip() or not value.strip():
                 raise BayescaleError(f"{what} expects NAME=VALUE, got {part!r}")
@@ -222,21 +231,42 @@ def _pool_from_args(args):
             for k, v in parse_pairs(args.pool, "--pool").items()}
 
 
+def option_type(read):
+    """An argparse ``type`` from a reader that raises BayescaleError: argparse shows only the
+    message of an ArgumentTypeError, so the reader's own words reach the user, before any file is
+    read."""
+    def convert(text):
+        try:
+            return read(text)
+        except BayescaleError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = read.__name__
+    return convert
+
+
 def law_choice(text: str):
     """--law chinchilla, or --law chinchilla,farseer for a stacked fit of several laws."""
-    parts = [t.strip() for t in text.split(",")]
-    names = [t for t in parts if t]
-    if not names:
-        raise BayescaleError("--law expects a law name (see `bayescale laws`) or several, comma-separated")
-    if len(names) != len(parts):   # "chinchilla," must not quietly become a single-law fit
-        raise BayescaleError(f"--law {text!r} has an empty name between its commas; give one law "
-                             "(--law chinchilla) or several (--law chinchilla,farseer)")
+    # "chinchilla," must not quietly become a single-law fit
+    names = comma_items(text, "--law", "one law (--law chinchilla) or several (--law chinchilla,farseer); "
+                                       "`bayescale laws` lists them")
     return names[0] if len(names) == 1 else names
+
+
+def _baseline_names(text: str) -> list[str]:
+    """--baselines bootstrap,no-pool; '' for none."""
+    if not text.strip():
+        return []
+    return comma_items(text, "--baselines", "--baselines bootstrap,no-pool (or '' for none)")
+
+
+def _fit_names(text: str) -> list[str]:
+    """compare --name a,b (repeatable)."""
+    return comma_items(text, "--name", "--name a,b or --name a --name b")
 
 
 def _offset_terms(text: str):
     """--offset family, or family,family*task."""
-    terms = [t.strip() for t in text.split(",") if t.strip()]
+    terms = comma_items(text, "--offset", "--offset family or --offset family,family*task")
     return terms[0] if len(terms) == 1 else terms
 
 
@@ -245,7 +275,7 @@ def _fit_from_args(args, df):
 
     pool = "none" if args.no_pool else _pool_from_args(args)
     return fit(
-        df, law=law_choice(args.law), pool=pool, priors=parse_priors(args.prior), seed=args.seed,
+        df, law=args.law, pool=pool, priors=parse_priors(args.prior), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
         columns=_column_map(args), duplicates=args.duplicates, discrepancy=args.discrepancy,
         offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
@@ -560,9 +590,9 @@ def cmd_calibrate(args) -> int:
     df = read_table(args.data, _column_map(args))
     natural = _natural_holdout(args.holdout, args.data, df, "DATA = dataset:NAME")
     pool = _pool_from_args(args)
-    baselines = tuple(b for b in args.baselines.split(",") if b.strip()) if args.baselines else ()
+    baselines = tuple(args.baselines)
     result = calibrate(
-        df, law_choice(args.law), args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
+        df, args.law, args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
         offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
         priors=parse_priors(args.prior),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
@@ -670,7 +700,7 @@ def cmd_compare(args) -> int:
         _check_out(args.json, "--json", "compare.json")
     fits = [load(path) for path in args.fits]
     if args.name:   # "--name a,b" as "--name a --name b", as other options take several values
-        args.name = [part.strip() for item in args.name for part in item.split(",") if part.strip()]
+        args.name = [name for names in args.name for name in names]
     scores = None
     if args.holdout:
         if not args.data:
@@ -721,6 +751,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
+        # "argument --law: --law 'a,' has ...": an option's reader already names the option
+        message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
         self.exit(2, f"bayescale: error: {message} (see `{self.prog} --help`)\n")
 
     def parse_args(self, args=None, namespace=None):
@@ -762,7 +794,7 @@ def _add_data_and_law(s) -> None:
     and `calibrate`."""
     s.add_argument("data", help="CSV or Parquet file, or dataset:NAME (`bayescale datasets list`; "
                                 "dataset:demo is the built-in synthetic table)")
-    s.add_argument("--law", default="chinchilla", metavar="LAW[,LAW...]",
+    s.add_argument("--law", default="chinchilla", metavar="LAW[,LAW...]", type=option_type(law_choice),
                    help=f"the law: {law_names_help()}. Several comma-separated (chinchilla,farseer): each "
                         "is fitted and predictions mix them by PSIS-LOO stacking weights")
     s.add_argument("--discrepancy", default="auto", metavar="auto|none|PRIOR",
@@ -773,7 +805,7 @@ def _add_data_and_law(s) -> None:
                    help="a discrepancy walk per group, all with one scale: auto (default: per label of the "
                         "grouping the law's parameters vary by, when there is one), none (one walk for every "
                         "run), or a grouping column (family, dataset, task)")
-    s.add_argument("--offset", metavar="GROUP[,GROUP*GROUP]", type=_offset_terms,
+    s.add_argument("--offset", metavar="GROUP[,GROUP*GROUP]", type=option_type(_offset_terms),
                    help="a shift of the curve per GROUP (family, dataset or task), shared across scales and "
                         "across the groupings the law's parameters vary by: for runs from families that are "
                         "consistently better or worse than the law at every size. An interaction such as "
@@ -920,7 +952,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_col(s)
     s.add_argument("--duplicates", choices=("error", "drop", "keep"), default="error",
                    help="what to do with repeated rows")
-    s.add_argument("--baselines", default="bootstrap,no-pool",
+    s.add_argument("--baselines", default="bootstrap,no-pool", type=option_type(_baseline_names),
                    help="comma list: bootstrap (Huber + L-BFGS + bootstrap refits), no-pool (a fit per "
                         "group); '' for none")
     s.add_argument("--n-boot", type=int, default=1000, help="bootstrap refits of the bootstrap baseline")
@@ -989,7 +1021,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bayescale compare chinchilla.nc farseer.nc",
         "bayescale compare a.nc b.nc --holdout top-compute:0.1 --data runs.csv --json compare.json"])
     s.add_argument("fits", nargs="+", metavar="FIT.nc", help="saved fits of the same rows")
-    s.add_argument("--name", action="append",
+    s.add_argument("--name", action="append", type=option_type(_fit_names),
                    help="a name per fit, in order, comma-separated or repeated (default: the law)")
     s.add_argument("--holdout", help="also score held-out runs per law: top-compute:F | largest-n:K | natural")
     s.add_argument("--data", help="the table the fits were made on (needed with --holdout)")

@@ -550,13 +550,31 @@ def test_numbers_without_si_refuse_suffixes():
         parse_number("1k", "--target-accept", si=False)
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["allocate", "f.nc", "--compute", "1e22,,1e23"], "--compute"),
+    (["predict", "f.nc", "--at", "params=1B", "--level", "0.5,"], "--level"),
+    (["fit", "runs.csv", "--law", "chinchilla,", "--out", "x.nc"], "--law"),
+    (["fit", "runs.csv", "--offset", "family,,task", "--out", "x.nc"], "--offset"),
+    (["calibrate", "runs.csv", "--baselines", "bootstrap,,no-pool"], "--baselines"),
+    (["compare", "a.nc", "b.nc", "--name", "a,,b"], "--name"),
+])
+def test_an_empty_item_in_a_comma_list_is_an_error_before_any_file_is_read(capsys, argv, option):
+    # none of these files exist: the list is checked first, and a left-out value is not skipped
+    msg = user_error(capsys, *argv)
+    assert msg.startswith(f"bayescale: error: {option} '") and "has an empty item between its commas" in msg, msg
+    assert "no such file" not in msg and "no fit file" not in msg
+    # control: the same lists without the empty item are read (and then the missing file is the error)
+    fixed = [a.replace(",,", ",").rstrip(",") if a.count(",") else a for a in argv]
+    assert "empty item" not in user_error(capsys, *fixed)
+
+
 def test_lists_and_repeats_parse_alike():
     from bayescale.cli import build_parser
 
     parse = build_parser().parse_args
     assert parse(["predict", "f.nc", "--level", "0.5,0.9"]).level == [0.5, 0.9]
     assert parse(["predict", "f.nc", "--level", "0.5", "--level", "0.9"]).level == [0.5, 0.9]
-    assert parse(["predict", "f.nc", "--level", "0.5,", "--level", "0.8,0.9"]).level == [0.5, 0.8, 0.9]
+    assert parse(["predict", "f.nc", "--level", "0.5", "--level", "0.8,0.9"]).level == [0.5, 0.8, 0.9]
     assert parse(["predict", "f.nc"]).level is None
     assert parse(["allocate", "f.nc", "--compute", "1e22,3e23", "--compute", "5P"]).compute == [1e22, 3e23, 5e15]
     assert parse(["fit", "r.csv", "--out", "x.nc", "--target-accept", "0.95"]).target_accept == 0.95
