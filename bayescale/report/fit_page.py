@@ -232,6 +232,9 @@ def priors_table(fit) -> pd.DataFrame:
     return table
 
 
+LAW_LINE_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)))   # a stack's laws, one style each
+
+
 def plot_targets(fit, targets: pd.DataFrame, pred: pd.DataFrame, path, *, seed: int = 0,
                  kind: str = "observation") -> Path:
     """The fitted runs (coloured by group, or by tokens per parameter), 50 % / 90 % bands of a new
@@ -278,6 +281,13 @@ def plot_targets(fit, targets: pd.DataFrame, pred: pd.DataFrame, path, *, seed: 
         ax.fill_between(grid, band["lower_50"], band["upper_50"], color=colour, alpha=0.30, lw=0)
         ax.plot(grid, band["median"], color=colour, lw=1.4,
                 label=f"{'new run' if kind == 'observation' else 'expected value'}{' (' + what + ')' if what else ''}: median, 50% and 90%")
+        # a stack's band mixes its laws: each law's own median shows where they part
+        for (name, member), style in zip(getattr(fit, "fits", {}).items(), LAW_LINE_STYLES):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BayescaleWarning)
+                alone = member.predict(curve, levels=(0.5,), kind=kind, seed=seed)
+            ax.plot(grid, alone["median"], color="#333333", lw=1.0, ls=style,
+                    label=f"{name} alone (weight {fit.weights[name]:.2f}): median" if j == 0 else None)
 
     # fitted runs: coloured by group, else by tokens per parameter
     if groups:
@@ -390,7 +400,9 @@ def fit_report(fit, out_dir, targets: pd.DataFrame | None = None, budgets=(), *,
     body.append("<h2>From the data to the targets</h2>")
     body.append("<p>Fitted runs as points (the shaded band is their range); coloured bands: where a new run "
                 "would land along each target's path (50% darker, 90% lighter), widening beyond the data; "
-                "stars: the targets.</p>")
+                "stars: the targets."
+                + (" Dark dashed and dotted lines: each stacked law's own median, where the laws part."
+                   if hasattr(fit, "weights") else "") + "</p>")
     body.append(embedded_image(plot_path, "the fitted runs, prediction bands and targets"))
     body.append("<h2>Diagnostics</h2>")
     body.append(f"<p class='{'ok' if healthy else 'warning'}'>"

@@ -374,3 +374,30 @@ def test_all_weight_on_one_law_within_the_noise_is_noted():
     assert note.startswith("stacking gives a 1.00 of the weight, though its ELPD lead over b")
     assert decisive_weight_notes(far, {"a": 1.0, "b": 0.0}) == []       # a clear lead: no note
     assert decisive_weight_notes(close, {"a": 0.6, "b": 0.4}) == []     # the mixture keeps both
+
+
+def test_a_stacks_report_plot_draws_each_laws_median(stacked, tmp_path, monkeypatch):
+    """The mixture's band hides where the laws part: the report's plot adds each law's own median
+    (its line is that law's prediction along the target's path), labelled with its weight; a single fit has none."""
+    from matplotlib.figure import Figure
+
+    from bayescale.report.fit_page import plot_targets
+
+    st, _ = stacked
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    targets = pd.DataFrame({"params": [7e10], "tokens": [1.4e12]})
+    pred = st.predict(targets, levels=(0.5, 0.9))
+    plot_targets(st, targets, pred, tmp_path / "stack.png")
+    lines = {line.get_label(): line for line in figures[-1].axes[0].get_lines()}
+    for name, member in st.fits.items():
+        label = f"{name} alone (weight {st.weights[name]:.2f}): median"
+        assert label in lines
+        x, y = lines[label].get_data()
+        n = np.sqrt(x / (6 * 20))   # the target's path: 20 tokens per parameter
+        alone = member.predict(pd.DataFrame({"params": n, "tokens": 20 * n}), levels=(0.5,), seed=0)
+        np.testing.assert_allclose(y, alone["median"], rtol=1e-9)
+    # control: one law's fit has no per-law lines
+    single = st.fits["chinchilla"]
+    plot_targets(single, targets, single.predict(targets, levels=(0.5, 0.9)), tmp_path / "one.png")
+    assert not [line for line in figures[-1].axes[0].get_lines() if "alone" in line.get_label()]
