@@ -110,6 +110,9 @@ def parse_priors(items) -> dict:
     return out
 
 
+MAX_BLANK_LINES = 1000   # pandas deep-copies a frame's attrs at every step: keep them small
+
+
 def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
     """A CSV or Parquet path, or dataset:NAME for a registered dataset.
 
@@ -132,7 +135,14 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
             return _unique_columns(pd.read_parquet(path), source)
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             header = fh.readline()
-            lines = sum(1 for _ in fh)   # rows after the header, if one per line
+            # rows after the header if one per line; blank lines are skipped by the parser, so
+            # their numbers are kept to name a row's line (a few; a file of many is not named)
+            lines, blank = 0, []
+            for number, line in enumerate(fh, start=2):
+                if line.strip():
+                    lines += 1
+                elif len(blank) <= MAX_BLANK_LINES:
+                    blank.append(number)
         if header.lstrip().startswith("#"):   # a comment would be read as the header's only column
             raise BayescaleError(f"{source}: line 1 is a comment ({header.strip()[:60]!r}); the first line must be "
                                  "the header (column names): remove the comment lines")
@@ -145,8 +155,9 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
         if labels:   # an empty cell stays missing (validate names it); everything else as written
             table[labels] = pd.read_csv(path, sep=sep, usecols=labels, dtype=str, keep_default_na=False,
                                         na_values=[""])[labels]
-        if lines == len(table):   # one row per line after the header: errors can name the file's lines
+        if lines == len(table) and len(blank) <= MAX_BLANK_LINES:   # errors can name the file's lines
             table.attrs["source_file"] = path.name
+            table.attrs["source_blank_lines"] = tuple(blank)
         return table
     except BayescaleError:
         raise

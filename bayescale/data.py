@@ -93,6 +93,16 @@ def row_name(frame: pd.DataFrame, i: int) -> str:
     return _rows_named(frame, [i])
 
 
+def _line_of(position: int, blank_lines) -> int:
+    """The file line of the row at ``position``: the header is line 1, and each blank line (which
+    the parser skipped) before the row moves it one line down."""
+    line = position + 2
+    for b in sorted(blank_lines):
+        if b <= line:
+            line += 1
+    return line
+
+
 def _rows_named(frame: pd.DataFrame, positions: list[int]) -> str:
     """Rows (positions) named as :func:`row_name` names one."""
     one = len(positions) == 1
@@ -104,7 +114,9 @@ def _rows_named(frame: pd.DataFrame, positions: list[int]) -> str:
         return f"--at point{'' if one else 's'} {positions[0] + 1 if one else [i + 1 for i in positions]}"
     source = frame.attrs.get("source_file")
     if source:
-        lines = positions[0] + 2 if one else [i + 2 for i in positions]
+        blank = frame.attrs.get("source_blank_lines", ())
+        lines = [_line_of(i, blank) for i in positions]
+        lines = lines[0] if one else lines
         return f"{word} {shown} ({'line' if one else 'lines'} {lines} of {source}, after its header)"
     index = frame.index
     if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:

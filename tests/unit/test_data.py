@@ -382,6 +382,11 @@ def test_errors_name_rows_and_columns_as_the_users_table_has_them(tmp_path):
     df.to_csv(path, index=False)
     with pytest.raises(BayescaleError, match=r"row 2 \(line 4 of runs.csv, after its header\)"):
         build(read_table(str(path)), "chinchilla", columns={"params": "n", "loss": "final_loss"})
+    # blank lines (skipped by the parser) before the row move its line down, and not after it
+    text = path.read_text().splitlines()
+    path.write_text("\n".join(text[:2] + ["", "   "] + text[2:4] + [""] + text[4:]) + "\n")
+    with pytest.raises(BayescaleError, match=r"row 2 \(line 6 of runs.csv, after its header\)"):
+        build(read_table(str(path)), "chinchilla", columns={"params": "n", "loss": "final_loss"})
     # sizes written as in papers get the number to write instead
     sized = df.astype({"n": object})
     sized.loc[1, "n"] = "1.5B"
