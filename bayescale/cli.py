@@ -762,6 +762,8 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
+        if message == "argument --json: expected one argument":   # a flag elsewhere: this one writes a file
+            message = "--json takes the file to write, e.g. --json out.json"
         # "argument --law: --law 'a,' has ...": an option's reader already names the option
         message = re.sub(r"^argument (\S+): (?=\1 )", "", message)
         self.exit(2, f"bayescale: error: {message} (see `{self.prog} --help`)\n")
@@ -769,9 +771,16 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         # argparse reports an unknown option of a subcommand from the top parser, whose help does
         # not list it: report it from the subcommand that was given instead
-        parsed, extras = self.parse_known_args(args, namespace)
+        argv = list(sys.argv[1:] if args is None else args)
+        parsed, extras = self.parse_known_args(argv, namespace)
         if extras:
-            self._innermost(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+            parser = self._innermost(parsed)
+            after_json = [e for e in extras if argv.index(e) > 0 and argv[argv.index(e) - 1] == "--json"]
+            if after_json and getattr(parsed, "json", None) is True:
+                # quick commands print their JSON; the long ones (calibrate, plan, ...) write a file
+                parser.error(f"{parser.prog} --json prints JSON and takes no file name ({after_json[0]!r}); "
+                             f"to keep it, redirect it: {parser.prog} ... --json > {after_json[0]}")
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
 
     def _innermost(self, parsed) -> argparse.ArgumentParser:

@@ -687,3 +687,14 @@ def test_calibrate_checks_the_whole_table_as_fit_does_before_fitting(capsys, wor
         user_error(capsys, "calibrate", broken, "--quiet")
     with pytest.raises(AssertionError, match="table was checked"):   # control: a good table reaches the fit
         main(["calibrate", write_csv(workdir, "runs_ok.csv", runs), "--quiet"])
+
+
+def test_json_as_a_flag_or_a_file_is_explained_where_it_is_the_other(capsys):
+    """Quick commands print JSON (--json is a flag); long ones write it (--json FILE). Each mistake
+    says which this command is; control: an unknown word is still just unrecognised."""
+    msg = user_error(capsys, "predict", "f.nc", "--at", "params=1B,tokens=20B", "--json", "out.json")
+    assert "predict --json prints JSON and takes no file name ('out.json')" in msg and "--json > out.json" in msg
+    msg = user_error(capsys, "calibrate", "runs.csv", "--json")
+    assert "--json takes the file to write, e.g. --json out.json" in msg
+    msg = user_error(capsys, "predict", "f.nc", "--at", "params=1B,tokens=20B", "out.json")
+    assert "unrecognized arguments: out.json" in msg and "redirect" not in msg
