@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .data import GROUP_COLUMNS, row_name
-from .errors import BayescaleError, UnreliableSampling
+from .errors import BayescaleError, BayescaleWarning, UnreliableSampling
 from .predict import decades_beyond, prepare, response_draws, unnamed_group_notes
 
 METHODS = ("gaussian", "importance")
@@ -212,12 +212,16 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     notes += _sampling_notes(fit)   # after the input checks: a call that fails on them only raises
 
     drawn: list[str] = []
-    m, y, response_target = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, drawn)
+    m, y = _joint_draws(fit, pd.concat([target, candidates], ignore_index=True), seed, drawn)
     # rows that name no group of a pooled fit are a new group: said once, not as a label "all"
     notes += [n for n in unnamed_group_notes(one, target.columns, drawn) if n not in notes]
     noise = np.mean((y - m) ** 2, axis=0)            # each row's posterior mean noise variance (link scale)
-    lo, hi = np.quantile(response_target, [0.05, 0.95])
-    width_now = float(hi - lo)
+    # the width predict reports for the target (same seed), whatever the candidates: the joint
+    # draws above depend on how many rows they hold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayescaleWarning)   # plan says its own notes
+        now = fit.predict(target, levels=(0.9,), kind="observation", seed=seed)
+    width_now = float(now["upper_90"].iloc[0] - now["lower_90"].iloc[0])
     score = _gaussian(m, noise) if method == "gaussian" else _importance(m, y, noise, seed)
     # each estimate's own value with no run observed: a ratio against anything else (the variance
     # of every draw where the importance estimate uses a subsample) credits every candidate with
@@ -319,8 +323,9 @@ def _training_inputs(fit) -> pd.DataFrame:
     return pd.DataFrame({k: np.asarray(const[k].values) for k in one.law.inputs})
 
 
-def _link_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Draw-aligned (m, y, y on the response scale) at ``rows`` for one fit."""
+def _link_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Draw-aligned (m, y) at ``rows`` for one fit, on the link scale: each row's expected value
+    (the curve with the discrepancy) and a new run's value."""
     data = prepare(fit, rows, "observation")
     notes += [n for n in data.notes if n not in notes]
     stages: dict = {}
@@ -328,22 +333,19 @@ def _link_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]) -> tuple[n
     obs = fit.law.observation
     expected = stages["discrepancy"]
     if obs.link_name == "logit":
-        return (obs.link(np.clip(expected, RATE_CLIP, 1 - RATE_CLIP), np),
-                obs.link(np.clip(y, RATE_CLIP, 1 - RATE_CLIP), np), y)
-    return obs.link(expected, np), obs.link(y, np), y
+        expected, y = np.clip(expected, RATE_CLIP, 1 - RATE_CLIP), np.clip(y, RATE_CLIP, 1 - RATE_CLIP)
+    return obs.link(expected, np), obs.link(y, np)
 
 
-def _joint_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]):
+def _joint_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if not hasattr(fit, "fits"):
-        m, y, raw = _link_draws(fit, rows, seed, notes)
-        return m, y, raw[:, 0]
+        return _link_draws(fit, rows, seed, notes)
     per_law = {}
     for i, (name, f) in enumerate(fit.fits.items()):
-        m, y, raw = _link_draws(f, rows, seed + i, notes)
-        per_law[name] = np.concatenate([m, y, raw], axis=1)
+        per_law[name] = np.concatenate(_link_draws(f, rows, seed + i, notes), axis=1)
     mixed, _ = fit._mixture(per_law, seed)   # each draw from one law, by its stacking weight
     r = len(rows)
-    return mixed[:, :r], mixed[:, r:2 * r], mixed[:, 2 * r]
+    return mixed[:, :r], mixed[:, r:]
 
 
 def _gaussian(m: np.ndarray, noise: np.ndarray):

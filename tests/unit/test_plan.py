@@ -228,3 +228,14 @@ def test_candidates_of_a_pooled_fit_take_the_targets_group(tmp_path):
     assert not any("new family" in n for n in for_a.notes)      # control: a fitted family is no new one
     assert any("predicted for a new family" in n for n in new.notes)
     assert not any("'all'" in n for n in new.notes)              # the placeholder label is not shown
+
+
+def test_the_width_now_is_predicts_whatever_the_candidates(fit):
+    """The target's width before any run is what predict reports for it (same seed), not a value
+    that moves with the number of candidates drawn beside it; control: another seed moves it."""
+    pred = fit.predict(pd.DataFrame([TARGET]), levels=(0.9,), seed=0)
+    width = float(pred["upper_90"].iloc[0] - pred["lower_90"].iloc[0])
+    few = bayescale.plan(fit, TARGET, pd.DataFrame({"params": [2e10], "tokens": [4e11]}))
+    many = bayescale.plan(fit, TARGET, pd.DataFrame({"params": np.geomspace(1e9, 3e10, 9), "tokens": 4e11}))
+    assert few.width_now == many.width_now == pytest.approx(width, rel=1e-12)
+    assert bayescale.plan(fit, TARGET, pd.DataFrame({"params": [2e10], "tokens": [4e11]}), seed=1).width_now != width
