@@ -235,11 +235,28 @@ def cmd_laws(args) -> int:
 
 
 def _pool_from_args(args):
-    """--pool alpha=family --pool E=none -> {"alpha": "family", "E": None}; None when not given."""
+    """--pool alpha=family --pool E=none -> {"alpha": "family", "E": None}; None when not given.
+    In a stack, --pool LAW:PARAM=GROUP (farseer:log_u=family) pools one law's parameter; a PARAM
+    without a law goes to every law that has it."""
     if not args.pool:
         return None
-    return {k: (None if v.lower() in ("none", "shared") else v)
-            for k, v in parse_pairs(args.pool, "--pool").items()}
+    pairs = {k: (None if v.lower() in ("none", "shared") else v) for k, v in parse_pairs(args.pool, "--pool").items()}
+    laws = [args.law] if isinstance(getattr(args, "law", None), str) else list(getattr(args, "law", None) or [])
+    shared = {k: v for k, v in pairs.items() if ":" not in k}
+    own: dict = {}   # law -> its own entries
+    for key, group in pairs.items():
+        if ":" in key:   # a law's name may hold a colon itself (power:tokens:E=task)
+            law, _, param = key.rpartition(":")
+            if law not in laws:
+                raise BayescaleError(f"--pool {key}={group or 'none'} names law {law!r}, which is not fitted here "
+                                     f"(--law {','.join(laws) or '?'}); write LAW:PARAM=GROUP with one of them, "
+                                     "or PARAM=GROUP for every law that has the parameter")
+            own.setdefault(law, {})[param] = group
+    if not own:
+        return shared
+    if len(laws) == 1:
+        return {**shared, **own[laws[0]]}
+    return {**shared, **own}   # the stack's reading: shared names to every law that has them, then each law's own
 
 
 def option_type(read):
@@ -865,7 +882,9 @@ def _add_col(s) -> None:
 def _add_pool_and_prior(s) -> None:
     s.add_argument("--pool", action="append", metavar="PARAM=GROUP",
                    help="a law parameter that varies by a grouping column, e.g. log_A0=family; "
-                        "PARAM=none shares it (repeatable; default: the law's own pooling)")
+                        "PARAM=none shares it (repeatable; default: the law's own pooling). With several "
+                        "laws it goes to each law that has PARAM; LAW:PARAM=GROUP (farseer:log_u=family) "
+                        "to one law")
     s.add_argument("--prior", action="append", metavar="PARAM=DIST",
                    help="a prior, e.g. alpha='Normal(0.3, 0.1)' (repeatable)")
 

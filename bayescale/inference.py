@@ -335,29 +335,37 @@ def more_draws_help(spec: ModelSpec, max_draws: int):
 def _pool_per_law(pool, laws) -> dict:
     """A stack's pooling per law: ``{law: {...}}`` as given, or one dict such as
     ``{"log_A0": "family"}`` applied to each law that has the parameter (the laws name their
-    parameters differently); a name no law has is an error, and a law that lacks one is told."""
+    parameters differently), or both: ``{"log_A0": "family", "farseer": {"log_u": "family"}}``
+    (a law's own entries on top of the shared ones). A name no law has is an error, and a law
+    that lacks one, and has no entries of its own, is told."""
     names = [str(one) for one in laws]
     if not isinstance(pool, dict) or not pool:
         return {name: pool for name in names}
-    if set(pool) <= set(names):
-        return {name: pool.get(name) for name in names}
+    own = {k: v for k, v in pool.items() if k in names}
+    shared = {k: v for k, v in pool.items() if k not in names}
+    if not shared:
+        return {name: own.get(name) for name in names}
+    bad = [k for k, v in own.items() if v is not None and not isinstance(v, dict)]
+    if bad:
+        raise BayescaleError(f"pool[{bad[0]!r}] must be a dict of that law's pooling such as {{'E': 'dataset'}}, "
+                             f"got {own[bad[0]]!r}")
     params = {name: set(get_law(name).all_params()) for name in names}
-    unknown = [k for k in pool if not any(k in p for p in params.values())]
+    unknown = [k for k in shared if not any(k in p for p in params.values())]
     if unknown:
         raise BayescaleError(f"cannot pool {unknown}: none of the laws {names} has such a parameter "
                              f"({'; '.join(f'{n}: {sorted(p)}' for n, p in params.items())})")
     out = {}
     for name in names:
-        mine = {k: g for k, g in pool.items() if k in params[name]}
-        skipped = [k for k in pool if k not in mine]
-        if skipped:
+        mine = {k: g for k, g in shared.items() if k in params[name]}
+        skipped = [k for k in shared if k not in mine]
+        if skipped and name not in own:
             # none of the names applies: the law's own default pooling (its counterpart of the
             # parameter, e.g. farseer's log_u for chinchilla's log_A0), not an unpooled fit
             warnings.warn(f"law {name!r} has no parameter {skipped}, so it is fitted with "
                           + (f"pool={mine}" if mine else "its default pooling")
                           + f" (to choose its own, give pools per law: pool={{'{name}': {{...}}, ...}})",
                           BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
-        out[name] = mine or None
+        out[name] = {**mine, **(own.get(name) or {})} or None
     return out
 
 

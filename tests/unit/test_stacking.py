@@ -320,6 +320,35 @@ def test_one_pooling_for_a_stack_goes_to_each_law_that_has_the_parameter():
         _pool_per_law({"nope": "family"}, ["chinchilla", "farseer"])
 
 
+def test_shared_and_per_law_pooling_combine_in_python_and_on_the_command_line():
+    """pool={"log_A0": "family", "farseer": {"log_u": "family"}}: the shared name goes to the law
+    that has it, farseer takes its own entry (and is not told it lacks log_A0: it chose its own);
+    the CLI's --pool farseer:log_u=family reads the same."""
+    from bayescale.cli import _pool_from_args, build_parser
+    from bayescale.inference import _pool_per_law
+
+    laws = ["chinchilla", "farseer"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pools = _pool_per_law({"log_A0": "family", "farseer": {"log_u": "family"}}, laws)
+    assert pools == {"chinchilla": {"log_A0": "family"}, "farseer": {"log_u": "family"}}
+    assert _pool_per_law({"E": "dataset", "farseer": {"log_u": "family"}}, laws) == {
+        "chinchilla": {"E": "dataset"}, "farseer": {"E": "dataset", "log_u": "family"}}
+    with pytest.raises(bs.BayescaleError, match=r"pool\['farseer'\] must be a dict"):
+        _pool_per_law({"E": "dataset", "farseer": "family"}, laws)
+
+    def cli(*argv):
+        return _pool_from_args(build_parser().parse_args(["fit", "runs.csv", "--out", "x.nc", *argv]))
+
+    assert cli("--law", "chinchilla,farseer", "--pool", "log_A0=family", "--pool", "farseer:log_u=family") == {
+        "log_A0": "family", "farseer": {"log_u": "family"}}
+    assert cli("--law", "power:tokens,bnsl:tokens", "--pool", "power:tokens:E=task") == {"power:tokens": {"E": "task"}}
+    assert cli("--law", "chinchilla", "--pool", "chinchilla:E=dataset,alpha=family") == {"E": "dataset", "alpha": "family"}
+    assert cli("--pool", "log_A0=none") == {"log_A0": None}   # control: no law named, as before
+    with pytest.raises(bs.BayescaleError, match=r"names law 'kaplan-nd', which is not fitted here \(--law chinchilla,farseer\)"):
+        cli("--law", "chinchilla,farseer", "--pool", "kaplan-nd:E=dataset")
+
+
 def test_a_stacks_minimum_loss_and_tokens_for_a_loss_mix_the_laws(stacked):
     """Each draw from one law, picked by the weights: all weight on one law gives that law's own
     answer (the control), equal weights an answer between two laws that disagree."""
