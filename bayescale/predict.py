@@ -219,9 +219,29 @@ def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
     notes: list[str] = []
     frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
     values = source.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
-    if not labels and source.pooled:
-        notes.append("no group labels given: the population's typical parameter values were used")
+    if not labels and (source.pooled or getattr(getattr(source, "spec", None), "offsets", None)):
+        notes.append("no group labels given: the population's typical parameter values were used"
+                     + (" (no group offset)" if getattr(source, "spec", None) is not None and source.spec.offsets else ""))
     return values, notes
+
+
+def label_offset(source, labels: dict, notes: list[str]) -> np.ndarray | None:
+    """The labelled group's offset draws (samples x 1, on the link scale; a new group's drawn from
+    the spread between groups), or None: no offsets, or no labels (the typical group, offset 0)."""
+    if not labels:
+        return None
+    frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
+    return source.offset_draws(frame, source.n_draws, np.random.default_rng([0, 1]), notes)
+
+
+def shifted(source, mu: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    """The curve ``mu`` (samples x ...) with a group's offset added on the link scale, as predict
+    adds it; ``mu`` itself without one."""
+    if offset is None:
+        return mu
+    obs = source.law.observation
+    return np.asarray(obs.inverse_link(obs.link(mu, np) + offset.reshape(-1, *([1] * (mu.ndim - 1))), np),
+                      dtype=np.float64)
 
 
 # ---- the curve and the response ---------------------------------------------------------------

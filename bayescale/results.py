@@ -23,7 +23,7 @@ from .errors import BayescaleError, UnreliableSampling, UnreliableSamplingError
 from .files import check_fit_name, write_atomically
 from .integrity import stamp, verify
 from .spec import ModelSpec
-from .predict import check_levels, label_draws, stacked, summary_frame
+from .predict import check_levels, label_draws, label_offset, shifted, stacked, summary_frame
 
 QUANTILES = (0.025, 0.05, 0.5, 0.95, 0.975)
 RHAT_MAX, ESS_MIN = 1.01, 400
@@ -431,6 +431,7 @@ class Fit:
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayescaleError(f"compute budgets must be positive finite FLOPs, got {compute!r}")
         values, notes = label_draws(self, labels)
+        offset = label_offset(self, labels, notes)   # a multiplicative shift: it moves L*, not N* or D*
         u = np.linspace(-10.0, 10.0, grid)
         out = {}
         edge_hits = 0
@@ -448,7 +449,8 @@ class Fit:
             best_u = u[kk] + np.clip(shift, -1, 1) * (u[1] - u[0])
             n_opt = np.exp(0.5 * np.log(c / 6.0) + best_u)
             d_opt = c / (6.0 * n_opt)
-            l_opt = predictive.curve_at_sizes(self, np.log(n_opt)[:, None], np.log(d_opt)[:, None], values)[:, 0]
+            l_opt = shifted(self, predictive.curve_at_sizes(self, np.log(n_opt)[:, None], np.log(d_opt)[:, None],
+                                                            values)[:, 0], offset)
             out[float(c)] = {"params": n_opt, "tokens": d_opt, "loss": l_opt, "tokens_per_param": d_opt / n_opt}
         if edge_hits:
             notes.append(f"{edge_hits} draw(s) put the optimum at the edge of the search range "
@@ -503,13 +505,14 @@ class Fit:
                 "the inputs grow, so there is no minimum loss to report; fit a law with E, e.g. "
                 "'chinchilla', 'farseer' or 'power'")
         values, notes = label_draws(self, labels)
+        offset = label_offset(self, labels, notes)
         if self.law.name == "bnsl":
             final = values["alpha"] + sum(values[k] for k in values if k.startswith("delta_"))
             share = float(np.mean(final <= 0))
             if share > 0:
                 notes.append(f"{share:.1%} of draws have a last segment whose loss rises with the input: "
                              "there E is a lower bound that the curve does not approach")
-        return np.asarray(values["E"], dtype=np.float64)[:, 0], notes
+        return shifted(self, np.asarray(values["E"], dtype=np.float64)[:, 0], offset), notes
 
     def tokens_for_loss(self, target, params, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
         """Training tokens D a model of ``params`` parameters needs to reach loss ``target``.
@@ -538,6 +541,7 @@ class Fit:
         if not (np.all(np.isfinite(sizes)) and np.all(sizes > 0)):
             raise BayescaleError(f"params must be positive parameter counts, got {params!r}")
         values, notes = label_draws(self, labels)
+        offset = label_offset(self, labels, notes)
         ref = self.spec.logref  # a rough centre for the search in log D: D0, or from C0 (and M0)
         if "tokens" in ref:
             ref_d = ref["tokens"]
@@ -548,14 +552,16 @@ class Fit:
         draws, floors = {}, {}
         for n in sizes:
             log_n = np.log(n)
-            floor = predictive.curve_at_sizes(self, log_n, ref_d + 200.0, values).reshape(-1)  # D -> inf
+            floor = shifted(self, predictive.curve_at_sizes(self, log_n, ref_d + 200.0, values).reshape(-1),
+                            offset)   # D -> inf
             floors[float(n)] = floor
             for t in targets:
                 lo_d = np.full(floor.shape, ref_d - 30.0)
                 hi_d = np.full(floor.shape, ref_d + 200.0)
                 for _ in range(80):  # bisection in log D; loss falls with D
                     mid = 0.5 * (lo_d + hi_d)
-                    above = predictive.curve_at_sizes(self, log_n, mid[:, None], values).reshape(-1) > t
+                    above = shifted(self, predictive.curve_at_sizes(self, log_n, mid[:, None], values).reshape(-1),
+                                    offset) > t
                     lo_d, hi_d = np.where(above, mid, lo_d), np.where(above, hi_d, mid)
                 draws[(float(n), float(t))] = np.where(floor < t, 0.5 * (lo_d + hi_d), np.inf)
         return draws, floors, notes

@@ -144,3 +144,44 @@ def test_pymc_twin_has_the_same_density_with_offsets():
     # control: the same points with the interaction's offsets moved give another density
     moved = [{**p, "offset_family_x_task_z": p["offset_family_x_task_z"] + 1.0} for p in points]
     assert np.all(np.abs(np.array([float(logp(p)) for p in moved]) - ours) > 1.0)
+
+
+def test_a_familys_floor_is_its_curves_floor_with_its_offset(fits):
+    """min_loss(family=f) is the family's own asymptote, E shifted by f's offset, as predict's
+    expected value gives it far beyond the data; control: the two extreme families differ by
+    their shifts, and without a label the typical group (no offset) is used."""
+    _, _, with_offsets, _ = fits
+    far = pd.DataFrame({"params": [1e30] * 2, "family": ["f0", "f4"]})
+    curve = with_offsets.predict(far, kind="mean")["median"].to_numpy()
+    floors = [float(with_offsets.min_loss(family=f)["loss_median"].iloc[0]) for f in ("f0", "f4")]
+    np.testing.assert_allclose(floors, curve, rtol=1e-6)
+    assert 0.15 < np.log(floors[1] / floors[0]) < 0.25    # f4 - f0 = 0.20 in log loss
+    typical = with_offsets.min_loss()
+    assert any("no group offset" in n for n in typical.attrs["notes"])
+    assert float(typical["loss_median"].iloc[0]) == pytest.approx(float(np.median(with_offsets.draws("E"))), rel=1e-9)
+
+
+def test_allocation_and_tokens_for_a_loss_carry_the_familys_offset():
+    """With offset='family', a family that sits 20 % higher in loss at every size needs more tokens
+    for a given loss and reaches a higher loss at the optimum; N* and D* do not move (a constant
+    factor does not move the minimum). Control: two families with the same label set, same answer."""
+    rng = np.random.default_rng(1)
+    n, r = np.meshgrid(np.geomspace(3e7, 1e9, 5), [10.0, 40.0], indexing="ij")
+    rows = []
+    for family, shift in (("low", -0.1), ("high", 0.1)):
+        mu = 1.7 + np.exp(-0.3 - 0.34 * np.log(n / 2e8)) + np.exp(-0.4 - 0.28 * np.log(n * r / 4e9))
+        rows += [{"params": a, "tokens": a * b, "family": family, "loss": float(m * np.exp(shift + 0.005 * e))}
+                 for a, b, m, e in zip(n.ravel(), r.ravel(), mu.ravel(), rng.standard_normal(n.size))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BayescaleWarning)
+        fit = bs.fit(pd.DataFrame(rows), "chinchilla", pool="none", offset="family", discrepancy="none", seed=0,
+                     chains=2, warmup=300, draws=300, progress=False)
+    low, high = (fit.optimal_allocation([1e21], family=f) for f in ("low", "high"))
+    assert 0.15 < np.log(high["loss_median"].iloc[0] / low["loss_median"].iloc[0]) < 0.25
+    assert high["params_median"].iloc[0] == pytest.approx(low["params_median"].iloc[0], rel=1e-9)
+    target = float(low["loss_median"].iloc[0]) * 1.3
+    need_low, need_high = (fit.tokens_for_loss(target, params=1e9, family=f)["tokens_median"].iloc[0]
+                           for f in ("low", "high"))
+    assert need_high > 2 * need_low
+    again = fit.optimal_allocation([1e21], family="low")
+    pd.testing.assert_frame_equal(again, low)
