@@ -71,12 +71,31 @@ def thin_tail_notes(n_draws: int, levels, more: str = "fit with more draws (draw
     return out
 
 
+def quantiles(draws: np.ndarray, qs) -> np.ndarray:
+    """np.quantile over axis 0, where infinite draws (tokens a draw never reaches a loss with)
+    give an infinite quantile wherever the interpolation reaches one, not NaN (inf - inf)."""
+    draws = np.asarray(draws, dtype=np.float64)
+    qs = np.asarray(qs, dtype=np.float64)
+    if np.all(np.isfinite(draws)):
+        return np.quantile(draws, qs, axis=0)
+    finite = np.where(np.isfinite(draws), draws, np.nan)
+    with warnings.catch_warnings():   # a column of only infinite draws has no finite value
+        warnings.simplefilter("ignore", RuntimeWarning)
+        top, bottom = np.nanmax(finite, axis=0), np.nanmin(finite, axis=0)
+    top, bottom = np.nan_to_num(top, nan=0.0), np.nan_to_num(bottom, nan=0.0)
+    out = np.quantile(np.where(np.isposinf(draws), top, np.where(np.isneginf(draws), bottom, draws)), qs, axis=0)
+    # an indicator sorts as the draws do: a quantile above 0 of "is +inf" (below 1 of "is not -inf")
+    # means the interpolation takes weight from an infinite draw
+    out = np.where(np.quantile(np.isposinf(draws).astype(float), qs, axis=0) > 0, np.inf, out)
+    return np.where(np.quantile((~np.isneginf(draws)).astype(float), qs, axis=0) < 1, -np.inf, out)
+
+
 def interval_columns(draws: np.ndarray, levels, prefix: str = "") -> dict[str, np.ndarray]:
     """mean, median and central intervals over axis 0 of ``draws``."""
     draws = np.asarray(draws, dtype=np.float64)
-    out = {f"{prefix}mean": draws.mean(axis=0), f"{prefix}median": np.median(draws, axis=0)}
+    out = {f"{prefix}mean": draws.mean(axis=0), f"{prefix}median": quantiles(draws, 0.5)}
     for level in levels:
-        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        lo, hi = quantiles(draws, [(1 - level) / 2, (1 + level) / 2])
         out[f"{prefix}lower_{level_name(level)}"] = lo
         out[f"{prefix}upper_{level_name(level)}"] = hi
     return out

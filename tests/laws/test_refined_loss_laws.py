@@ -9,6 +9,8 @@ parameters it shares with the true law.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,6 +136,14 @@ def test_tokens_for_loss_matches_closed_form(chinchilla_draws):
         assert table.loc[0, f"tokens_lower_{level}"] == pytest.approx(lo, rel=2e-3)
         assert table.loc[0, f"tokens_upper_{level}"] == pytest.approx(hi, rel=2e-3)
     assert table.loc[0, "compute_median"] == pytest.approx(6 * n * np.median(truth), rel=2e-3)
+    # a target some draws never reach: the upper ends are infinite (not NaN), and no NumPy warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hard = fit.tokens_for_loss(2.05, params=n, levels=(0.5, 0.9))
+    share = hard.loc[0, "p_reachable"]
+    assert 0.5 < share < 0.95, share   # the construction: the 90 % interval's top lies among them
+    assert hard.loc[0, "tokens_upper_90"] == np.inf and hard.loc[0, "compute_upper_90"] == np.inf
+    assert np.isfinite(hard.loc[0, "tokens_lower_90"]) and not hard.isna().any(axis=None)
     # a lower target needs more tokens, a larger model fewer
     more = fit.tokens_for_loss([2.3, 2.2], params=[7e9, 7e10])
     assert more["tokens_median"].iloc[1] > more["tokens_median"].iloc[0]
