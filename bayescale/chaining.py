@@ -19,6 +19,7 @@ from .errors import BayescaleError, BayescaleWarning
 from .predict import check_levels, interval_columns
 from .results import Fit
 from .saved import load
+from .checks import check_seed
 
 KINDS = ("mean", "observation")
 
@@ -46,7 +47,7 @@ def rate_draws(fit: Fit, df: pd.DataFrame, kind: str = "mean", *, seed: int = 0,
         raise BayescaleError(f"kind must be 'mean' or 'observation', got {kind!r}")
     data = predictive.prepare(fit, df, kind, given=tuple(inputs or ()))
     notes = data.notes if notes is None else notes
-    return predictive.response_draws(fit, data.frame, kind, np.random.default_rng(seed), notes, inputs)
+    return predictive.response_draws(fit, data.frame, kind, np.random.default_rng(check_seed(seed)), notes, inputs)
 
 
 class Chain:
@@ -69,6 +70,7 @@ class Chain:
         return loss, rate
 
     def _draws(self, df, kind, loss_kind, seed):
+        seed = check_seed(seed)
         """The paired draws, the loss fit's prediction table and the chain's notes: the loss
         fit's, the downstream fit's, and where the chained loss leaves the downstream fit's losses."""
         if loss_kind not in KINDS:

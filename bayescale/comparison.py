@@ -22,6 +22,7 @@ import pandas as pd
 
 from .errors import BayescaleError, BayescaleWarning
 from .progress import bar as progress_bar, resolve as resolve_progress
+from .checks import check_seed
 
 PARETO_K_BAD = 0.7
 AXES = ("compute", "params", "tokens")
@@ -195,7 +196,7 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
     if w.shape != (len(fits),) or np.any(w < 0) or not w.sum() > 0:
         raise BayescaleError(f"weights must be {len(fits)} non-negative numbers with a positive sum, got {weights}")
     w = w / w.sum()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     per_fit = [f.predict(df, kind=kind, seed=seed + i, return_draws=True)[1].values for i, f in enumerate(fits)]
     n = min(len(d) for d in per_fit)
     counts = rng.multinomial(n, w)

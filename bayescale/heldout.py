@@ -273,7 +273,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         bar.update(1)
         t_fit = time.perf_counter() - t_start
         obs_table, obs_draws = main.predict(test, kind="observation", seed=seed, return_draws=True)
-        _, mean_draws = main.predict(test, kind="mean", return_draws=True)
+        _, mean_draws = main.predict(test, kind="mean", seed=seed, return_draws=True)
         obs_points, obs_summary = _scored(obs_draws.values, truth, levels)
         _, mean_summary = _scored(mean_draws.values, truth, levels)
         points = test.copy()
@@ -313,7 +313,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                 boot = huber_bootstrap(train, law, n_boot=n_boot, seed=seed, duplicates=duplicates,
                                        progress=progress)
                 bar.update(1)
-                _, bdraws = boot.predict(test, kind="mean", return_draws=True)
+                _, bdraws = boot.predict(test, kind="mean", seed=seed, return_draws=True)
                 bpoints, bsummary = _scored(bdraws, truth, levels)
                 bsummary["kind"] = (f"Huber (delta 1e-3) + L-BFGS grid + {n_boot} bootstrap refits of {law.spec}, "
                                     "parameter intervals")

@@ -41,6 +41,7 @@ import pandas as pd
 from .data import GROUP_COLUMNS, row_name
 from .errors import BayescaleError, BayescaleWarning, UnreliableSampling
 from .predict import decades_beyond, prepare, response_draws, unnamed_group_notes
+from .checks import check_seed
 
 METHODS = ("gaussian", "importance")
 RATIOS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)   # default grid: tokens per parameter
@@ -181,6 +182,7 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     one-row DataFrame: params, tokens and group labels as for ``predict``)."""
     if method not in METHODS:
         raise BayescaleError(f"method must be one of {METHODS}, got {method!r}")
+    seed = check_seed(seed)
     target = pd.DataFrame([target]) if isinstance(target, dict) else pd.DataFrame(target).reset_index(drop=True)
     if len(target) != 1:
         raise BayescaleError(f"plan takes one target run, got {len(target)} rows")

@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 from numpyro.distributions.transforms import biject_to
 
+from .checks import check_seed
 from .data import DEFAULT_GROUP, GROUP_COLUMNS, Dataset, apply_column_map, validate
 from .design import centre, centre_log, extra_columns, size_inputs
 from .discrepancy import coordinates
@@ -222,9 +223,9 @@ def source_groupings(source) -> set[str]:
     return set(spec.coords) if spec is not None else set(getattr(source, "pooled", {}).values())
 
 
-def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
+def label_draws(source, labels: dict, seed: int = 0) -> tuple[dict, list[str]]:
     """Parameter draws (samples x 1) for group labels such as ``family="dense"``, or the
-    population's typical values when no label is given."""
+    population's typical values when no label is given (``seed``: a new group's draw)."""
     bad = [k for k in labels if k not in GROUP_COLUMNS]
     if bad:
         raise BayescaleError(f"unknown label(s) {bad}; use {list(GROUP_COLUMNS)}")
@@ -237,20 +238,20 @@ def label_draws(source, labels: dict) -> tuple[dict, list[str]]:
             + (f"give one of {varies} (e.g. {varies[0]}=NAME) or no label" if varies else "give no label"))
     notes: list[str] = []
     frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
-    values = source.param_draws(frame, np.random.default_rng(0), notes, typical=not labels)
+    values = source.param_draws(frame, np.random.default_rng(check_seed(seed)), notes, typical=not labels)
     if not labels and (source.pooled or getattr(getattr(source, "spec", None), "offsets", None)):
         notes.append("no group labels given: the population's typical parameter values were used"
                      + (" (no group offset)" if getattr(source, "spec", None) is not None and source.spec.offsets else ""))
     return values, notes
 
 
-def label_offset(source, labels: dict, notes: list[str]) -> np.ndarray | None:
+def label_offset(source, labels: dict, notes: list[str], seed: int = 0) -> np.ndarray | None:
     """The labelled group's offset draws (samples x 1, on the link scale; a new group's drawn from
     the spread between groups), or None: no offsets, or no labels (the typical group, offset 0)."""
     if not labels:
         return None
     frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
-    return source.offset_draws(frame, source.n_draws, np.random.default_rng([0, 1]), notes)
+    return source.offset_draws(frame, source.n_draws, np.random.default_rng([check_seed(seed), 1]), notes)
 
 
 def shifted(source, mu: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
@@ -450,7 +451,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     draws as an xarray DataArray (sample, row) when ``return_draws``). A new run's value
     (``kind="observation"``) also gets the shares of its squared 90 % width from the parameters, the model
     discrepancy and the noise; every kind gets ``decades_beyond_data``."""
-    levels = check_levels(levels)
+    levels, seed = check_levels(levels), check_seed(seed)
     data = prepare(source, df, kind, columns=columns, given=tuple(given or ()))
     notes = list(data.notes)
     stages: dict = {}
@@ -527,7 +528,7 @@ def choice_accuracy(fit, df: pd.DataFrame, *, kappa: float = 1.0, levels=(0.5, 0
     if "choices" not in df.columns:
         raise BayescaleError("choice_accuracy needs a column 'choices' (number of answer choices per row, e.g. 4)")
     data = prepare(fit, df, "curve")
-    values = fit.param_draws(data.frame, np.random.default_rng(seed), data.notes)
+    values = fit.param_draws(data.frame, np.random.default_rng(check_seed(seed)), data.notes)
     mu = curve(fit.law, centre(fit.law, data.frame, fit.logref), values, fit.n_draws, len(data.frame))
     phi = np.broadcast_to(np.asarray(values["phi"], np.float64), mu.shape)
     k = df["choices"].to_numpy()

@@ -405,18 +405,19 @@ class Fit:
         return predictive.predict(self, df, levels, kind, seed=seed, columns=columns, return_draws=return_draws)
 
     # ---- compute-optimal allocation --------------------------------------------------------------
-    def optimal_allocation(self, compute, levels=(0.5, 0.9), *, grid: int = 801, **labels) -> pd.DataFrame:
+    def optimal_allocation(self, compute, levels=(0.5, 0.9), *, grid: int = 801, seed: int = 0,
+                           **labels) -> pd.DataFrame:
         """N*(C), D*(C) and L*(C) minimising the law under C = 6·N·D, with credible intervals.
 
         Group labels (``family="x"``) select group values; without them the population's typical
-        values are used."""
+        values are used (``seed``: the draw of a group the fit has not seen)."""
         levels = check_levels(levels)
-        draws, notes = self.allocation_draws(compute, grid=grid, **labels)
+        draws, notes = self.allocation_draws(compute, grid=grid, seed=seed, **labels)
         out = pd.DataFrame([{"compute": c, **summary_frame(d, levels)} for c, d in draws.items()])
         out.attrs["notes"] = notes
         return out
 
-    def allocation_draws(self, compute, *, grid: int = 801, **labels) -> tuple[dict, list[str]]:
+    def allocation_draws(self, compute, *, grid: int = 801, seed: int = 0, **labels) -> tuple[dict, list[str]]:
         """Per budget, draws of N*, D*, the loss there and D*/N* ({budget: {name: draws}}), and notes."""
         if not self.law.has_allocation:
             raise BayescaleError(
@@ -430,8 +431,8 @@ class Fit:
                                  f"got {compute!r}") from None
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayescaleError(f"compute budgets must be positive finite FLOPs, got {compute!r}")
-        values, notes = label_draws(self, labels)
-        offset = label_offset(self, labels, notes)   # a multiplicative shift: it moves L*, not N* or D*
+        values, notes = label_draws(self, labels, seed)
+        offset = label_offset(self, labels, notes, seed)   # a monotone shift: it moves L*, not N* or D*
         u = np.linspace(-10.0, 10.0, grid)
         out = {}
         edge_hits = 0
@@ -489,23 +490,23 @@ class Fit:
             return write_atomically(path, self.idata.to_netcdf)
 
     # ---- derived quantities: asymptote and tokens for a target loss -------------------------------
-    def min_loss(self, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
+    def min_loss(self, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
         """The lowest loss the law can reach (its asymptote E as the inputs grow), with intervals."""
         levels = check_levels(levels)
-        floor, notes = self.min_loss_draws(**labels)
+        floor, notes = self.min_loss_draws(seed=seed, **labels)
         out = pd.DataFrame([summary_frame({"loss": floor}, levels)])
         out.attrs["notes"] = notes
         return out
 
-    def min_loss_draws(self, **labels) -> tuple[np.ndarray, list[str]]:
+    def min_loss_draws(self, *, seed: int = 0, **labels) -> tuple[np.ndarray, list[str]]:
         """Draws of the asymptote E (for ``labels``' group) and notes."""
         if "E" not in self.law.params:
             raise BayescaleError(
                 f"law {self.law.spec!r} has no irreducible-loss term E: its loss falls towards 0 as "
                 "the inputs grow, so there is no minimum loss to report; fit a law with E, e.g. "
                 "'chinchilla', 'farseer' or 'power'")
-        values, notes = label_draws(self, labels)
-        offset = label_offset(self, labels, notes)
+        values, notes = label_draws(self, labels, seed)
+        offset = label_offset(self, labels, notes, seed)
         if self.law.name == "bnsl":
             final = values["alpha"] + sum(values[k] for k in values if k.startswith("delta_"))
             share = float(np.mean(final <= 0))
@@ -514,7 +515,7 @@ class Fit:
                              "there E is a lower bound that the curve does not approach")
         return shifted(self, np.asarray(values["E"], dtype=np.float64)[:, 0], offset), notes
 
-    def tokens_for_loss(self, target, params, levels=(0.5, 0.9), **labels) -> pd.DataFrame:
+    def tokens_for_loss(self, target, params, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
         """Training tokens D a model of ``params`` parameters needs to reach loss ``target``.
 
         Per posterior draw, solves L(N, D) = target in D (the law's loss falls with D at fixed N);
@@ -522,10 +523,10 @@ class Fit:
         ``p_reachable`` gives their complement. Raises when the target lies below the median
         asymptote L(N, D -> inf)."""
         levels = check_levels(levels)
-        draws, floors, notes = self.tokens_draws(target, params, **labels)
+        draws, floors, notes = self.tokens_draws(target, params, seed=seed, **labels)
         return tokens_table(draws, floors, levels, notes)
 
-    def tokens_draws(self, target, params, **labels) -> tuple[dict, dict, list[str]]:
+    def tokens_draws(self, target, params, *, seed: int = 0, **labels) -> tuple[dict, dict, list[str]]:
         """Draws of log D solving L(N, D) = target ({(N, target): draws}, inf where a draw never
         gets there), the loss floor L(N, D -> inf) per N ({N: draws}) and notes."""
         usable = {"params", "tokens", "compute", "multiplier"}
@@ -540,8 +541,8 @@ class Fit:
             raise BayescaleError(f"target loss must be positive and finite, got {target!r}")
         if not (np.all(np.isfinite(sizes)) and np.all(sizes > 0)):
             raise BayescaleError(f"params must be positive parameter counts, got {params!r}")
-        values, notes = label_draws(self, labels)
-        offset = label_offset(self, labels, notes)
+        values, notes = label_draws(self, labels, seed)
+        offset = label_offset(self, labels, notes, seed)
         ref = self.spec.logref  # a rough centre for the search in log D: D0, or from C0 (and M0)
         if "tokens" in ref:
             ref_d = ref["tokens"]

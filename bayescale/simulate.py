@@ -16,6 +16,7 @@ from .inference import make_model
 from .models import get_law
 from .samplers.cache import tracing
 from .spec import build
+from .checks import check_seed
 
 
 def _per_row(value, labels: np.ndarray, name: str, g: str | None) -> np.ndarray:
@@ -41,7 +42,7 @@ def simulate(law, design: pd.DataFrame, params: dict | None = None, *, seed: int
     model-discrepancy walk when ``discrepancy`` gives its scale's prior, and the group offsets
     when ``offset`` names their grouping (:mod:`bayescale.group_offset`).
     """
-    law = get_law(law)
+    law, seed = get_law(law), check_seed(seed)
     design = design.copy()
     design[law.response] = 1.0  # placeholder for validation; replaced below
     if (discrepancy not in (None, "none") or offset not in (None, "none")) and params is not None:

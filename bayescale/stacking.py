@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .checks import check_seed
 from .comparison import PARETO_K_BAD
 from .errors import BayescaleError, BayescaleWarning, caller_stacklevel
 from .files import check_fit_name, write_atomically
@@ -108,7 +109,7 @@ class StackedFit:
                 columns: dict | None = None, return_draws: bool = False):
         """As :meth:`bayescale.Fit.predict`, for the mixture; a new run's width shares gain
         ``share_law`` (the laws' disagreement)."""
-        levels = check_levels(levels)
+        levels, seed = check_levels(levels), check_seed(seed)
         seeds = {name: seed + i for i, name in enumerate(self.fits)}
         both = self._each_law(lambda name, f: f.predict(df, levels=levels, kind=kind, seed=seeds[name],
                                                         columns=columns, return_draws=True))
@@ -147,7 +148,9 @@ class StackedFit:
     def optimal_allocation(self, compute, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
         """N*(C), D*(C) and L*(C) of the mixture: each draw from one law, picked with its weight."""
         levels = check_levels(levels)
-        both = self._each_law(lambda name, f: f.allocation_draws(compute, **labels))
+        seed = check_seed(seed)
+        seeds = {name: seed + i for i, name in enumerate(self.fits)}   # as predict gives each law
+        both = self._each_law(lambda name, f: f.allocation_draws(compute, seed=seeds[name], **labels))
         per_law = {name: draws for name, (draws, _) in both.items()}
         rows = []
         for c in next(iter(per_law.values())):
@@ -163,7 +166,9 @@ class StackedFit:
     def min_loss(self, levels=(0.5, 0.9), *, seed: int = 0, **labels) -> pd.DataFrame:
         """The mixture's lowest reachable loss (each law's asymptote E, drawn by the weights)."""
         levels = check_levels(levels)
-        both = self._each_law(lambda name, f: f.min_loss_draws(**labels))
+        seed = check_seed(seed)
+        seeds = {name: seed + i for i, name in enumerate(self.fits)}
+        both = self._each_law(lambda name, f: f.min_loss_draws(seed=seeds[name], **labels))
         mixed, _ = self._mixture({name: floor for name, (floor, _) in both.items()}, seed)
         out = pd.DataFrame([summary_frame({"loss": mixed}, levels)])
         out.attrs["notes"] = merged_law_notes({name: notes for name, (_, notes) in both.items()})
@@ -175,7 +180,9 @@ class StackedFit:
         floor from one law, picked with its weight (so a target one law cannot reach counts as
         unreachable in that law's share of the draws)."""
         levels = check_levels(levels)
-        both = self._each_law(lambda name, f: f.tokens_draws(target, params, **labels))
+        seed = check_seed(seed)
+        seeds = {name: seed + i for i, name in enumerate(self.fits)}
+        both = self._each_law(lambda name, f: f.tokens_draws(target, params, seed=seeds[name], **labels))
         first = next(iter(both.values()))
         keys, sizes = list(first[0]), list(first[1])
         # one mixture of whole draws (every quantity of a draw from the same law), columns:

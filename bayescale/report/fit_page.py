@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 
 from ..data import GROUP_COLUMNS
 from ..errors import BayescaleWarning
+from ..checks import check_seed
 from .html import embedded_image, page, table_html
 from .plots import _training_table
 
@@ -354,6 +355,7 @@ def _natural_key(label: str):
 
 def fit_report(fit, out_dir, targets: pd.DataFrame | None = None, budgets=(), *, seed: int = 0) -> Path:
     """Write ``out_dir/report.html`` (and the plot as ``fit.png``) for a fit or a stacked fit."""
+    seed = check_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     one = _first_fit(fit)

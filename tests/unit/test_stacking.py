@@ -430,3 +430,15 @@ def test_a_stacks_report_plot_draws_each_laws_median(stacked, tmp_path, monkeypa
     single = st.fits["chinchilla"]
     plot_targets(single, targets, single.predict(targets, levels=(0.5, 0.9)), tmp_path / "one.png")
     assert not [line for line in figures[-1].axes[0].get_lines() if "alone" in line.get_label()]
+
+
+@pytest.mark.parametrize("method", ["predict", "optimal_allocation", "tokens_for_loss"])
+def test_a_stacks_seed_is_checked_as_a_fits(stacked, method):
+    st, _ = stacked
+    row = pd.DataFrame({"params": [7e10], "tokens": [1.4e12]})
+    call = {"predict": lambda s: st.predict(row, seed=s), "optimal_allocation": lambda s: st.optimal_allocation([1e22], seed=s),
+            "tokens_for_loss": lambda s: st.tokens_for_loss(2.3, 7e9, seed=s)}[method]
+    for bad in (1.5, -1):
+        with pytest.raises(bs.BayescaleError, match=r"seed must (be an integer|lie in)"):
+            call(bad)
+    call(2)   # control

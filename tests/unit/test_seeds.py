@@ -1,0 +1,50 @@
+"""Every entry point that draws takes a seed and checks it as bs.fit does: a float or negative seed
+is one clear error naming it (NumPy's own message named neither the argument nor the fix), and
+the Fit's derived quantities take ``seed=`` as the stacked fit's do (whose checks are in
+test_stacking.py: a stack needs fits with their pointwise log likelihood)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale.chaining import rate_draws
+from bayescale.comparison import stacked_predict
+from bayescale.errors import BayescaleError
+from bayescale.simulate import simulate
+from fit_helpers import constructed_fit, grid
+
+ROW = pd.DataFrame({"params": [7e10], "tokens": [1.4e12]})
+
+
+@pytest.fixture(scope="module")
+def fit():
+    rng = np.random.default_rng(0)
+    draws = {"E": rng.uniform(1.6, 1.9, 200), "log_A0": rng.normal(-0.4, 0.1, 200),
+             "alpha": rng.uniform(0.3, 0.38, 200), "log_B0": rng.normal(-0.3, 0.1, 200),
+             "beta": rng.uniform(0.25, 0.32, 200)}
+    return constructed_fit("chinchilla", draws, grid())
+
+
+def calls(fit):
+    return {
+        "predict": lambda s: fit.predict(ROW, seed=s),
+        "optimal_allocation": lambda s: fit.optimal_allocation([1e22], seed=s),
+        "min_loss": lambda s: fit.min_loss(seed=s),
+        "tokens_for_loss": lambda s: fit.tokens_for_loss(2.3, params=7e9, seed=s),
+        "stacked_predict": lambda s: stacked_predict([fit, fit], ROW, weights=[0.5, 0.5], seed=s),
+        "plan": lambda s: bs.plan(fit, {"params": 7e10, "tokens": 1.4e12}, ROW.assign(params=1e10), seed=s),
+        "simulate": lambda s: simulate("chinchilla", grid(k=3, m=2), seed=s),
+        "rate_draws": lambda s: rate_draws(fit, ROW, seed=s),
+    }
+
+
+@pytest.mark.parametrize("name", ["predict", "optimal_allocation", "min_loss", "tokens_for_loss", "stacked_predict", "plan", "simulate", "rate_draws"])
+def test_a_bad_seed_is_one_clear_error_and_a_good_one_runs(fit, name):
+    call = calls(fit)[name]
+    for bad in (1.5, -1, "0"):
+        with pytest.raises(BayescaleError, match=r"seed must (be an integer|lie in \[0, 2\^32 - 1\])"):
+            call(bad)
+    if name != "plan":   # (plan reads the sampler's diagnostics, which a constructed fit lacks: test_plan runs it)
+        call(np.int64(3))   # control: a NumPy integer is a seed
