@@ -19,6 +19,7 @@ offsets or None) and ``new_observations(rng, mu, values, aux)``: a :class:`bayes
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -27,10 +28,10 @@ import xarray as xr
 from numpyro.distributions.transforms import biject_to
 
 from .checks import check_seed
-from .data import DEFAULT_GROUP, GROUP_COLUMNS, Dataset, apply_column_map, validate
+from .data import DEFAULT_GROUP, GROUP_COLUMNS, Dataset, apply_column_map, label_text, validate
 from .design import centre, centre_log, extra_columns, size_inputs
 from .discrepancy import coordinates
-from .errors import BayescaleError, BayescaleWarning
+from .errors import BayescaleError, BayescaleWarning, caller_stacklevel
 from .models.choice_mass import accuracy_from_mass
 
 KINDS = ("observation", "mean", "curve")
@@ -237,8 +238,9 @@ def label_draws(source, labels: dict, seed: int = 0) -> tuple[dict, list[str]]:
             + f"), so a label for {unused[0]} selects nothing; "
             + (f"give one of {varies} (e.g. {varies[0]}=NAME) or no label" if varies else "give no label"))
     notes: list[str] = []
-    frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
+    frame = label_frame(labels)
     values = source.param_draws(frame, np.random.default_rng(check_seed(seed)), notes, typical=not labels)
+    warn_unseen(notes)
     if not labels and (source.pooled or getattr(getattr(source, "spec", None), "offsets", None)):
         notes.append("no group labels given: the population's typical parameter values were used"
                      + (" (no group offset)" if getattr(source, "spec", None) is not None and source.spec.offsets else ""))
@@ -250,8 +252,22 @@ def label_offset(source, labels: dict, notes: list[str], seed: int = 0) -> np.nd
     the spread between groups), or None: no offsets, or no labels (the typical group, offset 0)."""
     if not labels:
         return None
-    frame = pd.DataFrame({g: [str(labels[g])] for g in labels})
-    return source.offset_draws(frame, source.n_draws, np.random.default_rng([check_seed(seed), 1]), notes)
+    before = len(notes)
+    offset = source.offset_draws(label_frame(labels), source.n_draws, np.random.default_rng([check_seed(seed), 1]), notes)
+    warn_unseen(notes[before:])
+    return offset
+
+
+def label_frame(labels: dict) -> pd.DataFrame:
+    """Keyword labels (family="dense", task=3) as one row of text, by the fit's rule for labels."""
+    return pd.DataFrame({g: label_text(pd.Series([labels[g]], dtype=object), g).tolist() for g in labels})
+
+
+def warn_unseen(notes: list[str]) -> None:
+    """Warn the notes of labels the fit has not seen (a typo reads as a new group), as predict does."""
+    for note in notes:
+        if " not in the fit: " in note:
+            warnings.warn(note, BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
 
 
 def shifted(source, mu: np.ndarray, offset: np.ndarray | None) -> np.ndarray:

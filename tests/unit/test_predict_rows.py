@@ -137,3 +137,21 @@ def test_the_thin_tail_note_says_how_to_get_more_draws_of_its_source():
 
     assert "--n-boot" in thin_tail_notes(60, (0.9,), BootstrapFit.more_draws)[0]   # 60 bootstrap refits
     assert "--draws" in thin_tail_notes(60, (0.9,))[0]    # control: a fit's note names its own option
+
+
+def test_labels_of_the_derived_quantities_read_as_predicts_and_an_unseen_one_is_warned(runs):
+    """optimal_allocation(family=10.0) is family '10', as predict reads a row's 10.0; a label the
+    fit has not seen (a typo) is warned, as predict warns, not only kept in the notes.
+    Control: a seen label warns nothing."""
+    labelled = pd.concat([runs.assign(family=f, loss=runs.loss * s) for f, s in ((10, 1.0), (2, 1.05), (3, 0.95))],
+                         ignore_index=True)
+    fit = fit_quietly(labelled, "chinchilla", pool={"log_A0": "family"}, discrepancy="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        as_float = fit.optimal_allocation([1e21], family=10.0)
+        as_text = fit.optimal_allocation([1e21], family="10")
+        pd.testing.assert_frame_equal(as_float, as_text)
+        assert fit.min_loss(family=np.int64(2))["loss_median"].iloc[0] > 0
+    with pytest.warns(bayescale.BayescaleWarning, match=r"family label\(s\) \['10.5'\] not in the fit") as caught:
+        fit.optimal_allocation([1e21], family=10.5)
+    assert caught[0].filename == __file__   # attributed to the caller's line
