@@ -242,8 +242,11 @@ def label_draws(source, labels: dict, seed: int = 0) -> tuple[dict, list[str]]:
     values = source.param_draws(frame, np.random.default_rng(check_seed(seed)), notes, typical=not labels)
     warn_unseen(notes)
     if not labels and (source.pooled or getattr(getattr(source, "spec", None), "offsets", None)):
+        groupings = sorted(source_groupings(source))
         notes.append("no group labels given: the population's typical parameter values were used"
-                     + (" (no group offset)" if getattr(source, "spec", None) is not None and source.spec.offsets else ""))
+                     + (" (no group offset)" if getattr(source, "spec", None) is not None and source.spec.offsets else "")
+                     + f"; predict without a label draws a new group from the population instead (wider); give "
+                       f"{groupings[0] if groupings else 'a group'}=LABEL to both for a fitted group")
     return values, notes
 
 
