@@ -111,8 +111,26 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
     and they apply (the law's parameters unpooled, none fixed), a flat vector ``law_coords`` with the
     natural parameters as deterministics; ``natural=True`` samples the natural parameters directly
     (the same model and posterior). PyMC cannot draw from the flat vector, so prior sampling
-    (``pm.sample_prior_predictive``) needs ``natural=True``."""
+    (``pm.sample_prior_predictive``) needs ``natural=True``.
+
+    ``law`` may be a fitted :class:`bayescale.Fit`: the twin of *that* model (its law, pooling,
+    priors, discrepancy walk, offsets and column names, as saved) on ``df``'s rows. With a law's
+    name the defaults here are the law alone (``discrepancy="none"``); ``bayescale.fit``'s default
+    model has the walk (``discrepancy="auto"``)."""
     pm, pt = _import_pymc()
+    if hasattr(law, "spec") and hasattr(law, "config"):   # a Fit: its own settings, none given twice
+        from .comparison import refit_options
+
+        given = {k: v for k, v in dict(pool=pool, priors=priors, columns=columns, discrepancy=discrepancy,
+                                        offset=offset, discrepancy_by=discrepancy_by).items()
+                 if v != {"discrepancy": "none", "discrepancy_by": "auto"}.get(k)}
+        if given:
+            raise BayescaleError(f"to_pymc(df, fit) builds the fit's own model, so {sorted(given)} cannot be given "
+                                 "too; pass the law's name (fit.law.spec) with the settings you want instead")
+        options = refit_options(law)
+        options.pop("target_accept")
+        return to_pymc(df, law.law, duplicates=duplicates, parametrisation=parametrisation, natural=natural,
+                       **options)
     law = get_law(law)
     spec, data = build(df, law, pool=pool, priors=priors, columns=columns, duplicates=duplicates,
                        parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,

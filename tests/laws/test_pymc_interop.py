@@ -257,3 +257,31 @@ def test_unsupported_likelihood_and_missing_law():
     loss = pd.DataFrame({"params": np.geomspace(1e7, 1e9, 6), "loss": np.linspace(3, 2, 6)})
     with pytest.raises(BayescaleError):
         to_pymc(loss.drop(columns="loss"), get_law("power"))
+
+
+def test_the_twin_of_a_fit_is_that_fits_model():
+    """to_pymc(df, fit) takes the fit's own settings (pooling, the walk per family, priors): the
+    README's call gives the model bs.fit fitted, which to_pymc(df, law name) (the law alone by
+    default) does not. Giving a setting beside the fit is an error, not a silent mix."""
+    from bayescale.datasets.demo import demo_data
+
+    runs = demo_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.BayescaleWarning)
+        fit = bs.fit(runs, "chinchilla", priors={"alpha": "Normal(0.3, 0.05)"}, chains=1, warmup=30, draws=30,
+                     seed=0, progress=False)
+    assert fit.has_discrepancy and fit.spec.discrepancy.group == "family"
+    twin = to_pymc(runs, fit)
+    names = {v.name for v in twin.free_RVs}
+    assert {"disc_scale", "disc_z", "log_A0_tau"} <= names
+    assert twin.coords["family"] == tuple(fit.spec.coords["family"])
+    # the same density as the model written out by hand with bs.fit's defaults and the fit's prior
+    by_hand = to_pymc(runs, "chinchilla", priors={"alpha": "Normal(0.3, 0.05)"}, discrepancy="auto")
+    other_prior = to_pymc(runs, "chinchilla", priors={"alpha": "Normal(0.35, 0.05)"}, discrepancy="auto")
+    point = twin.initial_point()
+    logp = [float(m.compile_logp(mode="FAST_COMPILE")(point)) for m in (twin, by_hand, other_prior)]
+    assert logp[0] == pytest.approx(logp[1], rel=1e-9) and abs(logp[0] - logp[2]) > 1e-3
+    alone = {v.name for v in to_pymc(runs, fit.law.spec).free_RVs}   # control: a name alone, no walk
+    assert "disc_scale" not in alone and "log_A0_tau" in alone
+    with pytest.raises(BayescaleError, match=r"builds the fit's own model, so \['pool'\] cannot be given too"):
+        to_pymc(runs, fit, pool="none")
