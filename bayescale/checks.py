@@ -18,6 +18,14 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_flag(value, name: str, *, none: bool = False):
+    """A True/False option (or None where None means "decide for me"): a string such as "no" is
+    an error, not True because it is not empty."""
+    if (value is None and none) or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    raise BayescaleError(f"{name} must be True or False{' (or None: automatic)' if none else ''}, got {value!r}")
+
+
 def check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise BayescaleError(f"{name} must be a positive integer, got {value!r}")

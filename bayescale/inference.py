@@ -24,7 +24,7 @@ from .data import Dataset
 from .design import centre, extra_columns
 from .discrepancy import sample_term, walk_inputs
 from .group_offset import sample_term as offset_term
-from .checks import check_seed, check_target_accept
+from .checks import check_flag, check_seed, check_target_accept
 from .errors import (BayescaleError, BayescaleWarning, UnreliableSamplingError, caller_stacklevel,
                      warnings_labelled)
 from .progress import bar as progress_bar, note as progress_note, resolve as resolve_progress
@@ -420,6 +420,7 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
     """
     seed = check_seed(seed)
     target_accept = check_target_accept(target_accept)
+    strict, dense_mass = check_flag(strict, "strict"), check_flag(dense_mass, "dense_mass", none=True)
     progress = resolve_progress(progress)
     if isinstance(law, (list, tuple)):   # law uncertainty: one fit per law, mixed by stacking
         specs = [get_law(one).spec for one in law]   # unknown names fail here, before any fit

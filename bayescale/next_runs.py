@@ -186,13 +186,23 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     target = pd.DataFrame([target]) if isinstance(target, dict) else pd.DataFrame(target).reset_index(drop=True)
     if len(target) != 1:
         raise BayescaleError(f"plan takes one target run, got {len(target)} rows")
-    if budget is not None and not (np.isfinite(budget) and budget > 0):
-        raise BayescaleError(f"budget must be a positive number of FLOP, got {budget!r}")
+    if budget is not None:
+        try:
+            ok = not isinstance(budget, bool) and np.isfinite(float(budget)) and float(budget) > 0
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise BayescaleError(f"budget must be a positive number of FLOP such as 1e21, got {budget!r}")
+        budget = float(budget)
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
         raise BayescaleError(f"batch must be a positive integer, got {batch!r}")
     one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
     notes: list[str] = []
-    beyond = decades_beyond(one, prepare(one, target, "observation").frame)
+    checked = prepare(one, target, "observation").frame
+    for c in one.law.inputs:   # the numbers as validated ("7e10" read as 7e10), for the candidates too
+        if c in checked and c in target:
+            target[c] = checked[c].to_numpy(np.float64)
+    beyond = decades_beyond(one, checked)
     if beyond is not None and beyond[0] <= 0:
         raise BayescaleError("the target lies inside the fitted runs' range: plan chooses runs that teach about "
                              "a target beyond the data (a larger run); predict it directly with predict")

@@ -58,6 +58,20 @@ def check_levels(levels) -> tuple[float, ...]:
     return levels
 
 
+def check_quantiles(quantiles) -> tuple[float, ...]:
+    """Summary quantiles: numbers in [0, 1] (one, or several)."""
+    try:
+        qs = tuple(float(v) for v in np.atleast_1d(quantiles))
+    except (TypeError, ValueError):
+        raise BayescaleError(f"quantiles must be numbers in [0, 1], got {quantiles!r}; e.g. "
+                             "quantiles=(0.05, 0.5, 0.95)") from None
+    bad = [v for v in qs if not 0 <= v <= 1]
+    if bad or not qs:
+        raise BayescaleError(f"quantiles must lie in [0, 1], got {bad or list(qs)}; e.g. quantiles=(0.05, 0.5, 0.95) "
+                             "(percentiles such as 95 are 0.95)")
+    return qs
+
+
 TAIL_DRAWS = 5   # draws beyond each end of an interval, below which its ends are mostly Monte-Carlo noise
 
 

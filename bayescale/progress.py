@@ -23,7 +23,9 @@ def resolve(progress) -> bool:
             return bool(stream is not None and stream.isatty())
         except (AttributeError, ValueError):   # no isatty, or a closed stream
             return False
-    return bool(progress)
+    from .checks import check_flag
+
+    return check_flag(progress, "progress", none=True)
 
 
 def note(message: str) -> None:

@@ -23,7 +23,7 @@ from .errors import BayescaleError, UnreliableSampling, UnreliableSamplingError
 from .files import check_fit_name, write_atomically
 from .integrity import stamp, verify
 from .spec import ModelSpec
-from .predict import check_levels, label_draws, label_offset, shifted, stacked, summary_frame
+from .predict import check_levels, check_quantiles, label_draws, label_offset, shifted, stacked, summary_frame
 
 QUANTILES = (0.025, 0.05, 0.5, 0.95, 0.975)
 RHAT_MAX, ESS_MIN = 1.01, 400
@@ -73,6 +73,9 @@ def sampling_diagnostics(idata: az.InferenceData, names: list[str]) -> dict:
 
 # what to do when the sampling checks fail: said by the fit's warning and wherever its numbers are shown
 SAMPLING_REMEDY = "Run more warmup/draws, raise target_accept (CLI --target-accept), or simplify the pooling"
+
+
+MIN_GRID = 101   # search points per iso-FLOP line: e^±10 at steps of 0.2 in log N, refined by a parabola
 
 
 class Fit:
@@ -256,6 +259,7 @@ class Fit:
 
     def summary(self, quantiles=QUANTILES) -> pd.DataFrame:
         """Mean, sd, quantiles, r_hat and bulk ESS, indexed 'alpha', 'alpha[<group>]', 'A', ..."""
+        quantiles = check_quantiles(quantiles)
         post = self._idata.posterior[self.summary_names()]
         rhat, ess = rhat_and_ess(post)
         rows = {}
@@ -431,6 +435,11 @@ class Fit:
                                  f"got {compute!r}") from None
         if budgets.ndim != 1 or not np.all(np.isfinite(budgets)) or np.any(budgets <= 0):
             raise BayescaleError(f"compute budgets must be positive finite FLOPs, got {compute!r}")
+        if len(np.unique(budgets)) != len(budgets):   # one row per budget: a repeat would drop a row
+            raise BayescaleError(f"compute budgets must differ, got {list(budgets)}: give each budget once")
+        if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < MIN_GRID:
+            raise BayescaleError(f"grid must be a whole number of search points >= {MIN_GRID} along each budget's "
+                                 f"iso-FLOP line (default 801), got {grid!r}")
         values, notes = label_draws(self, labels, seed)
         offset = label_offset(self, labels, notes, seed)   # a monotone shift: it moves L*, not N* or D*
         u = np.linspace(-10.0, 10.0, grid)

@@ -253,3 +253,16 @@ def test_sbc_refined_loss_misspecified_control_fails():
     """The same check with the noise fixed far too small must reject uniformity (U-shaped ranks)."""
     assert_control_fails(sbc_in_fresh_process("overtrain", n_sims=30, seed=0,
                                               fit_priors={"sigma": "Delta(0.002)"}, **SBC_SETTINGS))
+
+
+def test_allocation_refuses_a_coarse_or_fractional_grid_and_repeated_budgets(chinchilla_draws):
+    fit = constructed_fit("chinchilla", chinchilla_draws, grid(1e7, 1e9, 1e9, 1e11))
+    for bad in (3, 1, 801.0, True):
+        with pytest.raises(BayescaleError, match=r"grid must be a whole number of search points >= 101"):
+            fit.optimal_allocation([1e22], grid=bad)
+    with pytest.raises(BayescaleError, match=r"compute budgets must differ.*give each budget once"):
+        fit.optimal_allocation([1e22, 1e21, 1e22])
+    # control: a coarser grid that is allowed agrees with the default to the parabola's accuracy
+    coarse, fine = fit.optimal_allocation([1e22, 1e21], grid=101), fit.optimal_allocation([1e22, 1e21])
+    assert len(fine) == 2
+    np.testing.assert_allclose(coarse["params_median"], fine["params_median"], rtol=0.02)

@@ -239,3 +239,13 @@ def test_the_width_now_is_predicts_whatever_the_candidates(fit):
     many = bayescale.plan(fit, TARGET, pd.DataFrame({"params": np.geomspace(1e9, 3e10, 9), "tokens": 4e11}))
     assert few.width_now == many.width_now == pytest.approx(width, rel=1e-12)
     assert bayescale.plan(fit, TARGET, pd.DataFrame({"params": [2e10], "tokens": [4e11]}), seed=1).width_now != width
+
+
+def test_a_target_written_as_text_is_read_as_predict_reads_it_and_a_bad_budget_is_named(fit):
+    as_text = bayescale.plan(fit, {"params": "7e10", "tokens": "1.4e12"}, budget=1e21)
+    as_numbers = bayescale.plan(fit, TARGET, budget=1e21)
+    pd.testing.assert_frame_equal(as_text.chosen, as_numbers.chosen)   # control: the same plan
+    assert bayescale.plan(fit, TARGET, budget="1e21").budget == 1e21
+    for bad in ("lots", True, -1.0, float("nan")):
+        with pytest.raises(bayescale.BayescaleError, match=r"budget must be a positive number of FLOP such as 1e21"):
+            bayescale.plan(fit, TARGET, budget=bad)

@@ -48,3 +48,18 @@ def test_a_bad_seed_is_one_clear_error_and_a_good_one_runs(fit, name):
             call(bad)
     if name != "plan":   # (plan reads the sampler's diagnostics, which a constructed fit lacks: test_plan runs it)
         call(np.int64(3))   # control: a NumPy integer is a seed
+
+
+def test_summary_quantiles_are_checked_and_one_is_enough(fit):
+    assert list(fit.summary(quantiles=0.5).columns[:3]) == ["mean", "sd", "50%"]
+    for bad, match in (([5, 95], r"quantiles must lie in \[0, 1\], got \[5.0, 95.0\].*percentiles such as 95 are 0.95"),
+                       ("median", r"quantiles must be numbers in \[0, 1\], got 'median'")):
+        with pytest.raises(BayescaleError, match=match):
+            fit.summary(quantiles=bad)
+
+
+@pytest.mark.parametrize("option", ["strict", "dense_mass", "progress"])
+def test_a_true_false_option_given_as_text_is_an_error_not_true(option):
+    runs = simulate("chinchilla", grid(k=3, m=2), seed=0)[0]
+    with pytest.raises(BayescaleError, match=rf"{option} must be True or False"):
+        bs.fit(runs, "chinchilla", chains=1, warmup=5, draws=5, **{option: "no"})
