@@ -509,6 +509,11 @@ class Fit:
 
     def min_loss_draws(self, *, seed: int = 0, **labels) -> tuple[np.ndarray, list[str]]:
         """Draws of the asymptote E (for ``labels``' group) and notes."""
+        if self.law.response != "loss":
+            raise BayescaleError(
+                f"min_loss is the lowest loss a loss law reaches; law {self.law.spec!r} predicts "
+                f"{self.law.response!r}, not a loss: fit a loss law (e.g. 'chinchilla') for it, or predict "
+                f"this law's {self.law.response} at large inputs")
         if "E" not in self.law.params:
             raise BayescaleError(
                 f"law {self.law.spec!r} has no irreducible-loss term E: its loss falls towards 0 as "

@@ -48,10 +48,18 @@ class StackedFit:
         if len(set(hashes.values())) > 1:
             raise BayescaleError(f"stacked fits must be fitted to the same runs; data hashes differ: {hashes}")
         self.fits = dict(fits)
-        loos = pointwise_loo(self.fits)
-        self.weights = stacking_weights(self.fits, loos) if weights is None else weights
-        # about the weights, not one law
-        self.stack_notes = loo_reliability_notes(loos) + decisive_weight_notes(loos, self.weights)
+        self._loos = pointwise_loo(self.fits)
+        self._stacking = stacking_weights(self.fits, self._loos)   # also for weights given (a saved stack's)
+        self.weights = self._stacking if weights is None else weights
+        self._reliability_notes = loo_reliability_notes(self._loos)
+
+    @property
+    def stack_notes(self) -> list[str]:
+        """Notes about the weights (not one law), for the weights as they are now: weights set by
+        hand are not said to be stacking's."""
+        mine = self.weights
+        by_stacking = all(abs(mine[k] - self._stacking[k]) < 1e-6 for k in mine)
+        return self._reliability_notes + (decisive_weight_notes(self._loos, mine) if by_stacking else [])
 
     @property
     def weights(self) -> dict[str, float]:

@@ -266,3 +266,14 @@ def test_allocation_refuses_a_coarse_or_fractional_grid_and_repeated_budgets(chi
     coarse, fine = fit.optimal_allocation([1e22, 1e21], grid=101), fit.optimal_allocation([1e22, 1e21])
     assert len(fine) == 2
     np.testing.assert_allclose(coarse["params_median"], fine["params_median"], rtol=0.02)
+
+
+def test_min_loss_of_a_law_that_predicts_no_loss_says_what_it_predicts():
+    from types import SimpleNamespace
+
+    from bayescale.results import Fit
+
+    with pytest.raises(BayescaleError, match=r"law 'loss-to-error' predicts 'p_correct', not a loss"):
+        Fit.min_loss_draws(SimpleNamespace(law=get_law("loss-to-error")))
+    with pytest.raises(BayescaleError, match=r"no irreducible-loss term E: its loss falls"):   # control: a loss law without E
+        Fit.min_loss_draws(SimpleNamespace(law=get_law("kaplan-nd")))

@@ -442,3 +442,17 @@ def test_a_stacks_seed_is_checked_as_a_fits(stacked, method):
         with pytest.raises(bs.BayescaleError, match=r"seed must (be an integer|lie in)"):
             call(bad)
     call(2)   # control
+
+
+def test_notes_about_stackings_weights_are_not_said_of_weights_set_by_hand(stacked, monkeypatch):
+    import bayescale.stacking as stacking
+
+    st, _ = stacked
+    said = []
+    monkeypatch.setattr(stacking, "decisive_weight_notes", lambda loos, w: said.append(dict(w)) or ["decisive"])
+    again = StackedFit(st.fits, st.weights)   # a saved stack reloaded: its weights are stacking's
+    assert "decisive" in again.stack_notes and "decisive" in again.notes
+    again.weights = {"chinchilla": 0.5, "kaplan-nd": 0.5}
+    assert "decisive" not in again.stack_notes and "decisive" not in again.notes
+    again.weights = st.weights   # control: back to stacking's, said again
+    assert "decisive" in again.stack_notes
