@@ -68,9 +68,13 @@ def apply_column_map(df: pd.DataFrame, columns: dict[str, str] | None) -> pd.Dat
         )
     missing = [src for src in columns.values() if src not in df.columns]
     if missing:
+        # pandas' rename maps {old: new}; this map is {schema name: your column}
+        flipped = {v: k for k, v in columns.items() if v in missing and k in df.columns}
+        hint = (f"; the map reads {{schema name: your column}} (pandas' rename is the other way round): "
+                f"did you mean columns={flipped}?" if flipped else "")
         raise BayescaleError(
             f"column mapping refers to {missing}, which the table does not have; "
-            f"available columns: {list(map(str, df.columns))}"
+            f"available columns: {list(map(str, df.columns))}{hint}"
         )
     return df.rename(columns={src: dst for dst, src in columns.items()})
 

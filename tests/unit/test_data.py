@@ -411,3 +411,15 @@ def test_a_grouping_under_another_name_is_pointed_out():
     assert not any("no 'family' column" in n for n in mapped.notes)
     plain, _ = build(pd.DataFrame(rows).drop(columns="model_family").drop_duplicates(), "chinchilla")
     assert not any("no 'family' column" in n for n in plain.notes)
+
+
+def test_a_column_map_written_the_pandas_way_round_is_pointed_out():
+    from bayescale.data import apply_column_map
+
+    df = pd.DataFrame({"params": [1e8], "tokens": [2e9], "val_loss": [3.0]})
+    with pytest.raises(BayescaleError, match=r"did you mean columns=\{'loss': 'val_loss'\}\?"):
+        apply_column_map(df, {"val_loss": "loss"})
+    with pytest.raises(BayescaleError) as err:   # control: a name that is nowhere gets no such guess
+        apply_column_map(df, {"loss": "final_loss"})
+    assert "did you mean" not in str(err.value)
+    assert list(apply_column_map(df, {"loss": "val_loss"}).columns) == ["params", "tokens", "loss"]

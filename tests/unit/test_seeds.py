@@ -63,3 +63,10 @@ def test_a_true_false_option_given_as_text_is_an_error_not_true(option):
     runs = simulate("chinchilla", grid(k=3, m=2), seed=0)[0]
     with pytest.raises(BayescaleError, match=rf"{option} must be True or False"):
         bs.fit(runs, "chinchilla", chains=1, warmup=5, draws=5, **{option: "no"})
+
+
+def test_calibrate_and_sbc_are_offered_beside_fit():
+    from bayescale.heldout import calibrate
+    from bayescale.sbc import sbc
+
+    assert bs.calibrate is calibrate and bs.sbc is sbc and {"calibrate", "sbc"} <= set(bs.__all__)
