@@ -1,4 +1,4 @@
-"""Every entry point that draws takes a seed and checks it as bs.fit does: a float or negative seed
+"""Checks of the Python API's arguments. Every entry point that draws takes a seed and checks it as bs.fit does: a float or negative seed
 is one clear error naming it (NumPy's own message named neither the argument nor the fix), and
 the Fit's derived quantities take ``seed=`` as the stacked fit's do (whose checks are in
 test_stacking.py: a stack needs fits with their pointwise log likelihood)."""
