@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import GROUP_COLUMNS, row_name
+from .data import GROUP_COLUMNS, apply_column_map, row_name
 from .errors import BayescaleError, BayescaleWarning, UnreliableSampling
-from .predict import decades_beyond, prepare, response_draws, unnamed_group_notes
+from .predict import columns_for, decades_beyond, prepare, response_draws, unnamed_group_notes
 from .checks import check_seed
 
 METHODS = ("gaussian", "importance")
@@ -197,6 +197,10 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
         raise BayescaleError(f"batch must be a positive integer, got {batch!r}")
     one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
+    # rows under the user's own column names (fit(..., columns=...)) read with the fit's map
+    target = apply_column_map(target, columns_for(one, target, None))
+    if isinstance(candidates, pd.DataFrame):
+        candidates = apply_column_map(candidates, columns_for(one, candidates, None))
     notes: list[str] = []
     checked = prepare(one, target, "observation").frame
     for c in one.law.inputs:   # the numbers as validated ("7e10" read as 7e10), for the candidates too

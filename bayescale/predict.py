@@ -313,10 +313,21 @@ def curve_at_sizes(source, log_params, log_tokens, values: dict) -> np.ndarray:
     return np.asarray(source.law.mean(x, values, xp=np), dtype=np.float64)
 
 
+def columns_for(source, df: pd.DataFrame, columns):
+    """The column map for rows to predict at: the one given, else the fit's own (``fit(...,
+    columns={"params": "n_params"})``) for the names the rows hold under the user's name only."""
+    if columns is not None or not isinstance(df, pd.DataFrame):
+        return columns
+    recorded = (getattr(source, "config", None) or {}).get("columns") or {}
+    mine = {k: v for k, v in recorded.items() if v in df.columns and k not in df.columns}
+    return mine or None
+
+
 def prepare(source, df: pd.DataFrame, kind: str, *, columns=None, given=()) -> Dataset:
     """Validate the rows to predict at: the law's inputs (except those ``given`` as draws) and the
-    per-row columns the ``kind`` needs."""
+    per-row columns the ``kind`` needs; the fit's own column map when none is given."""
     law = source.law
+    columns = columns_for(source, df, columns)
     if kind not in KINDS:
         raise BayescaleError(f"kind must be one of {list(KINDS)}, got {kind!r}")
     extras = {"observation": law.extras, "mean": law.mean_extras}.get(kind, ())
@@ -485,6 +496,7 @@ def predict(source, df: pd.DataFrame, levels=(0.5, 0.9), kind: str = "observatio
     (``kind="observation"``) also gets the shares of its squared 90 % width from the parameters, the model
     discrepancy and the noise; every kind gets ``decades_beyond_data``."""
     levels, seed = check_levels(levels), check_seed(seed)
+    columns = columns_for(source, df, columns)
     data = prepare(source, df, kind, columns=columns, given=tuple(given or ()))
     notes = list(data.notes)
     stages: dict = {}

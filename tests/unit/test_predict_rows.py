@@ -155,3 +155,22 @@ def test_labels_of_the_derived_quantities_read_as_predicts_and_an_unseen_one_is_
     with pytest.warns(bayescale.BayescaleWarning, match=r"family label\(s\) \['10.5'\] not in the fit") as caught:
         fit.optimal_allocation([1e21], family=10.5)
     assert caught[0].filename == __file__   # attributed to the caller's line
+
+
+def test_rows_under_the_users_own_column_names_are_read_with_the_fits_map(runs):
+    """fit(..., columns={"params": "n_params"}) is remembered: predict and plan read rows that use
+    the user's names without the map given again, and rows with the schema's names still read."""
+    mine = runs.rename(columns={"params": "n_params", "loss": "val_loss"})
+    fit = fit_quietly(mine, "chinchilla", columns={"params": "n_params", "loss": "val_loss"}, discrepancy="none")
+    theirs = pd.DataFrame({"n_params": [7e10], "tokens": [1.4e12]})
+    schema = pd.DataFrame({"params": [7e10], "tokens": [1.4e12]})
+    a, b = fit.predict(theirs), fit.predict(schema)
+    assert list(a.columns[:2]) == ["n_params", "tokens"]   # the caller's own columns come back
+    np.testing.assert_allclose(a["median"], b["median"], rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bayescale.BayescaleWarning)
+        p1 = bayescale.plan(fit, {"n_params": 7e10, "tokens": 1.4e12}, budget=1e20)
+        p2 = bayescale.plan(fit, {"params": 7e10, "tokens": 1.4e12}, budget=1e20)
+    pd.testing.assert_frame_equal(p1.chosen, p2.chosen)
+    with pytest.raises(BayescaleError, match=r"missing column"):   # control: a name neither map knows
+        fit.predict(pd.DataFrame({"size": [7e10], "tokens": [1.4e12]}))
