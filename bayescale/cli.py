@@ -241,17 +241,29 @@ def _pool_from_args(args):
     if not args.pool:
         return None
     pairs = {k: (None if v.lower() in ("none", "shared") else v) for k, v in parse_pairs(args.pool, "--pool").items()}
+    return _per_law_keys(pairs, args, "--pool", "GROUP")
+
+
+def _priors_from_args(args):
+    """--prior alpha='Normal(0.3, 0.1)'; in a stack --prior chinchilla:alpha=... for one law."""
+    priors = parse_priors(args.prior)
+    return _per_law_keys(priors, args, "--prior", "DIST") if priors else priors
+
+
+def _per_law_keys(pairs: dict, args, option: str, value: str) -> dict:
+    """Keys LAW:NAME (a law's name may hold a colon itself: power:tokens:E) as the Python API's
+    per-law entries {LAW: {NAME: ...}}, beside the shared NAME keys; one law: one flat dict."""
     laws = [args.law] if isinstance(getattr(args, "law", None), str) else list(getattr(args, "law", None) or [])
     shared = {k: v for k, v in pairs.items() if ":" not in k}
     own: dict = {}   # law -> its own entries
-    for key, group in pairs.items():
-        if ":" in key:   # a law's name may hold a colon itself (power:tokens:E=task)
-            law, _, param = key.rpartition(":")
+    for key, setting in pairs.items():
+        if ":" in key:
+            law, _, name = key.rpartition(":")
             if law not in laws:
-                raise BayescaleError(f"--pool {key}={group or 'none'} names law {law!r}, which is not fitted here "
-                                     f"(--law {','.join(laws) or '?'}); write LAW:PARAM=GROUP with one of them, "
-                                     "or PARAM=GROUP for every law that has the parameter")
-            own.setdefault(law, {})[param] = group
+                raise BayescaleError(f"{option} {key}={setting or 'none'} names law {law!r}, which is not fitted here "
+                                     f"(--law {','.join(laws) or '?'}); write LAW:PARAM={value} with one of them, "
+                                     f"or PARAM={value} for every law that has the parameter")
+            own.setdefault(law, {})[name] = setting
     if not own:
         return shared
     if len(laws) == 1:
@@ -303,7 +315,7 @@ def _fit_from_args(args, df):
 
     pool = "none" if args.no_pool else _pool_from_args(args)
     return fit(
-        df, law=args.law, pool=pool, priors=parse_priors(args.prior), seed=args.seed,
+        df, law=args.law, pool=pool, priors=_priors_from_args(args), seed=args.seed,
         chains=args.chains, warmup=args.warmup, draws=args.draws, progress=_progress(args),
         columns=_column_map(args), duplicates=args.duplicates, discrepancy=args.discrepancy,
         offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
@@ -622,7 +634,7 @@ def cmd_calibrate(args) -> int:
     result = calibrate(
         df, args.law, args.holdout, by=args.by, discrepancy=args.discrepancy, pool=pool,
         offset=args.offset, discrepancy_by=args.discrepancy_by, target_accept=args.target_accept,
-        priors=parse_priors(args.prior),
+        priors=_priors_from_args(args),
         seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, n_boot=args.n_boot,
         baselines=baselines, natural=natural, progress=_progress(args),
         columns=_column_map(args), duplicates=args.duplicates, strict=args.strict,
@@ -656,7 +668,7 @@ def cmd_sbc(args) -> int:
 
     result = sbc(args.law, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
                  draws=args.draws, thin=args.thin, bins=args.bins, pool=_pool_from_args(args),
-                 priors=parse_priors(args.prior), sampler=args.sampler, scheduler=args.scheduler,
+                 priors=_priors_from_args(args), sampler=args.sampler, scheduler=args.scheduler,
                  progress=_progress(args))
     print(result)
     print(result.summary().to_string(float_format=_fmt))
@@ -886,7 +898,8 @@ def _add_pool_and_prior(s) -> None:
                         "laws it goes to each law that has PARAM; LAW:PARAM=GROUP (farseer:log_u=family) "
                         "to one law")
     s.add_argument("--prior", action="append", metavar="PARAM=DIST",
-                   help="a prior, e.g. alpha='Normal(0.3, 0.1)' (repeatable)")
+                   help="a prior, e.g. alpha='Normal(0.3, 0.1)' (repeatable). With several laws it goes to each "
+                        "law that has PARAM; LAW:PARAM=DIST to one law")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -338,32 +338,47 @@ def _pool_per_law(pool, laws) -> dict:
     parameters differently), or both: ``{"log_A0": "family", "farseer": {"log_u": "family"}}``
     (a law's own entries on top of the shared ones). A name no law has is an error, and a law
     that lacks one, and has no entries of its own, is told."""
+    return _per_law(pool, laws, "pool", lambda law: set(law.all_params()), "pooling")
+
+
+def _priors_per_law(priors, laws) -> dict:
+    """A stack's priors per law, read as :func:`_pool_per_law` reads pools: a shared name goes to
+    each law that has the parameter (or its group spread, NAME_tau), a law's name to its own."""
+    def names(law):
+        params = set(law.all_params())
+        return params | {f"{k}_tau" for k in params}
+    return _per_law(priors, laws, "priors", names, "priors")
+
+
+def _per_law(setting, laws, what: str, known, default: str) -> dict:
     names = [str(one) for one in laws]
-    if not isinstance(pool, dict) or not pool:
-        return {name: pool for name in names}
-    own = {k: v for k, v in pool.items() if k in names}
-    shared = {k: v for k, v in pool.items() if k not in names}
+    if not isinstance(setting, dict) or not setting:
+        return {name: setting for name in names}
+    own = {k: v for k, v in setting.items() if k in names}
+    shared = {k: v for k, v in setting.items() if k not in names}
     if not shared:
         return {name: own.get(name) for name in names}
     bad = [k for k, v in own.items() if v is not None and not isinstance(v, dict)]
     if bad:
-        raise BayescaleError(f"pool[{bad[0]!r}] must be a dict of that law's pooling such as {{'E': 'dataset'}}, "
+        example = "{'E': 'dataset'}" if what == "pool" else "{'alpha': 'Normal(0.3, 0.1)'}"
+        raise BayescaleError(f"{what}[{bad[0]!r}] must be a dict of that law's {default} such as {example}, "
                              f"got {own[bad[0]]!r}")
-    params = {name: set(get_law(name).all_params()) for name in names}
+    params = {name: known(get_law(name)) for name in names}
     unknown = [k for k in shared if not any(k in p for p in params.values())]
     if unknown:
-        raise BayescaleError(f"cannot pool {unknown}: none of the laws {names} has such a parameter "
+        verb = "cannot pool" if what == "pool" else "cannot set a prior on"
+        raise BayescaleError(f"{verb} {unknown}: none of the laws {names} has such a parameter "
                              f"({'; '.join(f'{n}: {sorted(p)}' for n, p in params.items())})")
     out = {}
     for name in names:
         mine = {k: g for k, g in shared.items() if k in params[name]}
         skipped = [k for k in shared if k not in mine]
         if skipped and name not in own:
-            # none of the names applies: the law's own default pooling (its counterpart of the
-            # parameter, e.g. farseer's log_u for chinchilla's log_A0), not an unpooled fit
+            # none of the names applies: the law's own defaults (its counterpart of the parameter,
+            # e.g. farseer's log_u for chinchilla's log_A0), not something unpooled or unset
             warnings.warn(f"law {name!r} has no parameter {skipped}, so it is fitted with "
-                          + (f"pool={mine}" if mine else "its default pooling")
-                          + f" (to choose its own, give pools per law: pool={{'{name}': {{...}}, ...}})",
+                          + (f"{what}={mine}" if mine else f"its default {default}")
+                          + f" (to choose its own, give {what} per law: {what}={{'{name}': {{...}}, ...}})",
                           BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
         out[name] = {**mine, **(own.get(name) or {})} or None
     return out
@@ -373,10 +388,11 @@ def _fit_stack(df, laws, options: dict, strict: bool) -> StackedFit:
     """One fit per law, each law's warnings said with its name; with ``strict``, every law is
     fitted first and the error carries the whole stacked fit (to save and inspect)."""
     fits = {}
-    pools = _pool_per_law(options.get("pool"), laws)
+    pools, priors = options["pool"], options["priors"]   # per law (fit resolved them)
     for one in laws:
         with warnings_labelled(str(one), os.path.dirname(__file__)):
-            fits[str(one)] = fit(df, one, strict=False, **{**options, "pool": pools[str(one)]})
+            fits[str(one)] = fit(df, one, strict=False, **{**options, "pool": pools[str(one)],
+                                                           "priors": priors[str(one)]})
     stack = StackedFit(fits)
     problems = {name: f.sampling_problems() for name, f in fits.items()}
     failing = {name: found for name, found in problems.items() if found}
@@ -428,13 +444,14 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
             raise BayescaleError(f"give two or more different laws to stack, got {list(law)}"
                                  + (f" (they name the laws {specs})" if specs != list(law) else ""))
         pools = _pool_per_law(pool, law)   # one law's parameter may be missing from another
+        law_priors = _priors_per_law(priors, law)
         for one in law:   # every law's columns, pooling and priors are checked before the first fit
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BayescaleWarning)   # each fit says its notes itself
-                build(df, one, pool=pools[str(one)], priors=priors, columns=columns, duplicates=duplicates,
+                build(df, one, pool=pools[str(one)], priors=law_priors[str(one)], columns=columns, duplicates=duplicates,
                       parametrisation=parametrisation, discrepancy=discrepancy, offset=offset,
                       discrepancy_by=discrepancy_by)
-        options = dict(pool=pools, priors=priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
+        options = dict(pool=pools, priors=law_priors, seed=seed, chains=chains, warmup=warmup, draws=draws,
                        progress=progress, columns=columns, duplicates=duplicates, target_accept=target_accept,
                        dense_mass=dense_mass, parametrisation=parametrisation, discrepancy=discrepancy,
                        offset=offset, discrepancy_by=discrepancy_by, max_draws=max_draws)

@@ -349,6 +349,40 @@ def test_shared_and_per_law_pooling_combine_in_python_and_on_the_command_line():
         cli("--law", "chinchilla,farseer", "--pool", "kaplan-nd:E=dataset")
 
 
+def test_priors_of_a_stack_are_shared_or_per_law_as_pools_are(monkeypatch):
+    """priors={"alpha": ...} goes to the laws that have alpha (farseer has none, and is told);
+    {"farseer": {...}} to one law; every law's fit gets its own. The CLI's --prior LAW:NAME=DIST
+    reads the same. Control: a name no law has is an error naming each law's parameters."""
+    import bayescale.inference as inference
+    from bayescale.cli import _priors_from_args, build_parser
+
+    laws = ["chinchilla", "farseer"]
+    with pytest.warns(bs.BayescaleWarning, match=r"law 'farseer' has no parameter \['alpha'\].*its default priors"):
+        shared = inference._priors_per_law({"alpha": "Normal(0.3, 0.05)"}, laws)
+    assert shared == {"chinchilla": {"alpha": "Normal(0.3, 0.05)"}, "farseer": None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        both = inference._priors_per_law({"alpha": "Normal(0.3, 0.05)", "farseer": {"gamma": "Normal(0.3, 0.1)"}}, laws)
+    assert both == {"chinchilla": {"alpha": "Normal(0.3, 0.05)"}, "farseer": {"gamma": "Normal(0.3, 0.1)"}}
+    with pytest.raises(bs.BayescaleError, match=r"cannot set a prior on \['nope'\]: none of the laws"):
+        inference._priors_per_law({"nope": "Normal(0, 1)"}, laws)
+    # each law's fit is given its own priors
+    given = {}
+    from types import SimpleNamespace
+
+    def fake_fit(df, one, **kw):
+        given[one] = kw["priors"]
+        return SimpleNamespace(sampling_problems=lambda: [])
+
+    monkeypatch.setattr(inference, "fit", fake_fit)
+    monkeypatch.setattr(inference, "StackedFit", lambda fits: SimpleNamespace(fits=fits))
+    inference._fit_stack(None, laws, {"pool": {"chinchilla": None, "farseer": None}, "priors": both}, strict=False)
+    assert given == both
+    args = build_parser().parse_args(["fit", "runs.csv", "--out", "x.nc", "--law", "chinchilla,farseer",
+                                      "--prior", "alpha=Normal(0.3, 0.05)", "--prior", "farseer:gamma=Normal(0.3, 0.1)"])
+    assert _priors_from_args(args) == {"alpha": "Normal(0.3, 0.05)", "farseer": {"gamma": "Normal(0.3, 0.1)"}}
+
+
 def test_a_stacks_minimum_loss_and_tokens_for_a_loss_mix_the_laws(stacked):
     """Each draw from one law, picked by the weights: all weight on one law gives that law's own
     answer (the control), equal weights an answer between two laws that disagree."""
