@@ -12,8 +12,7 @@ from .samplers.cache import clear_caches  # noqa: E402
 from .stacking import StackedFit  # noqa: E402
 from .next_runs import plan  # noqa: E402
 from .heldout import calibrate  # noqa: E402
-from .sbc import sbc  # noqa: E402
 from . import datasets  # noqa: E402  (bs.datasets.list(), bs.datasets.load(name))
 
 __all__ = ["BayescaleError", "BayescaleWarning", "Fit", "Law", "Param", "StackedFit", "calibrate", "chain",
-           "clear_caches", "compare", "datasets", "fit", "get_law", "list_laws", "load", "plan", "sbc", "__version__"]
+           "clear_caches", "compare", "datasets", "fit", "get_law", "list_laws", "load", "plan", "__version__"]

@@ -212,7 +212,12 @@ def _fit_on_dask(datasets, law, seeds, scheduler, chunk, options, on_done):
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise BayescaleError(f"chunk must be a positive integer, got {chunk!r}")
     law_spec = law if isinstance(law, str) else law.spec
-    with Client(scheduler) as client:
+    try:
+        client = Client(scheduler)
+    except (OSError, TimeoutError) as exc:
+        raise BayescaleError(f"cannot reach the Dask scheduler at {scheduler!r} ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:160]}); start one (dask scheduler) or check the address") from None
+    with client:
         futures = [client.submit(_fit_chunk, datasets[i:i + chunk], law_spec, seeds[i:i + chunk], options,
                                  pure=False)
                    for i in range(0, len(datasets), chunk)]

@@ -666,21 +666,38 @@ def cmd_sbc(args) -> int:
     if args.json:
         _check_out(args.json, "--json", "sbc.json")
 
-    result = sbc(args.law, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
+    from .sbc import MAX_FAILED_SHARE
+
+    design = read_table(args.design) if args.design else None
+    result = sbc(args.law, design, n_sims=args.n_sims, seed=args.seed, chains=args.chains, warmup=args.warmup,
                  draws=args.draws, thin=args.thin, bins=args.bins, pool=_pool_from_args(args),
                  priors=_priors_from_args(args), sampler=args.sampler, scheduler=args.scheduler,
-                 progress=_progress(args))
+                 progress=_progress(args), discrepancy=None if args.discrepancy == "none" else args.discrepancy)
     print(result)
-    print(result.summary().to_string(float_format=_fmt))
-    print(f"rank uniformity {'not rejected' if result.passes(0.01) else 'REJECTED'} at family-wise 1 %")
+    model = ("the law alone" if args.discrepancy == "none" else
+             f"the law with the discrepancy walk ({args.discrepancy})")
+    print(f"model: {model}, simulated from its prior and fitted to {result.settings['design_rows']} runs per simulation")
+    reasons = result.failure_reasons()
+    for reason, count in reasons.items():
+        print(f"failed: {count} simulation(s): {reason}")
+    if result.pvalues:
+        print(result.summary().to_string(float_format=_fmt))
+    passes = result.passes(0.01)
+    if result.n_failed > MAX_FAILED_SHARE * result.n_sims:
+        verdict = (f"no verdict: {result.n_failed} of {result.n_sims} simulations failed (more than "
+                   f"{MAX_FAILED_SHARE:.0%}), so the ranks describe only part of the prior")
+    else:
+        verdict = f"rank uniformity {'not rejected' if passes else 'REJECTED'} at family-wise 1 %"
+    print(verdict)
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "law": result.law, "n_sims": result.n_sims, "n_failed": result.n_failed,
-            "pvalues": result.pvalues, "passes": result.passes(0.01), "settings": {
+            "law": result.law, "n_sims": result.n_sims, "n_failed": result.n_failed, "failures": reasons,
+            "pvalues": result.pvalues, "passes": passes, "verdict": verdict, "model": model, "settings": {
                 k: v for k, v in result.settings.items() if k in ("seed", "sampler", "chains", "warmup",
-                                                                   "draws", "thin")}}, indent=2))
+                                                                   "draws", "thin", "discrepancy",
+                                                                   "design_rows")}}, indent=2))
         print(f"wrote {args.json}")
-    return 0 if result.passes(0.01) else 1
+    return 0 if passes else 1
 
 
 def cmd_report(args) -> int:
@@ -1014,11 +1031,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quiet(s)
     s.set_defaults(func=cmd_calibrate)
 
-    s = command(sub, "sbc", "simulation-based calibration of a law (exit status 1 if it fails)", [
+    s = command(sub, "sbc", "simulation-based calibration of a law (exit status 1 if it fails, or if more than "
+                "10% of the simulations fail)", [
         "bayescale sbc power --n-sims 50",
+        "bayescale sbc chinchilla --discrepancy auto --n-sims 50",
+        "bayescale sbc chinchilla --design runs.csv --pool log_A0=family",
         "bayescale sbc chinchilla --sampler hmc --json sbc.json"])
     s.add_argument("law", help=f"the law: {law_names_help()}")
     s.add_argument("--n-sims", type=int, default=100, help="simulated data sets")
+    s.add_argument("--design", metavar="FILE",
+                   help="CSV or Parquet of the runs to simulate (the law's inputs, and group columns for --pool); "
+                        "default: a small grid over the law's inputs, one family")
+    s.add_argument("--discrepancy", default="none", metavar="none|auto|PRIOR",
+                   help="none (default): the law alone; auto: with the discrepancy walk and its cross-study prior "
+                        "(what `bayescale fit` fits by default); or a prior for the walk's scale")
     _add_sampling(s, draws=400, chains=1, warmup=200)
     s.add_argument("--thin", type=int, default=4, help="keep every THIN-th draw for the ranks")
     s.add_argument("--bins", type=int, help="rank histogram bins (default: min(20, fits / 5))")

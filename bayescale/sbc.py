@@ -15,6 +15,7 @@ Held-out scoring against the baselines is in :mod:`bayescale.heldout`.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import arviz as az
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .checks import check_seed
-from .errors import BayescaleError
+from .checks import check_positive_int, check_seed
+from .errors import BayescaleError, BayescaleWarning
 from .models import get_law
 from .progress import bar as progress_bar, resolve as resolve_progress
 from .simulate import simulate
@@ -73,6 +74,9 @@ def rank_uniformity(ranks: np.ndarray, n_draws: int, bins: int) -> tuple[float, 
     return stat, float(stats.chi2.sf(stat, bins - 1))
 
 
+MAX_FAILED_SHARE = 0.1   # failed simulations beyond this share: the ranks are a selected subset
+
+
 @dataclass
 class SBCResult:
     """Ranks and uniformity p-values of one SBC run.
@@ -110,11 +114,23 @@ class SBCResult:
 
     @property
     def min_pvalue(self) -> float:
-        return float(min(self.pvalues.values()))
+        return float(min(self.pvalues.values())) if self.pvalues else float("nan")
 
     def passes(self, level: float = 0.01) -> bool:
-        """Uniformity not rejected for any parameter at family-wise ``level`` (Bonferroni)."""
+        """Uniformity not rejected for any parameter at family-wise ``level`` (Bonferroni), from
+        at most MAX_FAILED_SHARE failed simulations: the ranks of the rest describe only the prior
+        region where things worked, so more failures are no pass whatever the p-values."""
+        if not self.pvalues or self.n_failed > MAX_FAILED_SHARE * self.n_sims:
+            return False
         return self.min_pvalue > level / len(self.pvalues)
+
+    def failure_reasons(self) -> dict[str, int]:
+        """How many simulations failed for each reason (the reason's first line)."""
+        out: dict[str, int] = {}
+        for _, reason in self.failures:
+            key = reason.splitlines()[0][:200]
+            out[key] = out.get(key, 0) + 1
+        return out
 
     def summary(self) -> pd.DataFrame:
         rows = {}
@@ -187,10 +203,12 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     from .inference import build, default_target_accept
 
     law = get_law(law)
-    if not isinstance(n_sims, (int, np.integer)) or n_sims < 1:
-        raise BayescaleError(f"n_sims must be a positive integer, got {n_sims!r}")
-    if not isinstance(thin, (int, np.integer)) or thin < 1:
-        raise BayescaleError(f"thin must be a positive integer, got {thin!r}")
+    for name, value in (("n_sims", n_sims), ("thin", thin), ("chains", chains), ("warmup", warmup),
+                        ("draws", draws)):   # checked before any simulation, not failed in each
+        check_positive_int(value, name)
+    if bins is not None and (isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2):
+        raise BayescaleError(f"bins must be a whole number >= 2 (a rank histogram of one bin tests nothing), "
+                             f"got {bins!r}")
     design = default_design(law) if design is None else design.reset_index(drop=True)
     fit_priors = priors if fit_priors is None else fit_priors
     fit_discrepancy = discrepancy if isinstance(fit_discrepancy, str) and fit_discrepancy == "same" \
@@ -233,10 +251,12 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
         except (BayescaleError, ValueError, FloatingPointError) as exc:
             failures.append((i, f"simulation failed: {exc}"))
             continue
-        y = df[law.response].to_numpy(np.float64)
-        if not np.all(np.isfinite(y)) or np.any(y <= 0):
-            failures.append((i, f"simulated {law.response} not finite and positive "
-                                f"({int(np.sum(~np.isfinite(y) | (y <= 0)))} bad row(s))"))
+        try:   # the fit's own checks of its data: a rate of 0 of 1000 is data, a loss of 0 is not
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", BayescaleWarning)   # the fit says its notes
+                build(df, law, pool=pool, priors=fit_priors, duplicates="keep", discrepancy=fit_discrepancy)
+        except BayescaleError as exc:
+            failures.append((i, f"simulated data the fit refuses: {exc}"))
             continue
         missing = [p for p in params if p not in truth]
         if missing:

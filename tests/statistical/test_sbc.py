@@ -103,3 +103,53 @@ def test_sbc_sweep_every_law(spec):
     print(result, result.summary(), sep="\n")
     assert result.n_failed <= 0.02 * result.n_sims, result.failures[:5]
     assert result.passes(LEVEL), result.summary()
+
+
+# ---- what counts as a simulation, and as a pass -----------------------------------------------------
+
+def test_settings_are_checked_before_any_simulation():
+    from bayescale.errors import BayescaleError
+
+    for option, value, match in (("warmup", 0, "warmup must be a positive integer"),
+                                 ("chains", 0, "chains must be a positive integer"),
+                                 ("bins", 1, "bins must be a whole number >= 2")):
+        with pytest.raises(BayescaleError, match=match):
+            sbc("power", n_sims=2, **{option: value})
+
+
+def test_a_rate_of_zero_is_data_not_a_failed_simulation(monkeypatch):
+    """pass-at-k's prior often gives 0 passes in 1000 at small k; the fit takes such tables, so SBC
+    must too (dropping them ranked only the prior region with passes). Control: a loss law's
+    simulation the fit refuses is still a failure, with the fit's reason."""
+    import bayescale.sbc as sbc_module
+
+    handed = []
+    monkeypatch.setattr(sbc_module, "_sbc_fits", lambda law, simulated, *a, **k: handed.extend(simulated) or {})
+    result = sbc("pass-at-k", n_sims=12, seed=0)
+    zeros = sum(bool((df["p_correct"] == 0).any()) for _, df, _ in handed)
+    assert len(handed) == 12 and zeros >= 3 and result.failure_reasons() == {}
+    import bayescale.inference as inference
+
+    real_build = inference.build
+
+    def refusing(df, law, **kw):   # as if every simulated loss were 0 (not the placeholder 1.0 of the setup)
+        simulated = "loss" in df and not (df["loss"] == 1.0).all()
+        return real_build(df.assign(loss=0.0) if simulated else df, law, **kw)
+
+    monkeypatch.setattr(inference, "build", refusing)
+    handed.clear()
+    failed = sbc("power", n_sims=3, seed=0)
+    assert failed.n_failed == 3 and all("simulated data the fit refuses" in r for r in failed.failure_reasons())
+
+
+def test_many_failed_simulations_are_no_pass_whatever_the_p_values():
+    from bayescale.sbc import SBCResult
+
+    def result(failed):
+        return SBCResult(law="power", n_sims=100, n_draws=99, bins=10, ranks={"E": np.arange(100 - failed)},
+                         pvalues={"E": 0.5}, chi2={"E": 1.0}, truths={}, n_divergent_fits=0,
+                         divergences=np.zeros(0), failures=[(i, "fit failed: x") for i in range(failed)])
+    assert result(10).passes() and not result(11).passes()
+    assert not SBCResult(law="power", n_sims=3, n_draws=9, bins=2, ranks={}, pvalues={}, chi2={}, truths={},
+                         n_divergent_fits=0, divergences=np.zeros(0),
+                         failures=[(i, "fit failed: x") for i in range(3)]).passes()

@@ -698,3 +698,28 @@ def test_json_as_a_flag_or_a_file_is_explained_where_it_is_the_other(capsys):
     assert "--json takes the file to write, e.g. --json out.json" in msg
     msg = user_error(capsys, "predict", "f.nc", "--at", "params=1B,tokens=20B", "out.json")
     assert "unrecognized arguments: out.json" in msg and "redirect" not in msg
+
+
+def test_sbc_says_why_simulations_failed_and_gives_no_verdict_on_a_selected_few(capsys, monkeypatch, tmp_path):
+    import bayescale.sbc as sbc_module
+    from bayescale.cli import main
+    from bayescale.sbc import SBCResult
+
+    def fake(law, design, **kw):
+        failed = kw["n_sims"] // 2
+        return SBCResult(law=law, n_sims=kw["n_sims"], n_draws=99, bins=10, ranks={"E": np.arange(10)},
+                         pvalues={"E": 0.5}, chi2={"E": 1.0}, truths={}, n_divergent_fits=0, divergences=np.zeros(0),
+                         failures=[(i, "simulated data the fit refuses: loss 0") for i in range(failed)],
+                         settings={"design_rows": 10, "discrepancy": kw["discrepancy"]})
+
+    monkeypatch.setattr(sbc_module, "sbc", fake)
+    out_json = tmp_path / "sbc.json"
+    assert main(["sbc", "power", "--n-sims", "20", "--quiet", "--json", str(out_json)]) == 1
+    out = capsys.readouterr().out
+    assert "failed: 10 simulation(s): simulated data the fit refuses: loss 0" in out
+    assert "no verdict: 10 of 20 simulations failed" in out and "not rejected" not in out
+    assert "model: the law alone" in out
+    saved = json.loads(out_json.read_text())
+    assert saved["passes"] is False and saved["failures"] == {"simulated data the fit refuses: loss 0": 10}
+    assert main(["sbc", "power", "--n-sims", "200", "--quiet", "--discrepancy", "auto"]) == 1
+    assert "model: the law with the discrepancy walk (auto)" in capsys.readouterr().out

@@ -11,7 +11,9 @@ with a parameter missing.
 
 The "mean" column of ``chinchilla/observation`` was pinned again when a new run's mean became the
 mean of its expected value (Student-t scatter on log loss has no finite mean, so the draws' sample
-mean was ruled by its largest draw); its other columns are still the earlier version's.
+mean was ruled by its largest draw); its other columns are still the earlier version's. Three
+interval ends of ``chinchilla/tokens_for_loss`` were pinned again from NaN to inf when quantiles of
+draws that never reach the target became infinite (NaN had come from inf - inf).
 """
 from __future__ import annotations
 
