@@ -19,6 +19,7 @@ from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, Unreli
 from .files import check_fit_name
 
 LEVELS = (0.5, 0.9)
+REFERENCE_SYMBOL = {"params": "N0", "tokens": "D0", "compute": "C0"}   # as the formulas write them
 STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostics fail
 
 
@@ -337,6 +338,9 @@ def print_fit(fit, out=None, warned: set[str] = frozenset()) -> None:
         return
     d = fit.diagnostics
     print(f"law {fit.law.spec}  ({fit.law.formula})  n_obs={fit.config['n_obs']}  pooled={fit.spec.pooled or 'none'}", file=out)
+    if fit.reference_scales:   # what N0, D0 in the formula are: the priors on log_A0, ... are about them
+        print("reference scales (near the data's geometric mean): " + ", ".join(
+            f"{REFERENCE_SYMBOL.get(k, k + '0')} = {v:.4g}" for k, v in fit.reference_scales.items()), file=out)
     cols = ["mean", "sd", "2.5%", "50%", "97.5%", "r_hat", "ess_bulk"]
     print(fit.summary()[cols].to_string(float_format=_fmt), file=out)
     disc = fit.spec.discrepancy
@@ -368,6 +372,7 @@ def fit_record(fit) -> dict:
     return {
         "law": fit.law.spec, "formula": fit.law.formula, "response": fit.response,
         "n_obs": fit.config["n_obs"], "pooled": dict(fit.spec.pooled),
+        "reference_scales": {REFERENCE_SYMBOL.get(k, k + "0"): v for k, v in fit.reference_scales.items()},
         "discrepancy": None if disc is None else {"prior": disc.to_json()["prior"], "by": disc.group},
         "offsets": [{"by": t.group, "prior": t.to_json()["prior"]} for t in fit.spec.offsets],
         "parameters": json.loads(table.to_json(orient="index")),

@@ -86,8 +86,7 @@ class CalibrationResult:
         k = s.get("narrower_without_discrepancy")
         alone = s.get("law_alone")
         if alone is not None:
-            r = alone["width_ratio_90"]
-            how = f"{r:.1f}x narrower" if r >= 1 else f"{1 / r:.1f}x wider"
+            how = _narrower_words(alone["width_ratio_90"])
             text += (f" Fitted without the discrepancy on the same runs, the law's posterior alone gives 90% intervals "
                      f"{how} (median over held-out runs) that cover "
                      f"{alone['coverage']['0.9']:.2f} of them (CRPS {alone['crps']:.4g}), against "
@@ -106,8 +105,8 @@ class CalibrationResult:
                      "law's own parameter uncertainty and the noise, and are too narrow wherever the law is "
                      "not exactly right.")
         elif k is not None:
-            text += (f" The law's posterior alone (parameters and noise) would give intervals about {k:.1f}x "
-                     f"narrower (median over runs).")
+            text += (f" The law's posterior alone (parameters and noise) would give intervals "
+                     f"{_narrower_words(k)} (median over runs).")
         return text
 
     def write_json(self, path) -> Path:
@@ -174,6 +173,14 @@ SCORE_GLOSSARY = {
                      "U-shaped overconfident, humped underconfident.",
 }
 
+
+
+def _narrower_words(ratio: float) -> str:
+    """'1.8x narrower', '1.3x wider', or 'about as wide (0.98x)' for a width ratio (ours / theirs)
+    within 5 % of 1, which one decimal would print as 1.0x narrower or wider."""
+    if abs(ratio - 1) < 0.05:
+        return f"about as wide ({1 / ratio:.2f}x the width)"
+    return f"{ratio:.1f}x narrower" if ratio > 1 else f"{1 / ratio:.1f}x wider"
 
 def _readable(points: pd.DataFrame) -> pd.DataFrame:
     """The held-out points without columns that tell a reader nothing: plot colours and group

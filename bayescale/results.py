@@ -147,6 +147,13 @@ class Fit:
         return self.spec.logref
 
     @property
+    def reference_scales(self) -> dict[str, float]:
+        """Each input's reference scale in its own units (N0 in parameters, D0 in tokens, ...; a
+        linear input's reference as it is): the law is written about them (``A·(N/N0)^-alpha``),
+        so ``log_A0`` is the N-term's log there, and a prior on it depends on them."""
+        return {k: (float(v) if k in self.law.linear_inputs else float(np.exp(v))) for k, v in self.logref.items()}
+
+    @property
     def pooled(self) -> dict[str, str]:
         return self.spec.pooled
 

@@ -74,3 +74,10 @@ def test_calibrate_is_offered_beside_fit():
 
     assert bs.calibrate is calibrate and "calibrate" in bs.__all__
     assert importlib.import_module("bayescale.sbc").__name__ == "bayescale.sbc"
+
+
+def test_a_width_ratio_near_one_is_not_called_narrower_or_wider():
+    from bayescale.heldout import _narrower_words
+
+    assert _narrower_words(0.977) == "about as wide (1.02x the width)"   # was "1.0x wider"
+    assert _narrower_words(1.8) == "1.8x narrower" and _narrower_words(0.5) == "2.0x wider"

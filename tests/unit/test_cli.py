@@ -146,6 +146,11 @@ def test_summary(capsys, fitted):
     for row in ("E", "alpha", "beta", "A", "B", "log_A0[wide]"):
         assert f"\n{row} " in out, row
     assert "r_hat" in out and "ess_bulk" in out and "diagnostics:" in out
+    # N0 and D0 of the formula: the data's own (geometric mean), which the priors on log_A0, ... are about
+    fit = bayescale.load(fitted[0])
+    n0, d0 = (float(np.exp(fit.logref[k])) for k in ("params", "tokens"))
+    assert f"reference scales (near the data's geometric mean): N0 = {n0:.4g}, D0 = {d0:.4g}" in out
+    assert 0.5 < n0 / np.exp(np.mean(np.log(fit.fitted_rows()["params"]))) < 2
 
 
 def test_summary_json_matches_the_table(capsys, fitted, monkeypatch):
@@ -162,6 +167,7 @@ def test_summary_json_matches_the_table(capsys, fitted, monkeypatch):
     assert got["diagnostics"]["max_rhat"] is None   # one chain: no r_hat, and JSON has no NaN
     assert got["discrepancy"]["prior"].startswith("LogNormal") and got["notes"] == fit.notes
     assert got["sampling_problems"] == fit.sampling_problems()
+    assert got["reference_scales"] == pytest.approx({"N0": np.exp(fit.logref["params"]), "D0": np.exp(fit.logref["tokens"])})
     monkeypatch.setattr(Fit, "sampling_problems", lambda self: ["max r_hat 1.532 > 1.01"])
     assert json.loads(run(capsys, "summary", fitted[0], "--json")[1])["sampling_problems"] == ["max r_hat 1.532 > 1.01"]
 
