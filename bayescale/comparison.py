@@ -229,7 +229,7 @@ def refit_options(fit) -> dict:
 
 
 def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=None, natural=None,
-                   seed=0, chains=4, warmup=1000, draws=1000, duplicates="keep", progress=None) -> dict:
+                   seed=0, chains=4, warmup=1000, draws=1000, duplicates=None, progress=None) -> dict:
     """Held-out calibration of each fit's model (:func:`refit_options`: the same pooling, priors,
     discrepancy, offsets and column names) on one split of ``df``, which must be the table the
     fits were made on (its data hash is checked).
@@ -240,13 +240,22 @@ def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=N
     from .heldout import calibrate
     from .spec import build
 
+    fits = list(fits)
+    if len(fits) == 1 and hasattr(fits[0], "fits"):   # a stacked fit: its laws, as compare(stack) ranks them
+        names = list(fits[0].fits) if names is None else names
+        fits = list(fits[0].fits.values())
     fits = [_as_fit(f) for f in fits]
     names = _names(fits, names)
     options = {name: refit_options(fit) for fit, name in zip(fits, names)}
+    # repeated rows read as each fit read them (its data hash is of the rows it kept); fits saved
+    # before that was recorded: kept
+    dups = {name: duplicates or fit.config.get("duplicates") or "keep" for fit, name in zip(fits, names)}
     for fit, name in zip(fits, names):   # before any refit: scores of another table would sit beside LOO on this one
         o = options[name]
-        _, data = build(df, fit.law.spec, pool=o["pool"], priors=o["priors"], columns=o["columns"],
-                        duplicates=duplicates, discrepancy=None, offset=o["offset"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayescaleWarning)   # the refit says its notes (dropped rows) itself
+            _, data = build(df, fit.law.spec, pool=o["pool"], priors=o["priors"], columns=o["columns"],
+                            duplicates=dups[name], discrepancy=None, offset=o["offset"])
         if data.data_hash() != fit.config.get("data_hash"):
             raise BayescaleError(
                 f"fit {name!r} was not fitted to this table (data hash {str(fit.config.get('data_hash'))[:12]}, "
@@ -258,7 +267,7 @@ def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=N
         for fit, name in zip(fits, names):
             bar.set_postfix_str(name)
             out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, seed=seed, chains=chains,
-                                  warmup=warmup, draws=draws, baselines=(), duplicates=duplicates,
+                                  warmup=warmup, draws=draws, baselines=(), duplicates=dups[name],
                                   progress=progress, **options[name])
             bar.update(1)
     return out

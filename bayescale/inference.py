@@ -473,7 +473,8 @@ def fit(df, law="chinchilla", pool=None, priors=None, seed=0, chains=4, warmup=1
                                     started=started)
     stats["total_seconds"] = time.perf_counter() - t0
     config = fit_config(spec, data, seed=seed, chains=chains, warmup=warmup, draws=draws,
-                        target_accept=target_accept, stats=stats, columns=columns, max_draws=max_draws)
+                        target_accept=target_accept, stats=stats, columns=columns, max_draws=max_draws,
+                        duplicates=duplicates)
     idata.posterior.attrs["bayescale"] = json.dumps(config)
     idata.posterior.attrs.update(law=spec.law.spec, data_hash=config["data_hash"], seed=int(seed),
                                  bayescale_version=__version__)

@@ -676,13 +676,14 @@ def label_scales(group: xr.Dataset, law) -> None:
 
 
 def fit_config(spec: ModelSpec, data: Dataset, *, seed, chains, warmup, draws, target_accept,
-               stats, columns=None, max_draws=None) -> dict:
+               stats, columns=None, max_draws=None, duplicates=None) -> dict:
     """The JSON record a Fit carries in ``posterior.attrs["bayescale"]``."""
     return {
         **spec.to_json(),
         "data_hash": data.data_hash(),
         "n_obs": data.n,
         "columns": columns or {},
+        "duplicates": duplicates,   # how repeated rows were read: the data hash is of the rows kept
         "seed": int(seed), "chains": chains, "warmup": warmup, "draws": draws,
         "max_draws": draws if max_draws is None else max_draws,
         "target_accept": target_accept,

@@ -207,8 +207,9 @@ def test_floor_lets_an_emergent_task_rise_beyond_the_runs():
 # ---- SBC (slow) ---------------------------------------------------------------------------------
 
 SBC_SETTINGS = {"chains": 1, "warmup": 200, "draws": 300, "thin": 3, "bins": 10}
-# pass rates far below 1/trials give all-zero tables, which sbc counts as failed simulations; these
-# priors (used to simulate and to fit) keep the pass-rate laws' draws in the measurable range
+# pass rates far below 1/trials give all-zero tables (which the fit takes, and so sbc); these
+# priors (used to simulate and to fit) keep most of the pass-rate laws' draws in the measurable
+# range, where the ranks test more than the prior (the default priors are in the sweep)
 SBC_PRIORS = {k: {"log_c0": "Normal(-0.5, 0.75)", "alpha": "LogNormal(-0.9, 0.4)", "phi": "LogNormal(5.3, 1.0)"}
               for k in ("pass-until", "pass-at-k")}
 # two decades of the input around the reference (the default design spans three or four)
@@ -222,9 +223,7 @@ SBC_SPECS = ["loss-to-error", "accuracy-sigmoid", "accuracy-sigmoid:loss", "pass
 def test_sbc_downstream_law(spec):
     result = sbc_in_fresh_process(spec, SBC_DESIGNS.get(spec), n_sims=100, seed=0,
                                   priors=SBC_PRIORS.get(spec), **SBC_SETTINGS)
-    # sbc drops simulated tables with a zero response (a rate of 0/1000); with SBC_PRIORS that is
-    # 6 of 100 pass-rate simulations (seed 0), none for the accuracy laws
-    assert_calibrated(result, max_failed_share=0.1)
+    assert_calibrated(result)
 
 
 @pytest.mark.slow

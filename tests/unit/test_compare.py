@@ -198,3 +198,9 @@ def test_held_out_refits_rebuild_each_saved_model_on_its_own_table(fits, farseer
     with pytest.raises(BayescaleError, match="not fitted to this table"):
         holdout_scores([fits["chinchilla"]], farseer_data.iloc[:-1], "top-compute:0.1")
     assert len(seen) == 2
+    # a fit that dropped a repeated row is refitted on the same table read the same way
+    repeated = pd.concat([farseer_data, farseer_data.iloc[[-1]]], ignore_index=True)
+    dropped = fit_quietly(repeated, "chinchilla", discrepancy="none", duplicates="drop", chains=1, warmup=100, draws=100)
+    assert dropped.config["duplicates"] == "drop"
+    holdout_scores([dropped], repeated, "top-compute:0.1")
+    assert seen[-1]["duplicates"] == "drop"

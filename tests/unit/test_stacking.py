@@ -490,3 +490,19 @@ def test_notes_about_stackings_weights_are_not_said_of_weights_set_by_hand(stack
     assert "decisive" not in again.stack_notes and "decisive" not in again.notes
     again.weights = st.weights   # control: back to stacking's, said again
     assert "decisive" in again.stack_notes
+
+
+def test_held_out_scores_of_a_stack_are_its_laws(stacked, monkeypatch):
+    """compare STACK.nc --holdout ... scores the stack's laws, as compare STACK.nc ranks them (it
+    sent the user back to the command they had run). Control: a stack beside other fits is still
+    refused, since it is not one law to rank."""
+    import bayescale.heldout as heldout
+    from bayescale.comparison import holdout_scores
+
+    st, df = stacked
+    seen = []
+    monkeypatch.setattr(heldout, "calibrate", lambda data, law, holdout, **kw: seen.append(law) or law)
+    scores = holdout_scores([st], df, "top-compute:0.1")
+    assert list(scores) == ["chinchilla", "kaplan-nd"] and seen == ["chinchilla", "kaplan-nd"]
+    with pytest.raises(bs.BayescaleError, match="not one law to rank"):
+        holdout_scores([st, st.fits["chinchilla"]], df, "top-compute:0.1")
