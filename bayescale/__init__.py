@@ -1,6 +1,12 @@
 """bayescale: Bayesian scaling laws with calibrated extrapolation intervals."""
 __version__ = "0.2.0"
 
+import warnings as _warnings  # noqa: E402
+
+with _warnings.catch_warnings():   # ArviZ 0.x announces its 1.0 API on first import; bayescale pins arviz < 1
+    _warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing", category=FutureWarning)
+    import arviz as _arviz  # noqa: E402, F401
+
 from .errors import BayescaleError, BayescaleWarning  # noqa: E402
 from .models import Law, Param, get_law, list_laws  # noqa: E402
 from .results import Fit  # noqa: E402

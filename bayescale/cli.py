@@ -763,7 +763,19 @@ def cmd_compare(args) -> int:
     fits = [load(path) for path in args.fits]
     if args.name:   # "--name a,b" as "--name a --name b", as other options take several values
         args.name = [name for names in args.name for name in names]
+    elif len(fits) > 1:   # two fits of one law (e.g. with and without the walk): their files name them
+        laws = [f.law_spec for f in fits]
+        stems = [Path(p).stem for p in args.fits]
+        if len(set(laws)) < len(laws) and len(set(stems)) == len(stems):
+            args.name = stems
     scores = None
+    if not args.holdout:   # the sampling options are for --holdout's refits: without it they would do nothing
+        given = [f"--{k}" for k, default in (("chains", 4), ("warmup", 1000), ("draws", 1000), ("seed", 0))
+                 if getattr(args, k, default) != default]
+        if given or args.data:
+            raise BayescaleError(f"{', '.join(given + (['--data'] if args.data else []))} set how compare --holdout "
+                                 "refits the laws on a split; without --holdout compare ranks the saved fits as they "
+                                 "are (PSIS-LOO) and refits nothing: add --holdout top-compute:0.1, or drop them")
     if args.holdout:
         if not args.data:
             raise BayescaleError("--holdout needs the table the fits were made on: --data FILE or dataset:NAME")
@@ -1020,7 +1032,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bayescale calibrate runs.csv --baselines no-pool --by family --quiet"])
     _add_data_and_law(s)
     s.add_argument("--holdout", default="top-compute:0.1",
-                   help="top-compute:FRACTION | largest-n:K | natural (dataset:NAME only)")
+                   help="top-compute:FRACTION (the runs with the largest compute, that share of them) | largest-n:K (every run "
+                        "of the K largest model sizes) | natural (dataset:NAME only: the dataset's own split)")
     s.add_argument("--by", help="apply the holdout per group, e.g. family")
     _add_pool_and_prior(s)
     _add_col(s)
@@ -1106,7 +1119,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("fits", nargs="+", metavar="FIT.nc", help="saved fits of the same rows")
     s.add_argument("--name", action="append", type=option_type(_fit_names),
                    help="a name per fit, in order, comma-separated or repeated (default: the law)")
-    s.add_argument("--holdout", help="also score held-out runs per law: top-compute:F | largest-n:K | natural")
+    s.add_argument("--holdout", help="also score held-out runs per law: top-compute:F | largest-n:K (every run of "
+                                    "the K largest model sizes) | natural")
     s.add_argument("--data", help="the table the fits were made on (needed with --holdout)")
     _add_sampling(s)
     s.add_argument("--json", metavar="OUT.json", help="write the ranking as JSON")

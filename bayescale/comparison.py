@@ -267,7 +267,7 @@ def holdout_scores(fits, df: pd.DataFrame, holdout="top-compute:0.1", *, names=N
         for fit, name in zip(fits, names):
             bar.set_postfix_str(name)
             out[name] = calibrate(df, fit.law.spec, holdout, natural=natural, seed=seed, chains=chains,
-                                  warmup=warmup, draws=draws, baselines=(), duplicates=dups[name],
+                                  warmup=warmup, draws=draws, baselines=(), duplicates=dups[name], law_alone=False,
                                   progress=progress, **options[name])
             bar.update(1)
     return out

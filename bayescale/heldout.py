@@ -222,7 +222,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
               draws: int = 1000, n_boot: int = 1000, baselines=("bootstrap", "no-pool"),
               natural=None, levels=LEVELS, progress: bool | None = None, columns=None,
               duplicates: str = "error", discrepancy="auto", target_accept=None,
-              strict: bool = False, offset=None, discrepancy_by="auto") -> CalibrationResult:
+              strict: bool = False, offset=None, discrepancy_by="auto", law_alone: bool = True) -> CalibrationResult:
     """Fit on the runs a holdout protocol leaves, predict the held-out ones, score both.
 
     ``holdout`` is 'top-compute:F', 'largest-n:K', 'natural' (with ``natural`` the dataset's mask)
@@ -236,7 +236,8 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     ``width_shares`` say how much of a held-out run's squared 90 % width comes from the law's
     parameters, the model discrepancy and the noise. ``offset`` (group offsets, see
     :func:`bayescale.fit`) is passed to the main fit and its law-alone twin, not to the no-pool
-    baseline.
+    baseline. ``law_alone=False`` skips that twin (a refit of the law without the discrepancy,
+    which says how much wider the default is and what that buys).
     """
     from .baselines import fits_losses, huber_bootstrap
     from .data import apply_column_map
@@ -365,7 +366,7 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
                 pit_values[name] = bpoints["pit"]
             bsummary["runtime_seconds"] = time.perf_counter() - t0
             summary["baselines"][name] = bsummary
-    if first.spec.discrepancy is not None and not stacked:
+    if first.spec.discrepancy is not None and not stacked and law_alone:
         # the same law without the discrepancy, on the same split: how much wider the default is
         # than the law's posterior alone, and what that buys
         with warnings_labelled("the law-alone refit (no discrepancy)", os.path.dirname(__file__)):

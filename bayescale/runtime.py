@@ -56,12 +56,13 @@ def configure(*, compile_cache: bool | str = True, arviz_numba: bool = False) ->
     """
     global _CONFIGURED
     with _LOCK:
+        # ArviZ 0.x announces its 1.0 API on import and on every call; bayescale pins arviz < 1.
+        # Before anything here imports it (disable_arviz_numba does)
+        warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
         if compile_cache:
             enable_compilation_cache(compile_cache if isinstance(compile_cache, str) else None)
         if not arviz_numba:
             disable_arviz_numba()
-        # ArviZ 0.x announces its 1.0 API on every call; bayescale pins arviz < 1
-        warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
         _CONFIGURED = True
 
 

@@ -228,3 +228,23 @@ def test_a_fit_leaves_every_numpyro_module_attribute_in_place():
     after = snapshot()
     changed = {m: [k for k, v in attrs.items() if after.get(m, {}).get(k) != v] for m, attrs in before.items()}
     assert not {m: ks for m, ks in changed.items() if ks}
+
+
+def test_importing_bayescale_in_a_fresh_home_prints_no_arviz_announcement(tmp_path):
+    """ArviZ 0.x announces its 1.0 refactor with a multi-line FutureWarning on import in a fresh
+    home; bayescale pins arviz < 1, so a first command must not show it. Control: arviz alone does."""
+    import os
+    import subprocess
+    import sys
+
+    def fresh(name):   # ArviZ says it once per home (it leaves a mark there): one home per import
+        (tmp_path / name).mkdir()
+        return {**os.environ, "HOME": str(tmp_path / name), "XDG_CONFIG_HOME": str(tmp_path / name / ".config"),
+                "XDG_CACHE_HOME": str(tmp_path / name / ".cache")}
+
+    ours = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", "import bayescale"], env=fresh("a"),
+                          capture_output=True, text=True)
+    assert ours.returncode == 0, ours.stderr[-500:]
+    theirs = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", "import arviz"], env=fresh("b"),
+                            capture_output=True, text=True)
+    assert theirs.returncode != 0 and "ArviZ is undergoing" in theirs.stderr

@@ -103,6 +103,16 @@ def test_cli_compare(fits, tmp_path, capsys):
     assert main(["compare", *paths, "--name", "F,C", "--json", str(out)]) == 0   # comma-separated, as --name F --name C
     capsys.readouterr()
     assert [r["name"] for r in json.loads(out.read_text())["ranking"]] == ["F", "C"]
+    # two fits of one law are named by their files, not chinchilla#1 and #2
+    twin = str(fits["chinchilla"].save(tmp_path / "chinchilla_again.nc"))
+    assert main(["compare", paths[1], twin, "--json", str(out)]) == 0
+    capsys.readouterr()
+    assert {r["name"] for r in json.loads(out.read_text())["ranking"]} == {"chinchilla", "chinchilla_again"}
+    # sampling options or a table without --holdout would do nothing: an error that says so
+    assert main(["compare", *paths, "--chains", "8"]) == 2
+    assert "--chains set how compare --holdout refits" in capsys.readouterr().err
+    assert main(["compare", *paths, "--data", "runs.csv"]) == 2
+    assert "--data set how compare --holdout refits" in capsys.readouterr().err
 
 
 def test_a_fit_whose_sampling_checks_fail_is_ranked_with_a_note(fits, monkeypatch):
