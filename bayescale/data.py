@@ -30,6 +30,7 @@ class Dataset:
     # names a validated row (a position here) as the user's table has it: file line or index
     name_row: Callable[[int], str] = lambda i: f"row {i}"
     shown: Callable[[str], str] = lambda col: f"'{col}'"   # a column as the user named it
+    kept: np.ndarray | None = None   # positions of the given table's rows kept (duplicates='drop' drops some)
 
     @property
     def n(self) -> int:
@@ -331,6 +332,7 @@ def validate(
         notes=notes,
         name_row=lambda i: row_name(original, int(kept[i])),
         shown=lambda col: _shown(col, columns),
+        kept=kept,
     )
 
 

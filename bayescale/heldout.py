@@ -256,7 +256,19 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     law = get_law(law_arg[0] if stacked else law_arg)   # stacked laws share the response
     table = apply_column_map(df, columns).reset_index(drop=True)
     for one in (law_arg if stacked else [law_arg]):   # the whole table, as fit checks it, before the split
-        build(table, one, pool=pool, priors=priors, duplicates=duplicates)
+        _, whole = build(table, one, pool=pool, priors=priors, duplicates=duplicates)
+    if whole.kept is not None and len(whole.kept) < len(table):
+        # repeated rows dropped once, here, and said once with the file's lines: the split and its
+        # counts are of the runs fitted, and the fits below see no repeats to say again
+        n_given = len(table)
+        table = table.iloc[whole.kept].reset_index(drop=True)
+        for key in ("source_file", "source_blank_lines"):   # positions are no longer the file's lines
+            table.attrs.pop(key, None)
+        # a mask given per row of the table as given (natural split, explicit mask) follows the rows kept
+        if natural is not None and len(np.asarray(natural)) == n_given:
+            natural = np.asarray(natural)[whole.kept]
+        if not isinstance(holdout, str) and len(np.asarray(holdout)) == n_given:
+            holdout = np.asarray(holdout)[whole.kept]
     if isinstance(holdout, str):
         mask = holdout_protocols.parse(holdout, table, by=by, natural=natural)
         label = f"{holdout} per {by}" if by else holdout   # in the title, the printout and the JSON
@@ -265,6 +277,9 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
         if mask.shape != (len(table),) or mask.all() or not mask.any():
             raise BayescaleError("an explicit holdout mask must be one boolean per row, with rows on both sides")
     train, test = table.loc[~mask].reset_index(drop=True), table.loc[mask].reset_index(drop=True)
+    for part in (train, test):   # a part's row positions are not the file's lines any more
+        for key in ("source_file", "source_blank_lines"):
+            part.attrs.pop(key, None)
     response = law.response
     if response not in test:
         raise BayescaleError(f"held-out rows need the response column '{response}'")

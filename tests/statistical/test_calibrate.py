@@ -232,3 +232,33 @@ def test_the_explanation_does_not_credit_a_discrepancy_that_did_not_help(result)
     assert "law alone scored as well or better" in better.width_explanation()
     assert "lets the curve bend" not in better.width_explanation()
     assert "lets the curve bend" in worse.width_explanation()   # control: where it helped, it is said
+
+
+def test_repeated_rows_are_dropped_once_before_the_split(data, tmp_path, monkeypatch):
+    """calibrate --duplicates drop: the repeat is said once, with its file line, and the split and
+    its counts are of the runs fitted (it reported one training run too many, and named later
+    rows by lines of the file they were not on). Control: without repeats nothing is dropped."""
+    import bayescale.inference as inference
+    from bayescale.cli import read_table
+
+    path = tmp_path / "dup.csv"
+    pd.concat([data, data.iloc[[0]]], ignore_index=True).to_csv(path, index=False)
+    table = read_table(str(path))
+    seen = []
+
+    def stop(train, *a, **kw):
+        seen.append(train)
+        raise KeyboardInterrupt   # the split is what is checked: no fit needed
+
+    monkeypatch.setattr(inference, "fit", stop)
+    with pytest.warns(BayescaleWarning, match=rf"dropped 1 exact duplicate row\(s\): row {len(data)} "
+                                              rf"\(line {len(data) + 2} of dup.csv") as caught:
+        with pytest.raises(KeyboardInterrupt):
+            calibrate(table, "chinchilla", duplicates="drop", baselines=())
+    assert sum("duplicate" in str(w.message) for w in caught) == 1
+    (train,) = seen
+    n_test = int(np.ceil(0.1 * len(data)))
+    assert len(train) == len(data) - n_test and "source_file" not in train.attrs
+    with pytest.raises(KeyboardInterrupt):
+        calibrate(read_table(str(path)), "chinchilla", duplicates="keep", baselines=())
+    assert len(seen[1]) == len(data) + 1 - n_test
