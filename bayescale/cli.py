@@ -350,7 +350,8 @@ def print_fit(fit, out=None, warned: set[str] = frozenset()) -> None:
     for term in fit.spec.offsets:
         print(f"group offset: by {term.group}, spread prior {term.to_json()['prior']}", file=out)
     print(f"diagnostics: max r_hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
-          f"divergences {d['divergences']}, mean leapfrog steps/draw {d['mean_steps_per_draw']:.1f}", file=out)
+          f"divergences {d['divergences']}, mean leapfrog steps/draw {d['mean_steps_per_draw']:.1f} "
+          "(over the sampled parameters; the table's derived rows can read a little worse)", file=out)
     from .results import SAMPLING_REMEDY
 
     problems = fit.sampling_problems()
