@@ -114,6 +114,16 @@ def parse_priors(items) -> dict:
 MAX_BLANK_LINES = 1000   # pandas deep-copies a frame's attrs at every step: keep them small
 
 
+def dataset_source(text: str) -> tuple[str, dict]:
+    """dataset:NAME, or dataset:NAME?OPTION=VALUE,... with the loader's options (as `datasets
+    export --option` takes them): dataset:chinchilla_epoch?exclude_outliers=false."""
+    from .datasets.cli import _options
+
+    name, _, query = text.split(":", 1)[1].partition("?")
+    items = comma_items(query, "dataset:NAME?", "dataset:NAME?OPTION=VALUE,OPTION=VALUE") if query else []
+    return name, _options(items)
+
+
 def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
     """A CSV or Parquet path, or dataset:NAME for a registered dataset.
 
@@ -123,7 +133,8 @@ def read_table(source: str, columns: dict | None = None) -> pd.DataFrame:
     if source.startswith("dataset:"):
         from . import datasets
 
-        return datasets.load(source.split(":", 1)[1])
+        name, options = dataset_source(source)
+        return datasets.load(name, **options)
     path = Path(source)
     if not path.exists():
         raise BayescaleError(f"no such file: {source}; give a CSV or Parquet path, or dataset:NAME")
@@ -626,7 +637,7 @@ def _natural_holdout(holdout: str, data: str, df, usage: str):
         raise BayescaleError(f"--holdout natural needs a registered dataset: {usage}")
     from . import datasets
 
-    return datasets.holdout(data.split(":", 1)[1], df)
+    return datasets.holdout(dataset_source(data)[0], df)
 
 
 def cmd_calibrate(args) -> int:

@@ -54,7 +54,7 @@ def load(data_home=None, exclude_outliers: bool = True) -> pd.DataFrame:
         mask[order] = True
         df = df.loc[~mask].reset_index(drop=True)
         notes.fix(f"dropped the {N_OUTLIERS} highest-loss points of {len(mask)} (Epoch's outlier rule; "
-                  "exclude_outliers=False keeps them)")
+                  "exclude_outliers=False keeps them; CLI: dataset:chinchilla_epoch?exclude_outliers=false)")
     return finish(df, notes, response="loss")
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import subprocess
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -729,3 +730,27 @@ def test_sbc_says_why_simulations_failed_and_gives_no_verdict_on_a_selected_few(
     assert saved["passes"] is False and saved["failures"] == {"simulated data the fit refuses: loss 0": 10}
     assert main(["sbc", "power", "--n-sims", "200", "--quiet", "--discrepancy", "auto"]) == 1
     assert "model: the law with the discrepancy walk (auto)" in capsys.readouterr().out
+
+
+def test_a_registered_dataset_takes_its_loaders_options_in_its_name():
+    """dataset:NAME?OPTION=VALUE reaches the loader (as `datasets export --option` does), so the
+    outlier note's exclude_outliers=false can be followed on any command; the natural holdout
+    follows the rows loaded. Control: without the option the loader's default."""
+    from bayescale.cli import _natural_holdout, dataset_source, read_table
+    from bayescale.datasets.paths import find_home
+    from bayescale.errors import BayescaleError
+
+    assert dataset_source("dataset:gadre_overtraining?eval=all,exclude_outliers=false") == (
+        "gadre_overtraining", {"eval": "all", "exclude_outliers": False})
+    assert dataset_source("dataset:demo") == ("demo", {})
+    with pytest.raises(BayescaleError, match="empty item"):
+        dataset_source("dataset:demo?a=1,,b=2")
+    if find_home() is None:
+        pytest.skip("public datasets not found (set BAYESCALE_DATA)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kept = read_table("dataset:chinchilla_epoch?exclude_outliers=false")
+        default = read_table("dataset:chinchilla_epoch")
+    assert len(kept) == len(default) + 5
+    mask = _natural_holdout("natural", "dataset:chinchilla_epoch?exclude_outliers=false", kept, "")
+    assert len(mask) == len(kept)
