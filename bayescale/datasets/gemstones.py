@@ -157,7 +157,7 @@ def reference(data_home=None) -> pd.DataFrame:
 
 _TOK = "step x 4,194,304 (2048 seq x 2048 batch); final step 83475 = 3.5e11 tokens"
 _HOLD = ("the 1B and 2B classes (N >= 9e8: 1280x36, 2560x8, 1792x18, 3072x12, 1536x50, 2048x27), all "
-         "checkpoints; fit on N <= 5.4e8")
+         "their rows (every checkpoint the table holds); fit on N <= 5.4e8")
 _PARAMS = "params_active_precise: total parameters incl. embeddings, as counted by the authors"
 
 register(Table("gemstones", SOURCE, Card(

@@ -83,14 +83,14 @@ def holdout_pass(df: pd.DataFrame) -> np.ndarray:
     return (df["params"] >= 6e9).to_numpy()      # Pythia 6.9B and 12B
 
 
-_SRC = "models.csv 'Parameters' (nominal, e.g. 1.3e9) and 'Tokens' (20 tokens/param for Cerebras-GPT)"
+_SRC = "models.csv 'Parameters' (nominal, e.g. 1.3e9)"
 
 register(Table("monkeys_power_pertoken", SOURCE, Card(
     name="monkeys_power_pertoken",
     title="Per-token LAMBADA log-probabilities of Cerebras-GPT 111M-6.7B (Large Language Monkeys study)",
     measured="natural-log probability of each target token of 10 LAMBADA problems, per model",
     response="loss = -log p(token) in nats (the source's 'Neg Log Score'); p_token = probability",
-    params_convention=_SRC,
+    params_convention=_SRC + " and 'Tokens' (20 tokens/param for Cerebras-GPT)",
     tokens="models.csv 'Tokens' (Chinchilla-style 20 tokens/param); compute = 6*N*D",
     groups="family='cerebras_gpt'; dataset='pile'; task='lambada_openai'; problem and position identify the token",
     holdout="Cerebras-GPT-6.7B (the largest size in the LAMBADA set)",
