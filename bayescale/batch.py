@@ -116,6 +116,9 @@ def fit_many(datasets, law="chinchilla", *, pool=None, priors=None, seed=0, samp
         results = _run_group([built[i] for i in members], [seeds[i] for i in members], chains, warmup,
                              draws, target_accept, trajectory, dense, devices)
         for i, fitted in zip(members, results):
+            # how each table was read, as bs.fit records it (compare --holdout, predict reuse them)
+            fitted.config.update(columns=columns or {}, duplicates=duplicates)
+            fitted._idata.posterior.attrs["bayescale"] = json.dumps(fitted.config)
             fits[i] = fitted
         on_done(len(members))
     return fits

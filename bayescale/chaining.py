@@ -70,9 +70,9 @@ class Chain:
         return loss, rate
 
     def _draws(self, df, kind, loss_kind, seed):
-        seed = check_seed(seed)
         """The paired draws, the loss fit's prediction table and the chain's notes: the loss
         fit's, the downstream fit's, and where the chained loss leaves the downstream fit's losses."""
+        seed = check_seed(seed)
         if loss_kind not in KINDS:
             raise BayescaleError(f"loss_kind must be 'mean' or 'observation', got {loss_kind!r}")
         df = df.drop(columns=["loss"], errors="ignore")

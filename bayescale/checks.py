@@ -18,6 +18,12 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
+def law_seed(seed: int, i: int) -> int:
+    """The seed of the i-th law of a mixture: seed + i, wrapped into the seeds' 32-bit range (so
+    a valid seed near its top stays valid; every smaller seed gives seed + i as before)."""
+    return (int(seed) + i) % SEED_LIMIT
+
+
 def check_flag(value, name: str, *, none: bool = False):
     """A True/False option (or None where None means "decide for me"): a string such as "no" is
     an error, not True because it is not empty."""

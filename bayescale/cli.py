@@ -350,8 +350,9 @@ def print_fit(fit, out=None, warned: set[str] = frozenset()) -> None:
     d = fit.diagnostics
     print(f"law {fit.law.spec}  ({fit.law.formula})  n_obs={fit.config['n_obs']}  pooled={fit.spec.pooled or 'none'}", file=out)
     if fit.reference_scales:   # what N0, D0 in the formula are: the priors on log_A0, ... are about them
-        print("reference scales (near the data's geometric mean): " + ", ".join(
-            f"{REFERENCE_SYMBOL.get(k, k + '0')} = {v:.4g}" for k, v in fit.reference_scales.items()), file=out)
+        print("reference scales (near the data's centre; the formula is written about them): " + ", ".join(
+            f"{REFERENCE_SYMBOL[k]} = {v:.4g}" if k in REFERENCE_SYMBOL else f"{k} centred at {v:.4g}"
+            for k, v in fit.reference_scales.items()), file=out)
     cols = ["mean", "sd", "2.5%", "50%", "97.5%", "r_hat", "ess_bulk"]
     print(fit.summary()[cols].to_string(float_format=_fmt), file=out)
     disc = fit.spec.discrepancy
@@ -384,7 +385,7 @@ def fit_record(fit) -> dict:
     return {
         "law": fit.law.spec, "formula": fit.law.formula, "response": fit.response,
         "n_obs": fit.config["n_obs"], "pooled": dict(fit.spec.pooled),
-        "reference_scales": {REFERENCE_SYMBOL.get(k, k + "0"): v for k, v in fit.reference_scales.items()},
+        "reference_scales": {REFERENCE_SYMBOL.get(k, k): v for k, v in fit.reference_scales.items()},
         "discrepancy": None if disc is None else {"prior": disc.to_json()["prior"], "by": disc.group},
         "offsets": [{"by": t.group, "prior": t.to_json()["prior"]} for t in fit.spec.offsets],
         "parameters": json.loads(table.to_json(orient="index")),
@@ -443,14 +444,23 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _fit_column_map(args, fit) -> dict:
+    """--col, else the map the fit was made with (its rows may use the user's own names)."""
+    given = _column_map(args)
+    if given or fit is None:
+        return given
+    one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
+    return dict(one.config.get("columns") or {})
+
+
 def _points(args, fit) -> pd.DataFrame:
+    mapping = _fit_column_map(args, fit)
     if args.data:
-        return read_table(args.data, _column_map(args))
+        return read_table(args.data, mapping)
     if not args.at:
         raise BayescaleError("give the points to predict: --at params=70B,tokens=1.4T (repeatable) or --data FILE")
     from .data import GROUP_COLUMNS
 
-    mapping = _column_map(args)
     # group labels under their own names or the user's (--col family=team)
     labels = set(GROUP_COLUMNS) | {yours for schema, yours in mapping.items() if schema in GROUP_COLUMNS}
     known = None
@@ -527,7 +537,7 @@ def cmd_predict(args) -> int:
     points = _points(args, fit)
     levels = tuple(args.level) if args.level else LEVELS
     pred, warned = _warning_once(lambda: fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
-                                                     columns=_column_map(args)))
+                                                     columns=_column_map(args) or None))
     if args.json:
         print(json.dumps({"law": fit.law_spec, "kind": args.kind, "notes": pred.attrs.get("notes", []),
                           **({"weights": fit.weights} if hasattr(fit, "weights") else {}),
@@ -784,8 +794,9 @@ def cmd_compare(args) -> int:
     if not args.holdout:   # the sampling options are for --holdout's refits: without it they would do nothing
         given = [f"--{k}" for k, default in (("chains", 4), ("warmup", 1000), ("draws", 1000), ("seed", 0))
                  if getattr(args, k, default) != default]
-        if given or args.data:
-            raise BayescaleError(f"{', '.join(given + (['--data'] if args.data else []))} set how compare --holdout "
+        given += [o for o, v in (("--data", args.data), ("--col", getattr(args, "col", None))) if v]
+        if given:
+            raise BayescaleError(f"{', '.join(given)} set how compare --holdout "
                                  "refits the laws on a split; without --holdout compare ranks the saved fits as they "
                                  "are (PSIS-LOO) and refits nothing: add --holdout top-compute:0.1, or drop them")
     if args.holdout:
@@ -1062,11 +1073,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_calibrate)
 
     s = command(sub, "sbc", "simulation-based calibration of a law (exit status 1 if it fails, or if more than "
-                "10% of the simulations fail)", [
-        "bayescale sbc power --n-sims 50",
+                "a tenth of the simulations fail)", [
+        "bayescale sbc power --n-sims 50 --json sbc.json",
         "bayescale sbc chinchilla --discrepancy auto --n-sims 50",
-        "bayescale sbc chinchilla --design runs.csv --pool log_A0=family",
-        "bayescale sbc chinchilla --sampler hmc --json sbc.json"])
+        "bayescale sbc chinchilla --design runs.csv --pool log_A0=family"])
     s.add_argument("law", help=f"the law: {law_names_help()}")
     s.add_argument("--n-sims", type=int, default=100, help="simulated data sets")
     s.add_argument("--design", metavar="FILE",

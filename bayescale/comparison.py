@@ -22,7 +22,7 @@ import pandas as pd
 
 from .errors import BayescaleError, BayescaleWarning
 from .progress import bar as progress_bar, resolve as resolve_progress
-from .checks import check_seed
+from .checks import check_seed, law_seed
 
 PARETO_K_BAD = 0.7
 AXES = ("compute", "params", "tokens")
@@ -197,7 +197,8 @@ def stacked_predict(fits, df: pd.DataFrame, *, weights=None, names=None, kind: s
         raise BayescaleError(f"weights must be {len(fits)} non-negative numbers with a positive sum, got {weights}")
     w = w / w.sum()
     rng = np.random.default_rng(check_seed(seed))
-    per_fit = [f.predict(df, kind=kind, seed=seed + i, return_draws=True)[1].values for i, f in enumerate(fits)]
+    per_fit = [f.predict(df, kind=kind, seed=law_seed(seed, i), return_draws=True)[1].values
+                for i, f in enumerate(fits)]
     n = min(len(d) for d in per_fit)
     counts = rng.multinomial(n, w)
     draws = np.concatenate([d[rng.choice(len(d), size=c, replace=False)] for d, c in zip(per_fit, counts)])
@@ -219,7 +220,8 @@ def refit_options(fit) -> dict:
     spec, disc = fit.spec, fit.spec.discrepancy
     return dict(
         pool={k: v for k, v in spec.pooled.items() if k in fit.law.params} or "none",
-        priors={k: v for k, v in spec.priors.items() if k in fit.law.all_params()},
+        priors={k: v for k, v in spec.priors.items()   # the law's, and the spreads of its pooled ones
+                if k in fit.law.all_params() or (k.endswith("_tau") and k[:-4] in spec.pooled)},
         discrepancy="none" if disc is None else describe(disc.prior, digits=15),
         discrepancy_by="none" if disc is None or disc.group is None else disc.group,
         offset=[t.to_json() for t in spec.offsets] or None,

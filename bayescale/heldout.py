@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pandas as pd
 from . import holdout as holdout_protocols
 from .data import GROUP_COLUMNS
 from .checks import check_positive_int
-from .errors import BayescaleError, warnings_labelled
+from .errors import BayescaleError, BayescaleWarning, warnings_labelled
 from .models import get_law
 from .progress import bar as progress_bar, resolve as resolve_progress
 from .results import SAMPLING_REMEDY
@@ -255,8 +256,17 @@ def calibrate(df: pd.DataFrame, law="chinchilla", holdout="top-compute:0.1", *, 
     law_arg = list(law) if stacked else law
     law = get_law(law_arg[0] if stacked else law_arg)   # stacked laws share the response
     table = apply_column_map(df, columns).reset_index(drop=True)
-    for one in (law_arg if stacked else [law_arg]):   # the whole table, as fit checks it, before the split
-        _, whole = build(table, one, pool=pool, priors=priors, duplicates=duplicates)
+    laws = law_arg if stacked else [law_arg]
+    if stacked:   # each law's own pooling and priors, as fit reads a stack's (shared names, per-law entries)
+        from .inference import _pool_per_law, _priors_per_law
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BayescaleWarning)   # the fit says them
+            pools, law_priors = _pool_per_law(pool, laws), _priors_per_law(priors, laws)
+    else:
+        pools, law_priors = {str(law_arg): pool}, {str(law_arg): priors}
+    for one in laws:   # the whole table, as fit checks it, before the split
+        _, whole = build(table, one, pool=pools[str(one)], priors=law_priors[str(one)], duplicates=duplicates)
     if whole.kept is not None and len(whole.kept) < len(table):
         # repeated rows dropped once, here, and said once with the file's lines: the split and its
         # counts are of the runs fitted, and the fits below see no repeats to say again

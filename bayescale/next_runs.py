@@ -41,7 +41,7 @@ import pandas as pd
 from .data import GROUP_COLUMNS, apply_column_map, row_name
 from .errors import BayescaleError, BayescaleWarning, UnreliableSampling
 from .predict import columns_for, decades_beyond, prepare, response_draws, unnamed_group_notes
-from .checks import check_seed
+from .checks import check_seed, law_seed
 
 METHODS = ("gaussian", "importance")
 RATIOS = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0)   # default grid: tokens per parameter
@@ -199,6 +199,8 @@ def plan(fit, target, candidates: pd.DataFrame | None = None, budget: float | No
     one = next(iter(fit.fits.values())) if hasattr(fit, "fits") else fit
     # rows under the user's own column names (fit(..., columns=...)) read with the fit's map
     target = apply_column_map(target, columns_for(one, target, None))
+    if isinstance(candidates, (list, tuple)) and candidates and all(isinstance(c, dict) for c in candidates):
+        candidates = pd.DataFrame(list(candidates))   # runs as dicts, as a target may be one
     if isinstance(candidates, pd.DataFrame):
         candidates = apply_column_map(candidates, columns_for(one, candidates, None))
     notes: list[str] = []
@@ -358,7 +360,7 @@ def _joint_draws(fit, rows: pd.DataFrame, seed: int, notes: list[str]) -> tuple[
         return _link_draws(fit, rows, seed, notes)
     per_law = {}
     for i, (name, f) in enumerate(fit.fits.items()):
-        per_law[name] = np.concatenate(_link_draws(f, rows, seed + i, notes), axis=1)
+        per_law[name] = np.concatenate(_link_draws(f, rows, law_seed(seed, i), notes), axis=1)
     mixed, _ = fit._mixture(per_law, seed)   # each draw from one law, by its stacking weight
     r = len(rows)
     return mixed[:, :r], mixed[:, r:]

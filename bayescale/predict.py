@@ -254,9 +254,9 @@ def label_draws(source, labels: dict, seed: int = 0) -> tuple[dict, list[str]]:
     notes: list[str] = []
     frame = label_frame(labels)
     values = source.param_draws(frame, np.random.default_rng(check_seed(seed)), notes, typical=not labels)
-    warn_unseen(notes)
+    warn_unseen(notes, labels)
     if not labels and (source.pooled or getattr(getattr(source, "spec", None), "offsets", None)):
-        groupings = sorted(source_groupings(source))
+        groupings = [g for g in sorted(source_groupings(source)) if g in GROUP_COLUMNS]   # not family_x_task
         notes.append("no group labels given: the population's typical parameter values were used"
                      + (" (no group offset)" if getattr(source, "spec", None) is not None and source.spec.offsets else "")
                      + f"; predict without a label draws a new group from the population instead (wider); give "
@@ -271,7 +271,9 @@ def label_offset(source, labels: dict, notes: list[str], seed: int = 0) -> np.nd
         return None
     before = len(notes)
     offset = source.offset_draws(label_frame(labels), source.n_draws, np.random.default_rng([check_seed(seed), 1]), notes)
-    warn_unseen(notes[before:])
+    mine = notes[before:]
+    warn_unseen(mine, labels)
+    notes[before:] = mine
     return offset
 
 
@@ -280,11 +282,19 @@ def label_frame(labels: dict) -> pd.DataFrame:
     return pd.DataFrame({g: label_text(pd.Series([labels[g]], dtype=object), g).tolist() for g in labels})
 
 
-def warn_unseen(notes: list[str]) -> None:
-    """Warn the notes of labels the fit has not seen (a typo reads as a new group), as predict does."""
-    for note in notes:
-        if " not in the fit: " in note:
+def warn_unseen(notes: list[str], labels: dict) -> None:
+    """Warn the notes of labels given that the fit has not seen (a typo reads as a new group), as
+    predict does, and reword in place those of a grouping no label was given for (a new group is
+    drawn for it, which is no one's typo)."""
+    for k, note in enumerate(notes):
+        group = note.split(" label(s) ", 1)[0]
+        if " not in the fit: " not in note:
+            continue
+        if group in labels:
             warnings.warn(note, BayescaleWarning, stacklevel=caller_stacklevel(os.path.dirname(__file__)))
+        else:
+            notes[k] = (f"no {group} label given: a new {group} is drawn ({note.split(' not in the fit: ', 1)[1]}); "
+                        f"give {group}=LABEL for a fitted one")
 
 
 def shifted(source, mu: np.ndarray, offset: np.ndarray | None) -> np.ndarray:

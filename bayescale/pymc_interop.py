@@ -129,6 +129,8 @@ def to_pymc(df, law: str | Law = "chinchilla", *, pool=None, priors=None, column
                                  "too; pass the law's name (fit.law.spec) with the settings you want instead")
         options = refit_options(law)
         options.pop("target_accept")
+        if duplicates == "error":   # the default: repeated rows read as the fit read them
+            duplicates = law.config.get("duplicates") or duplicates
         return to_pymc(df, law.law, duplicates=duplicates, parametrisation=parametrisation, natural=natural,
                        **options)
     law = get_law(law)

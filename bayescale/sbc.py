@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .checks import check_positive_int, check_seed
+from .checks import check_positive_int, check_seed, check_target_accept
 from .errors import BayescaleError, BayescaleWarning
 from .models import get_law
 from .progress import bar as progress_bar, resolve as resolve_progress
@@ -183,8 +183,9 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
 
     The sampler is compiled once: every simulation has the same law, shapes and settings, so
     :func:`bayescale.inference.sample_posterior` reuses its cached MCMC object. Simulations whose
-    data are unusable (non-finite or non-positive responses) or whose fit fails or returns
-    non-finite draws are counted in ``failures`` with the reason; they contribute no rank.
+    data the fit refuses (its own checks: a loss of 0 is refused, a pass rate of 0 of 1000 is
+    data) or whose fit fails or returns non-finite draws are counted in ``failures`` with the
+    reason; they contribute no rank, and more than MAX_FAILED_SHARE of them is no pass.
     ``bins`` defaults to ``min(20, n_ok // 5)`` (>= 5 expected per bin), at least 2.
 
     ``sampler="hmc"`` fits all simulations in one compiled batch with
@@ -206,6 +207,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
     for name, value in (("n_sims", n_sims), ("thin", thin), ("chains", chains), ("warmup", warmup),
                         ("draws", draws)):   # checked before any simulation, not failed in each
         check_positive_int(value, name)
+    target_accept = check_target_accept(target_accept)
     if bins is not None and (isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2):
         raise BayescaleError(f"bins must be a whole number >= 2 (a rank histogram of one bin tests nothing), "
                              f"got {bins!r}")
@@ -255,7 +257,7 @@ def sbc(law, design: pd.DataFrame | None = None, *, n_sims: int = 100, seed: int
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BayescaleWarning)   # the fit says its notes
                 build(df, law, pool=pool, priors=fit_priors, duplicates="keep", discrepancy=fit_discrepancy)
-        except BayescaleError as exc:
+        except (BayescaleError, ValueError, FloatingPointError) as exc:   # as a failed fit would be counted
             failures.append((i, f"simulated data the fit refuses: {exc}"))
             continue
         missing = [p for p in params if p not in truth]

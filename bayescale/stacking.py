@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .checks import check_seed
+from .checks import check_seed, law_seed
 from .comparison import PARETO_K_BAD
 from .errors import BayescaleError, BayescaleWarning, caller_stacklevel
 from .files import check_fit_name, write_atomically
@@ -118,7 +118,7 @@ class StackedFit:
         """As :meth:`bayescale.Fit.predict`, for the mixture; a new run's width shares gain
         ``share_law`` (the laws' disagreement)."""
         levels, seed = check_levels(levels), check_seed(seed)
-        seeds = {name: seed + i for i, name in enumerate(self.fits)}
+        seeds = {name: law_seed(seed, i) for i, name in enumerate(self.fits)}
         both = self._each_law(lambda name, f: f.predict(df, levels=levels, kind=kind, seed=seeds[name],
                                                         columns=columns, return_draws=True))
         tables = {name: table for name, (table, _) in both.items()}
@@ -157,7 +157,7 @@ class StackedFit:
         """N*(C), D*(C) and L*(C) of the mixture: each draw from one law, picked with its weight."""
         levels = check_levels(levels)
         seed = check_seed(seed)
-        seeds = {name: seed + i for i, name in enumerate(self.fits)}   # as predict gives each law
+        seeds = {name: law_seed(seed, i) for i, name in enumerate(self.fits)}   # as predict gives each law
         both = self._each_law(lambda name, f: f.allocation_draws(compute, seed=seeds[name], **labels))
         per_law = {name: draws for name, (draws, _) in both.items()}
         rows = []
@@ -175,7 +175,7 @@ class StackedFit:
         """The mixture's lowest reachable loss (each law's asymptote E, drawn by the weights)."""
         levels = check_levels(levels)
         seed = check_seed(seed)
-        seeds = {name: seed + i for i, name in enumerate(self.fits)}
+        seeds = {name: law_seed(seed, i) for i, name in enumerate(self.fits)}
         both = self._each_law(lambda name, f: f.min_loss_draws(seed=seeds[name], **labels))
         mixed, _ = self._mixture({name: floor for name, (floor, _) in both.items()}, seed)
         out = pd.DataFrame([summary_frame({"loss": mixed}, levels)])
@@ -189,7 +189,7 @@ class StackedFit:
         unreachable in that law's share of the draws)."""
         levels = check_levels(levels)
         seed = check_seed(seed)
-        seeds = {name: seed + i for i, name in enumerate(self.fits)}
+        seeds = {name: law_seed(seed, i) for i, name in enumerate(self.fits)}
         both = self._each_law(lambda name, f: f.tokens_draws(target, params, seed=seeds[name], **labels))
         first = next(iter(both.values()))
         keys, sizes = list(first[0]), list(first[1])

@@ -283,7 +283,8 @@ def plot_targets(fit, targets: pd.DataFrame, pred: pd.DataFrame, path, *, seed: 
         ax.plot(grid, band["median"], color=colour, lw=1.4,
                 label=f"{'new run' if kind == 'observation' else 'expected value'}{' (' + what + ')' if what else ''}: median, 50% and 90%")
         # a stack's band mixes its laws: each law's own median shows where they part
-        for (name, member), style in zip(getattr(fit, "fits", {}).items(), LAW_LINE_STYLES):
+        for k, (name, member) in enumerate(getattr(fit, "fits", {}).items()):
+            style = LAW_LINE_STYLES[k % len(LAW_LINE_STYLES)]   # more laws than styles: they repeat
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BayescaleWarning)
                 alone = member.predict(curve, levels=(0.5,), kind=kind, seed=seed)
@@ -374,7 +375,7 @@ def fit_report(fit, out_dir, targets: pd.DataFrame | None = None, budgets=(), *,
     budgets = [float(b) for b in budgets]
     if budgets and {"params", "tokens"} <= set(law.inputs):
         labels = {g: str(targets[g].iloc[0]) for g in one.spec.coords if g in targets and pd.notna(targets[g].iloc[0])}
-        allocation_table = fit.optimal_allocation(budgets, levels=LEVELS, **labels)
+        allocation_table = fit.optimal_allocation(budgets, levels=LEVELS, seed=seed, **labels)
         allocation = allocation_sentences(allocation_table, labels)
         notes += [n for n in allocation_table.attrs.get("notes", []) if n not in notes]
     elif budgets:

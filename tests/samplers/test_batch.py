@@ -81,6 +81,8 @@ def test_fit_many_gives_normal_fits(fits, tables, tmp_path):
         # sparse random designs give curved posteriors (NUTS at this budget: min ESS ~55 too)
         assert d["max_rhat"] < 1.1 and d["min_ess_bulk"] > 20, d
     assert [f.config["seed"] for f in fits] == [5, 6, 7]
+    # how the tables were read, as bs.fit records it (compare --holdout rebuilds the table with it)
+    assert all(f.config["duplicates"] == "error" and f.config["columns"] == {} for f in fits)
     new = pd.DataFrame({"params": [1e11], "tokens": [2e12]})
     pred = fits[0].predict(new, levels=(0.9,))
     assert np.isfinite(pred.filter(like="upper").to_numpy()).all()

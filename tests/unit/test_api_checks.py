@@ -81,3 +81,21 @@ def test_a_width_ratio_near_one_is_not_called_narrower_or_wider():
 
     assert _narrower_words(0.977) == "about as wide (1.02x the width)"   # was "1.0x wider"
     assert _narrower_words(1.8) == "1.8x narrower" and _narrower_words(0.5) == "2.0x wider"
+
+
+def test_a_refit_keeps_the_prior_given_for_a_pooled_parameters_spread():
+    """compare --holdout's refits and to_pymc(df, fit) rebuild the fit's model: a prior set on a
+    group spread (log_A0_tau) is part of it. Control: no spread prior where nothing is pooled."""
+    from types import SimpleNamespace
+
+    from bayescale.comparison import refit_options
+    from bayescale.datasets.demo import demo_data
+    from bayescale.inference import build
+    from bayescale.priors import describe
+
+    spec, _ = build(demo_data(), "chinchilla", pool={"log_A0": "family"}, priors={"log_A0_tau": "HalfNormal(0.3)"})
+    options = refit_options(SimpleNamespace(spec=spec, law=spec.law, config={}))
+    assert describe(options["priors"]["log_A0_tau"]) == describe(spec.priors["log_A0_tau"])
+    flat, _ = build(demo_data(), "chinchilla", pool="none")
+    assert not [k for k in refit_options(SimpleNamespace(spec=flat, law=flat.law, config={}))["priors"]
+                if k.endswith("_tau")]

@@ -150,7 +150,7 @@ def test_summary(capsys, fitted):
     # N0 and D0 of the formula: the data's own (geometric mean), which the priors on log_A0, ... are about
     fit = bayescale.load(fitted[0])
     n0, d0 = (float(np.exp(fit.logref[k])) for k in ("params", "tokens"))
-    assert f"reference scales (near the data's geometric mean): N0 = {n0:.4g}, D0 = {d0:.4g}" in out
+    assert f"reference scales (near the data's centre; the formula is written about them): N0 = {n0:.4g}, D0 = {d0:.4g}" in out
     assert 0.5 < n0 / np.exp(np.mean(np.log(fit.fitted_rows()["params"]))) < 2
 
 
@@ -754,3 +754,25 @@ def test_a_registered_dataset_takes_its_loaders_options_in_its_name():
     assert len(kept) == len(default) + 5
     mask = _natural_holdout("natural", "dataset:chinchilla_epoch?exclude_outliers=false", kept, "")
     assert len(mask) == len(kept)
+
+
+def test_predict_reads_points_under_the_names_the_fit_was_made_with(capsys, workdir):
+    """fit --col params=n_params,family=team: predict --at n_params=...,team=... and --data with
+    those columns need no --col again (the fit keeps its map); schema names still work."""
+    mine = demo_data().rename(columns={"params": "n_params", "family": "team"})
+    path = write_csv(workdir, "mine.csv", mine)
+    out = workdir / "mine.nc"
+    rc, _, err = run(capsys, "fit", path, "--col", "params=n_params,family=team", *TINY, "--discrepancy", "none",
+                     "--out", out)
+    assert rc == 0, err
+    rc, theirs, err = run(capsys, "predict", out, "--at", "n_params=7e10,tokens=1.4e12,team=dense", "--json")
+    assert rc == 0, err
+    rc, schema, _ = run(capsys, "predict", out, "--at", "params=7e10,tokens=1.4e12,family=dense", "--json")
+    a, b = (json.loads(t)["predictions"][0] for t in (theirs, schema))
+    assert a["median"] == pytest.approx(b["median"], rel=1e-12) and a["n_params"] == 7e10
+    rows = write_csv(workdir, "rows.csv", pd.DataFrame({"n_params": [7e10], "tokens": [1.4e12], "team": ["dense"]}))
+    rc, from_file, err = run(capsys, "predict", out, "--data", rows, "--json")
+    assert rc == 0, err
+    assert json.loads(from_file)["predictions"][0]["median"] == pytest.approx(b["median"], rel=1e-12)
+    rc, _, err = run(capsys, "predict", out, "--at", "size=7e10,tokens=1.4e12")   # control: a name no map knows
+    assert rc == 2 and "unknown column(s) ['size']" in err

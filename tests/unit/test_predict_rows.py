@@ -174,3 +174,18 @@ def test_rows_under_the_users_own_column_names_are_read_with_the_fits_map(runs):
     pd.testing.assert_frame_equal(p1.chosen, p2.chosen)
     with pytest.raises(BayescaleError, match=r"missing column"):   # control: a name neither map knows
         fit.predict(pd.DataFrame({"size": [7e10], "tokens": [1.4e12]}))
+
+
+def test_a_grouping_no_label_was_given_for_is_said_not_warned_as_a_typo():
+    from bayescale.predict import warn_unseen
+
+    drawn = "task label(s) [''] not in the fit: their offset is drawn from the spread between task labels"
+    notes = [drawn]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_unseen(notes, {"family": "dense"})
+    assert notes == ["no task label given: a new task is drawn (their offset is drawn from the spread between task "
+                     "labels); give task=LABEL for a fitted one"]
+    typo = ["task label(s) ['mmlu '] not in the fit: their offset is drawn from the spread between task labels"]
+    with pytest.warns(bayescale.BayescaleWarning, match=r"\['mmlu '\] not in the fit"):   # control: a label given
+        warn_unseen(typo, {"task": "mmlu "})

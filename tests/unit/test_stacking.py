@@ -472,10 +472,11 @@ def test_a_stacks_seed_is_checked_as_a_fits(stacked, method):
     row = pd.DataFrame({"params": [7e10], "tokens": [1.4e12]})
     call = {"predict": lambda s: st.predict(row, seed=s), "optimal_allocation": lambda s: st.optimal_allocation([1e22], seed=s),
             "tokens_for_loss": lambda s: st.tokens_for_loss(2.3, 7e9, seed=s)}[method]
-    for bad in (1.5, -1):
+    for bad in (1.5, -1, 2**32):
         with pytest.raises(bs.BayescaleError, match=r"seed must (be an integer|lie in)"):
             call(bad)
     call(2)   # control
+    call(2**32 - 1)   # the largest seed: the second law's seed wraps to 0, not past the range
 
 
 def test_notes_about_stackings_weights_are_not_said_of_weights_set_by_hand(stacked, monkeypatch):
@@ -506,3 +507,25 @@ def test_held_out_scores_of_a_stack_are_its_laws(stacked, monkeypatch):
     assert list(scores) == ["chinchilla", "kaplan-nd"] and seen == ["chinchilla", "kaplan-nd"]
     with pytest.raises(bs.BayescaleError, match="not one law to rank"):
         holdout_scores([st, st.fits["chinchilla"]], df, "top-compute:0.1")
+
+
+def test_calibrate_checks_a_stack_with_each_laws_own_pools_and_priors(stacked, monkeypatch):
+    """calibrate(df, [a, b], priors={"chinchilla": {...}}) checks each law with its own entries
+    before the split (it passed the whole dict to each law and refused it). Control: a name no law
+    has is still refused."""
+    import bayescale.inference as inference
+
+    _, df = stacked
+    seen = []
+
+    def stop(train, law, **kw):
+        seen.append(kw["priors"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inference, "fit", stop)
+    with pytest.raises(KeyboardInterrupt):
+        bs.calibrate(df, ["chinchilla", "kaplan-nd"], priors={"chinchilla": {"alpha": "Normal(0.3, 0.05)"}},
+                     baselines=())
+    assert seen == [{"chinchilla": {"alpha": "Normal(0.3, 0.05)"}}]   # fit reads it per law itself
+    with pytest.raises(bs.BayescaleError, match=r"cannot set a prior on \['nope'\]"):
+        bs.calibrate(df, ["chinchilla", "kaplan-nd"], priors={"nope": "Normal(0, 1)"}, baselines=())
