@@ -151,7 +151,7 @@ def add_parser(subparsers) -> None:
                  ["bayescale datasets export demo --out runs.csv",
                   "bayescale datasets export chinchilla_epoch --out epoch.parquet --force"])
     common(s)
-    s.add_argument("--out", required=True, help="the file to write: .csv, or .parquet / .pq")
+    s.add_argument("--out", required=True, help="the file to write: .csv (or .txt, also CSV text), or .parquet / .pq")
     s.add_argument("--force", action="store_true", help="replace --out if it exists")
     s.add_argument("--option", action="append", metavar="NAME=VALUE", help="loader option, e.g. eval=all")
     s.set_defaults(func=cmd_export)
