@@ -91,6 +91,34 @@ def _shown(col: str, columns: dict | None) -> str:
     return f"'{col}'" if not yours or yours == col else f"'{col}' (your '{yours}')"
 
 
+# names other tools and papers give the schema's columns: a guess shown in an error, never applied
+COLUMN_LOOKALIKES = {
+    "params": (r"n|num_?params|n_?params|params?|parameters|model_?size|non_?embedding_?params", r"param"),
+    "tokens": (r"d|num_?tokens|n_?tokens|tokens|train_?tokens|training_?tokens|dataset_?size|data", r"token"),
+    "compute": (r"c|flops?|compute|train_?flops", r"flop|compute"),
+    "loss": (r"l|loss|val_?loss|eval_?loss|valid(ation)?_?loss|final_?loss|test_?loss", r"loss"),
+}
+
+
+def likely_columns(missing: list[str], available: list) -> dict[str, str]:
+    """For each missing schema column, the one table column that looks like it (an exact common
+    name first, else the only column containing its stem); none where it is not one clear column."""
+    out = {}
+    for name in missing:
+        if name not in COLUMN_LOOKALIKES:
+            continue
+        exact, stem = COLUMN_LOOKALIKES[name]
+        cols = [str(c) for c in available if str(c) not in out.values()]
+        for pattern, match in ((exact, re.fullmatch), (stem, re.search)):
+            found = [c for c in cols if match(pattern, c.lower())]
+            if len(found) == 1:
+                out[name] = found[0]
+                break
+            if found:   # several: no guess
+                break
+    return out
+
+
 def row_name(frame: pd.DataFrame, i: int) -> str:
     """Row ``i`` (a position) as the user can find it: the line of the file it came from
     (``attrs["source_file"]``, set by the CLI's reader), the --at point, else the position and any
@@ -256,10 +284,16 @@ def validate(
         if frame.attrs.get("source_at"):
             raise BayescaleError(f"--at lacks {missing}: this law needs {needed}{hint}; give them in --at, e.g. "
                                  f"--at {','.join(f'{c}=...' for c in needed if c != response)}")
+        guess = likely_columns(missing, [c for c in frame.columns if c not in needed])
+        rest = [c for c in missing if c not in guess]
+        how = (f"If {', '.join(f'{v!r}' for v in guess.values())} {'is' if len(guess) == 1 else 'are'} "
+               f"{', '.join(guess)}, map {'it' if len(guess) == 1 else 'them'}: columns={guess} (CLI: --col "
+               + ",".join(f"{k}={v}" for k, v in guess.items()) + ")" + (". " if rest else "")) if guess else ""
+        if rest:
+            how += f"Map your names with columns={{'{rest[0]}': 'your_name'}} (CLI: --col {rest[0]}=your_name)"
         raise BayescaleError(
             f"missing column(s) {missing}: this law needs {needed}{hint}; the table has "
-            f"{list(frame.columns)}. Map your names with columns={{'{missing[0]}': 'your_name'}} "
-            f"(CLI: --col {missing[0]}=your_name)"
+            f"{list(frame.columns)}. {how}"
         )
     if len(frame) == 0:
         raise BayescaleError("the table has no rows; give at least one row")

@@ -687,7 +687,7 @@ def test_calibrate_checks_the_whole_table_as_fit_does_before_fitting(capsys, wor
     monkeypatch.setattr(inference, "fit", no_fit)
     runs = demo_data()
     renamed = write_csv(workdir, "renamed.csv", runs.rename(columns={"loss": "val_loss"}))
-    assert "--col loss=your_name" in user_error(capsys, "calibrate", renamed, "--quiet")
+    assert "--col loss=val_loss" in user_error(capsys, "calibrate", renamed, "--quiet")
     big = int(np.argmax(runs["params"] * runs["tokens"]))   # a held-out run
     broken = write_csv(workdir, "nan_loss.csv", runs.assign(loss=runs["loss"].where(runs.index != big, np.nan)))
     assert f"column 'loss' has 1 NaN or infinite value(s), first at row {big}" in \

@@ -423,3 +423,21 @@ def test_a_column_map_written_the_pandas_way_round_is_pointed_out():
         apply_column_map(df, {"loss": "final_loss"})
     assert "did you mean" not in str(err.value)
     assert list(apply_column_map(df, {"loss": "val_loss"}).columns) == ["params", "tokens", "loss"]
+
+
+def test_missing_columns_under_common_other_names_get_the_map_to_write():
+    """A table with N, D, L (or num_params, train_tokens, eval_loss) gets the --col to write; only
+    a guess (shown, never applied), and none where two columns could be it."""
+    df = pd.DataFrame({"N": [1e8, 2e8, 4e8, 8e8, 1.6e9, 3.2e9], "D": [2e9, 4e9, 8e9, 1.6e10, 3.2e10, 6.4e10],
+                       "L": [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]})
+    with pytest.raises(BayescaleError, match=r"columns=\{'params': 'N', 'tokens': 'D', 'loss': 'L'\} "
+                                             r"\(CLI: --col params=N,tokens=D,loss=L\)"):
+        validate(df, ("params", "tokens"), "loss")
+    named = df.rename(columns={"N": "num_params", "D": "train_tokens", "L": "eval_loss"})
+    with pytest.raises(BayescaleError, match=r"--col params=num_params,tokens=train_tokens,loss=eval_loss"):
+        validate(named, ("params", "tokens"), "loss")
+    two = named.assign(val_loss=named.eval_loss)   # control: two loss-like columns, no guess for loss
+    with pytest.raises(BayescaleError) as err:
+        validate(two, ("params", "tokens"), "loss")
+    assert "loss=eval_loss" not in str(err.value) and "loss=val_loss" not in str(err.value)
+    assert "--col params=num_params,tokens=train_tokens" in str(err.value) and "--col loss=your_name" in str(err.value)
