@@ -444,6 +444,27 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _load_fit(args):
+    """The saved fit, with --weights LAW=W,... set on a stacked fit (e.g. equal weights where
+    stacking put all on one law whose lead is within the noise)."""
+    from .saved import load
+
+    fit = load(args.fit)
+    given = getattr(args, "weights", None)
+    if given:
+        if not hasattr(fit, "fits"):
+            raise BayescaleError(f"--weights is for a stacked fit (bayescale fit --law a,b); {args.fit} is one law's "
+                                 f"fit ({fit.law_spec})")
+        fit.weights = parse_pairs(given, "--weights", float)   # checked: one per law, >= 0, summing to 1
+    return fit
+
+
+def _add_weights(s) -> None:
+    s.add_argument("--weights", action="append", metavar="LAW=W[,LAW=W...]",
+                   help="a stacked fit's weights instead of its PSIS-LOO stacking weights, one per law, "
+                        "summing to 1 (e.g. chinchilla=0.5,farseer=0.5)")
+
+
 def _fit_column_map(args, fit) -> dict:
     """--col, else the map the fit was made with (its rows may use the user's own names)."""
     given = _column_map(args)
@@ -522,7 +543,6 @@ def _warning_once(call):
 
 
 def cmd_predict(args) -> int:
-    from .saved import load
 
     if args.chain:
         args.kind = args.kind or "mean"
@@ -533,7 +553,7 @@ def cmd_predict(args) -> int:
     args.kind = args.kind or "observation"
     if not args.fit:
         raise BayescaleError("give a saved fit (bayescale predict FIT.nc ...) or --chain LOSS_FIT.nc DOWNSTREAM_FIT.nc")
-    fit = load(args.fit)
+    fit = _load_fit(args)
     points = _points(args, fit)
     levels = tuple(args.level) if args.level else LEVELS
     pred, warned = _warning_once(lambda: fit.predict(points, levels=levels, kind=args.kind, seed=args.seed,
@@ -592,9 +612,8 @@ def cmd_summary(args) -> int:
 
 
 def cmd_allocate(args) -> int:
-    from .saved import load
 
-    fit = load(args.fit)
+    fit = _load_fit(args)
     labels = parse_pairs(args.label, "--label")
     table, warned = _warning_once(lambda: fit.optimal_allocation(args.compute, levels=(0.9,), **labels))
     if args.json:   # the envelope of predict --json: what was fitted and the notes, beside the numbers
@@ -728,11 +747,10 @@ def cmd_sbc(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .saved import load
     from .report import fit_report
 
     _check_out_dir(args.out, "--out")
-    fit = load(args.fit)
+    fit = _load_fit(args)
     targets = _points(args, fit) if (args.at or args.data) else None
     budgets = args.compute or []
     path = fit_report(fit, args.out, targets, budgets, seed=args.seed)
@@ -742,10 +760,9 @@ def cmd_report(args) -> int:
 
 def cmd_plan(args) -> int:
     from .next_runs import plan
-    from .saved import load
 
     _check_json_and_report(args, "plan.json")
-    fit = load(args.fit)
+    fit = _load_fit(args)
     if not args.at or len(args.at) != 1:
         raise BayescaleError("give one target run: --at params=7e10,tokens=1.4e12 (and its group labels, if any)")
     target = _points(args, fit)
@@ -998,6 +1015,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bayescale predict fit.nc --data new_runs.csv --kind mean --json",
         "bayescale predict --chain loss.nc err.nc --at params=7B,tokens=2T"])
     s.add_argument("fit", nargs="?", help="a saved fit (.nc), from `bayescale fit`")
+    _add_weights(s)
     s.add_argument("--chain", nargs=2, metavar=("LOSS_FIT", "DOWNSTREAM_FIT"),
                    help="accuracy at new (N, D): loss from the first fit fed into the second (a law of loss)")
     s.add_argument("--loss-kind", choices=("mean", "observation"), default="mean",
@@ -1030,6 +1048,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bayescale allocate fit.nc --compute 1e22,1e23",
         "bayescale allocate fit.nc --compute 3e24 --label family=dense --json"])
     s.add_argument("fit", help="a saved fit (.nc)")
+    _add_weights(s)
     s.add_argument("--compute", action=Numbers, required=True, metavar="C[,C...]", what="FLOP budgets",
                    examples="1e22,1e23 or 3e24 (k/K = 1e3, M = 1e6, B/G = 1e9, T = 1e12, P = 1e15)",
                    help="FLOP budget(s), e.g. 1e22,1e23 (repeatable)")
@@ -1103,6 +1122,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "bayescale report fit.nc --out report/ --at params=70B,tokens=1.4T --compute 1e24"])
     s.add_argument("fit", help="a saved fit (.nc)")
     s.add_argument("--out", required=True, metavar="DIR", help="folder for report.html (and fit.png)")
+    _add_weights(s)
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12",
                    help="a target run (repeatable); default: the largest fitted run at 10x and 100x its compute")
     s.add_argument("--data", help="a table of targets instead of --at")
@@ -1118,6 +1138,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "bayescale plan fit.nc --at params=7e10,tokens=1.4e12 --candidates runs.csv --budget 3e20 "
                     "--report plan/ --json plan.json"])
     s.add_argument("fit", help="a saved fit (.nc)")
+    _add_weights(s)
     s.add_argument("--at", action="append", metavar="params=7e10,tokens=1.4e12", help="the target run (one)")
     s.add_argument("--candidates", metavar="RUNS.csv",
                    help="candidate runs (params, tokens[, group labels][, cost]); default: a grid of sizes "

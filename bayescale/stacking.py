@@ -312,8 +312,8 @@ def decisive_weight_notes(loos: dict, weights: dict) -> list[str]:
         if lead < 2 * se:
             out.append(f"stacking gives {top} {weights[top]:.2f} of the weight, though its ELPD lead over {name} "
                        f"({lead:.1f} ± {se:.1f}) is within two standard errors: the mixture carries almost none of "
-                       "their disagreement. To keep it, set the weights yourself (Python: stack.weights = {...}, e.g. "
-                       "equal; stack.save(path) keeps them for the command line)")
+                       "their disagreement. To keep it, set the weights yourself, e.g. equal (CLI: predict, allocate, "
+                       "report or plan --weights LAW=W,...; Python: stack.weights = {...})")
     return out
 
 

@@ -529,3 +529,28 @@ def test_calibrate_checks_a_stack_with_each_laws_own_pools_and_priors(stacked, m
     assert seen == [{"chinchilla": {"alpha": "Normal(0.3, 0.05)"}}]   # fit reads it per law itself
     with pytest.raises(bs.BayescaleError, match=r"cannot set a prior on \['nope'\]"):
         bs.calibrate(df, ["chinchilla", "kaplan-nd"], priors={"nope": "Normal(0, 1)"}, baselines=())
+
+
+def test_weights_set_on_the_command_line(stacked, tmp_path, capsys):
+    """predict/allocate --weights LAW=W,... mixes a saved stack by the weights given, as
+    stack.weights = ... does in Python; a single fit, or weights that are not one per law summing
+    to 1, are one clear error. Control: without --weights, stacking's own weights."""
+    from bayescale.cli import main
+    from cli_helpers import user_error
+
+    st, _ = stacked
+    path = st.save(tmp_path / "stack.nc")
+    at = ["--at", "params=7e10,tokens=1.4e12", "--json"]
+    assert main(["predict", str(path), *at, "--weights", "chinchilla=0.5,kaplan-nd=0.5"]) == 0
+    given = json.loads(capsys.readouterr().out)
+    assert given["weights"] == {"chinchilla": 0.5, "kaplan-nd": 0.5}
+    by_hand = StackedFit(st.fits, {"chinchilla": 0.5, "kaplan-nd": 0.5}).predict(
+        pd.DataFrame({"params": [7e10], "tokens": [1.4e12]}))
+    assert given["predictions"][0]["median"] == pytest.approx(float(by_hand["median"].iloc[0]), rel=1e-9)
+    assert main(["predict", str(path), *at]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"] == pytest.approx(st.weights)
+    assert main(["allocate", str(path), "--compute", "1e22", "--json", "--weights", "chinchilla=1,kaplan-nd=0"]) == 0
+    assert json.loads(capsys.readouterr().out)["weights"] == {"chinchilla": 1.0, "kaplan-nd": 0.0}
+    assert "sum to 1" in user_error(capsys, "predict", path, *at, "--weights", "chinchilla=0.7,kaplan-nd=0.7")
+    single = st.fits["chinchilla"].save(tmp_path / "one.nc")
+    assert "--weights is for a stacked fit" in user_error(capsys, "predict", single, *at, "--weights", "chinchilla=1")
