@@ -17,9 +17,9 @@ import pandas as pd
 from .data import SI_EXPONENTS
 from .errors import BayescaleError, BayescaleWarning, UnreliableSampling, UnreliableSamplingError
 from .files import check_fit_name
+from .results import REFERENCE_SYMBOL
 
 LEVELS = (0.5, 0.9)
-REFERENCE_SYMBOL = {"params": "N0", "tokens": "D0", "compute": "C0"}   # as the formulas write them
 STRICT_FAILED = 3   # exit status of `fit --strict` when the sampling diagnostics fail
 
 

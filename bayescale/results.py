@@ -75,6 +75,7 @@ def sampling_diagnostics(idata: az.InferenceData, names: list[str]) -> dict:
 SAMPLING_REMEDY = "Run more warmup/draws, raise target_accept (CLI --target-accept), or simplify the pooling"
 
 
+REFERENCE_SYMBOL = {"params": "N0", "tokens": "D0", "compute": "C0"}   # the reference scales as formulas write them
 MIN_GRID = 101   # search points per iso-FLOP line: e^±10 at steps of 0.2 in log N, refined by a parabola
 
 

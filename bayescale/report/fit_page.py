@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from ..data import GROUP_COLUMNS
 from ..errors import BayescaleWarning
 from ..checks import check_seed
+from ..results import REFERENCE_SYMBOL
 from .html import embedded_image, page, table_html
 from .plots import _training_table
 
@@ -182,12 +183,12 @@ def reference_lines(fit) -> list[str]:
 
 def _one_reference_text(one) -> str:
     parts = []
-    for name, value in one.logref.items():
+    for name, value in one.reference_scales.items():
         if name in one.law.linear_inputs:
             parts.append(f"{name}: {_g(value)}")
         else:
-            symbol = {"params": "N0", "tokens": "D0"}.get(name, f"{name}0")
-            parts.append(f"{symbol} = {_g(math.exp(value))} {UNITS.get(name, '')}".rstrip())
+            symbol = REFERENCE_SYMBOL.get(name, f"{name}0")
+            parts.append(f"{symbol} = {_g(value)} {UNITS.get(name, '')}".rstrip())
     return ("The law is written about reference scales near the data's geometric mean: " + ", ".join(parts)
             + f". Formula: {one.law.formula}.") if parts else f"Formula: {one.law.formula}."
 
